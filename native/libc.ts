@@ -1,0 +1,173 @@
+// The only module that touches FFI: koffi bindings to the few libc calls Node
+// does not offer (netlink sockets, setns, mount, flock). Every failure becomes
+// a SyscallError carrying errno. koffi is loaded on first use, so commands
+// that never reach the kernel do not pay for it.
+
+import type * as Koffi from 'koffi';
+
+export class SyscallError extends Error {
+  readonly syscall: string;
+  readonly errno: number;
+  readonly code: string;
+  constructor(syscall: string, errno: number, detail?: string) {
+    const code = errnoName(errno);
+    super(`${syscall}${detail ? ` ${detail}` : ''}: ${code} (${strerror(errno)})`);
+    this.name = 'SyscallError';
+    this.syscall = syscall;
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SOL_NETLINK = 270;
+export const MSG_TRUNC = 0x20;
+export const CLONE_NEWNET = 0x40000000;
+export const MS_BIND = 0x1000;
+export const MNT_DETACH = 2;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+interface Libc {
+  koffi: typeof Koffi;
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
+  setns: (fd: number, nstype: number) => number;
+  mount: (source: string, target: string, fstype: string | null, flags: number, data: null) => number;
+  umount2: (target: string, flags: number) => number;
+  flock: (fd: number, op: number) => number;
+  close: (fd: number) => number;
+  strerror: (errno: number) => string;
+}
+
+let cached: Libc | undefined;
+
+function libc(): Libc {
+  if (cached) return cached;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const koffi: typeof Koffi = require('koffi');
+  const lib = koffi.load('libc.so.6');
+  cached = {
+    koffi,
+    socket: lib.func('int socket(int, int, int)'),
+    bind: lib.func('int bind(int, const void *, uint32_t)'),
+    sendto: lib.func('intptr_t sendto(int, const void *, size_t, int, const void *, uint32_t)'),
+    recv: lib.func('intptr_t recv(int, void *, size_t, int)'),
+    setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+    setns: lib.func('int setns(int, int)'),
+    mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
+    umount2: lib.func('int umount2(const char *, int)'),
+    flock: lib.func('int flock(int, int)'),
+    close: lib.func('int close(int)'),
+    strerror: lib.func('const char *strerror(int)'),
+  };
+  return cached;
+}
+
+const EINTR = 4;
+
+/** Runs a libc call, retrying on EINTR; a negative result becomes a SyscallError. */
+function check(syscall: string, call: () => number, detail?: string): number {
+  for (;;) {
+    const r = call();
+    if (r >= 0) return r;
+    const errno = libc().koffi.errno();
+    if (errno !== EINTR) throw new SyscallError(syscall, errno, detail);
+  }
+}
+
+let errnoNames: Map<number, string> | undefined;
+
+export function errnoName(errno: number): string {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const table: Record<string, number> = require('os').constants.errno;
+    for (const [name, value] of Object.entries(table)) if (!errnoNames.has(value)) errnoNames.set(value, name);
+  }
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
+export function strerror(errno: number): string {
+  return libc().strerror(errno);
+}
+
+/** A raw AF_NETLINK socket, bound with an automatic port id. */
+export function netlinkSocket(protocol: number): number {
+  const fd = check('socket', () => libc().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
+  const addr = Buffer.alloc(12);
+  addr.writeUInt16LE(AF_NETLINK, 0);
+  try {
+    check('bind', () => libc().bind(fd, addr, addr.length));
+  } catch (err) {
+    libc().close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const buf = Buffer.alloc(4);
+  buf.writeInt32LE(value);
+  check('setsockopt', () => libc().setsockopt(fd, level, name, buf, 4), `(${level}/${name})`);
+}
+
+/** SO_RCVTIMEO: a receive that waits longer fails with EAGAIN. */
+export function setReceiveTimeout(fd: number, ms: number): void {
+  const tv = Buffer.alloc(16);
+  tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+  tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+  check('setsockopt', () => libc().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16), '(SO_RCVTIMEO)');
+}
+
+/** Sends a whole message to the kernel (netlink port 0). */
+export function sendToKernel(fd: number, msg: Buffer): void {
+  const addr = Buffer.alloc(12);
+  addr.writeUInt16LE(AF_NETLINK, 0);
+  const n = check('sendto', () => libc().sendto(fd, msg, msg.length, 0, addr, addr.length));
+  if (n !== msg.length) throw new SyscallError('sendto', 0, `short write ${n}/${msg.length}`);
+}
+
+/** Receives one datagram; returns its full length (may exceed buf with MSG_TRUNC). */
+export function receive(fd: number, buf: Buffer, flags = 0): number {
+  return check('recv', () => libc().recv(fd, buf, buf.length, flags));
+}
+
+export function setns(fd: number, nstype: number): void {
+  check('setns', () => libc().setns(fd, nstype));
+}
+
+export function bindMount(source: string, target: string): void {
+  check('mount', () => libc().mount(source, target, null, MS_BIND, null), `${source} on ${target}`);
+}
+
+export function unmount(target: string, flags = MNT_DETACH): void {
+  check('umount2', () => libc().umount2(target, flags), target);
+}
+
+/** flock(2); with LOCK_NB returns false instead of throwing when the lock is held. */
+export function flock(fd: number, op: number): boolean {
+  try {
+    check('flock', () => libc().flock(fd, op));
+    return true;
+  } catch (err) {
+    const EWOULDBLOCK = 11;
+    if (op & LOCK_NB && err instanceof SyscallError && err.errno === EWOULDBLOCK) return false;
+    throw err;
+  }
+}
+
+export function close(fd: number): void {
+  check('close', () => libc().close(fd));
+}

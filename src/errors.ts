@@ -1,0 +1,60 @@
+// Typed errors shared by every layer. Each one renders as a single line that
+// names the device (when there is one), what was being done, and why.
+
+export interface ErrorContext {
+  device?: string;
+  op?: string;
+}
+
+export class NetdevError extends Error {
+  readonly device?: string;
+  readonly op?: string;
+  constructor(message: string, ctx: ErrorContext = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.device = ctx.device;
+    this.op = ctx.op;
+  }
+}
+
+/** Invalid input: state, config.json, annotation or policy. Nothing was changed. */
+export class ConfigError extends NetdevError {
+  readonly field?: string;
+  constructor(message: string, ctx: ErrorContext & { field?: string } = {}) {
+    super(message, ctx);
+    this.field = ctx.field;
+  }
+}
+
+/** The kernel refused a netlink request; carries errno and the extended-ack text. */
+export class NetlinkError extends NetdevError {
+  readonly errno: number;
+  readonly code: string;
+  readonly extack?: string;
+  constructor(errno: number, code: string, description: string, ctx: ErrorContext & { extack?: string }) {
+    const where = [ctx.op, ctx.device && `device ${ctx.device}`].filter(Boolean).join(' ');
+    const ack = ctx.extack ? `: ${ctx.extack}` : '';
+    super(`${where ? where + ': ' : ''}${code} (${description})${ack}`, ctx);
+    this.errno = errno;
+    this.code = code;
+    this.extack = ctx.extack;
+  }
+}
+
+/** The plan cannot be carried out against what the host and container hold now. */
+export class PlanError extends NetdevError {}
+
+/** Another container holds the device. */
+export class DeviceBusyError extends NetdevError {
+  readonly owner: string;
+  constructor(device: string, owner: string) {
+    super(`device ${device} is held by container ${owner}`, { device, op: 'claim' });
+    this.owner = owner;
+  }
+}
+
+/** State-dir problems: journal, pin, locks. */
+export class StateError extends NetdevError {}
+
+/** A kernel reply that does not parse. */
+export class DecodeError extends NetdevError {}

@@ -1,0 +1,171 @@
+// Typed link operations over the client: read links, change them, create veth
+// and macvlan devices, delete by group.
+
+import { NetlinkSocket } from './client';
+import {
+  MessageBuilder, NlMessage, attrMap, attrString, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, formatMac,
+  parseMac, IFINFOMSG_LEN,
+} from './codec';
+import {
+  IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_PERM_ADDRESS,
+  IFLA_PROP_LIST, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK,
+} from './constants';
+import { NetlinkError } from '../errors';
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  flags: number;
+  up: boolean;
+  mtu: number;
+  mac: string | null;
+  permanentMac: string | null;
+  alias: string;
+  /** IFLA_INFO_KIND: "veth", "macvlan", ... ; null for physical devices. */
+  kind: string | null;
+  /** Set when the link is a port of a bridge or bond. */
+  masterIndex: number | null;
+  slaveKind: string | null;
+  /** IFLA_LINK: the peer or parent index (veth peer, macvlan master). */
+  linkIndex: number | null;
+  group: number;
+  altNames: string[];
+}
+
+export function decodeLink(m: NlMessage): LinkInfo {
+  const hdr = decodeIfInfo(m.payload);
+  const attrs = attrMap(decodeAttrs(m.payload, IFINFOMSG_LEN));
+  const info = attrs.get(IFLA_LINKINFO);
+  const infoAttrs = info ? attrMap(decodeAttrs(info)) : undefined;
+  const str = (t: number) => { const a = attrs.get(t); return a ? attrString(a) : undefined; };
+  const u32 = (t: number) => { const a = attrs.get(t); return a ? attrU32(a) : undefined; };
+  const mac = (t: number) => { const a = attrs.get(t); return a && a.length ? formatMac(a) : null; };
+  const props = attrs.get(IFLA_PROP_LIST);
+  const kind = infoAttrs?.get(IFLA_INFO_KIND);
+  const slaveKind = infoAttrs?.get(IFLA_INFO_SLAVE_KIND);
+  return {
+    index: hdr.index,
+    name: str(IFLA_IFNAME) ?? '',
+    flags: hdr.flags,
+    up: (hdr.flags & IFF_UP) !== 0,
+    mtu: u32(IFLA_MTU) ?? 0,
+    mac: mac(IFLA_ADDRESS),
+    permanentMac: mac(IFLA_PERM_ADDRESS),
+    alias: str(IFLA_IFALIAS) ?? '',
+    kind: kind ? attrString(kind) : null,
+    masterIndex: u32(IFLA_MASTER) ?? null,
+    slaveKind: slaveKind ? attrString(slaveKind) : null,
+    linkIndex: u32(IFLA_LINK) ?? null,
+    group: u32(IFLA_GROUP) ?? 0,
+    altNames: props ? decodeAttrs(props).filter((a) => a.type === IFLA_ALT_IFNAME).map((a) => attrString(a.data)) : [],
+  };
+}
+
+export function listLinks(sock: NetlinkSocket): LinkInfo[] {
+  const req = new MessageBuilder(RTM_GETLINK, 0).raw(encodeIfInfo({}));
+  return sock.dump(req, { op: 'list links' }).filter((m) => m.type === RTM_NEWLINK).map(decodeLink);
+}
+
+/** One link by name or index, or null when there is none. */
+export function getLink(sock: NetlinkSocket, by: { name: string } | { index: number }): LinkInfo | null {
+  const req = new MessageBuilder(RTM_GETLINK, 0).raw(encodeIfInfo({ index: 'index' in by ? by.index : 0 }));
+  if ('name' in by) req.str(IFLA_IFNAME, by.name);
+  try {
+    const reply = sock.request(req, { op: 'get link', device: 'name' in by ? by.name : `#${by.index}` });
+    const link = reply.find((m) => m.type === RTM_NEWLINK);
+    return link ? decodeLink(link) : null;
+  } catch (err) {
+    if (err instanceof NetlinkError && err.code === 'ENODEV') return null;
+    throw err;
+  }
+}
+
+export interface LinkChanges {
+  name?: string;
+  up?: boolean;
+  /** Move into the namespace this fd refers to. */
+  netnsFd?: number;
+  mtu?: number;
+  mac?: string;
+  /** "" removes the alias. */
+  alias?: string;
+  group?: number;
+}
+
+/** Applies changes to an existing link in one RTM_NEWLINK. */
+export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges, ctx: { op: string; device: string }): void {
+  const up = changes.up;
+  const req = new MessageBuilder(RTM_NEWLINK, 0).raw(
+    encodeIfInfo({ index, flags: up ? IFF_UP : 0, change: up === undefined ? 0 : IFF_UP }),
+  );
+  if (changes.netnsFd !== undefined) req.u32(IFLA_NET_NS_FD, changes.netnsFd);
+  if (changes.name !== undefined) req.str(IFLA_IFNAME, changes.name);
+  if (changes.mtu !== undefined) req.u32(IFLA_MTU, changes.mtu);
+  if (changes.mac !== undefined) req.attr(IFLA_ADDRESS, parseMac(changes.mac));
+  if (changes.alias !== undefined) req.attr(IFLA_IFALIAS, Buffer.from(changes.alias, 'utf8'));
+  if (changes.group !== undefined) req.u32(IFLA_GROUP, changes.group);
+  sock.request(req, ctx);
+}
+
+export interface NewLinkCommon {
+  name: string;
+  /** Namespace to create the device in (for veth: the peer's namespace). */
+  netnsFd: number;
+  mtu?: number;
+  mac?: string;
+  group: number;
+}
+
+/** A veth pair: `hostName` here, the peer `peer.name` directly in peer.netnsFd. */
+export function createVeth(sock: NetlinkSocket, hostName: string, peer: NewLinkCommon, ctx: { op: string; device: string }): void {
+  const VETH_INFO_PEER = 1;
+  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({}));
+  req.str(IFLA_IFNAME, hostName).u32(IFLA_GROUP, peer.group);
+  if (peer.mtu !== undefined) req.u32(IFLA_MTU, peer.mtu);
+  req.nest(IFLA_LINKINFO, (li) => {
+    li.str(IFLA_INFO_KIND, 'veth');
+    li.nest(IFLA_INFO_DATA, (d) => d.nest(VETH_INFO_PEER, (p) => {
+      p.raw(encodeIfInfo({}));
+      p.str(IFLA_IFNAME, peer.name).u32(IFLA_NET_NS_FD, peer.netnsFd).u32(IFLA_GROUP, peer.group);
+      if (peer.mtu !== undefined) p.u32(IFLA_MTU, peer.mtu);
+      if (peer.mac !== undefined) p.attr(IFLA_ADDRESS, parseMac(peer.mac));
+    }));
+  });
+  sock.request(req, ctx);
+}
+
+export const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
+
+/** A macvlan on `masterIndex` (in the socket's namespace), created directly in spec.netnsFd. */
+export function createMacvlan(
+  sock: NetlinkSocket, masterIndex: number, mode: keyof typeof MACVLAN_MODES, spec: NewLinkCommon,
+  ctx: { op: string; device: string },
+): void {
+  const IFLA_MACVLAN_MODE = 1;
+  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({}));
+  req.str(IFLA_IFNAME, spec.name).u32(IFLA_LINK, masterIndex).u32(IFLA_NET_NS_FD, spec.netnsFd).u32(IFLA_GROUP, spec.group);
+  if (spec.mtu !== undefined) req.u32(IFLA_MTU, spec.mtu);
+  if (spec.mac !== undefined) req.attr(IFLA_ADDRESS, parseMac(spec.mac));
+  req.nest(IFLA_LINKINFO, (li) => {
+    li.str(IFLA_INFO_KIND, 'macvlan');
+    li.nest(IFLA_INFO_DATA, (d) => d.u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode]));
+  });
+  sock.request(req, ctx);
+}
+
+export function deleteLink(sock: NetlinkSocket, index: number, ctx: { op: string; device: string }): void {
+  sock.request(new MessageBuilder(RTM_DELLINK, 0).raw(encodeIfInfo({ index })), ctx);
+}
+
+/** Deletes every link of `group` in the socket's namespace in one request; false if there was none. */
+export function deleteLinkGroup(sock: NetlinkSocket, group: number, ctx: { op: string; device: string }): boolean {
+  const req = new MessageBuilder(RTM_DELLINK, 0).raw(encodeIfInfo({ index: 0 })).u32(IFLA_GROUP, group);
+  try {
+    sock.request(req, ctx);
+    return true;
+  } catch (err) {
+    if (err instanceof NetlinkError && err.code === 'ENODEV') return false;
+    throw err;
+  }
+}

@@ -1,0 +1,111 @@
+// Network namespace handles: open by pid or path, make a netlink socket inside
+// one, and pin one with a bind mount so its devices outlive its processes.
+
+import * as fs from 'fs';
+import * as libc from '../../native/libc';
+import { NetlinkSocket } from '../netlink/client';
+import { StateError } from '../errors';
+
+const SELF_PATH = '/proc/thread-self/ns/net';
+
+export class Netns {
+  private closed = false;
+
+  private constructor(readonly fd: number, readonly path: string, readonly dev: number, readonly ino: number) {}
+
+  /** The namespace the calling thread is in now: the hook's "host". */
+  static current(): Netns {
+    return Netns.open(SELF_PATH);
+  }
+
+  static fromPid(pid: number): Netns {
+    if (!Number.isInteger(pid) || pid <= 0) throw new StateError(`no network namespace: invalid pid ${pid}`);
+    return Netns.open(`/proc/${pid}/ns/net`);
+  }
+
+  /**
+   * Opens a namespace file; a plain file is refused here, and another kind of
+   * namespace is refused by setns(CLONE_NEWNET) when a socket is made in it.
+   */
+  static open(path: string): Netns {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, fs.constants.O_RDONLY);
+    } catch (err) {
+      throw new StateError(`cannot open network namespace ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    const st = fs.fstatSync(fd);
+    if (st.dev !== nsfsDevice()) {
+      fs.closeSync(fd);
+      throw new StateError(`${path} is not a network namespace`);
+    }
+    return new Netns(fd, path, st.dev, st.ino);
+  }
+
+  /** Whether both handles name the same namespace. */
+  sameAs(other: Netns): boolean {
+    return this.dev === other.dev && this.ino === other.ino;
+  }
+
+  /**
+   * A netlink socket that lives in this namespace. The calling thread enters
+   * the namespace only long enough to create it, then returns and checks it did.
+   */
+  socket(): NetlinkSocket {
+    const home = Netns.current();
+    try {
+      if (this.sameAs(home)) return NetlinkSocket.open();
+      libc.setns(this.fd, libc.CLONE_NEWNET);
+      try {
+        return NetlinkSocket.open();
+      } finally {
+        libc.setns(home.fd, libc.CLONE_NEWNET);
+        const back = fs.statSync(SELF_PATH);
+        if (back.ino !== home.ino || back.dev !== home.dev) {
+          throw new StateError(`could not return to network namespace ${home.ino} after entering ${this.path}`);
+        }
+      }
+    } finally {
+      home.close();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+}
+
+let nsfsDev: number | undefined;
+function nsfsDevice(): number {
+  nsfsDev ??= fs.statSync('/proc/self/ns/net').dev;
+  return nsfsDev;
+}
+
+/** Keeps `ns` alive by bind-mounting it on `target` (created here, mode 0600). */
+export function pin(ns: Netns, target: string): void {
+  const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  fs.closeSync(fd);
+  try {
+    libc.bindMount(`/proc/self/fd/${ns.fd}`, target);
+  } catch (err) {
+    fs.rmSync(target, { force: true });
+    throw err;
+  }
+}
+
+/** Whether `path` is a pin: a bind mount of a network namespace. */
+export function isPinned(path: string): boolean {
+  try {
+    return fs.statSync(path).dev === nsfsDevice();
+  } catch {
+    return false;
+  }
+}
+
+/** Releases a pin; a missing or unmounted pin is fine (unpin is idempotent). */
+export function unpin(target: string): void {
+  if (isPinned(target)) libc.unmount(target);
+  fs.rmSync(target, { force: true });
+}
