@@ -117,10 +117,10 @@ export interface NewLinkCommon {
   group: number;
 }
 
-/** A veth pair: `hostName` here, the peer `peer.name` directly in peer.netnsFd. */
+/** A veth pair: `hostName` here and up, the peer `peer.name` directly in peer.netnsFd. */
 export function createVeth(sock: NetlinkSocket, hostName: string, peer: NewLinkCommon, ctx: { op: string; device: string }): void {
   const VETH_INFO_PEER = 1;
-  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({}));
+  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ flags: IFF_UP, change: IFF_UP }));
   req.str(IFLA_IFNAME, hostName).u32(IFLA_GROUP, peer.group);
   if (peer.mtu !== undefined) req.u32(IFLA_MTU, peer.mtu);
   req.nest(IFLA_LINKINFO, (li) => {

@@ -1,0 +1,46 @@
+// Runs a plan's steps in order, recording each start in the journal before
+// touching the kernel; on failure, or later at poststop/gc, undoes every
+// started step in reverse order.
+
+import { OPERATIONS, ApplyContext } from './operations';
+import type { Journal } from './statedir';
+import { NetdevError } from '../errors';
+
+export class ApplyError extends NetdevError {
+  constructor(readonly failure: Error, readonly undoErrors: Error[]) {
+    const cause = failure;
+    const extra = undoErrors.length ? `; rollback also failed: ${undoErrors.map((e) => e.message).join('; ')}` : '';
+    super(`${cause.message}${extra}`, cause instanceof NetdevError ? { device: cause.device, op: cause.op } : {});
+  }
+}
+
+export function applyPlan(ctx: ApplyContext, journal: Journal, persist: () => void): void {
+  const { steps, devices } = journal.plan;
+  const byKey = new Map(devices.map((d) => [d.key, d]));
+  try {
+    for (let i = journal.started; i < steps.length; i++) {
+      journal.started = i + 1;
+      persist();
+      OPERATIONS[steps[i].do](ctx, byKey.get(steps[i].device)!);
+    }
+  } catch (err) {
+    throw new ApplyError(err as Error, rollback(ctx, journal));
+  }
+}
+
+/** Undoes every started step, last first, carrying on past failures; returns them. */
+export function rollback(ctx: ApplyContext, journal: Journal): Error[] {
+  const { steps, devices } = journal.plan;
+  const byKey = new Map(devices.map((d) => [d.key, d]));
+  const errors: Error[] = [];
+  for (let i = journal.started - 1; i >= 0; i--) {
+    const undo = steps[i].undo;
+    if (!undo) continue;
+    try {
+      OPERATIONS[undo](ctx, byKey.get(steps[i].device)!);
+    } catch (err) {
+      errors.push(err as Error);
+    }
+  }
+  return errors;
+}

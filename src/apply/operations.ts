@@ -1,0 +1,193 @@
+// What each step does to the kernel. Undo operations converge: they find the
+// device by its marker wherever it is now and put back the recorded original,
+// so running them again, or after a crash at any point, is safe.
+
+import type { Netns } from '../netns/netns';
+import type { NetlinkSocket } from '../netlink/client';
+import { addAddress, listAddresses } from '../netlink/address';
+import { createMacvlan, createVeth, deleteLinkGroup, getLink, listLinks, LinkInfo, setLink } from '../netlink/link';
+import { NetlinkError, PlanError } from '../errors';
+import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
+import type { DeviceRecord, Operation, Plan } from '../plan/types';
+
+export interface Side {
+  ns: Netns;
+  sock: NetlinkSocket;
+}
+
+export interface ApplyContext {
+  host: Side;
+  /** Null when the container's namespace is gone (poststop/gc without a pin). */
+  container: Side | null;
+  plan: Plan;
+  /** Persists progress (resolved names) in the journal. */
+  save(): void;
+  /** A loud report that does not stop the run (fallback names, lost devices). */
+  warn(message: string): void;
+  /** Set once the created-device group is gone, so it is deleted in one request. */
+  groupDeleted?: boolean;
+}
+
+type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
+
+const findMarked = (sock: NetlinkSocket, marker: string): LinkInfo | undefined =>
+  listLinks(sock).find((l) => l.alias === marker);
+
+function container(ctx: ApplyContext, rec: DeviceRecord): Side {
+  if (!ctx.container) throw new PlanError(`device ${rec.key}: the container's network namespace is gone`, { device: rec.key });
+  return ctx.container;
+}
+
+/** The device in the container, by marker (host/adopted) or by its current name (created). */
+function inContainer(ctx: ApplyContext, rec: DeviceRecord, name = rec.containerName): LinkInfo {
+  const { sock } = container(ctx, rec);
+  const link = rec.kind === 'host' ? findMarked(sock, rec.marker) : name ? getLink(sock, { name }) : null;
+  if (!link) throw new PlanError(`device ${rec.key}: not found in the container`, { device: rec.key });
+  return link;
+}
+
+const ctxOf = (rec: DeviceRecord, op: string) => ({ op, device: rec.key });
+
+const mark: Op = (ctx, rec) => {
+  const orig = rec.original!;
+  if (rec.adopted) {
+    const { sock } = container(ctx, rec);
+    const link = getLink(sock, { name: rec.containerName! });
+    if (!link) throw new PlanError(`device ${rec.key}: not found in the container`, { device: rec.key });
+    setLink(sock, link.index, { alias: rec.marker }, ctxOf(rec, 'mark'));
+    return;
+  }
+  const link = getLink(ctx.host.sock, { index: orig.index });
+  if (!link || link.name !== orig.name) {
+    throw new PlanError(`device ${rec.key}: changed on the host while being planned`, { device: rec.key, op: 'mark' });
+  }
+  setLink(ctx.host.sock, orig.index, { alias: rec.marker }, ctxOf(rec, 'mark'));
+};
+
+const unmark: Op = (ctx, rec) => {
+  for (const side of [ctx.container, ctx.host]) {
+    if (!side) continue;
+    const link = findMarked(side.sock, rec.marker);
+    if (link) return setLink(side.sock, link.index, { alias: rec.original!.alias }, ctxOf(rec, 'restore alias'));
+  }
+};
+
+const moveIn: Op = (ctx, rec) => {
+  if (rec.adopted) return;
+  const ct = container(ctx, rec);
+  setLink(ctx.host.sock, rec.original!.index, { netnsFd: ct.ns.fd, name: rec.targetName }, ctxOf(rec, 'move into container'));
+  rec.containerName = inContainer(ctx, rec).name;
+  ctx.save();
+};
+
+/** A free name on the host for the device coming back: its own, else a loud fallback. */
+function hostNameFor(ctx: ApplyContext, rec: DeviceRecord, current: LinkInfo | undefined): string {
+  const wanted = rec.original!.name;
+  const holder = getLink(ctx.host.sock, { name: wanted });
+  if (!holder || holder.index === current?.index) return wanted;
+  const taken = new Set(listLinks(ctx.host.sock).map((l) => l.name));
+  for (let n = 0; ; n++) {
+    const suffix = `-r${n}`;
+    const name = `${wanted.slice(0, 15 - suffix.length)}${suffix}`;
+    if (!taken.has(name)) {
+      ctx.warn(`device ${rec.key}: name ${wanted} is taken on the host by another device; restored as ${name}`);
+      return name;
+    }
+  }
+}
+
+const moveOut: Op = (ctx, rec) => {
+  const orig = rec.original!;
+  const ct = ctx.container;
+  const inside = ct ? findMarked(ct.sock, rec.marker) : undefined;
+  if (ct && inside) {
+    // Put MTU and MAC back while the device is still in the container, then move it out.
+    setLink(ct.sock, inside.index, {
+      up: false,
+      ...(inside.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
+      ...(orig.mac && inside.mac !== orig.mac ? { mac: orig.mac } : {}),
+    }, ctxOf(rec, 'restore in container'));
+    setLink(ct.sock, inside.index, { netnsFd: ctx.host.ns.fd, name: hostNameFor(ctx, rec, undefined) }, ctxOf(rec, 'move to host'));
+  }
+  const home = findMarked(ctx.host.sock, rec.marker);
+  if (!home) {
+    throw new PlanError(`device ${rec.key}: lost; not in the container nor on the host (original name ${orig.name})`, { device: rec.key, op: 'restore' });
+  }
+  const name = home.name === orig.name ? orig.name : hostNameFor(ctx, rec, home);
+  // Returned by the kernel, or never moved: converge name, MTU and MAC on the host.
+  const fix = {
+    ...(home.name !== name ? { name } : {}),
+    ...(home.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
+    ...(orig.mac && home.mac !== orig.mac ? { mac: orig.mac } : {}),
+  };
+  if (Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: false, ...fix }, ctxOf(rec, 'restore on host'));
+  const present = new Set(listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
+  const labelFrom = rec.adopted ? rec.containerName! : orig.name;
+  for (const a of orig.addresses.filter(isRestorable)) {
+    if (present.has(`${a.address}/${a.prefixlen}`)) continue;
+    addAddress(ctx.host.sock, home.index, { ...a, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
+  }
+  if (home.up !== orig.up || Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: orig.up }, ctxOf(rec, 'restore state'));
+};
+
+const copyAddresses: Op = (ctx, rec) => {
+  const { sock } = container(ctx, rec);
+  const link = inContainer(ctx, rec);
+  const from = rec.original?.name ?? rec.key;
+  for (const a of rec.containerAddresses) {
+    try {
+      addAddress(sock, link.index, { ...a, label: translateLabel(a.label, from, link.name) }, ctxOf(rec, 'add address'));
+    } catch (err) {
+      // Already there (a retried step) is what we wanted.
+      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+    }
+  }
+};
+
+const configure: Op = (ctx, rec) => {
+  const { sock } = container(ctx, rec);
+  const link = inContainer(ctx, rec);
+  const moved = rec.kind === 'host';
+  setLink(sock, link.index, {
+    ...(moved && rec.mtu !== undefined && rec.mtu !== link.mtu ? { mtu: rec.mtu } : {}),
+    ...(moved && rec.mac !== undefined && rec.mac !== link.mac ? { mac: rec.mac } : {}),
+    up: true,
+  }, ctxOf(rec, 'configure'));
+};
+
+const createVethOp: Op = (ctx, rec) => {
+  const ct = container(ctx, rec);
+  createVeth(ctx.host.sock, rec.key, {
+    name: rec.tempName!, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+  }, ctxOf(rec, 'create veth'));
+};
+
+const createMacvlanOp: Op = (ctx, rec) => {
+  const ct = container(ctx, rec);
+  const master = getLink(ctx.host.sock, { name: rec.master! });
+  if (!master) throw new PlanError(`device ${rec.key}: macvlan master ${rec.master} does not exist`, { device: rec.key });
+  createMacvlan(ctx.host.sock, master.index, rec.mode ?? 'bridge', {
+    name: rec.tempName!, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+  }, ctxOf(rec, 'create macvlan'));
+};
+
+const renameInContainer: Op = (ctx, rec) => {
+  const { sock } = container(ctx, rec);
+  const link = inContainer(ctx, rec, rec.tempName);
+  setLink(sock, link.index, { name: rec.targetName }, ctxOf(rec, 'rename'));
+  rec.containerName = isTemplate(rec.targetName) ? getLink(sock, { index: link.index })!.name : rec.targetName;
+  ctx.save();
+};
+
+/** Every created device of this container goes in one RTM_DELLINK by group. */
+const deleteCreated: Op = (ctx) => {
+  if (ctx.groupDeleted) return;
+  // Deleting a veth's container end takes its host end along.
+  deleteLinkGroup((ctx.container ?? ctx.host).sock, ctx.plan.group, { op: 'delete created devices', device: `group ${ctx.plan.group}` });
+  ctx.groupDeleted = true;
+};
+
+export const OPERATIONS: Record<Operation, Op> = {
+  mark, unmark, moveIn, moveOut, copyAddresses, configure,
+  createVeth: createVethOp, createMacvlan: createMacvlanOp, renameInContainer, deleteCreated,
+};

@@ -1,0 +1,57 @@
+// Wiring the hooks: into a bundle's config.json (runc, crun) or as a hooks.d
+// file (podman, CRI-O).
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { ConfigError } from '../errors';
+import { ANNOTATION } from '../config';
+
+/** The installed executable, as hook entries must name it (absolute). */
+export const BIN_PATH = path.resolve(__dirname, '../../../bin/oci-netdev');
+
+interface HookEntry {
+  path: string;
+  args?: string[];
+  timeout?: number;
+}
+
+const hookArgs = (command: string, extra: string[]) => ['oci-netdev', ...extra, command];
+
+/** Adds our createRuntime and poststop hooks to BUNDLE/config.json; running it again changes nothing. */
+export function injectHooks(bundle: string, extraArgs: string[] = []): { added: number } {
+  const file = path.join(bundle, 'config.json');
+  let config: { hooks?: Record<string, HookEntry[]> };
+  try {
+    config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError(`${file} is not a JSON object`);
+  config.hooks ??= {};
+  let added = 0;
+  for (const [stage, command] of [['createRuntime', 'create-runtime'], ['poststop', 'poststop']] as const) {
+    const list: HookEntry[] = (config.hooks[stage] ??= []);
+    const mine = list.findIndex((h: HookEntry) => h.path === BIN_PATH && h.args?.at(-1) === command);
+    const entry = { path: BIN_PATH, args: hookArgs(command, extraArgs) };
+    if (mine === -1) {
+      list.push(entry);
+      added++;
+    } else {
+      list[mine] = entry;
+    }
+  }
+  const tmp = `${file}.oci-netdev.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n');
+  fs.renameSync(tmp, file);
+  return { added };
+}
+
+/** A hooks.d file (version 1.0.0) that runs `oci-netdev hook` at both stages when the annotation is set. */
+export function hooksDConfig(extraArgs: string[] = []): object {
+  return {
+    version: '1.0.0',
+    hook: { path: BIN_PATH, args: hookArgs('hook', extraArgs) },
+    when: { annotations: { [`^${ANNOTATION.replace(/\./g, '\\.')}$`]: '.*' } },
+    stages: ['createRuntime', 'poststop'],
+  };
+}
