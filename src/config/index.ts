@@ -1,0 +1,8 @@
+// The config layer: the state, config.json and the annotation, validated into a ContainerRequest.
+
+export * from './types';
+export { ANNOTATION, MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES } from './load';
+export { loadContainerRequest, parseNetDevices, validateConfigFile } from './load';
+export { IFNAMSIZ, checkDevName, isDevNameTemplate, isValidDevName } from './names';
+export type { DevNameOptions } from './names';
+export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
