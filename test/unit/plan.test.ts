@@ -1,0 +1,129 @@
+import t from 'tap';
+import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, Observed } from '../../src/plan/plan';
+import type { DeviceSpec } from '../../src/config/types';
+import type { LinkInfo } from '../../src/netlink/link';
+import type { AddressInfo } from '../../src/netlink/address';
+import { DeviceBusyError, PlanError } from '../../src/errors';
+
+const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({
+  index, name, flags: 0x1003, up: true, mtu: 1500, mac: `02:00:00:00:00:${index.toString(16).padStart(2, '0')}`,
+  permanentMac: null, alias: '', kind: 'veth', masterIndex: null, slaveKind: null, linkIndex: null, group: 0, altNames: [],
+  ...extra,
+});
+
+const addr = (index: number, address: string, prefixlen: number, flags: number, scope: number, extra: Partial<AddressInfo> = {}) => ({
+  index, family: address.includes(':') ? 10 : 2, prefixlen, flags, scope, address,
+  preferredLifetime: 0xffffffff, validLifetime: 0xffffffff, ...extra,
+}) as AddressInfo & { index: number };
+
+const host = (key: string, name = key, extra: Partial<DeviceSpec> = {}): DeviceSpec => ({ key, kind: 'host', name, source: 'config', ...extra });
+
+const observed = (o: Partial<Observed> = {}): Observed => ({
+  hostLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(5, 'nic0'), link(6, 'nic1')],
+  hostAddresses: [
+    addr(5, '192.0.2.1', 24, 0x80, 0, { local: '192.0.2.1', broadcast: '192.0.2.255', label: 'nic0:a' }),
+    addr(5, '2001:db8::1', 64, 0x80, 0),
+    addr(5, 'fe80::1', 64, 0x80, 253),
+    addr(5, '10.0.0.1', 32, 0x80, 254),
+    addr(5, '2001:db8::99', 64, 0x100, 0, { validLifetime: 300 }),
+    addr(6, '198.51.100.1', 24, 0x80, 0),
+  ],
+  containerLinks: [link(1, 'lo', { flags: 0x9, kind: null })],
+  containerAddresses: [],
+  ...o,
+});
+
+const thrown = (fn: () => unknown): unknown => {
+  try { fn(); } catch (err) { return err; }
+  return undefined;
+};
+
+const ctx = { group: 0x12345, claims: new Map<string, string>() };
+
+t.test('a moved device gets mark, move, addresses and configure, with undos for mark and move', async (t) => {
+  const plan = planAttach([host('nic0', 'eth1')], observed(), ctx);
+  t.same(plan.steps, [
+    { device: 'nic0', do: 'mark', undo: 'unmark' },
+    { device: 'nic0', do: 'moveIn', undo: 'moveOut' },
+    { device: 'nic0', do: 'copyAddresses' },
+    { device: 'nic0', do: 'configure' },
+  ]);
+  const rec = plan.devices[0];
+  t.equal(rec.marker, 'oci-netdev:12345:nic0');
+  t.equal(rec.original?.index, 5);
+  t.equal(rec.original?.addresses.length, 5, 'the snapshot keeps every address for the restore');
+  t.same(rec.containerAddresses.map((a) => a.address), ['192.0.2.1', '2001:db8::1'], 'only global permanent addresses go in');
+  t.equal(rec.containerAddresses[0].broadcast, '192.0.2.255');
+  t.equal(rec.containerAddresses[0].label, 'nic0:a');
+});
+
+t.test('address rules', async (t) => {
+  t.ok(isPortable(addr(1, '192.0.2.1', 24, 0x80, 0)));
+  t.notOk(isPortable(addr(1, '10.0.0.1', 32, 0x80, 254)), 'host scope stays');
+  t.notOk(isPortable(addr(1, '2001:db8::9', 64, 0x100, 0)), 'not permanent stays');
+  t.ok(isRestorable(addr(1, '10.0.0.1', 32, 0x80, 254)), 'host-scope permanent addresses are restored on the host');
+  t.notOk(isRestorable(addr(1, 'fe80::1', 64, 0x80, 253)), 'the kernel regenerates IPv6 link-local');
+  t.equal(translateLabel('nic0', 'nic0', 'eth1'), 'eth1');
+  t.equal(translateLabel('nic0:a', 'nic0', 'eth1'), 'eth1:a');
+  t.equal(translateLabel('other', 'nic0', 'eth1'), 'other');
+  t.equal(translateLabel(undefined, 'nic0', 'eth1'), undefined);
+});
+
+t.test('a target name already in the container is refused before anything runs', async (t) => {
+  const obs = observed({ containerLinks: [link(1, 'lo'), link(2, 'eth1')] });
+  const err = thrown(() => planAttach([host('nic0', 'eth1')], obs, ctx));
+  t.ok(err instanceof PlanError, 'a PlanError');
+  t.match((err as Error).message, /device nic0: name eth1 already exists in the container/);
+  t.doesNotThrow(() => planAttach([host('nic0', 'eth%d')], obs, ctx), 'a %d template is left to the kernel');
+});
+
+t.test('a missing host device is an error unless the runtime already moved it', async (t) => {
+  t.throws(() => planAttach([host('gone0', 'eth1')], observed(), ctx), /gone0: no such device/);
+  const obs = observed({
+    containerLinks: [link(1, 'lo'), link(9, 'eth1', { mtu: 9000 })],
+    containerAddresses: [addr(9, '203.0.113.5', 24, 0x80, 0, { label: 'eth1' })],
+  });
+  const plan = planAttach([host('gone0', 'eth1')], obs, ctx);
+  const rec = plan.devices[0];
+  t.ok(rec.adopted);
+  t.equal(rec.original?.name, 'gone0', 'restored under the key');
+  t.equal(rec.original?.mtu, 9000);
+  t.equal(rec.containerName, 'eth1');
+  t.same(rec.containerAddresses, [], 'the runtime already copied the addresses');
+});
+
+t.test('loopback and held devices are refused', async (t) => {
+  t.throws(() => planAttach([host('lo', 'x0')], observed(), ctx), /loopback/);
+  const claims = new Map([['nic1', 'other-ctr']]);
+  const err = thrown(() => planAttach([host('nic0'), host('nic1')], observed(), { ...ctx, claims }));
+  t.ok(err instanceof DeviceBusyError, 'a DeviceBusyError');
+  t.equal((err as DeviceBusyError).owner, 'other-ctr');
+  t.match((err as Error).message, /device nic1 is held by container other-ctr/);
+});
+
+t.test('veth and macvlan are created under temporary names, then renamed', async (t) => {
+  const specs: DeviceSpec[] = [
+    { key: 'vh0', kind: 'veth', name: 'eth1', mtu: 1400, addresses: ['10.1.0.2/24', 'fd00::2/64'], source: 'config' },
+    { key: 'mv', kind: 'macvlan', name: 'eth2', master: 'nic1', source: 'config' },
+  ];
+  const plan = planAttach(specs, observed(), ctx);
+  t.same(plan.steps.map((s) => `${s.device}:${s.do}${s.undo ? `/${s.undo}` : ''}`), [
+    'vh0:createVeth/deleteCreated', 'vh0:renameInContainer', 'vh0:copyAddresses', 'vh0:configure',
+    'mv:createMacvlan/deleteCreated', 'mv:renameInContainer', 'mv:copyAddresses', 'mv:configure',
+  ]);
+  const [veth, mv] = plan.devices;
+  t.not(veth.tempName, mv.tempName);
+  t.ok(veth.tempName!.length <= 15 && mv.tempName!.length <= 15);
+  t.equal(mv.mode, 'bridge');
+  t.same(veth.containerAddresses.map((a) => [a.address, a.broadcast, a.flags]), [['10.1.0.2', '10.1.0.255', 0], ['fd00::2', undefined, 0x02]],
+    'IPv4 gets its broadcast, IPv6 is nodad');
+  t.throws(() => planAttach([{ ...specs[1], master: 'absent0' }], observed(), ctx), /master absent0 does not exist/);
+  t.throws(() => planAttach([{ ...specs[0], key: 'nic0' }], observed(), ctx), /veth host end already exists/);
+});
+
+t.test('addressFromCidr computes the IPv4 broadcast and leaves /31 and /32 without one', async (t) => {
+  t.equal(addressFromCidr('10.0.0.5/8').broadcast, '10.255.255.255');
+  t.equal(addressFromCidr('10.0.0.5/31').broadcast, undefined);
+  t.equal(addressFromCidr('10.0.0.5/32').broadcast, undefined);
+  t.equal(addressFromCidr('0.0.0.0/0').broadcast, '255.255.255.255');
+});
