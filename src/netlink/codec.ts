@@ -45,8 +45,8 @@ export function decodeMessages(buf: Buffer): NlMessage[] {
     });
     off += align4(len);
   }
-  if (off < buf.length && buf.length - off >= NLMSG_HDRLEN) {
-    throw new DecodeError(`trailing ${buf.length - off} bytes after netlink messages`);
+  if (off < buf.length) {
+    throw new DecodeError(`truncated netlink header: ${buf.length - off} bytes at offset ${off}`);
   }
   return out;
 }
@@ -64,6 +64,8 @@ export function decodeAttrs(buf: Buffer, start = 0): Attr[] {
     out.push({ type: rawType & NLA_TYPE_MASK, nested: (rawType & NLA_F_NESTED) !== 0, data: buf.subarray(off + NLA_HDRLEN, off + len) });
     off += align4(len);
   }
+  // Attributes are padded to 4 bytes, so 1 to 3 bytes left over are a header cut short.
+  if (off < buf.length) throw new DecodeError(`truncated attribute header: ${buf.length - off} bytes at offset ${off}`);
   return out;
 }
 
