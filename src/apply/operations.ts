@@ -166,9 +166,19 @@ const createMacvlanOp: Op = (ctx, rec) => {
   const ct = container(ctx, rec);
   const master = getLink(ctx.host.sock, { name: rec.master! });
   if (!master) throw new PlanError(`device ${rec.key}: macvlan master ${rec.master} does not exist`, { device: rec.key });
-  createMacvlan(ctx.host.sock, master.index, rec.mode ?? 'bridge', {
-    name: rec.tempName!, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
-  }, ctxOf(rec, 'create macvlan'));
+  const mode = rec.mode ?? 'bridge';
+  try {
+    createMacvlan(ctx.host.sock, master.index, mode, {
+      name: rec.tempName!, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+    }, ctxOf(rec, 'create macvlan'));
+  } catch (err) {
+    // The kernel says EINVAL without an extended ack when passthru and other modes meet on one master.
+    if (!(err instanceof NetlinkError && err.code === 'EINVAL' && !err.extack)) throw err;
+    const hint = mode === 'passthru'
+      ? `mode passthru needs a master that carries no other macvlan, and ${rec.master} may carry one (here or in another namespace)`
+      : `master ${rec.master} may carry a passthru macvlan, which allows no other`;
+    throw new NetlinkError(err.errno, err.code, 'Invalid argument', { ...ctxOf(rec, 'create macvlan'), extack: hint });
+  }
 };
 
 const renameInContainer: Op = (ctx, rec) => {

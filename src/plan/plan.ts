@@ -147,8 +147,13 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         step('createVeth', 'deleteCreated');
       } else {
         const master = spec.master ?? '';
-        if (!hostByName.has(master)) {
+        const masterLink = hostByName.get(master);
+        if (!masterLink) {
           throw new PlanError(`device ${spec.key}: macvlan master ${master} does not exist on the host`, { device: spec.key, op: 'plan' });
+        }
+        // The kernel refuses a macvlan MTU above its master's (EINVAL, no extended ack).
+        if (spec.mtu !== undefined && spec.mtu > masterLink.mtu) {
+          throw new PlanError(`device ${spec.key}: mtu ${spec.mtu} is above the MTU ${masterLink.mtu} of macvlan master ${master}`, { device: spec.key, op: 'plan' });
         }
         rec.master = master;
         rec.mode = spec.mode ?? 'bridge';

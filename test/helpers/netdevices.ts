@@ -1,0 +1,120 @@
+// Shared by the tests of created devices (veth, macvlan) and the extension fields: a simulated
+// host with a container netns, bundles that only hold config.json, hook runs with the request
+// trace, and what iproute2 shows of a device in detail.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeStateDir, OCI_NETDEV, runHook } from './hook';
+import { inSimHost, netnsPath, Sandbox, sh, ShResult, shOk, Teardownable } from './sandbox';
+
+/** The netlink message types the trace shows (`type=N`). */
+export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, DELADDR: 21, GETADDR: 22 } as const;
+
+export interface Rig {
+  sb: Sandbox;
+  /** The simulated host: the hook runs here. */
+  simhost: string;
+  /** The container's netns, named so that tests can look inside. */
+  ctr: string;
+  stateDir: string;
+}
+
+export function makeRig(t: Teardownable): Rig {
+  const sb = new Sandbox(t);
+  const simhost = sb.createNetns('simhost');
+  const ctr = sb.createNetns('ctr');
+  return { sb, simhost, ctr, stateDir: makeStateDir(sb) };
+}
+
+export interface ConfigOptions {
+  netDevices?: Record<string, object>;
+  /** config.json annotations. */
+  annotations?: Record<string, string>;
+}
+
+/** A bundle holding only config.json, joining the netns `ctr` by path. */
+export function configBundle(sb: Sandbox, ctr: string, opts: ConfigOptions): string {
+  const dir = sb.tempDir('bundle');
+  const config = {
+    ociVersion: '1.0.2-dev',
+    ...(opts.annotations && { annotations: opts.annotations }),
+    linux: {
+      namespaces: [{ type: 'network', path: netnsPath(ctr) }],
+      ...(opts.netDevices && { netDevices: opts.netDevices }),
+    },
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  return dir;
+}
+
+export interface OciStateLike {
+  ociVersion: string;
+  id: string;
+  status: string;
+  pid?: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+}
+
+export function ociState(id: string, bundle: string, status: 'creating' | 'created' | 'stopped', extra: Partial<OciStateLike> = {}): OciStateLike {
+  return { ociVersion: '1.0.2', id, status, bundle, ...extra };
+}
+
+/** Runs `oci-netdev <command>` in the simulated host with OCI_NETDEV_TRACE=1. */
+export function traced(rig: Rig, command: string, state: object): ShResult {
+  return runHook(rig.simhost, command, state, { stateDir: rig.stateDir, env: { OCI_NETDEV_TRACE: '1' } });
+}
+
+/** The trace lines of requests of one netlink type. */
+export function requests(stderr: string, type: number): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('trace: ') && l.includes(` type=${type} `));
+}
+
+/** stderr without the trace: what a user sees. */
+export function userStderr(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((l) => l && !l.startsWith('trace: '))
+    .join('\n');
+}
+
+/** `oci-netdev <args>` in the simulated host with the rig's state dir (status, gc, ...). */
+export function cli(rig: Rig, args: string[]): ShResult {
+  return sh(...inSimHost(rig.simhost, [OCI_NETDEV, '--state-dir', rig.stateDir, ...args]));
+}
+
+export interface IpDetail {
+  ifname: string;
+  ifindex: number;
+  mtu: number;
+  address: string;
+  flags: string[];
+  group: string;
+  link_netnsid?: number;
+  link?: string;
+  linkinfo?: { info_kind?: string; info_data?: { mode?: string } };
+  addr_info: { family: string; local: string; prefixlen: number; scope: string; nodad?: boolean; tentative?: boolean }[];
+}
+
+/** Every device of `ns` as `ip -j -d addr` shows it, by name. */
+export function ipDetails(ns: string): Record<string, IpDetail> {
+  const list = JSON.parse(shOk('ip', ['-n', ns, '-j', '-d', 'addr', 'show'])) as IpDetail[];
+  return Object.fromEntries(list.map((l) => [l.ifname, l]));
+}
+
+/** Devices of `ns` other than lo. */
+export function nonLoopback(ns: string): string[] {
+  return Object.keys(ipDetails(ns)).filter((n) => n !== 'lo').sort();
+}
+
+/** Devices in a link group other than the default one, in `ns`. */
+export function groupedDevices(ns: string): string[] {
+  return Object.values(ipDetails(ns))
+    .filter((l) => l.group !== 'default')
+    .map((l) => `${l.ifname} (group ${l.group})`);
+}
+
+/** The state dir holds nothing of a container: no journal, no pin. */
+export function stateEntries(stateDir: string): string[] {
+  mkdirSync(stateDir, { recursive: true });
+  return readdirSync(stateDir).filter((n) => !n.endsWith('.lock'));
+}
