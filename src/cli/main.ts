@@ -133,9 +133,12 @@ function run(p: Parsed): number {
       if (!entries.length) process.stdout.write('no containers hold devices\n');
       for (const e of entries) {
         process.stdout.write(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'})\n`);
-        for (const d of e.devices) {
-          process.stdout.write(`  ${d.key} -> ${d.containerName ?? '?'}  ${d.kind}  mac ${d.mac ?? '-'}  mtu ${d.mtu ?? '-'}\n`);
-        }
+        // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
+        const rows = [['HOST', '', 'CONTAINER', 'KIND', 'MAC', 'MTU'], ...e.devices.map((d) => [
+          d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.mac ?? '-', d.mtu === null ? '-' : String(d.mtu),
+        ])];
+        const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+        for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
       }
       return 0;
     }

@@ -238,6 +238,8 @@ export interface StatusDevice {
   key: string;
   containerName: string | null;
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
+  /** macvlan: the host parent interface (the key is only an id). */
+  master?: string;
   mac: string | null;
   mtu: number | null;
 }
@@ -269,6 +271,7 @@ export function status(opts: EngineOptions): StatusEntry[] {
           key: d.key,
           containerName: live?.name ?? d.containerName ?? null,
           kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
+          ...(d.master !== undefined ? { master: d.master } : {}),
           mac: live?.mac ?? null,
           mtu: live?.mtu ?? null,
         };

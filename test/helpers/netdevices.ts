@@ -4,6 +4,7 @@
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeStateDir, OCI_NETDEV, runHook } from './hook';
+import { DEV_PREFIX } from './names';
 import { inSimHost, netnsPath, Sandbox, sh, ShResult, shOk, Teardownable } from './sandbox';
 
 /** The netlink message types the trace shows (`type=N`). */
@@ -59,9 +60,19 @@ export function ociState(id: string, bundle: string, status: 'creating' | 'creat
   return { ociVersion: '1.0.2', id, status, bundle, ...extra };
 }
 
-/** Runs `oci-netdev <command>` in the simulated host with OCI_NETDEV_TRACE=1. */
-export function traced(rig: Rig, command: string, state: object): ShResult {
-  return runHook(rig.simhost, command, state, { stateDir: rig.stateDir, env: { OCI_NETDEV_TRACE: '1' } });
+/** Runs `oci-netdev <command>` in the simulated host with OCI_NETDEV_TRACE=1 (and `env`). */
+export function traced(rig: Rig, command: string, state: object, env: Record<string, string> = {}): ShResult {
+  return runHook(rig.simhost, command, state, { stateDir: rig.stateDir, env: { OCI_NETDEV_TRACE: '1', ...env } });
+}
+
+/**
+ * A policy file (spec/policy.schema.json) that lets the annotation use the test devices (names in
+ * the test family, DEV_PREFIX*) and nothing else. Pass its path as OCI_NETDEV_POLICY or --policy.
+ */
+export function annotationPolicy(sb: Sandbox): string {
+  const file = join(sb.tempDir('policy'), 'policy.json');
+  writeFileSync(file, JSON.stringify({ annotation: { allowDevices: [`${DEV_PREFIX}*`], allowMasters: [`${DEV_PREFIX}*`] } }));
+  return file;
 }
 
 /** The trace lines of requests of one netlink type. */
