@@ -1,0 +1,46 @@
+# oci-netdev. `make test` needs root and works from a fresh clone on Debian 12.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+.DEFAULT_GOAL := build
+
+BIN := node_modules/.bin
+TAP := $(BIN)/tap --reporter=tap
+SUITES := dist/test/unit dist/test/integration dist/test/e2e
+SYSTEM_PACKAGES := runc crun podman busybox-static iproute2
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+
+.PHONY: deps build test demo clean
+
+deps: node_modules/.package-lock.json
+	@missing=; \
+	for c in runc crun podman ip nsenter; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	[ "$$(dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null)" = 'install ok installed' ] || missing="$$missing busybox-static"; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: missing$$missing; installing $(SYSTEM_PACKAGES)"; \
+	  $(APT_GET) update && $(APT_GET) install -y $(SYSTEM_PACKAGES); \
+	fi
+
+# koffi ships prebuilt binaries, so its install script (which npm 11 warns about) is not needed.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+build: node_modules/.package-lock.json
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p .
+
+# Each suite in its own tap run, in this order (tap sorts the files of one run by name), then the
+# leak check alone; one summary line for all of them.
+test: deps build
+	@scripts/setup-runtimes.sh
+	@rc=0; { \
+	  for suite in $(SUITES) dist/test/leak-check.test.js; do \
+	    [ ! -e $$suite ] || $(TAP) $$suite || rc=$$?; echo; \
+	  done; \
+	  exit $$rc; \
+	} | node scripts/tap-summary.mjs
+
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf dist .tap src/config/generated
