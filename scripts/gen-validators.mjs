@@ -31,6 +31,7 @@ const schemas = {
   netDevices: 'netdevices.schema.json',
   state: 'state.schema.json',
   config: 'config.schema.json',
+  policy: 'policy.schema.json',
 };
 
 const ajv = new Ajv({

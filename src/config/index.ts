@@ -6,3 +6,8 @@ export { loadContainerRequest, parseNetDevices, validateConfigFile } from './loa
 export { IFNAMSIZ, checkDevName, isDevNameTemplate, isValidDevName } from './names';
 export type { DevNameOptions } from './names';
 export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
+export {
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  parsePolicy,
+} from './policy';
+export type { Glob, Policy, PolicySection } from './policy';

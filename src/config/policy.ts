@@ -1,0 +1,321 @@
+// The device policy: which host devices each source of requests may use.
+//
+// The hook runs as root, but whoever writes its input is not always root's equal: on podman and
+// CRI-O nodes the annotation oci-netdev.netDevices comes from whoever may create a container or a
+// pod. The policy file (root's, spec/policy.schema.json) says, per source, which host devices may
+// be moved or created (allowDevices), which masters macvlan devices may use (allowMasters), and
+// how many entries a container may ask for (maxDevices). Without a file, linux.netDevices in
+// config.json may use every device (as before policies existed) and the annotation none.
+//
+// These checks need only names, so they run before anything is observed. The rules that need
+// kernel state (loopback, default routes, bridge and bond ports, claims) are the planner's and
+// apply whatever the policy says.
+
+import * as fs from 'node:fs';
+import { ConfigError } from '../errors';
+import { ANNOTATION, MAX_DEVICES } from './load';
+import { parseJson, readBounded, sizeText } from './read';
+import { oneLine, preview, show, validate } from './schema';
+import type { DeviceSource, DeviceSpec } from './types';
+
+export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
+export const MAX_POLICY_BYTES = 1024 * 1024;
+/** Longest glob accepted, in characters; device names have at most 15 bytes. */
+export const MAX_GLOB_LENGTH = 256;
+
+const WHERE: Record<DeviceSource, string> = {
+  config: 'linux.netDevices',
+  annotation: `annotation ${ANNOTATION}`,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Globs: `*` any run of characters, `?` one character, `[...]` one character of a set (`[a-z]`,
+// `[!0-9]` or `[^0-9]`; `]` first in the set is literal), `\` quotes the next character.
+// Characters are Unicode code points. Matching is linear-backtracking, never exponential.
+
+type Token =
+  | { t: 'char'; c: string }
+  | { t: 'any' }
+  | { t: 'star' }
+  | { t: 'set'; negate: boolean; ranges: [string, string][] };
+
+export interface Glob {
+  readonly pattern: string;
+  matches(name: string): boolean;
+}
+
+/** Why `pattern` is not a valid glob, or undefined. */
+export function checkGlob(pattern: string): string | undefined {
+  try {
+    parseGlob(pattern);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Compiles a glob; throws an Error whose message says what is wrong with it. */
+export function compileGlob(pattern: string): Glob {
+  const tokens = parseGlob(pattern);
+  return { pattern, matches: (name: string) => matchTokens(tokens, Array.from(name)) };
+}
+
+function parseGlob(pattern: string): Token[] {
+  if (typeof pattern !== 'string') throw new Error('must be a string');
+  const cs = Array.from(pattern);
+  if (cs.length === 0) throw new Error('must not be empty');
+  if (cs.length > MAX_GLOB_LENGTH) throw new Error(`must be at most ${MAX_GLOB_LENGTH} characters`);
+  const tokens: Token[] = [];
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i];
+    if (c === '\\') {
+      if (i + 1 >= cs.length) throw new Error("ends in a lone '\\'");
+      tokens.push({ t: 'char', c: cs[++i] });
+    } else if (c === '*') {
+      if (tokens.at(-1)?.t !== 'star') tokens.push({ t: 'star' });
+    } else if (c === '?') {
+      tokens.push({ t: 'any' });
+    } else if (c === '[') {
+      let j = i + 1;
+      const negate = cs[j] === '!' || cs[j] === '^';
+      if (negate) j++;
+      const ranges: [string, string][] = [];
+      let first = true;
+      for (;;) {
+        if (j >= cs.length) throw new Error(`has an unterminated '[' at character ${i + 1}`);
+        let lo = cs[j];
+        if (lo === ']' && !first) break;
+        first = false;
+        if (lo === '\\') {
+          if (++j >= cs.length) throw new Error(`has an unterminated '[' at character ${i + 1}`);
+          lo = cs[j];
+        }
+        let hi = lo;
+        if (cs[j + 1] === '-' && j + 2 < cs.length && cs[j + 2] !== ']') {
+          j += 2;
+          hi = cs[j];
+          if (hi === '\\') {
+            if (++j >= cs.length) throw new Error(`has an unterminated '[' at character ${i + 1}`);
+            hi = cs[j];
+          }
+          if (hi.codePointAt(0)! < lo.codePointAt(0)!) throw new Error(`has a reversed range ${lo}-${hi}`);
+        }
+        ranges.push([lo, hi]);
+        j++;
+      }
+      tokens.push({ t: 'set', negate, ranges });
+      i = j;
+    } else {
+      tokens.push({ t: 'char', c });
+    }
+  }
+  return tokens;
+}
+
+function matchOne(tok: Token, c: string): boolean {
+  switch (tok.t) {
+    case 'char':
+      return tok.c === c;
+    case 'any':
+      return true;
+    case 'set': {
+      const cp = c.codePointAt(0)!;
+      const hit = tok.ranges.some(([lo, hi]) => cp >= lo.codePointAt(0)! && cp <= hi.codePointAt(0)!);
+      return hit !== tok.negate;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Classic wildcard matching: on a mismatch, let the last `*` take one more character. */
+function matchTokens(tokens: Token[], cs: string[]): boolean {
+  let p = 0;
+  let s = 0;
+  let starP = -1;
+  let starS = 0;
+  while (s < cs.length) {
+    if (p < tokens.length && tokens[p].t === 'star') {
+      starP = p++;
+      starS = s;
+    } else if (p < tokens.length && matchOne(tokens[p], cs[s])) {
+      p++;
+      s++;
+    } else if (starP >= 0) {
+      p = starP + 1;
+      s = ++starS;
+    } else {
+      return false;
+    }
+  }
+  while (p < tokens.length && tokens[p].t === 'star') p++;
+  return p === tokens.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy document.
+
+type ListField = 'allowDevices' | 'allowMasters';
+
+export interface PolicySection {
+  allowDevices: Glob[];
+  allowMasters: Glob[];
+  maxDevices: number;
+  /** Which fields the file gave; the others hold their defaults. */
+  given: { allowDevices: boolean; allowMasters: boolean; maxDevices: boolean };
+}
+
+export interface Policy {
+  /** The policy file, given or default; named in every refusal. */
+  file: string;
+  /** False when the file does not exist and the defaults apply. */
+  exists: boolean;
+  config: PolicySection;
+  annotation: PolicySection;
+}
+
+interface SectionDoc {
+  allowDevices?: string[];
+  allowMasters?: string[];
+  maxDevices?: number;
+}
+
+/** Defaults per source: config.json may use any device, the annotation none. */
+const DEFAULT_GLOBS: Record<DeviceSource, string[]> = { config: ['*'], annotation: [] };
+
+function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
+  const globs = (field: ListField): Glob[] =>
+    (doc?.[field] ?? DEFAULT_GLOBS[source]).map((pattern, i) => {
+      try {
+        return compileGlob(pattern);
+      } catch (err) {
+        const f = `${source}.${field}[${i}]`;
+        throw new ConfigError(`${where}: ${f}: ${(err as Error).message} (got ${preview(pattern)})`, { field: f });
+      }
+    });
+  return {
+    allowDevices: globs('allowDevices'),
+    allowMasters: globs('allowMasters'),
+    maxDevices: doc?.maxDevices ?? MAX_DEVICES,
+    given: {
+      allowDevices: doc?.allowDevices !== undefined,
+      allowMasters: doc?.allowMasters !== undefined,
+      maxDevices: doc?.maxDevices !== undefined,
+    },
+  };
+}
+
+/** The policy in force when `file` does not exist. */
+export function defaultPolicy(file = DEFAULT_POLICY_FILE): Policy {
+  const where = `policy ${show(file)}`;
+  return { file, exists: false, config: section('config', undefined, where), annotation: section('annotation', undefined, where) };
+}
+
+/** Parses and validates a policy document; `file` is named in errors and refusals. */
+export function parsePolicy(text: string | Buffer, file: string): Policy {
+  const where = `policy ${show(file)}`;
+  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
+  if (size > MAX_POLICY_BYTES) throw new ConfigError(`${where}: larger than ${sizeText(MAX_POLICY_BYTES)} (${size} bytes)`);
+  const doc = parseJson(text, where);
+  validate('policy', doc, where);
+  const d = doc as { config?: SectionDoc; annotation?: SectionDoc };
+  return { file, exists: true, config: section('config', d.config, where), annotation: section('annotation', d.annotation, where) };
+}
+
+/**
+ * Reads the policy. A missing default file means the defaults; a missing file that was asked for
+ * (`explicit`: --policy or OCI_NETDEV_POLICY) is an error, so a typo cannot loosen anything.
+ * The file must be a regular file, not a symbolic link, owned by root (or by us) and writable by
+ * its owner only: whoever can write it decides which devices containers get.
+ */
+export function loadPolicy(file = DEFAULT_POLICY_FILE, explicit = false): Policy {
+  const where = `policy ${show(file)}`;
+  if (!file.startsWith('/')) throw new ConfigError(`${where}: must be an absolute path`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !explicit) return defaultPolicy(file);
+    if (code === 'ENOENT') throw new ConfigError(`${where}: does not exist`);
+    if (code === 'ELOOP') throw new ConfigError(`${where}: is a symbolic link; give the file itself`);
+    throw new ConfigError(`${where}: cannot read: ${oneLine((err as Error).message)}`);
+  }
+  let text: Buffer;
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new ConfigError(`${where}: is not a regular file`);
+    const me = process.geteuid?.() ?? 0;
+    if (st.uid !== 0 && st.uid !== me) throw new ConfigError(`${where}: is owned by uid ${st.uid}; it must be root's`);
+    if (st.mode & 0o022) {
+      const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+      throw new ConfigError(`${where}: is writable by group or others (mode ${mode}); only its owner may write it`);
+    }
+    if (st.size > MAX_POLICY_BYTES) throw new ConfigError(`${where}: larger than ${sizeText(MAX_POLICY_BYTES)} (${st.size} bytes)`);
+    text = readBounded(fd, MAX_POLICY_BYTES, where);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return parsePolicy(text, file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enforcement.
+
+/** A request the policy refuses. Names the device, the source, the rule and the policy file. */
+export class PolicyError extends ConfigError {
+  readonly source: DeviceSource;
+  readonly rule: string;
+  readonly policyFile: string;
+  constructor(message: string, ctx: { device: string; source: DeviceSource; rule: string; policyFile: string }) {
+    super(message, { device: ctx.device, field: ctx.rule, op: 'policy' });
+    this.source = ctx.source;
+    this.rule = ctx.rule;
+    this.policyFile = ctx.policyFile;
+  }
+}
+
+function policyRef(policy: Policy): string {
+  return policy.exists ? `policy ${show(policy.file)}` : `the default policy (${show(policy.file)} does not exist)`;
+}
+
+function listText(policy: Policy, source: DeviceSource, field: ListField): string {
+  const s = policy[source];
+  const rule = `${source}.${field}`;
+  if (s.given[field]) return `${rule} ${JSON.stringify(s[field].map((g) => g.pattern))}`;
+  return `${rule}, which allows ${DEFAULT_GLOBS[source].length ? 'every device' : 'no device'} by default`;
+}
+
+/** The first policy refusal among `devices`, thrown as a PolicyError; nothing when all pass. */
+export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
+  const refuse = (d: DeviceSpec, what: string, field: ListField): never => {
+    const rule = `${d.source}.${field}`;
+    throw new PolicyError(
+      `device ${show(d.key)}: ${what} is refused for ${WHERE[d.source]} by ${policyRef(policy)}: ` +
+        `it matches no pattern of ${listText(policy, d.source, field)}`,
+      { device: d.key, source: d.source, rule, policyFile: policy.file },
+    );
+  };
+  for (const d of devices) {
+    const s = policy[d.source];
+    if (d.kind === 'macvlan') {
+      const master = d.master ?? '';
+      if (!s.allowMasters.some((g) => g.matches(master))) refuse(d, `macvlan master ${show(master)}`, 'allowMasters');
+    } else if (!s.allowDevices.some((g) => g.matches(d.key))) {
+      refuse(d, d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(d.key)}`, 'allowDevices');
+    }
+  }
+  for (const source of ['config', 'annotation'] as const) {
+    const mine = devices.filter((d) => d.source === source);
+    const max = policy[source].maxDevices;
+    if (mine.length > max) {
+      const d = mine[max];
+      const rule = `${source}.maxDevices`;
+      throw new PolicyError(
+        `device ${show(d.key)}: ${WHERE[source]} asks for ${mine.length} devices, more than ${rule} (${max}) ` +
+          `of ${policyRef(policy)} allows`,
+        { device: d.key, source, rule, policyFile: policy.file },
+      );
+    }
+  }
+}

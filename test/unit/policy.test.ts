@@ -1,0 +1,282 @@
+// The device policy (src/config/policy.ts): globs, the file and its defaults, enforcement per
+// source, and the planner's rules that no policy can lift (default routes, bridge/bond ports).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { ConfigError, DeviceBusyError, PlanError } from '../../src/errors';
+import {
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  parsePolicy,
+} from '../../src/config/policy';
+import { MAX_DEVICES } from '../../src/config/load';
+import type { DeviceSpec } from '../../src/config/types';
+import { planAttach, Observed } from '../../src/plan/plan';
+import type { LinkInfo } from '../../src/netlink/link';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-policy-'));
+t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let files = 0;
+
+/** A policy file in the temp dir, root's and 0644 unless told otherwise. */
+function policyFile(content: unknown, mode = 0o644): string {
+  const file = path.join(tmp, `policy${++files}.json`);
+  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  fs.chmodSync(file, mode);
+  return file;
+}
+
+const host = (key: string, source: DeviceSpec['source'] = 'config'): DeviceSpec => ({ key, kind: 'host', name: key, source });
+const veth = (key: string, source: DeviceSpec['source'] = 'config'): DeviceSpec => ({ key, kind: 'veth', name: 'c0', source });
+const macvlan = (key: string, master: string, source: DeviceSpec['source'] = 'config'): DeviceSpec =>
+  ({ key, kind: 'macvlan', name: key, master, mode: 'bridge', source });
+
+const thrown = (fn: () => unknown): unknown => {
+  try { fn(); } catch (err) { return err; }
+  return undefined;
+};
+
+t.test('globs: *, ?, sets, ranges, negation and escapes', async (t) => {
+  const m = (pattern: string, name: string) => compileGlob(pattern).matches(name);
+  t.ok(m('*', 'eth0'));
+  t.ok(m('*', ''), '* matches nothing too');
+  t.ok(m('eth*', 'eth'));
+  t.ok(m('eth*', 'eth12'));
+  t.notOk(m('eth*', 'veth0'), 'anchored at the start');
+  t.notOk(m('*0', 'eth01'), 'anchored at the end');
+  t.ok(m('e*h*1', 'eth0eth1'), 'backtracks over several stars');
+  t.ok(m('eth?', 'eth7'));
+  t.notOk(m('eth?', 'eth'));
+  t.notOk(m('eth?', 'eth10'));
+  t.ok(m('eth[0-3]', 'eth2'));
+  t.notOk(m('eth[0-3]', 'eth4'));
+  t.ok(m('eth[!0-3]', 'eth4'));
+  t.ok(m('eth[^0-3]', 'eth9'), '^ negates like !');
+  t.notOk(m('eth[!0-3]', 'eth1'));
+  t.ok(m('[ab]x', 'bx'));
+  t.ok(m('[]a]', ']'), '] first in a set is literal');
+  t.ok(m('[a-]', '-'), '- last in a set is literal');
+  t.ok(m('\\*', '*'));
+  t.notOk(m('\\*', 'x'), 'an escaped * is literal');
+  t.ok(m('a\\?', 'a?'));
+  t.ok(m('[\\]]', ']'));
+  t.ok(m('n?t', 'nét'), '? is one code point');
+  t.ok(m('[à-é]', 'è'), 'ranges over code points');
+  t.ok(m('Eth0', 'Eth0'));
+  t.notOk(m('eth0', 'ETH0'), 'case matters, as for the kernel');
+  for (const bad of ['', 'eth[0', 'eth[', '[!', 'x\\', '[z-a]', 'x'.repeat(257)]) {
+    t.ok(checkGlob(bad), `${JSON.stringify(bad.slice(0, 20))} is refused: ${checkGlob(bad)}`);
+  }
+  t.equal(checkGlob('x'.repeat(256)), undefined);
+  const started = Date.now();
+  t.notOk(m('*a*a*a*a*a*a*a*a*a*a*b', 'a'.repeat(5000)), 'no match');
+  t.ok(Date.now() - started < 2000, 'and no exponential backtracking');
+});
+
+t.test('parsePolicy: sections, defaults per field', async (t) => {
+  const p = parsePolicy(
+    JSON.stringify({ config: { maxDevices: 4 }, annotation: { allowDevices: ['veth*', 'eth[1-2]'], allowMasters: ['br0'] } }),
+    '/etc/p.json',
+  );
+  t.equal(p.file, '/etc/p.json');
+  t.ok(p.exists);
+  t.same(p.config.allowDevices.map((g) => g.pattern), ['*'], 'config.allowDevices defaults to every device');
+  t.same(p.config.allowMasters.map((g) => g.pattern), ['*']);
+  t.equal(p.config.maxDevices, 4);
+  t.same(p.annotation.allowDevices.map((g) => g.pattern), ['veth*', 'eth[1-2]']);
+  t.same(p.annotation.allowMasters.map((g) => g.pattern), ['br0']);
+  t.equal(p.annotation.maxDevices, MAX_DEVICES);
+  t.same(p.annotation.given, { allowDevices: true, allowMasters: true, maxDevices: false });
+
+  const empty = parsePolicy('{}', '/x');
+  t.same(empty.annotation.allowDevices, [], 'a file without an annotation section allows the annotation nothing');
+  t.same(empty.config.allowDevices.map((g) => g.pattern), ['*']);
+
+  const d = defaultPolicy();
+  t.equal(d.file, DEFAULT_POLICY_FILE);
+  t.notOk(d.exists);
+  t.same(d.annotation.allowDevices, []);
+  t.same(d.annotation.allowMasters, []);
+});
+
+t.test('parsePolicy: every mistake is a ConfigError naming the file and the field', async (t) => {
+  const bad: [unknown, RegExp][] = [
+    ['', /^policy \/p: empty, expected JSON$/],
+    ['{"config": ', /^policy \/p: invalid JSON: /],
+    ['[]', /^policy \/p: must be object/],
+    [{ confg: {} }, /^policy \/p: confg: unknown field$/],
+    [{ config: { allowDevice: [] } }, /^policy \/p: config\.allowDevice: unknown field$/],
+    [{ config: { allowDevices: 'eth*' } }, /^policy \/p: config\.allowDevices: must be an array of at most 1024 glob strings/],
+    [{ annotation: { allowDevices: [1] } }, /^policy \/p: annotation\.allowDevices\[0\]: must be a glob string \(got 1\)$/],
+    [{ annotation: { allowMasters: Array(1025).fill('x') } }, /annotation\.allowMasters: must be an array of at most 1024/],
+    [{ annotation: { maxDevices: -1 } }, /^policy \/p: annotation\.maxDevices: must be an integer from 0 to 256 \(got -1\)$/],
+    [{ annotation: { maxDevices: 257 } }, /maxDevices: must be an integer from 0 to 256 \(got 257\)/],
+    [{ annotation: { maxDevices: 1.5 } }, /maxDevices: must be an integer/],
+    [{ config: { allowDevices: ['eth[0'] } }, /^policy \/p: config\.allowDevices\[0\]: has an unterminated '\[' at character 4 \(got "eth\[0"\)$/],
+    [{ config: { allowMasters: ['ok', ''] } }, /^policy \/p: config\.allowMasters\[1\]: must not be empty/],
+  ];
+  for (const [doc, message] of bad) {
+    const err = thrown(() => parsePolicy(typeof doc === 'string' ? doc : JSON.stringify(doc), '/p'));
+    t.ok(err instanceof ConfigError, `${JSON.stringify(doc).slice(0, 50)}: a ConfigError`);
+    t.match((err as Error).message, message);
+    t.notMatch((err as Error).message, /\n/, 'one line');
+  }
+  t.equal((thrown(() => parsePolicy(JSON.stringify({ annotation: { maxDevices: 'x' } }), '/p')) as ConfigError).field, 'annotation.maxDevices');
+});
+
+t.test(`parsePolicy and loadPolicy refuse more than ${MAX_POLICY_BYTES} bytes`, async (t) => {
+  const big = JSON.stringify({ config: { allowDevices: ['*'] }, pad: 'x'.repeat(MAX_POLICY_BYTES) });
+  t.throws(() => parsePolicy(big, '/p'), { constructor: ConfigError, message: /^policy \/p: larger than 1 MiB \(\d+ bytes\)$/ });
+  const file = policyFile(big);
+  t.throws(() => loadPolicy(file, true), { constructor: ConfigError, message: /larger than 1 MiB/ });
+});
+
+t.test('loadPolicy: the default file may be absent, a named one may not', async (t) => {
+  const missing = path.join(tmp, 'missing.json');
+  const d = loadPolicy(missing);
+  t.notOk(d.exists, 'defaults');
+  t.equal(d.file, missing);
+  t.same(d.annotation.allowDevices, []);
+  t.throws(() => loadPolicy(missing, true), { constructor: ConfigError, message: `policy ${missing}: does not exist` });
+  t.throws(() => loadPolicy('relative.json', true), { message: /must be an absolute path/ });
+  const ok = policyFile({ annotation: { allowDevices: ['x*'] } });
+  const p = loadPolicy(ok, true);
+  t.ok(p.exists);
+  t.same(p.annotation.allowDevices.map((g) => g.pattern), ['x*']);
+});
+
+t.test('loadPolicy: only root may write the policy, and links are not followed', async (t) => {
+  const good = policyFile({});
+  const link = path.join(tmp, 'link.json');
+  fs.symlinkSync(good, link);
+  t.throws(() => loadPolicy(link, true), { constructor: ConfigError, message: `policy ${link}: is a symbolic link; give the file itself` });
+  t.throws(() => loadPolicy(link), { message: /is a symbolic link/, }, 'also at the default path');
+
+  t.throws(() => loadPolicy(policyFile({}, 0o664), true), { message: /is writable by group or others \(mode 0664\)/ });
+  t.throws(() => loadPolicy(policyFile({}, 0o646), true), { message: /is writable by group or others \(mode 0646\)/ });
+  t.doesNotThrow(() => loadPolicy(policyFile({}, 0o600), true), '0600 is fine');
+  t.doesNotThrow(() => loadPolicy(policyFile({}, 0o444), true), '0444 is fine');
+
+  const foreign = policyFile({});
+  fs.chownSync(foreign, 65534, 65534);
+  t.throws(() => loadPolicy(foreign, true), { message: /is owned by uid 65534; it must be root's/ });
+
+  const dir = path.join(tmp, 'dir.json');
+  fs.mkdirSync(dir);
+  t.throws(() => loadPolicy(dir, true), { constructor: ConfigError, message: /is not a regular file/ });
+
+  const fifo = path.join(tmp, 'fifo.json');
+  t.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  const started = Date.now();
+  t.throws(() => loadPolicy(fifo, true), { message: /is not a regular file/ }, 'a FIFO is refused, not waited on');
+  t.ok(Date.now() - started < 1000);
+});
+
+t.test('without a file: config.json may use any device, the annotation none', async (t) => {
+  const d = defaultPolicy('/etc/oci-netdev/policy.json');
+  t.doesNotThrow(() => checkPolicy([host('eth0'), host('anything'), veth('vh0'), macvlan('m', 'eth0')], d));
+  t.doesNotThrow(() => checkPolicy(Array.from({ length: MAX_DEVICES }, (_, i) => host(`d${i}`)), d), '256 devices');
+
+  const err = thrown(() => checkPolicy([host('eth0'), host('eth1', 'annotation')], d)) as PolicyError;
+  t.ok(err instanceof PolicyError && err instanceof ConfigError, 'a PolicyError, which is a ConfigError');
+  t.equal(
+    err.message,
+    'device eth1: host device eth1 is refused for annotation oci-netdev.netDevices by the default policy ' +
+      '(/etc/oci-netdev/policy.json does not exist): it matches no pattern of annotation.allowDevices, which allows no device by default',
+  );
+  t.equal(err.device, 'eth1');
+  t.equal(err.source, 'annotation');
+  t.equal(err.rule, 'annotation.allowDevices');
+  t.equal(err.policyFile, '/etc/oci-netdev/policy.json');
+  t.match(thrown(() => checkPolicy([macvlan('m0', 'eth0', 'annotation')], d)), {
+    message: /^device m0: macvlan master eth0 is refused for annotation oci-netdev\.netDevices by the default policy .*annotation\.allowMasters/,
+    rule: 'annotation.allowMasters',
+  });
+  t.match(thrown(() => checkPolicy([veth('vh0', 'annotation')], d)), { message: /^device vh0: veth host end vh0 is refused/ });
+});
+
+t.test('a policy file: allowDevices, allowMasters and maxDevices per source', async (t) => {
+  const p = parsePolicy(
+    JSON.stringify({
+      config: { allowDevices: ['nic*'], allowMasters: ['br*'], maxDevices: 2 },
+      annotation: { allowDevices: ['pod-[0-9]', 'vh*'], allowMasters: ['eth1'], maxDevices: 3 },
+    }),
+    '/etc/oci-netdev/policy.json',
+  );
+  t.doesNotThrow(() => checkPolicy([host('nic0'), macvlan('m', 'br0'), host('pod-1', 'annotation'), veth('vh1', 'annotation'), macvlan('m2', 'eth1', 'annotation')], p));
+  t.match(thrown(() => checkPolicy([host('eth0')], p)), {
+    message: 'device eth0: host device eth0 is refused for linux.netDevices by policy /etc/oci-netdev/policy.json: it matches no pattern of config.allowDevices ["nic*"]',
+    source: 'config',
+    rule: 'config.allowDevices',
+  });
+  t.match(thrown(() => checkPolicy([host('nic0', 'annotation')], p)), {
+    message: /^device nic0: host device nic0 is refused for annotation oci-netdev\.netDevices by policy \/etc\/oci-netdev\/policy\.json: it matches no pattern of annotation\.allowDevices \["pod-\[0-9\]","vh\*"\]$/,
+  }, 'each source has its own section');
+  t.match(thrown(() => checkPolicy([macvlan('m', 'eth0', 'annotation')], p)), {
+    message: /^device m: macvlan master eth0 is refused .*annotation\.allowMasters \["eth1"\]$/,
+  });
+  t.doesNotThrow(() => checkPolicy([macvlan('zzz', 'eth1', 'annotation')], p), 'a macvlan key is only an id: allowDevices does not apply');
+  t.match(thrown(() => checkPolicy([host('nic0'), host('nic1'), host('nic2')], p)), {
+    message: 'device nic2: linux.netDevices asks for 3 devices, more than config.maxDevices (2) of policy /etc/oci-netdev/policy.json allows',
+    device: 'nic2',
+    rule: 'config.maxDevices',
+  });
+  t.match(thrown(() => checkPolicy(['pod-1', 'pod-2', 'pod-3', 'pod-4'].map((k) => host(k, 'annotation')), p)), {
+    rule: 'annotation.maxDevices',
+    message: /device pod-4: annotation oci-netdev\.netDevices asks for 4 devices, more than annotation\.maxDevices \(3\)/,
+  });
+  const none = parsePolicy(JSON.stringify({ config: { maxDevices: 0 } }), '/p');
+  t.match(thrown(() => checkPolicy([host('x')], none)), { rule: 'config.maxDevices', message: /more than config\.maxDevices \(0\)/ });
+  t.doesNotThrow(() => checkPolicy([], none), 'no devices, nothing to refuse');
+});
+
+// ---------------------------------------------------------------------------------------------
+// What no policy lifts: the planner's refusals from kernel state.
+
+const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({
+  index, name, flags: 0x1003, up: true, mtu: 1500, mac: `02:00:00:00:00:${index.toString(16).padStart(2, '0')}`,
+  permanentMac: null, alias: '', kind: 'veth', masterIndex: null, slaveKind: null, linkIndex: null, group: 0, altNames: [],
+  ...extra,
+});
+
+const observed = (o: Partial<Observed> = {}): Observed => ({
+  hostLinks: [
+    link(1, 'lo', { flags: 0x9, kind: null }), link(2, 'uplink'), link(3, 'up6'), link(4, 'br0', { kind: 'bridge' }),
+    link(5, 'port0', { masterIndex: 4, slaveKind: 'bridge' }), link(6, 'bond0', { kind: 'bond' }),
+    link(7, 'slave0', { masterIndex: 6, slaveKind: 'bond' }), link(8, 'free0'), link(9, 'orphan0', { masterIndex: 99 }),
+  ],
+  hostAddresses: [],
+  containerLinks: [link(1, 'lo', { flags: 0x9, kind: null })],
+  containerAddresses: [],
+  hostDefaultRoutes: [{ family: 2, index: 2 }, { family: 10, index: 2 }, { family: 10, index: 3 }],
+  ...o,
+});
+const ctx = { group: 0x4242, claims: new Map<string, string>() };
+
+t.test('always refused: a device that carries a default route, IPv4 or IPv6', async (t) => {
+  const err = thrown(() => planAttach([host('uplink')], observed(), ctx)) as PlanError;
+  t.ok(err instanceof PlanError);
+  t.equal(err.message, 'device uplink: it carries a default route (IPv4 and IPv6) in the host network namespace; oci-netdev never moves it, whatever the policy says');
+  t.equal(err.device, 'uplink');
+  t.equal(err.op, 'refuse');
+  t.match(thrown(() => planAttach([host('free0'), host('up6')], observed(), ctx)), { message: /^device up6: it carries a default route \(IPv6\)/ });
+  t.doesNotThrow(() => planAttach([host('free0')], observed(), ctx), 'a device without one moves');
+  t.doesNotThrow(() => planAttach([macvlan('m', 'uplink')], observed(), ctx), 'a macvlan on the uplink is fine: the uplink stays');
+});
+
+t.test('always refused: bridge and bond ports', async (t) => {
+  t.match(thrown(() => planAttach([host('port0')], observed(), ctx)), {
+    message: 'device port0: it is a bridge port of br0; oci-netdev never moves it, whatever the policy says',
+    constructor: PlanError,
+  });
+  t.match(thrown(() => planAttach([host('slave0')], observed(), ctx)), { message: /^device slave0: it is a bond port of bond0;/ });
+  t.match(thrown(() => planAttach([host('orphan0')], observed(), ctx)), { message: /^device orphan0: it is a master port of link #99;/ });
+});
+
+t.test('always refused: loopback, and a device another container holds (naming it)', async (t) => {
+  t.match(thrown(() => planAttach([host('lo')], observed(), ctx)), { message: /device lo: the loopback device cannot be moved/ });
+  const err = thrown(() => planAttach([host('free0')], observed(), { ...ctx, claims: new Map([['free0', 'ctr-a']]) }));
+  t.ok(err instanceof DeviceBusyError);
+  t.match(err, { owner: 'ctr-a', message: 'device free0 is held by container ctr-a' });
+});
