@@ -4,6 +4,7 @@
 import type { DeviceSpec } from '../config/types';
 import type { AddressInfo } from '../netlink/address';
 import type { LinkInfo } from '../netlink/link';
+import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
 import type { DeviceRecord, DeviceSnapshot, Plan, Step } from './types';
@@ -15,6 +16,8 @@ export interface Observed {
   hostAddresses: IndexedAddress[];
   containerLinks: LinkInfo[];
   containerAddresses: IndexedAddress[];
+  /** Links that carry a default route in the host namespace (src/netlink/route.ts); the engine always fills it. */
+  hostDefaultRoutes?: DefaultRoute[];
 }
 
 export interface PlanContext {
@@ -84,6 +87,22 @@ export function addressFromCidr(cidr: string): AddressInfo {
   return a;
 }
 
+/**
+ * Why a host device must stay on the host whatever the policy says, or undefined: it carries a
+ * default route (the host's way out), or it is a bridge or bond port (moving it breaks the
+ * master). The loopback device and claimed devices are refused on their own.
+ */
+export function alwaysRefused(link: LinkInfo, observed: Observed): string | undefined {
+  const families = (observed.hostDefaultRoutes ?? []).filter((r) => r.index === link.index).map((r) => (r.family === AF_INET ? 'IPv4' : 'IPv6'));
+  if (families.length) return `it carries a default route (${[...new Set(families)].sort().join(' and ')}) in the host network namespace`;
+  if (link.masterIndex) {
+    const master = observed.hostLinks.find((l) => l.index === link.masterIndex);
+    const kind = link.slaveKind ?? master?.kind ?? 'master';
+    return `it is a ${kind} port of ${master ? master.name : `link #${link.masterIndex}`}`;
+  }
+  return undefined;
+}
+
 function tempName(group: number, i: number): string {
   return `odt${group.toString(16).padStart(8, '0')}${i.toString(36)}`;
 }
@@ -129,6 +148,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         if (link.flags & IFF_LOOPBACK) {
           throw new PlanError(`device ${spec.key}: the loopback device cannot be moved`, { device: spec.key, op: 'plan' });
         }
+        const refusal = alwaysRefused(link, observed);
+        if (refusal) throw new PlanError(`device ${spec.key}: ${refusal}; oci-netdev never moves it, whatever the policy says`, { device: spec.key, op: 'refuse' });
         requireFreeTarget(spec);
         rec.original = snapshotOf(link, observed.hostAddresses);
         rec.containerAddresses = rec.original.addresses.filter(isPortable);
