@@ -2,12 +2,13 @@
 // Every failure is one line on stderr and a non-zero exit.
 
 import { DEFAULT_STATE_DIR } from '../apply/statedir';
-import { readStdinState, validateConfigFile } from '../config';
+import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateConfigFile } from '../config';
 import type { OciState } from '../config';
 import { attach, detach, gc, status, EngineOptions } from '../engine/lifecycle';
 import { hooksDConfig, injectHooks } from '../engine/hooks';
+import { hookTimeoutSeconds, startWatchdog } from './watchdog';
 
-const HELP = `Usage: oci-netdev [--state-dir DIR] COMMAND [ARGS]
+const HELP = `Usage: oci-netdev [--state-dir DIR] [--policy FILE] COMMAND [ARGS]
 
 Moves host network devices into a container's network namespace (runtime-spec
 linux.netDevices), creates veth and macvlan devices there, and puts everything
@@ -24,7 +25,8 @@ Hook commands (read the OCI state on stdin):
 Other commands:
   inject BUNDLE       add both hooks to BUNDLE/config.json (idempotent)
   hooks-d             print a hooks.d file (version 1.0.0) for podman/CRI-O
-  validate CONFIG     check a config.json's netDevices and annotation
+  validate CONFIG     check a config.json's netDevices and annotation,
+                      and that the policy allows them
   status [--json]     list containers and the devices they hold
   gc                  restore containers whose hook died or whose
                       container is gone without a poststop
@@ -32,6 +34,10 @@ Other commands:
 Options:
   --state-dir DIR     state directory (env OCI_NETDEV_STATE_DIR,
                       default ${DEFAULT_STATE_DIR})
+  --policy FILE       device policy (env OCI_NETDEV_POLICY, default
+                      ${DEFAULT_POLICY_FILE}; without that file,
+                      config.json may use any device and the annotation
+                      none). inject and hooks-d pass it on to the hooks
   -h, --help          show this help
   -V, --version       show the version
 `;
@@ -43,11 +49,14 @@ interface Parsed {
   args: string[];
   stateDir: string;
   stateDirGiven: boolean;
+  /** --policy or OCI_NETDEV_POLICY; unset means the default file, which may be absent. */
+  policyFile?: string;
   json: boolean;
 }
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed {
   let stateDir: string | undefined;
+  let policy: string | undefined;
   let json = false;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -57,6 +66,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       if (!stateDir) throw new UsageError('--state-dir needs a directory');
     } else if (a.startsWith('--state-dir=')) {
       stateDir = a.slice('--state-dir='.length);
+    } else if (a === '--policy') {
+      policy = argv[++i];
+      if (!policy) throw new UsageError('--policy needs a file');
+    } else if (a.startsWith('--policy=')) {
+      policy = a.slice('--policy='.length);
     } else if (a === '--json') {
       json = true;
     } else if (a === '-h' || a === '--help') {
@@ -74,12 +88,20 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const [command = 'help', ...args] = rest;
   const given = stateDir ?? env.OCI_NETDEV_STATE_DIR;
   if (given !== undefined && !given.startsWith('/')) throw new UsageError(`state dir must be an absolute path (got ${given})`);
-  return { command, args, stateDir: given ?? DEFAULT_STATE_DIR, stateDirGiven: given !== undefined, json };
+  const policyFile = policy ?? (env.OCI_NETDEV_POLICY || undefined);
+  if (policyFile !== undefined && !policyFile.startsWith('/')) throw new UsageError(`policy file must be an absolute path (got ${policyFile})`);
+  return {
+    command, args, stateDir: given ?? DEFAULT_STATE_DIR, stateDirGiven: given !== undefined, json,
+    ...(policyFile !== undefined ? { policyFile } : {}),
+  };
 }
 
 const ARITY: Record<string, number> = {
   'create-runtime': 0, poststop: 0, hook: 0, inject: 1, 'hooks-d': 0, validate: 1, status: 0, gc: 0, help: 0, version: 0,
 };
+
+/** The commands a runtime runs; they are bounded in wall time. */
+const HOOK_COMMANDS = new Set(['create-runtime', 'poststop', 'hook']);
 
 function run(p: Parsed): number {
   if (!(p.command in ARITY)) throw new UsageError(`unknown command ${p.command}`);
@@ -88,9 +110,12 @@ function run(p: Parsed): number {
   }
   const opts: EngineOptions = {
     stateDir: p.stateDir,
+    ...(p.policyFile !== undefined ? { policyFile: p.policyFile } : {}),
     warn: (m) => process.stderr.write(`oci-netdev: WARNING: ${m}\n`),
   };
   const passStateDir = p.stateDirGiven ? ['--state-dir', p.stateDir] : [];
+  const passOptions = [...passStateDir, ...(p.policyFile !== undefined ? ['--policy', p.policyFile] : [])];
+  if (HOOK_COMMANDS.has(p.command)) startWatchdog(hookTimeoutSeconds(), p.command);
   switch (p.command) {
     case 'help':
       process.stdout.write(HELP);
@@ -112,15 +137,16 @@ function run(p: Parsed): number {
       return 0;
     }
     case 'inject': {
-      const { added } = injectHooks(p.args[0], passStateDir);
+      const { added } = injectHooks(p.args[0], passOptions);
       process.stdout.write(`${p.args[0]}/config.json: ${added ? `added ${added} hook(s)` : 'hooks already present'}\n`);
       return 0;
     }
     case 'hooks-d':
-      process.stdout.write(JSON.stringify(hooksDConfig(passStateDir), null, 2) + '\n');
+      process.stdout.write(JSON.stringify(hooksDConfig(passOptions), null, 2) + '\n');
       return 0;
     case 'validate': {
       const devices = validateConfigFile(p.args[0]);
+      if (devices.length) checkPolicy(devices, loadPolicy(p.policyFile ?? DEFAULT_POLICY_FILE, p.policyFile !== undefined));
       process.stdout.write(`${p.args[0]}: ok, ${devices.length} device(s)\n`);
       return 0;
     }

@@ -4,11 +4,12 @@
 
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
-import { loadContainerRequest } from '../config';
+import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
 import type { OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
 import { listAddresses } from '../netlink/address';
+import { listDefaultRoutes } from '../netlink/route';
 import { planAttach } from '../plan/plan';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
@@ -16,6 +17,11 @@ import { Journal, StateDir } from '../apply/statedir';
 
 export interface EngineOptions {
   stateDir: string;
+  /**
+   * The policy file asked for (--policy, OCI_NETDEV_POLICY); it must exist. Unset: the default
+   * file, whose absence means the default policy (config.json may use any device, the annotation none).
+   */
+  policyFile?: string;
   /** Loud, non-fatal reports (fallback names, lost devices). */
   warn: (message: string) => void;
 }
@@ -52,6 +58,8 @@ function allocateGroup(others: Journal[], links: LinkInfo[]): number {
 export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state);
   if (req.devices.length === 0) return;
+  // Names only: refused before anything is observed or touched.
+  checkPolicy(req.devices, loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined));
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
@@ -89,6 +97,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         hostAddresses: listAddresses(host.sock),
         containerLinks,
         containerAddresses: listAddresses(container.sock),
+        hostDefaultRoutes: listDefaultRoutes(host.sock),
       }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held });
       journal = {
         version: 1,
@@ -202,7 +211,14 @@ export function gc(opts: EngineOptions): GcResult[] {
   const store = new StateDir(opts.stateDir);
   const results: GcResult[] = [];
   for (const id of store.containerIds()) {
-    const lock = store.tryLockContainer(id);
+    let lock;
+    try {
+      lock = store.tryLockContainer(id);
+    } catch (err) {
+      // An unsafe folder (a link, someone else's) is reported and left alone; the others go on.
+      results.push({ containerId: id, action: 'failed', reason: (err as Error).message });
+      continue;
+    }
     if (!lock) {
       results.push({ containerId: id, action: 'busy', reason: 'a hook is working on it' });
       continue;
