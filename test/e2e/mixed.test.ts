@@ -7,38 +7,10 @@ import t from 'tap';
 import { makeBundle } from '../helpers/bundle';
 import { OCI_NETDEV } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { groupedDevices, stateEntries } from '../helpers/netdevices';
+import { groupedDevices, parseIpAddr, SeenDevice, stateEntries } from '../helpers/netdevices';
 import { RUNTIMES, runContainer } from '../helpers/runtime';
 import { nsSnapshot, Sandbox, shOk } from '../helpers/sandbox';
 import { makeStateDir } from '../helpers/hook';
-
-export interface SeenDevice {
-  name: string;
-  flags: string[];
-  mtu: number;
-  mac: string | null;
-  addresses: string[];
-}
-
-/** Parses busybox `ip addr` output (as printed inside the container) into devices by name. */
-export function parseIpAddr(text: string): Record<string, SeenDevice> {
-  const out: Record<string, SeenDevice> = {};
-  let cur: SeenDevice | undefined;
-  for (const line of text.split('\n')) {
-    const head = /^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)> mtu (\d+)/.exec(line);
-    if (head) {
-      cur = { name: head[1], flags: head[2].split(','), mtu: Number(head[3]), mac: null, addresses: [] };
-      out[cur.name] = cur;
-      continue;
-    }
-    if (!cur) continue;
-    const ether = /^\s+link\/ether (\S+)/.exec(line);
-    if (ether) cur.mac = ether[1];
-    const inet = /^\s+inet6? (\S+) .*scope global/.exec(line);
-    if (inet) cur.addresses.push(inet[1]);
-  }
-  return out;
-}
 
 for (const runtime of RUNTIMES) {
   t.test(`${runtime}: a mixed config of moved, veth and macvlan devices, inside and after exit`, async (t) => {

@@ -129,3 +129,31 @@ export function stateEntries(stateDir: string): string[] {
   mkdirSync(stateDir, { recursive: true });
   return readdirSync(stateDir).filter((n) => !n.endsWith('.lock'));
 }
+
+export interface SeenDevice {
+  name: string;
+  flags: string[];
+  mtu: number;
+  mac: string | null;
+  addresses: string[];
+}
+
+/** Parses busybox `ip addr` output (as printed inside the container) into devices by name. */
+export function parseIpAddr(text: string): Record<string, SeenDevice> {
+  const out: Record<string, SeenDevice> = {};
+  let cur: SeenDevice | undefined;
+  for (const line of text.split('\n')) {
+    const head = /^\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)> mtu (\d+)/.exec(line);
+    if (head) {
+      cur = { name: head[1], flags: head[2].split(','), mtu: Number(head[3]), mac: null, addresses: [] };
+      out[cur.name] = cur;
+      continue;
+    }
+    if (!cur) continue;
+    const ether = /^\s+link\/ether (\S+)/.exec(line);
+    if (ether) cur.mac = ether[1];
+    const inet = /^\s+inet6? (\S+) .*scope global/.exec(line);
+    if (inet) cur.addresses.push(inet[1]);
+  }
+  return out;
+}
