@@ -5,7 +5,7 @@
 import type { Netns } from '../netns/netns';
 import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, listAddresses } from '../netlink/address';
-import { createMacvlan, createVeth, deleteLinkGroup, getLink, listLinks, LinkInfo, setLink } from '../netlink/link';
+import { createMacvlan, createVeth, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink } from '../netlink/link';
 import { NetlinkError, PlanError } from '../errors';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
 import type { DeviceRecord, Operation, Plan } from '../plan/types';
@@ -96,17 +96,28 @@ function hostNameFor(ctx: ApplyContext, rec: DeviceRecord, current: LinkInfo | u
   }
 }
 
+/**
+ * Applies name, MTU and MAC changes to a link that must be down for them: the kernel handles
+ * IFLA_ADDRESS, IFLA_MTU and IFLA_IFNAME before the flags of the same request, so a NIC without
+ * live address change (or any device being renamed) would refuse them while still up (EBUSY).
+ * The link is taken down in a request of its own first. Nothing is sent when nothing changes.
+ */
+function setWhileDown(sock: NetlinkSocket, link: LinkInfo, changes: LinkChanges, rec: DeviceRecord, op: string): void {
+  if (!Object.keys(changes).length) return;
+  if (link.up) setLink(sock, link.index, { up: false }, ctxOf(rec, `${op}: take down`));
+  setLink(sock, link.index, changes, ctxOf(rec, op));
+}
+
 const moveOut: Op = (ctx, rec) => {
   const orig = rec.original!;
   const ct = ctx.container;
   const inside = ct ? findMarked(ct.sock, rec.marker) : undefined;
   if (ct && inside) {
     // Put MTU and MAC back while the device is still in the container, then move it out.
-    setLink(ct.sock, inside.index, {
-      up: false,
+    setWhileDown(ct.sock, inside, {
       ...(inside.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
       ...(orig.mac && inside.mac !== orig.mac ? { mac: orig.mac } : {}),
-    }, ctxOf(rec, 'restore in container'));
+    }, rec, 'restore in container');
     setLink(ct.sock, inside.index, { netnsFd: ctx.host.ns.fd, name: hostNameFor(ctx, rec, undefined) }, ctxOf(rec, 'move to host'));
   }
   const home = findMarked(ctx.host.sock, rec.marker);
@@ -120,7 +131,7 @@ const moveOut: Op = (ctx, rec) => {
     ...(home.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
     ...(orig.mac && home.mac !== orig.mac ? { mac: orig.mac } : {}),
   };
-  if (Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: false, ...fix }, ctxOf(rec, 'restore on host'));
+  setWhileDown(ctx.host.sock, home, fix, rec, 'restore on host');
   const present = new Set(listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = rec.adopted ? rec.containerName! : orig.name;
   for (const a of orig.addresses.filter(isRestorable)) {
@@ -148,11 +159,14 @@ const configure: Op = (ctx, rec) => {
   const { sock } = container(ctx, rec);
   const link = inContainer(ctx, rec);
   const moved = rec.kind === 'host';
-  setLink(sock, link.index, {
+  // Created devices got their MTU and MAC at creation; moved ones get them here.
+  const changes: LinkChanges = {
     ...(moved && rec.mtu !== undefined && rec.mtu !== link.mtu ? { mtu: rec.mtu } : {}),
     ...(moved && rec.mac !== undefined && rec.mac !== link.mac ? { mac: rec.mac } : {}),
-    up: true,
-  }, ctxOf(rec, 'configure'));
+  };
+  // A moved device arrives down, so one request does it all; an adopted one may be up already.
+  if (link.up && Object.keys(changes).length) setWhileDown(sock, link, changes, rec, 'configure');
+  setLink(sock, link.index, { ...(link.up ? {} : changes), up: true }, ctxOf(rec, 'configure'));
 };
 
 const createVethOp: Op = (ctx, rec) => {
