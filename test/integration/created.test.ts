@@ -198,9 +198,10 @@ t.test('macvlan: a master that is down is fine; an absent one, or an MTU above i
   t.same(nsSnapshot(rig.simhost), before);
   t.same(stateEntries(rig.stateDir), [], 'no state');
 
-  const { id, bundle, r } = attach(rig, { mv0: { type: 'macvlan', master, name: 'eth0' } });
+  const { id, bundle, r } = attach(rig, { mv0: { type: 'macvlan', master, name: 'mv%d' }, [uniqueName('vh')]: { type: 'veth', name: 'mv%d' } });
   t.equal(r.status, 0, 'a master that is down is fine', { stderr: r.stderr });
-  const mv = ipDetails(rig.ctr).eth0;
+  t.same(nonLoopback(rig.ctr), ['mv0', 'mv1'], 'created devices take %d names the kernel picks');
+  const mv = ipDetails(rig.ctr).mv0;
   t.equal(mv?.linkinfo?.info_data?.mode, 'bridge', 'bridge is the default mode');
   t.ok(mv?.flags.includes('UP'), 'the macvlan is up', { flags: mv?.flags });
   t.notOk(nsSnapshot(rig.simhost)[master].up, 'the master stays down');
