@@ -9,6 +9,10 @@ import { StateError } from '../errors';
 import type { Plan } from '../plan/types';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
+/** How long a hook waits for another hook's lock before it gives up with an error. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+/** NAME_MAX: the longest path component. */
+const MAX_COMPONENT_BYTES = 255;
 
 export type Phase = 'attaching' | 'attached' | 'detaching';
 
@@ -47,54 +51,128 @@ export class Lock {
   }
 }
 
+/**
+ * Refuses a directory that is a symlink, not a directory, someone else's, or writable by group or
+ * others: whoever could write in it could plant links where we write journals and mount pins.
+ */
+function checkDir(dir: string, what: string): void {
+  const st = fs.lstatSync(dir);
+  if (st.isSymbolicLink()) throw new StateError(`${what} ${dir} is a symbolic link; refusing to use it`);
+  if (!st.isDirectory()) throw new StateError(`${what} ${dir} is not a directory`);
+  checkOwner(st, dir, what);
+  if (st.mode & 0o022) {
+    throw new StateError(`${what} ${dir} is writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); refusing to use it`);
+  }
+}
+
+function checkOwner(st: fs.Stats, file: string, what: string): void {
+  const me = process.geteuid!();
+  if (st.uid !== me) throw new StateError(`${what} ${file} is owned by uid ${st.uid}, not by us (uid ${me}); refusing to use it`);
+}
+
+/** A file we are about to read or lock: a regular file of ours (opened with O_NOFOLLOW already). */
+function checkOpenFile(fd: number, file: string, what: string): void {
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) throw new StateError(`${what} ${file} is not a regular file`);
+  checkOwner(st, file, what);
+}
+
 export class StateDir {
-  constructor(readonly root: string) {}
+  constructor(readonly root: string, readonly lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS) {}
 
   /** Creates the root (0700, root-owned) and refuses one that is a symlink or someone else's. */
   ensure(): void {
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const st = fs.lstatSync(this.root);
-    if (!st.isDirectory()) throw new StateError(`state dir ${this.root} is not a directory`);
-    if (st.uid !== process.getuid!()) throw new StateError(`state dir ${this.root} is owned by uid ${st.uid}, not by us`);
+    checkDir(this.root, 'state dir');
   }
 
+  /** Checks the root if it exists; false when it does not. */
+  private rootExists(): boolean {
+    try {
+      checkDir(this.root, 'state dir');
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** The container's folder: its id %-encoded into one path component, so `../x` stays inside. */
   containerDir(id: string): string {
-    return path.join(this.root, encodeId(id));
+    if (typeof id !== 'string' || id === '') throw new StateError('container id must not be empty');
+    const name = encodeId(id);
+    if (Buffer.byteLength(name) > MAX_COMPONENT_BYTES) {
+      throw new StateError(`container id is too long (${Buffer.byteLength(name)} bytes encoded, at most ${MAX_COMPONENT_BYTES})`);
+    }
+    return path.join(this.root, name);
   }
 
+  /** Where the container's netns is pinned; refuses a path that is a symlink or someone else's. */
   pinPath(id: string): string {
-    return path.join(this.containerDir(id), 'netns');
+    const pin = path.join(this.containerDir(id), 'netns');
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(pin);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return pin;
+      throw err;
+    }
+    if (st.isSymbolicLink()) throw new StateError(`netns pin ${pin} is a symbolic link; refusing to use it`);
+    checkOwner(st, pin, 'netns pin');
+    return pin;
+  }
+
+  /** Creates the container's folder (0700) if needed and checks it. */
+  private containerDirChecked(id: string, create: boolean): string {
+    const dir = this.containerDir(id);
+    if (create) {
+      try {
+        fs.mkdirSync(dir, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    checkDir(dir, `state of container ${id}:`);
+    return dir;
   }
 
   private journalPath(id: string): string {
     return path.join(this.containerDir(id), 'journal.json');
   }
 
-  /** Exclusive lock on one container's state; blocks. */
+  /** Exclusive lock on one container's state; waits at most lockTimeoutMs for another hook. */
   lockContainer(id: string): Lock {
-    fs.mkdirSync(this.containerDir(id), { recursive: true, mode: 0o700 });
-    return lockFile(path.join(this.containerDir(id), 'lock'), true)!;
+    if (!this.rootExists()) this.ensure();
+    const dir = this.containerDirChecked(id, true);
+    return lockFile(path.join(dir, 'lock'), this.lockTimeoutMs, `state of container ${id}`)!;
   }
 
   /** Like lockContainer but returns null when another process holds it. */
   tryLockContainer(id: string): Lock | null {
-    return lockFile(path.join(this.containerDir(id), 'lock'), false);
+    const dir = this.containerDirChecked(id, false);
+    return lockFile(path.join(dir, 'lock'), 0, `state of container ${id}`);
   }
 
   /** Global lock held while observing, planning and writing claims. */
   lockClaims(): Lock {
     this.ensure();
-    return lockFile(path.join(this.root, 'claims.lock'), true)!;
+    return lockFile(path.join(this.root, 'claims.lock'), this.lockTimeoutMs, 'device claims')!;
   }
 
   readJournal(id: string): Journal | null {
     let text: string;
+    const file = this.journalPath(id);
     try {
-      const fd = fs.openSync(this.journalPath(id), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      try { text = fs.readFileSync(fd, 'utf8'); } finally { fs.closeSync(fd); }
+      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      try {
+        checkOpenFile(fd, file, 'journal');
+        text = fs.readFileSync(fd, 'utf8');
+      } finally { fs.closeSync(fd); }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new StateError(`cannot read journal of container ${id}: ${(err as Error).message}`);
+      if (err instanceof StateError) throw err;
+      const why = (err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symbolic link' : (err as Error).message;
+      throw new StateError(`cannot read journal of container ${id}: ${why}`);
     }
     try {
       return JSON.parse(text) as Journal;
@@ -106,7 +184,9 @@ export class StateDir {
   writeJournal(j: Journal): void {
     const dir = this.containerDir(j.containerId);
     const tmp = path.join(dir, `.journal.${process.pid}.tmp`);
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+    // A leftover of a dead process with our pid goes first: O_EXCL then refuses links of any kind.
+    fs.rmSync(tmp, { force: true });
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
       fs.writeSync(fd, JSON.stringify(j));
       fs.fsyncSync(fd);
@@ -120,6 +200,7 @@ export class StateDir {
 
   /** Ids of every container that has state here. */
   containerIds(): string[] {
+    if (!this.rootExists()) return [];
     let names: string[];
     try {
       names = fs.readdirSync(this.root);
@@ -140,10 +221,30 @@ export class StateDir {
   }
 }
 
-function lockFile(file: string, wait: boolean): Lock | null {
-  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+/**
+ * An exclusive flock on `file`, created 0600 without following links. Waits up to `waitMs` for
+ * another holder (polling, so that a hung hook cannot hang every other one); null when `waitMs`
+ * is 0 and the lock is taken; StateError when the wait runs out.
+ */
+function lockFile(file: string, waitMs: number, what: string): Lock | null {
+  let fd: number;
   try {
-    if (libc.flock(fd, libc.LOCK_EX | (wait ? 0 : libc.LOCK_NB))) return new Lock(fd);
+    fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new StateError(`lock ${file} is a symbolic link; refusing to use it`);
+    throw err;
+  }
+  try {
+    checkOpenFile(fd, file, 'lock');
+    const deadline = Date.now() + waitMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+      if (libc.flock(fd, libc.LOCK_EX | libc.LOCK_NB)) return new Lock(fd);
+      if (waitMs === 0) break;
+      if (Date.now() >= deadline) {
+        throw new StateError(`${what}: still locked by another oci-netdev process after ${+(waitMs / 1000).toFixed(1)} s (${file})`);
+      }
+      Atomics.wait(SLEEPER, 0, 0, pause);
+    }
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -151,3 +252,5 @@ function lockFile(file: string, wait: boolean): Lock | null {
   fs.closeSync(fd);
   return null;
 }
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));

@@ -1,0 +1,468 @@
+// Hostile input and least privilege, end to end: the device policy and its defaults, the devices
+// no policy can release, container ids and state paths an attacker might shape, the size limits,
+// and the time bounds. Hooks run under nsenter in a throwaway netns with veth stand-in NICs.
+import t, { Test } from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join, resolve } from 'node:path';
+import { OCI_NETDEV, runHook } from '../helpers/hook';
+import { uniqueName } from '../helpers/names';
+import { inSimHost, netnsPath, nsSnapshot, Sandbox, sh, ShResult, shOk } from '../helpers/sandbox';
+import { Rig, configBundle, makeRig, nonLoopback, ociState, stateEntries } from '../helpers/netdevices';
+import { Journal, StateDir, encodeId } from '../../src/apply/statedir';
+import { NetlinkSocket } from '../../src/netlink/client';
+import { NetlinkError, StateError } from '../../src/errors';
+import { DEFAULT_POLICY_FILE } from '../../src/config/policy';
+import { MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES, MAX_STATE_BYTES } from '../../src/config';
+
+/** A stand-in NIC in the simulated host; returns its name. */
+function nic(rig: Rig, role = 'nic'): string {
+  const name = uniqueName(role);
+  rig.sb.createVethPair(rig.simhost, name, uniqueName('peer'));
+  return name;
+}
+
+/** A root-owned 0644 policy file. */
+function policy(rig: Rig, doc: object): string {
+  const file = join(rig.sb.tempDir('policy'), 'policy.json');
+  fs.writeFileSync(file, JSON.stringify(doc), { mode: 0o644 });
+  fs.chmodSync(file, 0o644);
+  return file;
+}
+
+function hook(rig: Rig, command: string, state: object, opts: { env?: Record<string, string>; stateDir?: string; args?: string[] } = {}): ShResult {
+  const stateDir = opts.stateDir ?? rig.stateDir;
+  if (!opts.args) return runHook(rig.simhost, command, state, { stateDir, env: opts.env });
+  return sh(...inSimHost(rig.simhost, [OCI_NETDEV, ...opts.args, command, '--state-dir', stateDir]), { input: JSON.stringify(state), env: opts.env });
+}
+
+/** The hook failed with exactly one line on stderr matching `message`. */
+function refused(t: Test, r: ShResult, message: RegExp | string, what: string): void {
+  t.equal(r.status, 1, `${what}: exits 1`, { stderr: r.stderr });
+  const lines = r.stderr.split('\n').filter(Boolean);
+  t.equal(lines.length, 1, `${what}: one line on stderr`, { stderr: r.stderr });
+  if (typeof message === 'string') t.equal(lines[0], message, what);
+  else t.match(lines[0], message, what);
+}
+
+function ok(t: Test, r: ShResult, what: string): void {
+  t.equal(r.status, 0, `${what}: exits 0`, { stderr: r.stderr });
+}
+
+/** Runs create-runtime, checks the refusal, and that nothing changed anywhere. */
+function refusedUnchanged(t: Test, rig: Rig, state: object, message: RegExp | string, what: string, opts: Parameters<typeof hook>[3] = {}): void {
+  const before = nsSnapshot(rig.simhost);
+  refused(t, hook(rig, 'create-runtime', state, opts), message, what);
+  t.same(nsSnapshot(rig.simhost), before, `${what}: the host is unchanged`);
+  t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
+  t.same(stateEntries(opts.stateDir ?? rig.stateDir), [], `${what}: no state left`);
+}
+
+let ids = 0;
+const cid = (role: string) => `ondt-sec-${role}-${++ids}`;
+
+// ---------------------------------------------------------------------------------------------
+// The policy.
+
+const ownPolicy = fs.existsSync(DEFAULT_POLICY_FILE) && `${DEFAULT_POLICY_FILE} exists on this machine`;
+t.test('without a policy file the annotation may use no device, config.json any', { skip: ownPolicy }, async (t) => {
+  const rig = makeRig(t);
+  const a = nic(rig);
+  const b = nic(rig);
+  const bundle = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [a]: {} }) } });
+  refusedUnchanged(t, rig, ociState(cid('ann'), bundle, 'creating'),
+    `oci-netdev: device ${a}: host device ${a} is refused for annotation oci-netdev.netDevices by the default policy ` +
+      `(${DEFAULT_POLICY_FILE} does not exist): it matches no pattern of annotation.allowDevices, which allows no device by default`,
+    'annotation without a policy');
+
+  const fromState = configBundle(rig.sb, rig.ctr, {});
+  refusedUnchanged(t, rig, ociState(cid('ann'), fromState, 'creating', { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [a]: {} }) } }),
+    /^oci-netdev: device \S+: host device \S+ is refused for annotation oci-netdev.netDevices by the default policy/,
+    'the annotation from the state, too');
+
+  const macvlan = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ m0: { type: 'macvlan', master: b } }) } });
+  refusedUnchanged(t, rig, ociState(cid('ann'), macvlan, 'creating'), /^oci-netdev: device m0: macvlan master \S+ is refused .*annotation\.allowMasters/,
+    'a macvlan from the annotation');
+
+  const id = cid('cfg');
+  const plain = configBundle(rig.sb, rig.ctr, { netDevices: { [b]: { name: 'eth1' } } });
+  ok(t, hook(rig, 'create-runtime', ociState(id, plain, 'creating')), 'config.json without a policy, as before policies existed');
+  t.same(nonLoopback(rig.ctr), ['eth1']);
+  ok(t, hook(rig, 'poststop', ociState(id, plain, 'stopped')), 'poststop');
+  t.ok(nsSnapshot(rig.simhost)[b], 'back on the host');
+});
+
+t.test('a policy file lets the annotation use what it lists, by --policy or OCI_NETDEV_POLICY', async (t) => {
+  const rig = makeRig(t);
+  const a = nic(rig, 'pod');
+  const other = nic(rig, 'nic');
+  const file = policy(rig, { annotation: { allowDevices: [`${a.slice(0, -1)}?`], maxDevices: 1 } });
+  const annotated = (devices: object) => configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify(devices) } });
+  const before = nsSnapshot(rig.simhost);
+
+  const ways: [string, Parameters<typeof hook>[3]][] = [['--policy', { args: ['--policy', file] }], ['OCI_NETDEV_POLICY', { env: { OCI_NETDEV_POLICY: file } }]];
+  for (const [how, opts] of ways) {
+    const id = cid('pol');
+    const bundle = annotated({ [a]: { name: 'net0' } });
+    ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), opts), `allowed by ${how}`);
+    t.same(nonLoopback(rig.ctr), ['net0'], `${how}: moved`);
+    ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), opts), `${how}: poststop`);
+    t.same(nsSnapshot(rig.simhost), before, `${how}: host as before`);
+  }
+
+  refusedUnchanged(t, rig, ociState(cid('pol'), annotated({ [other]: {} }), 'creating'),
+    `oci-netdev: device ${other}: host device ${other} is refused for annotation oci-netdev.netDevices by policy ${file}: ` +
+      `it matches no pattern of annotation.allowDevices ${JSON.stringify([`${a.slice(0, -1)}?`])}`,
+    'a device the policy does not list', { args: ['--policy', file] });
+
+  refusedUnchanged(t, rig, ociState(cid('pol'), annotated({ [a]: {}, [`${a.slice(0, -1)}x`]: { type: 'veth', name: 'c1' } }), 'creating'),
+    new RegExp(`^oci-netdev: device \\S+: annotation oci-netdev.netDevices asks for 2 devices, more than annotation.maxDevices \\(1\\) of policy ${file} allows$`),
+    'more devices than maxDevices', { args: ['--policy', file] });
+
+  const missing = join(rig.sb.tempDir('nopolicy'), 'policy.json');
+  refusedUnchanged(t, rig, ociState(cid('pol'), annotated({ [a]: {} }), 'creating'), `oci-netdev: policy ${missing}: does not exist`,
+    'a named policy file that does not exist', { env: { OCI_NETDEV_POLICY: missing } });
+
+  const loose = policy(rig, { annotation: { allowDevices: ['*'] } });
+  fs.chmodSync(loose, 0o666);
+  refusedUnchanged(t, rig, ociState(cid('pol'), annotated({ [a]: {} }), 'creating'),
+    `oci-netdev: policy ${loose}: is writable by group or others (mode 0666); only its owner may write it`,
+    'a policy anyone may write', { args: ['--policy', loose] });
+
+  const r = sh(OCI_NETDEV, ['--policy', 'relative.json', 'gc']);
+  t.equal(r.status, 2, 'a relative --policy is a usage error');
+  t.match(r.stderr, /policy file must be an absolute path/);
+});
+
+t.test('a policy restricts config.json too', async (t) => {
+  const rig = makeRig(t);
+  const a = nic(rig);
+  const b = nic(rig);
+  const file = policy(rig, { config: { allowDevices: [a], maxDevices: 1 } });
+  refusedUnchanged(t, rig, ociState(cid('cfg'), configBundle(rig.sb, rig.ctr, { netDevices: { [b]: {} } }), 'creating'),
+    `oci-netdev: device ${b}: host device ${b} is refused for linux.netDevices by policy ${file}: it matches no pattern of config.allowDevices ${JSON.stringify([a])}`,
+    'config.allowDevices', { args: ['--policy', file] });
+  refusedUnchanged(t, rig, ociState(cid('cfg'), configBundle(rig.sb, rig.ctr, { netDevices: { [a]: {}, v0: { type: 'veth', name: 'x' } } }), 'creating'),
+    /^oci-netdev: device v0: veth host end v0 is refused for linux.netDevices/, 'a veth host end is a host device name', { args: ['--policy', file] });
+});
+
+t.test('validate, inject and hooks-d honour and pass on --policy', async (t) => {
+  const rig = makeRig(t);
+  const file = policy(rig, { annotation: { allowDevices: ['ok*'] } });
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { eth9: {} }, annotations: { 'oci-netdev.netDevices': JSON.stringify({ ok1: {} }) } });
+  const config = join(bundle, 'config.json');
+  const v = sh(OCI_NETDEV, ['--policy', file, 'validate', config]);
+  t.equal(v.status, 0, 'validate with a policy that allows the annotation', { stderr: v.stderr });
+  t.match(v.stdout, /ok, 2 device\(s\)/);
+  const strict = policy(rig, {});
+  const v2 = sh(OCI_NETDEV, ['validate', config], { env: { OCI_NETDEV_POLICY: strict } });
+  t.equal(v2.status, 1, 'validate refuses what the policy refuses');
+  t.match(v2.stderr, /device ok1: host device ok1 is refused for annotation oci-netdev.netDevices by policy/);
+
+  const hooksD = JSON.parse(shOk(OCI_NETDEV, ['--state-dir', rig.stateDir, '--policy', file, 'hooks-d']));
+  t.same(hooksD.hook.args, ['oci-netdev', '--state-dir', rig.stateDir, '--policy', file, 'hook'], 'hooks-d passes --policy on');
+  const fromEnv = JSON.parse(shOk(OCI_NETDEV, ['hooks-d'], { env: { OCI_NETDEV_POLICY: file } }));
+  t.same(fromEnv.hook.args, ['oci-netdev', '--policy', file, 'hook'], 'and OCI_NETDEV_POLICY as --policy');
+  shOk(OCI_NETDEV, ['--policy', file, 'inject', bundle]);
+  const injected = JSON.parse(fs.readFileSync(config, 'utf8'));
+  t.same(injected.hooks.createRuntime[0].args, ['oci-netdev', '--policy', file, 'create-runtime'], 'inject passes --policy on');
+  t.same(injected.hooks.poststop[0].args, ['oci-netdev', '--policy', file, 'poststop']);
+});
+
+// ---------------------------------------------------------------------------------------------
+// What no policy releases.
+
+t.test('always refused, even with a policy that allows everything', async (t) => {
+  const rig = makeRig(t);
+  const all = policy(rig, { config: { allowDevices: ['*'] }, annotation: { allowDevices: ['*'], allowMasters: ['*'] } });
+  const opts = { args: ['--policy', all] };
+  const attempt = (devices: object, message: RegExp | string, what: string) =>
+    refusedUnchanged(t, rig, ociState(cid('always'), configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify(devices) } }), 'creating'),
+      message, what, opts);
+
+  attempt({ lo: { name: 'lo2' } }, 'oci-netdev: device lo: the loopback device cannot be moved', 'loopback');
+
+  const v4 = nic(rig, 'up4');
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '192.0.2.1/24', 'dev', v4]);
+  shOk('ip', ['-n', rig.simhost, 'route', 'add', 'default', 'via', '192.0.2.254', 'dev', v4]);
+  attempt({ [v4]: {} }, `oci-netdev: device ${v4}: it carries a default route (IPv4) in the host network namespace; oci-netdev never moves it, whatever the policy says`, 'IPv4 default route');
+
+  const v6 = nic(rig, 'up6');
+  shOk('ip', ['-n', rig.simhost, '-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', v6, 'nodad']);
+  shOk('ip', ['-n', rig.simhost, '-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', v6]);
+  attempt({ [v6]: {} }, new RegExp(`^oci-netdev: device ${v6}: it carries a default route \\(IPv6\\)`), 'IPv6 default route');
+
+  // A second IPv4 default (higher metric) through two ECMP nexthops, and one through a nexthop
+  // group that the kernel shows only by id (nexthop_compat_mode=0).
+  const [m1, m2, g1] = [nic(rig, 'mp'), nic(rig, 'mp'), nic(rig, 'nh')];
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '198.51.100.1/24', 'dev', m1]);
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '198.51.101.1/24', 'dev', m2]);
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '203.0.113.1/24', 'dev', g1]);
+  shOk('ip', ['-n', rig.simhost, 'route', 'add', 'default', 'metric', '50', 'nexthop', 'via', '198.51.100.254', 'dev', m1, 'nexthop', 'via', '198.51.101.254', 'dev', m2]);
+  shOk(...inSimHost(rig.simhost, ['sysctl', '-q', '-w', 'net.ipv4.nexthop_compat_mode=0']));
+  shOk('ip', ['-n', rig.simhost, 'nexthop', 'add', 'id', '71', 'via', '203.0.113.254', 'dev', g1]);
+  shOk('ip', ['-n', rig.simhost, 'nexthop', 'add', 'id', '72', 'group', '71']);
+  shOk('ip', ['-n', rig.simhost, 'route', 'add', 'default', 'nhid', '72', 'metric', '60']);
+  t.match(shOk('ip', ['-n', rig.simhost, 'route', 'show']), /^default nhid 72 metric 60 *$/m, 'the nexthop route shows no device');
+  attempt({ [m2]: {} }, new RegExp(`^oci-netdev: device ${m2}: it carries a default route \\(IPv4\\)`), 'a multipath nexthop');
+  attempt({ [g1]: {} }, new RegExp(`^oci-netdev: device ${g1}: it carries a default route \\(IPv4\\)`), 'a nexthop group member');
+
+  const br = uniqueName('br');
+  const port = nic(rig, 'port');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', br, 'type', 'bridge']);
+  shOk('ip', ['-n', rig.simhost, 'link', 'set', port, 'master', br]);
+  attempt({ [port]: {} }, `oci-netdev: device ${port}: it is a bridge port of ${br}; oci-netdev never moves it, whatever the policy says`, 'bridge port');
+
+  // A route to a prefix is no default route: such a device moves.
+  const free = nic(rig, 'free');
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '10.9.0.1/24', 'dev', free]);
+  shOk('ip', ['-n', rig.simhost, 'route', 'add', '10.10.0.0/16', 'via', '10.9.0.254', 'dev', free]);
+  shOk('ip', ['-n', rig.simhost, 'route', 'add', 'default', 'via', '10.9.0.254', 'dev', free, 'table', '100']);
+  const id = cid('free');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [free]: {} } });
+  ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), opts), 'a device with prefix routes and a default in another table moves');
+  ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), opts), 'poststop');
+});
+
+t.test('a device another container holds is refused, naming that container', async (t) => {
+  const rig = makeRig(t);
+  const ctr2 = rig.sb.createNetns('ctr');
+  const a = nic(rig);
+  const first = cid('owner');
+  const b1 = configBundle(rig.sb, rig.ctr, { netDevices: { [a]: {} } });
+  ok(t, hook(rig, 'create-runtime', ociState(first, b1, 'creating')), 'the first container takes it');
+  const b2 = configBundle(rig.sb, ctr2, { netDevices: { [a]: {} } });
+  const r = hook(rig, 'create-runtime', ociState(cid('second'), b2, 'creating'));
+  refused(t, r, `oci-netdev: device ${a} is held by container ${first}`, 'the second container');
+  t.same(stateEntries(rig.stateDir), [encodeId(first)], 'only the owner has state');
+  ok(t, hook(rig, 'poststop', ociState(first, b1, 'stopped')), 'poststop of the owner');
+  t.ok(nsSnapshot(rig.simhost)[a], 'back on the host');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Paths.
+
+t.test('a container id is one encoded path component: ../../etc/x stays in the state dir', async (t) => {
+  const rig = makeRig(t);
+  const a = nic(rig);
+  const id = '../../etc/x';
+  const escaped = resolve(rig.stateDir, id);
+  t.equal(encodeId(id), '%2e%2e%2f%2e%2e%2fetc%2fx');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [a]: {} } });
+  const before = nsSnapshot(rig.simhost);
+  ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating')), 'create-runtime');
+  t.same(stateEntries(rig.stateDir), ['%2e%2e%2f%2e%2e%2fetc%2fx'], 'one folder, inside the state dir');
+  t.notOk(fs.existsSync(escaped), `nothing at ${escaped}`);
+  const status = JSON.parse(shOk(...inSimHost(rig.simhost, [OCI_NETDEV, '--state-dir', rig.stateDir, 'status', '--json'])));
+  t.same(status.map((s: { containerId: string }) => s.containerId), [id], 'status decodes the id');
+  ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped')), 'poststop');
+  t.same(nsSnapshot(rig.simhost), before, 'restored');
+  t.same(stateEntries(rig.stateDir), []);
+
+  for (const [bad, message] of [
+    ['', 'oci-netdev: container id must not be empty'],
+    ['x'.repeat(256), 'oci-netdev: container id is too long (256 bytes encoded, at most 255)'],
+    ['/'.repeat(86), 'oci-netdev: container id is too long (258 bytes encoded, at most 255)'],
+  ]) {
+    refusedUnchanged(t, rig, ociState(bad, bundle, 'creating'), message, `id ${JSON.stringify(bad.slice(0, 10))}`);
+  }
+  const store = new StateDir(rig.stateDir);
+  for (const tricky of ['.', '..', '/', 'a/../../b', 'é\u0000\n', '%2e']) {
+    const dir = store.containerDir(tricky);
+    t.equal(resolve(dir, '..'), resolve(rig.stateDir), `${JSON.stringify(tricky)} is a child of the state dir`);
+    t.notOk(dir.slice(rig.stateDir.length + 1).includes('/'), 'one component');
+  }
+  t.not(encodeId('%2e'), encodeId('.'), 'encoding is one-to-one');
+});
+
+t.test('a state dir that is a symlink, someone else\'s, or writable by others is refused', async (t) => {
+  const rig = makeRig(t);
+  const a = nic(rig);
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [a]: {} } });
+  const base = rig.sb.tempDir('paths');
+
+  const target = join(base, 'real');
+  fs.mkdirSync(target, { mode: 0o700 });
+  const link = join(base, 'link');
+  fs.symlinkSync(target, link);
+  refusedUnchanged(t, rig, ociState(cid('p'), bundle, 'creating'), `oci-netdev: state dir ${link} is a symbolic link; refusing to use it`,
+    'a symlinked state dir', { stateDir: link });
+  t.same(fs.readdirSync(target), [], 'nothing written through the link');
+  const gcRun = sh(...inSimHost(rig.simhost, [OCI_NETDEV, '--state-dir', link, 'gc']));
+  t.equal(gcRun.status, 1, 'gc refuses it too');
+  t.match(gcRun.stderr, /state dir \S+ is a symbolic link/);
+
+  const foreign = join(base, 'foreign');
+  fs.mkdirSync(foreign, { mode: 0o700 });
+  fs.chownSync(foreign, 65534, 65534);
+  refusedUnchanged(t, rig, ociState(cid('p'), bundle, 'creating'),
+    `oci-netdev: state dir ${foreign} is owned by uid 65534, not by us (uid 0); refusing to use it`, 'a state dir of another user', { stateDir: foreign });
+
+  const open = join(base, 'open');
+  fs.mkdirSync(open);
+  fs.chmodSync(open, 0o777);
+  refusedUnchanged(t, rig, ociState(cid('p'), bundle, 'creating'),
+    `oci-netdev: state dir ${open} is writable by group or others (mode 0777); refusing to use it`, 'a world-writable state dir', { stateDir: open });
+
+  const fresh = join(base, 'fresh', 'state');
+  const id = cid('p');
+  ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), { stateDir: fresh }), 'a new state dir is created');
+  const mode = (p: string) => fs.lstatSync(p).mode & 0o777;
+  t.equal(mode(fresh), 0o700, 'state dir 0700');
+  t.equal(fs.lstatSync(fresh).uid, 0, 'root-owned');
+  const dir = join(fresh, encodeId(id));
+  t.equal(mode(dir), 0o700, 'container folder 0700');
+  t.equal(mode(join(dir, 'journal.json')), 0o600, 'journal 0600');
+  t.equal(mode(join(dir, 'lock')), 0o600, 'lock 0600');
+  ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), { stateDir: fresh }), 'poststop');
+});
+
+t.test('links planted inside the state dir are refused, never followed', async (t) => {
+  const sb = new Sandbox(t);
+  const root = sb.tempDir('state');
+  const elsewhere = sb.tempDir('elsewhere');
+  const victim = join(elsewhere, 'victim');
+  fs.writeFileSync(victim, 'precious');
+  const store = new StateDir(root);
+  store.ensure();
+
+  // The container folder itself.
+  fs.symlinkSync(elsewhere, store.containerDir('c-dir'));
+  t.throws(() => store.lockContainer('c-dir'), { constructor: StateError, message: /state of container c-dir: \S+ is a symbolic link; refusing to use it/ });
+  t.throws(() => store.tryLockContainer('c-dir'), StateError);
+  t.notOk(fs.existsSync(join(elsewhere, 'lock')), 'no lock created through it');
+  t.same(store.containerIds(), [], 'a link is not a container');
+
+  // A folder someone else owns or may write.
+  fs.mkdirSync(store.containerDir('c-foreign'), { mode: 0o700 });
+  fs.chownSync(store.containerDir('c-foreign'), 65534, 65534);
+  t.throws(() => store.lockContainer('c-foreign'), { message: /owned by uid 65534/ });
+  fs.mkdirSync(store.containerDir('c-open'));
+  fs.chmodSync(store.containerDir('c-open'), 0o757);
+  t.throws(() => store.lockContainer('c-open'), { message: /writable by group or others \(mode 0757\)/ });
+
+  // The files inside a good folder.
+  const lock = store.lockContainer('c-files');
+  const dir = store.containerDir('c-files');
+  fs.symlinkSync(victim, join(dir, 'journal.json'));
+  t.throws(() => store.readJournal('c-files'), { constructor: StateError, message: /journal of container c-files: it is a symbolic link/ });
+  fs.rmSync(join(dir, 'journal.json'));
+  fs.writeFileSync(join(dir, 'journal.json'), '{}');
+  fs.chownSync(join(dir, 'journal.json'), 65534, 65534);
+  t.throws(() => store.readJournal('c-files'), { message: /journal \S+ is owned by uid 65534/ });
+  fs.rmSync(join(dir, 'journal.json'));
+
+  fs.symlinkSync('/proc/1/ns/net', join(dir, 'netns'));
+  t.throws(() => store.pinPath('c-files'), { constructor: StateError, message: /netns pin \S+ is a symbolic link; refusing to use it/ });
+  fs.rmSync(join(dir, 'netns'));
+  t.equal(store.pinPath('c-files'), join(dir, 'netns'), 'an absent pin is fine');
+
+  // A leftover temp file that links elsewhere is replaced, not written through.
+  fs.symlinkSync(victim, join(dir, `.journal.${process.pid}.tmp`));
+  const journal: Journal = {
+    version: 1, containerId: 'c-files', phase: 'attaching', createdAt: '', netnsPath: '/x', netnsDev: 0, netnsIno: 0,
+    plan: { group: 1, devices: [], steps: [] }, started: 0,
+  };
+  store.writeJournal(journal);
+  t.equal(fs.readFileSync(victim, 'utf8'), 'precious', 'the link target is untouched');
+  t.equal(fs.lstatSync(join(dir, 'journal.json')).mode & 0o777, 0o600, 'the journal is 0600');
+  t.same(store.readJournal('c-files'), journal);
+  lock.release();
+
+  fs.mkdirSync(store.containerDir('c-lock'), { mode: 0o700 });
+  fs.symlinkSync(victim, join(store.containerDir('c-lock'), 'lock'));
+  t.throws(() => store.lockContainer('c-lock'), { constructor: StateError, message: /lock \S+ is a symbolic link/ });
+
+  // gc reports an unsafe folder and goes on with the rest (in a throwaway netns: it restores).
+  const gc = sh(...inSimHost(sb.createNetns('gc'), [OCI_NETDEV, '--state-dir', root, 'gc']));
+  t.match(gc.stdout, /c-foreign: failed \(.*owned by uid 65534/);
+  t.match(gc.stdout, /c-open: failed \(.*writable by group or others/);
+  t.match(gc.stdout, /c-files: restored|c-files: removed|c-files: failed/, 'the others are still looked at');
+  t.equal(fs.readFileSync(victim, 'utf8'), 'precious', 'nothing written through any link');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Limits.
+
+t.test('each input limit is enforced with a clear error', async (t) => {
+  const rig = makeRig(t);
+  const a = nic(rig);
+  const base = configBundle(rig.sb, rig.ctr, { netDevices: { [a]: {} } });
+
+  const bigState = { ...ociState(cid('lim'), base, 'creating'), pad: 'x'.repeat(MAX_STATE_BYTES) };
+  refusedUnchanged(t, rig, bigState, 'oci-netdev: OCI state on stdin: larger than 1 MiB', 'state over 1 MiB');
+
+  const bigConfig = rig.sb.tempDir('bundle');
+  fs.writeFileSync(join(bigConfig, 'config.json'), JSON.stringify({
+    ociVersion: '1.0.2', linux: { namespaces: [{ type: 'network', path: netnsPath(rig.ctr) }], netDevices: { [a]: {} } }, pad: 'x'.repeat(MAX_CONFIG_BYTES),
+  }));
+  refusedUnchanged(t, rig, ociState(cid('lim'), bigConfig, 'creating'),
+    new RegExp(`^oci-netdev: config.json ${bigConfig}/config.json: larger than 16 MiB \\(\\d+ bytes\\)$`), 'config.json over 16 MiB');
+
+  const file = policy(rig, { annotation: { allowDevices: ['*'] } });
+  const huge = JSON.stringify({ [a]: { name: 'x'.repeat(MAX_ANNOTATION_BYTES) } });
+  refusedUnchanged(t, rig, ociState(cid('lim'), configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': huge } }), 'creating'),
+    /^oci-netdev: annotation oci-netdev.netDevices: larger than 64 KiB \(\d+ bytes\)$/, 'annotation over 64 KiB', { args: ['--policy', file] });
+
+  const many = Object.fromEntries(Array.from({ length: MAX_DEVICES + 1 }, (_, i) => [`d${i}`, {}]));
+  refusedUnchanged(t, rig, ociState(cid('lim'), configBundle(rig.sb, rig.ctr, { netDevices: many }), 'creating'),
+    /^oci-netdev: linux.netDevices: must be an object of at most 256 devices/, '257 devices in config.json');
+  const half = (from: number, n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`d${from + i}`, {}]));
+  refusedUnchanged(t, rig,
+    ociState(cid('lim'), configBundle(rig.sb, rig.ctr, { netDevices: half(0, 200), annotations: { 'oci-netdev.netDevices': JSON.stringify(half(200, 57)) } }), 'creating'),
+    'oci-netdev: linux.netDevices and annotation oci-netdev.netDevices together: at most 256 devices (got 257)', '257 devices from both sources',
+    { args: ['--policy', file] });
+});
+
+t.test('time bounds: netlink receive timeout, lock wait deadline, hook watchdog', async (t) => {
+  // A netlink socket whose kernel never answers: nothing was sent, so nothing comes.
+  const sock = NetlinkSocket.open(200);
+  const started = Date.now();
+  const err = t.throws(() => (sock as unknown as { receive(ctx: object): unknown }).receive({ op: 'wait for nothing' })) as NetlinkError;
+  sock.close();
+  t.ok(err instanceof NetlinkError, 'a NetlinkError');
+  t.equal(err.code, 'ETIMEDOUT');
+  t.match(err.message, /wait for nothing: ETIMEDOUT \(no reply from the kernel in time\)/);
+  t.ok(Date.now() - started < 2000, 'after the receive timeout');
+
+  // Another process holds a container's lock and never lets go.
+  const sb = new Sandbox(t);
+  const root = sb.tempDir('state');
+  const store = new StateDir(root, 300);
+  store.lockContainer('busy').release();
+  const holder = spawn('flock', ['-x', join(store.containerDir('busy'), 'lock'), 'sleep', '30'], { stdio: 'ignore' });
+  sb.defer(() => holder.kill('SIGKILL'));
+  for (let i = 0; i < 200; i++) {
+    const probe = store.tryLockContainer('busy');
+    if (!probe) break;
+    // Not held yet: release the probe and give flock time to start.
+    probe.release();
+    spawnSync('sleep', ['0.02']);
+  }
+  const before = Date.now();
+  t.throws(() => store.lockContainer('busy'), {
+    constructor: StateError,
+    message: /^state of container busy: still locked by another oci-netdev process after 0.3 s \(\S+\/lock\)$/,
+  });
+  const waited = Date.now() - before;
+  t.ok(waited >= 250 && waited < 3000, `waited ${waited} ms, about the deadline`);
+  t.equal(store.tryLockContainer('busy'), null, 'gc finds it busy instead of waiting');
+
+  // A hook whose stdin never closes: the watchdog ends it.
+  const hookStart = Date.now();
+  const child = spawn(OCI_NETDEV, ['create-runtime', '--state-dir', root], { env: { ...process.env, OCI_NETDEV_TIMEOUT: '1' }, stdio: ['pipe', 'ignore', 'pipe'] });
+  sb.defer(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const [code, signal] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+  const took = Date.now() - hookStart;
+  t.equal(signal, 'SIGKILL', 'killed');
+  t.equal(code, null);
+  t.equal(stderr, 'oci-netdev: create-runtime: did not finish within 1 s (OCI_NETDEV_TIMEOUT); killed. If devices were moved, run oci-netdev gc to restore them.\n');
+  t.ok(took >= 900 && took < 10_000, `after about 1 s (${took} ms)`);
+  child.stdin.end();
+
+  const bad = sh(OCI_NETDEV, ['create-runtime', '--state-dir', root], { env: { OCI_NETDEV_TIMEOUT: 'soon' }, input: '{}' });
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /OCI_NETDEV_TIMEOUT must be a number of seconds/);
+});
