@@ -89,6 +89,8 @@ function hostNameFor(ctx: ApplyContext, rec: DeviceRecord, current: LinkInfo | u
   for (let n = 0; ; n++) {
     const suffix = `-r${n}`;
     const name = `${wanted.slice(0, 15 - suffix.length)}${suffix}`;
+    // Already under this fallback: it was reported when it was given (moveOut asks twice).
+    if (name === current?.name) return name;
     if (!taken.has(name)) {
       ctx.warn(`device ${rec.key}: name ${wanted} is taken on the host by another device; restored as ${name}`);
       return name;
