@@ -4,7 +4,7 @@
 
 import type { Netns } from '../netns/netns';
 import type { NetlinkSocket } from '../netlink/client';
-import { addAddress, listAddresses } from '../netlink/address';
+import { addAddress, AddressInfo, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
 import { createMacvlan, createVeth, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink } from '../netlink/link';
 import { NetlinkError, PlanError } from '../errors';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
@@ -26,6 +26,8 @@ export interface ApplyContext {
   warn(message: string): void;
   /** Set once the created-device group is gone, so it is deleted in one request. */
   groupDeleted?: boolean;
+  /** When the originals were observed (ms since the epoch): finite address lifetimes are aged by the time since. */
+  observedAt?: number;
 }
 
 type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
@@ -79,6 +81,14 @@ const moveIn: Op = (ctx, rec) => {
   rec.containerName = inContainer(ctx, rec).name;
   ctx.save();
 };
+
+/** An address with finite lifetimes aged by `elapsed` seconds; null once it has expired. Infinite stays infinite. */
+function aged(a: AddressInfo, elapsed: number): AddressInfo | null {
+  const left = (l: number) => (l === INFINITY_LIFETIME ? l : Math.max(0, l - elapsed));
+  const valid = left(a.validLifetime);
+  if (valid === 0) return null;
+  return { ...a, validLifetime: valid, preferredLifetime: Math.min(left(a.preferredLifetime), valid) };
+}
 
 /** A free name on the host for the device coming back: its own, else a loud fallback. */
 function hostNameFor(ctx: ApplyContext, rec: DeviceRecord, current: LinkInfo | undefined): string {
@@ -136,9 +146,12 @@ const moveOut: Op = (ctx, rec) => {
   setWhileDown(ctx.host.sock, home, fix, rec, 'restore on host');
   const present = new Set(listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = rec.adopted ? rec.containerName! : orig.name;
+  const elapsed = ctx.observedAt === undefined ? 0 : Math.max(0, Math.floor((Date.now() - ctx.observedAt) / 1000));
   for (const a of orig.addresses.filter(isRestorable)) {
     if (present.has(`${a.address}/${a.prefixlen}`)) continue;
-    addAddress(ctx.host.sock, home.index, { ...a, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
+    const left = aged(a, elapsed);
+    if (!left) continue; // its lease ran out while the container held the device
+    addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
   }
   if (home.up !== orig.up || Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: orig.up }, ctxOf(rec, 'restore state'));
 };

@@ -137,7 +137,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
 }
 
 function contextFor(host: Side, container: Side | null, journal: Journal, save: () => void, opts: EngineOptions): ApplyContext {
-  return { host, container, plan: journal.plan, save, warn: opts.warn };
+  return { host, container, plan: journal.plan, save, warn: opts.warn, observedAt: Date.parse(journal.createdAt) };
 }
 
 /** The container's namespace if it still exists: the pin, else the original path if it is the same namespace. */

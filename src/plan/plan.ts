@@ -37,9 +37,12 @@ export function isPortable(a: AddressInfo): boolean {
   return (a.flags & IFA_F_PERMANENT) !== 0 && a.scope === RT_SCOPE_UNIVERSE;
 }
 
-/** Addresses to put back on the host: all permanent ones except IPv6 link-local, which the kernel regenerates. */
+/**
+ * Addresses to put back on the host: all of them (permanent or with a lease, which is aged on
+ * restore) except IPv6 link-local, which the kernel regenerates.
+ */
 export function isRestorable(a: AddressInfo): boolean {
-  return (a.flags & IFA_F_PERMANENT) !== 0 && !(a.family === AF_INET6 && a.scope === RT_SCOPE_LINK);
+  return !(a.family === AF_INET6 && a.scope === RT_SCOPE_LINK);
 }
 
 /** The kernel renames "old" and "old:suffix" labels with the device; so do we. */
