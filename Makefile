@@ -25,8 +25,9 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
+# bundle.mjs: bin/oci-netdev runs the CLI as one file with a V8 code cache (see BENCHMARKS.md).
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p .
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/bundle.mjs
 
 # Each suite in its own tap run, in this order (tap sorts the files of one run by name), then the
 # leak check alone; one summary line for all of them.
@@ -44,3 +45,11 @@ demo: deps build
 
 clean:
 	rm -rf dist .tap src/config/generated
+
+# Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
+# shell hook and the CNI plugins (installed here if missing). Needs root; about 5 minutes.
+.PHONY: bench
+bench: deps build
+	@[ -x /usr/lib/cni/host-device ] && [ -x /usr/lib/cni/tuning ] || { \
+	  $(APT_GET) update && $(APT_GET) install -y containernetworking-plugins; }
+	node dist/bench/run.js

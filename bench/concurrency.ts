@@ -1,0 +1,144 @@
+// 32 runc containers started at once, each asking for 2 moved devices: success count, hook times
+// (p50/p99, from a timing wrapper around each hook) and leaks afterwards.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Fleet } from './moves';
+import { HOOK, PREFIX, REPO, RID, RUN_DIR, ok, percentile, run } from './util';
+
+export const CONTAINERS = 32;
+export const DEVICES_EACH = 2;
+const RUNC_ROOT = `${RUN_DIR}/runc`;
+const STATE_DIR = `${RUN_DIR}/cstate`;
+const LOG = `${RUN_DIR}/hook-times.log`;
+const TIMER = `${REPO}/bench/hook-timer.sh`;
+
+export interface ConcurrencyResult {
+  started: number;
+  succeeded: number;
+  createP50: number;
+  createP99: number;
+  poststopP50: number;
+  poststopP99: number;
+  /** Wall time from the first `runc run` to the last exit. */
+  wallMs: number;
+  leaks: string[];
+  failures: string[];
+}
+
+function makeRootfs(rootfs: string): void {
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'etc']) mkdirSync(join(rootfs, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+  for (const applet of ['sh', 'ip', 'true']) symlinkSync('busybox', join(rootfs, 'bin', applet));
+}
+
+const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_NET_ADMIN', 'CAP_NET_RAW'];
+
+function makeBundle(dir: string, rootfs: string, id: string, netDevices: object): void {
+  mkdirSync(dir, { recursive: true });
+  const hookEntry = (stage: string) => ({
+    path: TIMER,
+    args: ['hook-timer', LOG, `${stage}:${id}`, HOOK, '--state-dir', STATE_DIR, stage],
+  });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({
+    ociVersion: '1.0.2-dev',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: ['sh', '-c', 'ip link show eth1 >/dev/null && ip link show eth2 >/dev/null'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, ambient: CAPS },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: true },
+    hostname: 'onb',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ],
+    hooks: { createRuntime: [hookEntry('create-runtime')], poststop: [hookEntry('poststop')] },
+    linux: {
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      netDevices,
+    },
+  }));
+}
+
+function runcRun(bundle: string, id: string): Promise<{ id: string; code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('runc', ['--root', RUNC_ROOT, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ id, code, stderr });
+    });
+  });
+}
+
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+    .map((l) => l.split(' ')[4]).filter((m) => m.startsWith(dir + '/'));
+}
+
+export async function concurrency(): Promise<ConcurrencyResult> {
+  const fleet = new Fleet(CONTAINERS * DEVICES_EACH, 'k', 204);
+  const rootfs = `${RUN_DIR}/rootfs`;
+  makeRootfs(rootfs);
+  const ids: string[] = [];
+  for (let j = 0; j < CONTAINERS; j++) {
+    const id = `onb-${RID}-k${j}`;
+    const nics = fleet.nics.slice(j * DEVICES_EACH, (j + 1) * DEVICES_EACH);
+    makeBundle(`${RUN_DIR}/cc/${id}`, rootfs, id, Object.fromEntries(nics.map((nic, k) => [nic.name, { name: `eth${k + 1}` }])));
+    ids.push(id);
+  }
+  const t0 = process.hrtime.bigint();
+  const results = await Promise.all(ids.map((id) => runcRun(`${RUN_DIR}/cc/${id}`, id)));
+  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+
+  const times = new Map<string, { ms: number; rc: number }>();
+  for (const line of (existsSync(LOG) ? readFileSync(LOG, 'utf8') : '').split('\n').filter(Boolean)) {
+    const [label, start, end, rc] = line.split(' ');
+    times.set(label, { ms: (Number(end) - Number(start)) * 1000, rc: Number(rc) });
+  }
+  const failures: string[] = [];
+  let succeeded = 0;
+  for (const r of results) {
+    const c = times.get(`create-runtime:${r.id}`);
+    const p = times.get(`poststop:${r.id}`);
+    if (r.code === 0 && c?.rc === 0 && p?.rc === 0) succeeded++;
+    else failures.push(`${r.id}: runc ${r.code}, create-runtime ${c?.rc ?? 'not run'}, poststop ${p?.rc ?? 'not run'}: ${r.stderr.trim().split('\n').pop()}`);
+  }
+  const creates = [...times].filter(([k]) => k.startsWith('create-runtime:')).map(([, v]) => v.ms);
+  const poststops = [...times].filter(([k]) => k.startsWith('poststop:')).map(([, v]) => v.ms);
+
+  // Leaks: devices not back as they were, state left, pins left, containers left, stray links.
+  const leaks = fleet.differences();
+  const state = existsSync(STATE_DIR) ? readdirSync(STATE_DIR).filter((f) => f !== 'claims.lock') : [];
+  if (state.length) leaks.push(`state dir holds ${state.join(' ')}`);
+  leaks.push(...mountsUnder(RUN_DIR).map((m) => `mount ${m}`));
+  const left = run('runc', ['--root', RUNC_ROOT, 'list', '-q']).stdout.split('\n').filter(Boolean);
+  if (left.length) leaks.push(`runc still lists ${left.join(' ')}`);
+  const stray = JSON.parse(ok('ip', ['-j', 'link', 'show']).stdout) as { ifname: string }[];
+  const expected = new Set(fleet.nics.flatMap((n) => [n.name, n.name.replace(`${PREFIX}k`, `${PREFIX}kp`)]));
+  const extra = stray.map((l) => l.ifname).filter((n) => n !== 'lo' && !expected.has(n) && !n.startsWith(PREFIX));
+  if (extra.length) leaks.push(`unexpected links on the host: ${extra.join(' ')}`);
+
+  fleet.destroy();
+  return {
+    started: ids.length,
+    succeeded,
+    createP50: creates.length ? percentile(creates, 50) : NaN,
+    createP99: creates.length ? percentile(creates, 99) : NaN,
+    poststopP50: poststops.length ? percentile(poststops, 50) : NaN,
+    poststopP99: poststops.length ? percentile(poststops, 99) : NaN,
+    wallMs,
+    leaks,
+    failures,
+  };
+}

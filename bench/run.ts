@@ -1,0 +1,319 @@
+// `make bench`: oci-netdev against the kernel floor, an iproute2 shell hook and the CNI plugins.
+// Prints one table of medians over several rounds taken in this run. Needs root.
+//
+// The outer process makes a simulated host (a netns), runs the measuring process inside it with
+// nsenter, and removes everything afterwards, even after a failure or a signal. Measuring from
+// inside the simulated host means every method's processes are started the same way, without an
+// nsenter per process. Nothing outside the simulated host and /run/onb-<run>/ is touched.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { CONTAINERS, DEVICES_EACH, concurrency } from './concurrency';
+import type { ConcurrencyResult } from './concurrency';
+import { CREATED_METHODS, createMaster, deleteMaster, measureCreated } from './created';
+import type { CreatedMethod, Kind } from './created';
+import { Fleet, METHODS, hook, measure } from './moves';
+import type { Method, Variant } from './moves';
+import {
+  CNI_DIR, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, SIM, fmt, log, median, nsPath, ok, ratio, run, table,
+} from './util';
+
+/** BENCH_SIZES=1,32 and BENCH_ONLY=startup,moves,created,concurrency narrow a run (for development). */
+const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1, 8, 32];
+const ONLY = new Set(process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ['startup', 'moves', 'created', 'concurrency']);
+/** Rounds per size; BENCH_ROUNDS overrides all of them. */
+const ROUNDS: Record<number, number> = { 1: 9, 8: 7, 32: 5 };
+const STARTUP_ROUNDS = 31;
+const rounds = (n: number) => Number(process.env.BENCH_ROUNDS) || ROUNDS[n] || 5;
+
+/** Starts each round with a different method, so that no method always runs first or last. */
+function rotated<T>(xs: T[], r: number): T[] {
+  return xs.map((_, i) => xs[(i + r) % xs.length]);
+}
+
+interface Sample { attach: number; detach: number }
+
+function machine(): string[] {
+  const git = run('git', ['-C', REPO, 'describe', '--always', '--dirty']).stdout.trim();
+  const pkg = (name: string) => run('dpkg-query', ['-W', '-f', '${Version}', name]).stdout.trim() || '?';
+  return [
+    `date: ${new Date().toISOString()}`,
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+      `kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `software: node ${process.version}, iproute2 ${pkg('iproute2')}, containernetworking-plugins ${pkg('containernetworking-plugins')}, ` +
+      `runc ${pkg('runc')}, oci-netdev ${git}`,
+    `state dir filesystem: ${run('stat', ['-f', '-c', '%T', '/run']).stdout.trim()} (/run)`,
+  ];
+}
+
+/** Peak RSS (KiB) of one process, from /usr/bin/time. */
+function peakRss(cmd: string, args: string[], input = ''): number {
+  const r = run('/usr/bin/time', ['-f', 'RSS %M', cmd, ...args], { env: {}, input });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
+  return Number(/RSS (\d+)/.exec(r.stderr)![1]);
+}
+
+function startup() {
+  const dir = `${RUN_DIR}/bundle-empty`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}/config.json`, JSON.stringify({
+    ociVersion: '1.0.2', linux: { namespaces: [{ type: 'network', path: nsPath(SIM) }], netDevices: {} },
+  }));
+  const s = { node: [] as number[], nodeAmbient: [] as number[], version: [] as number[], empty: [] as number[], poststopNone: [] as number[] };
+  for (let r = 0; r < STARTUP_ROUNDS; r++) {
+    s.node.push(ok(process.execPath, ['-e', '0'], { env: {} }).ms);
+    s.nodeAmbient.push(ok(process.execPath, ['-e', '0']).ms);
+    s.version.push(ok(HOOK, ['--version'], { env: {}, argv0: 'oci-netdev' }).ms);
+    s.empty.push(hook('create-runtime', `onb-${RID}-empty`, dir));
+    s.poststopNone.push(hook('poststop', `onb-${RID}-empty`, dir));
+  }
+  return { node: median(s.node), nodeAmbient: median(s.nodeAmbient), version: median(s.version), empty: median(s.empty), poststopNone: median(s.poststopNone) };
+}
+
+type MoveStats = Record<Variant, Record<Method, Record<number, { total: number; attach: number; detach: number }>>>;
+
+function moves(rss: { create: number; poststop: number }): MoveStats {
+  const out = { move: {}, macmtu: {} } as MoveStats;
+  for (const v of ['move', 'macmtu'] as Variant[]) for (const m of METHODS) out[v][m] = {};
+  for (const n of SIZES) {
+    const fleet = new Fleet(n);
+    try {
+      for (const variant of ['move', 'macmtu'] as Variant[]) {
+        const samples: Record<Method, Sample[]> = { ours: [], cni: [], iproute2: [], floor: [] };
+        for (let r = 0; r < rounds(n); r++) {
+          for (const m of rotated(METHODS, r)) samples[m].push(measure(m, fleet, variant));
+        }
+        for (const m of METHODS) {
+          out[variant][m][n] = {
+            total: median(samples[m].map((s) => s.attach + s.detach)),
+            attach: median(samples[m].map((s) => s.attach)),
+            detach: median(samples[m].map((s) => s.detach)),
+          };
+        }
+        log(`moves N=${n} ${variant}: ${METHODS.map((m) => `${m} ${fmt(out[variant][m][n].total)}`).join(', ')} ms`);
+      }
+      if (n === Math.max(...SIZES)) Object.assign(rss, peakRssOfHooks(fleet));
+    } finally {
+      fleet.destroy();
+    }
+  }
+  return out;
+}
+
+/** Peak RSS of create-runtime and poststop moving the largest fleet. */
+function peakRssOfHooks(fleet: Fleet): { create: number; poststop: number } {
+  const ns = `${NS_PREFIX}rss`;
+  ok('ip', ['netns', 'add', ns]);
+  try {
+    const dir = `${RUN_DIR}/bundle-rss`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/config.json`, JSON.stringify({
+      ociVersion: '1.0.2',
+      linux: { namespaces: [{ type: 'network', path: nsPath(ns) }], netDevices: Object.fromEntries(fleet.nics.map((n) => [n.name, { name: n.target }])) },
+    }));
+    const id = `onb-${RID}-rss`;
+    const args = ['--state-dir', `${RUN_DIR}/state`];
+    const create = peakRss(HOOK, [...args, 'create-runtime'], JSON.stringify({ ociVersion: '1.0.2', id, status: 'creating', pid: process.pid, bundle: dir }));
+    const poststop = peakRss(HOOK, [...args, 'poststop'], JSON.stringify({ ociVersion: '1.0.2', id, status: 'stopped', bundle: dir }));
+    fleet.verify('peak RSS run');
+    return { create, poststop };
+  } finally {
+    ok('ip', ['netns', 'del', ns]);
+  }
+}
+
+type CreatedStats = Record<Kind, Record<CreatedMethod, Record<number, { setup: number; teardown: number }>>>;
+
+function created(): CreatedStats {
+  const out = { veth: {}, macvlan: {} } as CreatedStats;
+  createMaster();
+  try {
+    for (const kind of ['veth', 'macvlan'] as Kind[]) {
+      for (const m of CREATED_METHODS) out[kind][m] = {};
+      for (const n of SIZES) {
+        const samples: Record<CreatedMethod, { setup: number; teardown: number }[]> = { ours: [], iproute2: [], floor: [] };
+        for (let r = 0; r < rounds(n); r++) {
+          for (const m of rotated(CREATED_METHODS, r)) samples[m].push(measureCreated(m, kind, n));
+        }
+        for (const m of CREATED_METHODS) {
+          out[kind][m][n] = { setup: median(samples[m].map((s) => s.setup)), teardown: median(samples[m].map((s) => s.teardown)) };
+        }
+        log(`created ${kind} N=${n}: ${CREATED_METHODS.map((m) => `${m} ${fmt(out[kind][m][n].setup)}+${fmt(out[kind][m][n].teardown)}`).join(', ')} ms`);
+      }
+    }
+  } finally {
+    deleteMaster();
+  }
+  return out;
+}
+
+const verdict = (value: number, limit: number) => (value <= limit ? 'met' : `NOT met (${value.toFixed(2)}x)`);
+
+interface Results {
+  st?: ReturnType<typeof startup>;
+  mv?: MoveStats;
+  cr?: CreatedStats;
+  rss: { create: number; poststop: number; node: number };
+  cc?: ConcurrencyResult;
+}
+
+function report({ st, mv, cr, rss, cc }: Results): string {
+  const rows: string[][] = [];
+  const perN = (label: string, f: (n: number) => string, target = '') => rows.push([label, ...SIZES.map(f), target]);
+  const three = (label: string, cells: string[], target = '') => rows.push([label, ...cells, target]);
+  const big = Math.max(...SIZES);
+  const small = Math.min(...SIZES);
+  const names: Record<Variant, Record<Method, string>> = {
+    move: {
+      ours: 'oci-netdev create-runtime + poststop',
+      cni: 'CNI host-device ADD + DEL (2N execs)',
+      iproute2: 'iproute2 shell hook (ip per command)',
+      floor: 'kernel floor (ip -batch)',
+    },
+    macmtu: {
+      ours: 'oci-netdev create-runtime + poststop',
+      cni: 'CNI host-device + tuning (4N execs)',
+      iproute2: 'iproute2 shell hook (ip per command)',
+      floor: 'kernel floor (ip -batch)',
+    },
+  };
+  for (const v of mv ? (['move', 'macmtu'] as Variant[]) : []) {
+    const tag = v === 'move' ? 'move' : 'move+MAC/MTU';
+    const s = mv![v];
+    rows.push([`${tag}: N devices in and out of a fresh netns, ms`, ...SIZES.map((n) => `N=${n}`), '']);
+    for (const m of METHODS) perN(`  ${names[v][m]}`, (n) => fmt(s[m][n].total));
+    perN('    of which oci-netdev create-runtime', (n) => fmt(s.ours[n].attach));
+    perN('    of which oci-netdev poststop', (n) => fmt(s.ours[n].detach));
+    const vsCni = (n: number) => s.ours[n].total / s.cni[n].total;
+    const targets = v !== 'move' ? [] : [
+      ...(SIZES.includes(8) ? [`N=8 <=1.2x: ${verdict(vsCni(8), 1.2)}`] : []),
+      ...(SIZES.includes(32) ? [`N=32 <=1.0x: ${verdict(vsCni(32), 1.0)}`] : []),
+    ];
+    perN('  ours / CNI', (n) => ratio(s.ours[n].total, s.cni[n].total), targets.join('; '));
+    perN('  ours / iproute2', (n) => ratio(s.ours[n].total, s.iproute2[n].total));
+    perN('  ours / floor', (n) => ratio(s.ours[n].total, s.floor[n].total));
+    if (big > small) {
+      const slope = (m: Method) => (s[m][big].total - s[m][small].total) / (big - small);
+      three('  marginal per device, ms [ours | floor | ratio]', [fmt(slope('ours')), fmt(slope('floor')), ratio(slope('ours'), slope('floor'))],
+        `<=1.10x: ${verdict(slope('ours') / slope('floor'), 1.1)}`);
+    }
+  }
+  if (st) {
+    rows.push(['fixed cost per hook run, ms', 'ours', 'node -e 0', 'ratio', '']);
+    if (mv && big > small) {
+      // A run's time less its devices' marginal share, from the smallest and the largest N.
+      const s = mv.move;
+      const fixed = (k: 'attach' | 'detach') => s.ours[small][k] - ((s.ours[big][k] - s.ours[small][k]) / (big - small)) * small;
+      three('  create-runtime, devices to move (N -> 0)', [fmt(fixed('attach')), fmt(st.node), ratio(fixed('attach'), st.node)],
+        `<=1.25x: ${verdict(fixed('attach') / st.node, 1.25)}`);
+      three('  poststop, devices to restore (N -> 0)', [fmt(fixed('detach')), fmt(st.node), ratio(fixed('detach'), st.node)],
+        `<=1.25x: ${verdict(fixed('detach') / st.node, 1.25)}`);
+    }
+    three('  create-runtime, empty netDevices', [fmt(st.empty), fmt(st.node), ratio(st.empty, st.node)], `<=1.25x: ${verdict(st.empty / st.node, 1.25)}`);
+    three('  poststop, nothing attached', [fmt(st.poststopNone), fmt(st.node), ratio(st.poststopNone, st.node)]);
+    three('  --version', [fmt(st.version), fmt(st.node), ratio(st.version, st.node)]);
+    three("  (node -e 0 with this shell's environment)", ['', fmt(st.nodeAmbient), '']);
+  }
+  for (const kind of cr ? (['veth', 'macvlan'] as Kind[]) : []) {
+    const c = cr![kind];
+    rows.push([`created ${kind}: N devices with an address each, ms`, ...SIZES.map((n) => `N=${n}`), '']);
+    perN('  setup: oci-netdev create-runtime', (n) => fmt(c.ours[n].setup));
+    perN('  setup: iproute2 shell hook', (n) => fmt(c.iproute2[n].setup));
+    perN('  setup: kernel floor (ip -batch)', (n) => fmt(c.floor[n].setup));
+    perN('  teardown: oci-netdev poststop', (n) => fmt(c.ours[n].teardown),
+      big > small ? `N=${big} / N=${small} <=1.5x: ${verdict(c.ours[big].teardown / c.ours[small].teardown, 1.5)}` : '');
+    perN('  teardown: iproute2 shell hook', (n) => fmt(c.iproute2[n].teardown));
+    perN('  teardown: kernel floor (ip -batch)', (n) => fmt(c.floor[n].teardown));
+  }
+  if (rss.create) {
+    rows.push(['peak RSS, MiB', 'create-runtime', 'poststop', 'node -e 0', '']);
+    three(`  moving N=${big}`, [(rss.create / 1024).toFixed(1), (rss.poststop / 1024).toFixed(1), (rss.node / 1024).toFixed(1)]);
+  }
+  if (cc) {
+    rows.push([`${CONTAINERS} runc containers at once, ${DEVICES_EACH} devices each`, 'ok', 'wall, ms', 'leaks', '']);
+    three('  runc run (create-runtime, start, exit, poststop)', [`${cc.succeeded}/${cc.started}`, fmt(cc.wallMs), String(cc.leaks.length)],
+      `leaks 0: ${cc.leaks.length === 0 ? 'met' : 'NOT met'}`);
+    three('  hook time p50 / p99, ms: create-runtime', [fmt(cc.createP50), fmt(cc.createP99), '']);
+    three('  hook time p50 / p99, ms: poststop', [fmt(cc.poststopP50), fmt(cc.poststopP99), '']);
+  }
+  return table(['measurement (medians)', '', '', '', 'target'], rows);
+}
+
+async function inner(): Promise<void> {
+  const header = machine();
+  log(header.join('\n       '));
+  const res: Results = { rss: { create: 0, poststop: 0, node: 0 } };
+  if (ONLY.has('startup')) {
+    log('startup costs');
+    res.st = startup();
+  }
+  if (ONLY.has('moves')) {
+    log('moved devices');
+    res.rss.node = peakRss(process.execPath, ['-e', '0']);
+    res.mv = moves(res.rss);
+  }
+  if (ONLY.has('created')) {
+    log('created devices');
+    res.cr = created();
+  }
+  if (ONLY.has('concurrency')) {
+    log(`concurrency: ${CONTAINERS} runc containers`);
+    res.cc = await concurrency();
+    for (const f of res.cc.failures) log(`concurrency failure: ${f}`);
+    for (const l of res.cc.leaks) log(`concurrency leak: ${l}`);
+    if (res.cc.leaks.length || res.cc.succeeded !== res.cc.started) process.exitCode = 1;
+  }
+  process.stdout.write(`${header.join('\n')}\nrounds: ${SIZES.map((n) => `N=${n}: ${rounds(n)}`).join(', ')}; startup: ${STARTUP_ROUNDS}\n\n`);
+  process.stdout.write(report(res) + '\n');
+}
+
+/** Removes everything this run made: containers, pins, files, namespaces. */
+function cleanup(): void {
+  const inSim = (argv: string[]) => run('nsenter', [`--net=${nsPath(SIM)}`, '--', ...argv]);
+  const runcRoot = `${RUN_DIR}/runc`;
+  if (existsSync(runcRoot) && existsSync(nsPath(SIM))) {
+    for (const id of run('runc', ['--root', runcRoot, 'list', '-q']).stdout.split('\n').filter(Boolean)) {
+      inSim(['runc', '--root', runcRoot, 'delete', '--force', id]);
+    }
+  }
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+    .map((l) => l.split(' ')[4]).filter((m) => m.startsWith(RUN_DIR + '/')).reverse();
+  for (const m of mounts) run('umount', ['--lazy', m]);
+  run('rm', ['-rf', RUN_DIR]);
+  for (const ns of run('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(NS_PREFIX))) {
+    run('ip', ['netns', 'del', ns]);
+  }
+  for (const l of run('ip', ['-o', 'link', 'show']).stdout.split('\n')) {
+    const name = l.split(': ')[1]?.split('@')[0];
+    if (name?.startsWith(PREFIX)) run('ip', ['link', 'del', name]);
+  }
+}
+
+async function outer(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('make bench needs root (network namespaces, netlink, runc)');
+  for (const need of [HOOK, `${CNI_DIR}/host-device`, `${CNI_DIR}/tuning`, '/bin/busybox']) {
+    if (!existsSync(need)) throw new Error(`missing ${need} (make bench builds and installs what it needs)`);
+  }
+  mkdirSync(RUN_DIR, { recursive: true });
+  let code: number | null = 1;
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  try {
+    ok('ip', ['netns', 'add', SIM]);
+    const child = spawn('nsenter', [`--net=${nsPath(SIM)}`, '--', process.execPath, __filename], {
+      stdio: 'inherit',
+      env: { ...process.env, ONB_INNER: '1', ONB_RID: RID },
+    });
+    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    for (const sig of signals) process.on(sig, forward);
+    code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  } finally {
+    for (const sig of signals) process.removeAllListeners(sig);
+    cleanup();
+  }
+  process.exitCode = code ?? 1;
+}
+
+(process.env.ONB_INNER ? inner() : outer()).catch((err: Error) => {
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+  process.exitCode = 1;
+});
