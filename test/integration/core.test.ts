@@ -424,3 +424,32 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
   t.same(after, expected, 'nothing else on the host changed');
   t.same(stateDirEmpty(w), [], 'no state left');
 });
+
+t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopted, and restored at poststop', async (t) => {
+  const w = world(t);
+  const dev = nic(w, { mtu: 1420, mac: '02:00:5e:00:53:61', alias: 'uplink' });
+  addAddress(w.simhost, dev, '192.0.2.130/24', ['broadcast', '+']);
+  addAddress(w.simhost, dev, '2001:db8:130::1/64', ['nodad']);
+  const before = await steady(w.simhost);
+  const target = uniqueName('ct');
+  // What runc >= 1.4 does before createRuntime: move and rename, re-add the addresses, set it up.
+  shOk('ip', ['-n', w.simhost, 'link', 'set', dev, 'netns', w.ct, 'name', target]);
+  addAddress(w.ct, target, '192.0.2.130/24', ['broadcast', '+']);
+  addAddress(w.ct, target, '2001:db8:130::1/64', ['nodad']);
+  shOk('ip', ['-n', w.ct, 'link', 'set', target, 'up']);
+  const id = uniqueId('ctr');
+  const bundle = bundleFor(w, { [dev]: { name: target } });
+
+  ok(t, createRuntime(w, id, bundle), 'create-runtime');
+  const inside = linkSnapshot(w.ct, target);
+  t.match(inside.alias, new RegExp(`^oci-netdev:[0-9a-f]+:${dev}$`), 'adopted: it carries our marker');
+  t.same(inside.addresses.map((a) => a.local), ['192.0.2.130', '2001:db8:130::1'], 'its addresses are left as the runtime set them');
+  t.equal(inside.up, true, 'up');
+  const st = JSON.parse(shOk(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', w.stateDir, 'status', '--json'])));
+  t.match(st, [{ containerId: id, devices: [{ key: dev, containerName: target, kind: 'adopted' }] }], 'status shows it adopted');
+
+  ok(t, poststop(w, id, bundle), 'poststop');
+  t.same(await settledTo(w.simhost, before), before, 'back on the host under its host name, exactly as before the runtime moved it');
+  t.same(Object.keys(nsSnapshot(w.ct)), ['lo'], 'not left in the container');
+  t.same(stateDirEmpty(w), [], 'no state left');
+});
