@@ -62,7 +62,8 @@ export function validate(schema: SchemaName, data: unknown, where: string, byDev
   const named = first.params.missingProperty ?? first.params.additionalProperty;
   if (named !== undefined) path.push(named);
   const device = byDevice ? path.shift() : undefined;
-  const field = path.map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i ? `.${s}` : s)).join('') || undefined;
+  // Keys come from the input: show() quotes any with control characters, so a message stays one line.
+  const field = path.map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i ? `.${show(s)}` : show(s))).join('') || undefined;
 
   const custom = first.parentSchema?.['x-message'];
   let problem: string;

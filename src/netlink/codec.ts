@@ -10,7 +10,8 @@ export const NLA_HDRLEN = 4;
 export const IFINFOMSG_LEN = 16;
 export const IFADDRMSG_LEN = 8;
 
-export const align4 = (n: number): number => (n + 3) & ~3;
+/** Rounds up to a multiple of 4; exact for any length up to 2^53 (a bitwise form wraps past 2^31). */
+export const align4 = (n: number): number => n + 3 - ((n + 3) % 4);
 
 export interface NlMessage {
   type: number;
@@ -53,6 +54,7 @@ export function decodeMessages(buf: Buffer): NlMessage[] {
 
 /** Decodes a run of attributes. A truncated final attribute is an error. */
 export function decodeAttrs(buf: Buffer, start = 0): Attr[] {
+  if (!Number.isSafeInteger(start) || start < 0) throw new DecodeError(`attributes start at offset ${start}`);
   const out: Attr[] = [];
   let off = start;
   while (off + NLA_HDRLEN <= buf.length) {
