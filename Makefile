@@ -53,3 +53,10 @@ bench: deps build
 	@[ -x /usr/lib/cni/host-device ] && [ -x /usr/lib/cni/tuning ] || { \
 	  $(APT_GET) update && $(APT_GET) install -y containernetworking-plugins; }
 	node dist/bench/run.js
+
+# Fuzzing (issue 5): a long campaign from a fixed seed over the netlink decoder and the state,
+# config.json, annotation and policy parsers; `make test` runs a short one (test/unit/fuzz-*).
+# FUZZ_SEED and FUZZ_ITERATIONS change it; a finding prints the command that replays it.
+.PHONY: fuzz
+fuzz: build
+	node dist/test/fuzz/run.js $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) $(if $(FUZZ_ITERATIONS),--iterations $(FUZZ_ITERATIONS))
