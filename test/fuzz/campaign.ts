@@ -84,7 +84,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         clearTimeout(timer);
         resolve(o);
       };
-      let timer = setTimeout(() => stall(), stallMs);
+      // Starting a thread (and the target's setup) is not a case: it gets a minute.
+      let timer = setTimeout(() => stall(), Math.max(stallMs, 60_000));
       const stall = () => {
         current = Atomics.load(live, 0);
         finding(current, { ok: false, kind: 'stall', message: `no progress for ${stallMs} ms: the case never ends`, input: '' });

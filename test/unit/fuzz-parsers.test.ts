@@ -17,7 +17,7 @@ t.test(`short campaign: 3000 documents from seed ${seed}`, async (t) => {
 });
 
 t.test('the harness catches what it must: untyped errors, slow cases, endless loops, unbounded allocation', async (t) => {
-  const r = await runCampaign({ target: 'selftest', seed, iterations: 12, stallMs: 1500, caseLimitMs: 200, maxHeapMb: 64 });
+  const r = await runCampaign({ target: 'selftest', seed, iterations: 12, stallMs: 4000, caseLimitMs: 200, maxHeapMb: 64 });
   const found = Object.fromEntries(r.findings.map((f) => [f.index, f.kind]));
   t.same(found, {
     [SELFTEST_CASES.untyped]: 'untyped-error',
