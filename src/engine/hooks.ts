@@ -40,8 +40,15 @@ export function injectHooks(bundle: string, extraArgs: string[] = []): { added: 
       list[mine] = entry;
     }
   }
+  // The bundle may be someone else's: never write through a link planted at the temp name.
   const tmp = `${file}.oci-netdev.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n');
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+  try {
+    fs.writeSync(fd, JSON.stringify(config, null, 2) + '\n');
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(tmp, file);
   return { added };
 }

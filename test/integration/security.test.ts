@@ -163,7 +163,13 @@ t.test('validate, inject and hooks-d honour and pass on --policy', async (t) => 
   t.same(hooksD.hook.args, ['oci-netdev', '--state-dir', rig.stateDir, '--policy', file, 'hook'], 'hooks-d passes --policy on');
   const fromEnv = JSON.parse(shOk(OCI_NETDEV, ['hooks-d'], { env: { OCI_NETDEV_POLICY: file } }));
   t.same(fromEnv.hook.args, ['oci-netdev', '--policy', file, 'hook'], 'and OCI_NETDEV_POLICY as --policy');
+  // A link planted at inject's temp name is replaced, not written through.
+  const victim = join(rig.sb.tempDir('victim'), 'victim');
+  fs.writeFileSync(victim, 'precious');
+  fs.symlinkSync(victim, `${config}.oci-netdev.tmp`);
   shOk(OCI_NETDEV, ['--policy', file, 'inject', bundle]);
+  t.equal(fs.readFileSync(victim, 'utf8'), 'precious', 'inject does not write through a planted link');
+  t.notOk(fs.existsSync(`${config}.oci-netdev.tmp`), 'and leaves no temp file');
   const injected = JSON.parse(fs.readFileSync(config, 'utf8'));
   t.same(injected.hooks.createRuntime[0].args, ['oci-netdev', '--policy', file, 'create-runtime'], 'inject passes --policy on');
   t.same(injected.hooks.poststop[0].args, ['oci-netdev', '--policy', file, 'poststop']);
