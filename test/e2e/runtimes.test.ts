@@ -7,12 +7,11 @@
 import t, { Test } from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, OCI_NETDEV } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { RUNTIMES, runContainer } from '../helpers/runtime';
-import { addAddress, LinkSnapshot, mountPoints, nsSnapshot, Sandbox, shOk } from '../helpers/sandbox';
+import { addAddress, mountPoints, Sandbox, shOk, settledTo, steady } from '../helpers/sandbox';
 
 const MARKER = 'ONDT-CONTAINER-RAN';
 const PRINT = ['sh', '-c', `echo ${MARKER}; ip -o link; ip -o addr`];
@@ -57,30 +56,6 @@ function parseSeen(out: string): { links: Record<string, SeenLink>; addrs: Recor
   return { links, addrs };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-type NsSnapshot = Record<string, LinkSnapshot>;
-
-/** nsSnapshot once carrier and operstate (updated by the kernel after the fact) have settled. */
-async function steady(ns: string): Promise<NsSnapshot> {
-  let last = nsSnapshot(ns);
-  for (let i = 0; i < 50; i++) {
-    await sleep(100);
-    const next = nsSnapshot(ns);
-    if (isDeepStrictEqual(next, last)) return next;
-    last = next;
-  }
-  throw new Error(`devices in ${ns} do not settle`);
-}
-
-/** nsSnapshot, read again for up to 3 s until it equals `expected` (carrier may lag); for t.same. */
-async function settledTo(ns: string, expected: NsSnapshot): Promise<NsSnapshot> {
-  let snap = nsSnapshot(ns);
-  for (let i = 0; i < 30 && !isDeepStrictEqual(snap, expected); i++) {
-    await sleep(100);
-    snap = nsSnapshot(ns);
-  }
-  return snap;
-}
 
 /** Adds both hooks with `oci-netdev --state-dir DIR inject BUNDLE` and checks what it wrote. */
 function inject(t: Test, bundle: string, stateDir: string): void {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { makeStateDir, OCI_NETDEV, runHook } from './hook';
 import { DEV_PREFIX } from './names';
 import { inSimHost, netnsPath, Sandbox, sh, ShResult, shOk, Teardownable } from './sandbox';
+import type { OciState } from '../../src/config/types';
 
 /** The netlink message types the trace shows (`type=N`). */
 export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, DELADDR: 21, GETADDR: 22 } as const;
@@ -47,16 +48,8 @@ export function configBundle(sb: Sandbox, ctr: string, opts: ConfigOptions): str
   return dir;
 }
 
-export interface OciStateLike {
-  ociVersion: string;
-  id: string;
-  status: string;
-  pid?: number;
-  bundle: string;
-  annotations?: Record<string, string>;
-}
 
-export function ociState(id: string, bundle: string, status: 'creating' | 'created' | 'stopped', extra: Partial<OciStateLike> = {}): OciStateLike {
+export function ociState(id: string, bundle: string, status: 'creating' | 'created' | 'stopped', extra: Partial<OciState> = {}): OciState {
   return { ociVersion: '1.0.2', id, status, bundle, ...extra };
 }
 

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { RUN_DIR, uniqueId } from './names';
 
 /** The repository root (this file runs from dist/test/helpers). */
@@ -222,4 +223,33 @@ export function linkSnapshot(ns: string, dev: string): LinkSnapshot {
 /** Every device in `ns`, by name. */
 export function nsSnapshot(ns: string): Record<string, LinkSnapshot> {
   return Object.fromEntries(ipLinks(ns).map((l) => [l.ifname, normalize(l)]));
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
+
+export type NsSnapshot = Record<string, LinkSnapshot>;
+
+/**
+ * nsSnapshot once the kernel's asynchronous link state (carrier and operstate, which linkwatch
+ * updates after the fact) has settled: two reads 100 ms apart agree.
+ */
+export async function steady(ns: string): Promise<NsSnapshot> {
+  let last = nsSnapshot(ns);
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    const next = nsSnapshot(ns);
+    if (isDeepStrictEqual(next, last)) return next;
+    last = next;
+  }
+  throw new Error(`devices in ${ns} do not settle`);
+}
+
+/** nsSnapshot, read again for up to 3 s until it equals `expected` (carrier may lag); for t.same. */
+export async function settledTo(ns: string, expected: NsSnapshot): Promise<NsSnapshot> {
+  let snap = nsSnapshot(ns);
+  for (let i = 0; i < 30 && !isDeepStrictEqual(snap, expected); i++) {
+    await sleep(100);
+    snap = nsSnapshot(ns);
+  }
+  return snap;
 }

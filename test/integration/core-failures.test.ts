@@ -7,14 +7,12 @@ import t, { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import { encodeId } from '../../src/apply/statedir';
 import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import {
-  addAddress, inSimHost, LinkSnapshot, mountPoints, netnsPath, nsSnapshot, Sandbox, sh, ShResult, shOk,
-} from '../helpers/sandbox';
+  addAddress, inSimHost, mountPoints, netnsPath, nsSnapshot, Sandbox, sh, ShResult, shOk, settledTo, sleep, steady } from '../helpers/sandbox';
 
 interface World {
   sb: Sandbox;
@@ -60,30 +58,6 @@ function ok(t: Test, r: ShResult, what: string): void {
   t.equal(r.status, 0, `${what} exits 0`, { stderr: r.stderr });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-type NsSnapshot = Record<string, LinkSnapshot>;
-
-/** nsSnapshot once carrier and operstate (updated by the kernel after the fact) have settled. */
-async function steady(ns: string): Promise<NsSnapshot> {
-  let last = nsSnapshot(ns);
-  for (let i = 0; i < 50; i++) {
-    await sleep(100);
-    const next = nsSnapshot(ns);
-    if (isDeepStrictEqual(next, last)) return next;
-    last = next;
-  }
-  throw new Error(`devices in ${ns} do not settle`);
-}
-
-/** nsSnapshot, read again for up to 3 s until it equals `expected` (carrier may lag); for t.same. */
-async function settledTo(ns: string, expected: NsSnapshot): Promise<NsSnapshot> {
-  let snap = nsSnapshot(ns);
-  for (let i = 0; i < 30 && !isDeepStrictEqual(snap, expected); i++) {
-    await sleep(100);
-    snap = nsSnapshot(ns);
-  }
-  return snap;
-}
 
 const stateLeft = (w: World): string[] => readdirSync(w.stateDir).filter((n) => n !== 'claims.lock');
 const pinsIn = (w: World): string[] => mountPoints().filter((m) => m.startsWith(w.stateDir + '/'));

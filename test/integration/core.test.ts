@@ -6,15 +6,13 @@
 import t, { Test } from 'tap';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import { encodeId } from '../../src/apply/statedir';
 import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import {
-  addAddress, AddrSnapshot, inSimHost, LinkSnapshot, linkSnapshot, mountPoints, netnsPath, nsSnapshot, Sandbox, sh,
-  ShResult, shOk,
-} from '../helpers/sandbox';
+  addAddress, AddrSnapshot, inSimHost, linkSnapshot, mountPoints, netnsPath, nsSnapshot, Sandbox, sh,
+  ShResult, shOk, settledTo, steady } from '../helpers/sandbox';
 
 interface World {
   sb: Sandbox;
@@ -75,33 +73,6 @@ function refused(t: Test, r: ShResult, device: string, cause: RegExp): void {
 
 const stateDirEmpty = (w: World): string[] => readdirSync(w.stateDir).filter((n) => n !== 'claims.lock');
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-type NsSnapshot = Record<string, LinkSnapshot>;
-
-/**
- * nsSnapshot once the kernel's asynchronous link state (carrier and operstate, which linkwatch
- * updates after the fact) has settled: two reads 100 ms apart agree.
- */
-async function steady(ns: string): Promise<NsSnapshot> {
-  let last = nsSnapshot(ns);
-  for (let i = 0; i < 50; i++) {
-    await sleep(100);
-    const next = nsSnapshot(ns);
-    if (isDeepStrictEqual(next, last)) return next;
-    last = next;
-  }
-  throw new Error(`devices in ${ns} do not settle`);
-}
-
-/** nsSnapshot, read again for up to 3 s until it equals `expected` (carrier may lag); for t.same. */
-async function settledTo(ns: string, expected: NsSnapshot): Promise<NsSnapshot> {
-  let snap = nsSnapshot(ns);
-  for (let i = 0; i < 30 && !isDeepStrictEqual(snap, expected); i++) {
-    await sleep(100);
-    snap = nsSnapshot(ns);
-  }
-  return snap;
-}
 
 const addr = (family: 'inet' | 'inet6', local: string, prefixlen: number, more: Partial<AddrSnapshot> = {}): AddrSnapshot => ({
   family, local, prefixlen, scope: 'global', label: null, broadcast: null, flags: [], ...more,
