@@ -76,13 +76,16 @@ function readConfig(file: string): Config {
   const where = `config.json ${show(file)}`;
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    // Non-blocking, so that a FIFO planted as config.json cannot hold the hook at open().
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     throw new ConfigError(`${where}: cannot read: ${oneLine((err as Error).message)}`);
   }
   let text: Buffer;
   try {
-    const size = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new ConfigError(`${where}: is not a regular file`);
+    const size = st.size;
     if (size > MAX_CONFIG_BYTES) {
       throw new ConfigError(`${where}: larger than ${sizeText(MAX_CONFIG_BYTES)} (${size} bytes)`);
     }

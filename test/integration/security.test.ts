@@ -405,6 +405,16 @@ t.test('each input limit is enforced with a clear error', async (t) => {
   refusedUnchanged(t, rig, ociState(cid('lim'), bigConfig, 'creating'),
     new RegExp(`^oci-netdev: config.json ${bigConfig}/config.json: larger than 16 MiB \\(\\d+ bytes\\)$`), 'config.json over 16 MiB');
 
+  // config.json that is not a file: a FIFO nobody writes, an endless device.
+  const fifo = rig.sb.tempDir('bundle');
+  shOk('mkfifo', [join(fifo, 'config.json')]);
+  const t0 = Date.now();
+  refusedUnchanged(t, rig, ociState(cid('lim'), fifo, 'creating'), `oci-netdev: config.json ${fifo}/config.json: is not a regular file`, 'config.json as a FIFO');
+  t.ok(Date.now() - t0 < 10_000, 'refused at once, not waited on');
+  const zero = rig.sb.tempDir('bundle');
+  fs.symlinkSync('/dev/zero', join(zero, 'config.json'));
+  refusedUnchanged(t, rig, ociState(cid('lim'), zero, 'creating'), `oci-netdev: config.json ${zero}/config.json: is not a regular file`, 'config.json as /dev/zero');
+
   const file = policy(rig, { annotation: { allowDevices: ['*'] } });
   const huge = JSON.stringify({ [a]: { name: 'x'.repeat(MAX_ANNOTATION_BYTES) } });
   refusedUnchanged(t, rig, ociState(cid('lim'), configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': huge } }), 'creating'),
