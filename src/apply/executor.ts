@@ -20,7 +20,9 @@ export function applyPlan(ctx: ApplyContext, journal: Journal, persist: () => vo
   try {
     for (let i = journal.started; i < steps.length; i++) {
       journal.started = i + 1;
-      persist();
+      // Only a step with an undo must be on disk before it runs; the others are recorded with the
+      // next write (a rollback has nothing to undo for them).
+      if (steps[i].undo) persist();
       OPERATIONS[steps[i].do](ctx, byKey.get(steps[i].device)!);
     }
   } catch (err) {
