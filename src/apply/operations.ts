@@ -32,18 +32,38 @@ export interface ApplyContext {
 
 type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
 
-const findMarked = (sock: NetlinkSocket, marker: string): LinkInfo | undefined =>
-  listLinks(sock).find((l) => l.alias === marker);
+/**
+ * The link carrying `marker`. With a name, the link of that name is asked for first (one small
+ * request) and taken if it carries the marker; otherwise, or if the name misses, all links are
+ * listed. The name is only a guess, so correctness never rests on it; without it, a plan of N
+ * devices listed all links O(N) times, O(N^2) in all.
+ */
+function findMarked(sock: NetlinkSocket, marker: string, name?: string): LinkInfo | undefined {
+  if (name !== undefined && !isTemplate(name)) {
+    const link = getLink(sock, { name });
+    if (link?.alias === marker) return link;
+  }
+  return listLinks(sock).find((l) => l.alias === marker);
+}
 
 function container(ctx: ApplyContext, rec: DeviceRecord): Side {
   if (!ctx.container) throw new PlanError(`device ${rec.key}: the container's network namespace is gone`, { device: rec.key });
   return ctx.container;
 }
 
+/**
+ * Each device's container side as this process last saw it, so that copyAddresses and configure,
+ * which run right after moveIn or renameInContainer, need no lookup of their own. Dropped once
+ * configure changes the link.
+ */
+const lastSeen = new WeakMap<DeviceRecord, LinkInfo>();
+
 /** The device in the container, by marker (host/adopted) or by its current name (created). */
 function inContainer(ctx: ApplyContext, rec: DeviceRecord, name = rec.containerName): LinkInfo {
+  const seen = lastSeen.get(rec);
+  if (seen && seen.name === name) return seen;
   const { sock } = container(ctx, rec);
-  const link = rec.kind === 'host' ? findMarked(sock, rec.marker) : name ? getLink(sock, { name }) : null;
+  const link = rec.kind === 'host' ? findMarked(sock, rec.marker, name ?? rec.targetName) : name ? getLink(sock, { name }) : null;
   if (!link) throw new PlanError(`device ${rec.key}: not found in the container`, { device: rec.key });
   return link;
 }
@@ -67,9 +87,12 @@ const mark: Op = (ctx, rec) => {
 };
 
 const unmark: Op = (ctx, rec) => {
+  // After moveOut the device is on the host under its own name: look there by name first.
+  const host = getLink(ctx.host.sock, { name: rec.original!.name });
+  if (host?.alias === rec.marker) return setLink(ctx.host.sock, host.index, { alias: rec.original!.alias }, ctxOf(rec, 'restore alias'));
   for (const side of [ctx.container, ctx.host]) {
     if (!side) continue;
-    const link = findMarked(side.sock, rec.marker);
+    const link = findMarked(side.sock, rec.marker, side === ctx.container ? rec.containerName : undefined);
     if (link) return setLink(side.sock, link.index, { alias: rec.original!.alias }, ctxOf(rec, 'restore alias'));
   }
 };
@@ -78,7 +101,9 @@ const moveIn: Op = (ctx, rec) => {
   if (rec.adopted) return;
   const ct = container(ctx, rec);
   setLink(ctx.host.sock, rec.original!.index, { netnsFd: ct.ns.fd, name: rec.targetName }, ctxOf(rec, 'move into container'));
-  rec.containerName = inContainer(ctx, rec).name;
+  const link = inContainer(ctx, rec);
+  lastSeen.set(rec, link);
+  rec.containerName = link.name;
   ctx.save();
 };
 
@@ -123,16 +148,18 @@ function setWhileDown(sock: NetlinkSocket, link: LinkInfo, changes: LinkChanges,
 const moveOut: Op = (ctx, rec) => {
   const orig = rec.original!;
   const ct = ctx.container;
-  const inside = ct ? findMarked(ct.sock, rec.marker) : undefined;
+  const inside = ct ? findMarked(ct.sock, rec.marker, rec.containerName) : undefined;
+  let movedAs: string | undefined;
   if (ct && inside) {
     // Put MTU and MAC back while the device is still in the container, then move it out.
     setWhileDown(ct.sock, inside, {
       ...(inside.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
       ...(orig.mac && inside.mac !== orig.mac ? { mac: orig.mac } : {}),
     }, rec, 'restore in container');
-    setLink(ct.sock, inside.index, { netnsFd: ctx.host.ns.fd, name: hostNameFor(ctx, rec, undefined) }, ctxOf(rec, 'move to host'));
+    movedAs = hostNameFor(ctx, rec, undefined);
+    setLink(ct.sock, inside.index, { netnsFd: ctx.host.ns.fd, name: movedAs }, ctxOf(rec, 'move to host'));
   }
-  const home = findMarked(ctx.host.sock, rec.marker);
+  const home = findMarked(ctx.host.sock, rec.marker, movedAs ?? orig.name);
   if (!home) {
     throw new PlanError(`device ${rec.key}: lost; not in the container nor on the host (original name ${orig.name})`, { device: rec.key, op: 'restore' });
   }
@@ -144,7 +171,8 @@ const moveOut: Op = (ctx, rec) => {
     ...(orig.mac && home.mac !== orig.mac ? { mac: orig.mac } : {}),
   };
   setWhileDown(ctx.host.sock, home, fix, rec, 'restore on host');
-  const present = new Set(listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
+  // A device that just changed namespace has no addresses left: the kernel flushes them.
+  const present = new Set(movedAs !== undefined ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = rec.adopted ? rec.containerName! : orig.name;
   const elapsed = ctx.observedAt === undefined ? 0 : Math.max(0, Math.floor((Date.now() - ctx.observedAt) / 1000));
   for (const a of orig.addresses.filter(isRestorable)) {
@@ -180,6 +208,7 @@ const configure: Op = (ctx, rec) => {
     ...(moved && rec.mac !== undefined && rec.mac !== link.mac ? { mac: rec.mac } : {}),
   };
   // A moved device arrives down, so one request does it all; an adopted one may be up already.
+  lastSeen.delete(rec);
   if (link.up && Object.keys(changes).length) setWhileDown(sock, link, changes, rec, 'configure');
   setLink(sock, link.index, { ...(link.up ? {} : changes), up: true }, ctxOf(rec, 'configure'));
 };
@@ -215,6 +244,7 @@ const renameInContainer: Op = (ctx, rec) => {
   const link = inContainer(ctx, rec, rec.tempName);
   setLink(sock, link.index, { name: rec.targetName }, ctxOf(rec, 'rename'));
   rec.containerName = isTemplate(rec.targetName) ? getLink(sock, { index: link.index })!.name : rec.targetName;
+  lastSeen.set(rec, { ...link, name: rec.containerName });
   ctx.save();
 };
 
