@@ -1,7 +1,7 @@
 // Devices the hook creates: N veth pairs (host end stays, container end inside) or N macvlans on
 // one stand-in NIC, each with an address, set up in a fresh netns and torn down again.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { hook, freshNetns, deleteNetns, hostView } from './moves';
+import { hook, hostView } from './moves';
 import { PREFIX, REPO, RID, RUN_DIR, ipBatch, nsPath, ok } from './util';
 
 export type Kind = 'veth' | 'macvlan';
@@ -83,25 +83,20 @@ function phasesFor(method: CreatedMethod, kind: Kind, devs: Dev[], ns: string): 
   }
 }
 
-/** One round: a fresh netns, N devices created and deleted, with checks. */
-export function measureCreated(method: CreatedMethod, kind: Kind, n: number): Phases2 {
+/** One round of one method in a fresh netns (the caller's): N devices created and deleted, with checks. */
+export function measureCreated(method: CreatedMethod, kind: Kind, n: number, ns: string): Phases2 {
   const devs = devices(kind, n);
-  const ns = freshNetns();
   const what = `${method} ${kind} N=${n}`;
-  try {
-    const p = phasesFor(method, kind, devs, ns);
-    const setup = timed(() => p.setup());
-    const inside = hostView(ns);
-    for (const d of devs) {
-      const v = inside.get(d.name);
-      if (!v?.up || !v.addrs.includes(d.cidr)) throw new Error(`${what}: ${d.name} is not in the container, up, with ${d.cidr}`);
-    }
-    const teardown = timed(() => p.teardown());
-    const left = [...hostView(ns).keys()].filter((k) => k !== 'lo');
-    const hostLeft = [...hostView().keys()].filter((k) => devs.some((d) => d.key === k));
-    if (left.length || hostLeft.length) throw new Error(`${what}: left behind: ${[...left, ...hostLeft].join(' ')}`);
-    return { setup, teardown };
-  } finally {
-    deleteNetns(ns);
+  const p = phasesFor(method, kind, devs, ns);
+  const setup = timed(() => p.setup());
+  const inside = hostView(ns);
+  for (const d of devs) {
+    const v = inside.get(d.name);
+    if (!v?.up || !v.addrs.includes(d.cidr)) throw new Error(`${what}: ${d.name} is not in the container, up, with ${d.cidr}`);
   }
+  const teardown = timed(() => p.teardown());
+  const left = [...hostView(ns).keys()].filter((k) => k !== 'lo');
+  const hostLeft = [...hostView().keys()].filter((k) => devs.some((d) => d.key === k));
+  if (left.length || hostLeft.length) throw new Error(`${what}: left behind: ${[...left, ...hostLeft].join(' ')}`);
+  return { setup, teardown };
 }

@@ -275,24 +275,39 @@ function verifyAttached(fleet: Fleet, variant: Variant, ns: string, what: string
   }
 }
 
-/** One round of one method: a fresh netns, attach + detach timed, checks, and the netns removed. */
-export function measure(method: Method, fleet: Fleet, variant: Variant): Timing {
-  const ns = freshNetns();
+/** One round of one method in a fresh netns (the caller's): attach + detach timed, with checks. */
+export function measure(method: Method, fleet: Fleet, variant: Variant, ns: string): Timing {
   const what = `${method} ${variant} N=${fleet.n}`;
-  try {
-    const phases = PHASES[method](fleet, variant, ns);
-    const attach = timed(() => phases.attach());
-    verifyAttached(fleet, variant, ns, what);
-    const detach = timed(() => phases.detach());
-    // host-device leaves the device down, without its addresses and with its alias set.
-    if (method === 'cni') {
-      fleet.verify(what, true);
-      fleet.reset();
-    } else {
-      fleet.verify(what);
-    }
-    return { attach, detach };
-  } finally {
-    deleteNetns(ns);
+  const phases = PHASES[method](fleet, variant, ns);
+  const attach = timed(() => phases.attach());
+  verifyAttached(fleet, variant, ns, what);
+  const detach = timed(() => phases.detach());
+  // host-device leaves the device down, without its addresses and with its alias set.
+  if (method === 'cni') {
+    fleet.verify(what, true);
+    fleet.reset();
+  } else {
+    fleet.verify(what);
   }
+  return { attach, detach };
+}
+
+/**
+ * Runs `body` with one fresh netns per entry of `keys`, made before and deleted after, then waits a
+ * moment: the kernel tears a namespace down in the background, holding the rtnl lock, and that
+ * must not land in the next measurement.
+ */
+export function withFreshNetns<K>(keys: K[], body: (ns: Map<K, string>) => void): void {
+  const ns = new Map(keys.map((k) => [k, freshNetns()]));
+  try {
+    body(ns);
+  } finally {
+    for (const n of ns.values()) deleteNetns(n);
+    settle();
+  }
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+export function settle(ms = 150): void {
+  Atomics.wait(SLEEPER, 0, 0, ms);
 }

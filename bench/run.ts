@@ -12,7 +12,7 @@ import { CONTAINERS, DEVICES_EACH, concurrency } from './concurrency';
 import type { ConcurrencyResult } from './concurrency';
 import { CREATED_METHODS, createMaster, deleteMaster, measureCreated } from './created';
 import type { CreatedMethod, Kind } from './created';
-import { Fleet, METHODS, hook, measure } from './moves';
+import { Fleet, METHODS, hook, measure, settle, withFreshNetns } from './moves';
 import type { Method, Variant } from './moves';
 import {
   CNI_DIR, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, SIM, fmt, log, median, nsPath, ok, ratio, run, table,
@@ -77,11 +77,14 @@ function moves(rss: { create: number; poststop: number }): MoveStats {
   for (const v of ['move', 'macmtu'] as Variant[]) for (const m of METHODS) out[v][m] = {};
   for (const n of SIZES) {
     const fleet = new Fleet(n);
+    settle();
     try {
       for (const variant of ['move', 'macmtu'] as Variant[]) {
         const samples: Record<Method, Sample[]> = { ours: [], cni: [], iproute2: [], floor: [] };
         for (let r = 0; r < rounds(n); r++) {
-          for (const m of rotated(METHODS, r)) samples[m].push(measure(m, fleet, variant));
+          withFreshNetns(METHODS, (ns) => {
+            for (const m of rotated(METHODS, r)) samples[m].push(measure(m, fleet, variant, ns.get(m)!));
+          });
         }
         for (const m of METHODS) {
           out[variant][m][n] = {
@@ -133,7 +136,9 @@ function created(): CreatedStats {
       for (const n of SIZES) {
         const samples: Record<CreatedMethod, { setup: number; teardown: number }[]> = { ours: [], iproute2: [], floor: [] };
         for (let r = 0; r < rounds(n); r++) {
-          for (const m of rotated(CREATED_METHODS, r)) samples[m].push(measureCreated(m, kind, n));
+          withFreshNetns(CREATED_METHODS, (ns) => {
+            for (const m of rotated(CREATED_METHODS, r)) samples[m].push(measureCreated(m, kind, n, ns.get(m)!));
+          });
         }
         for (const m of CREATED_METHODS) {
           out[kind][m][n] = { setup: median(samples[m].map((s) => s.setup)), teardown: median(samples[m].map((s) => s.teardown)) };
