@@ -40,6 +40,11 @@ Options:
                       none). inject and hooks-d pass it on to the hooks
   -h, --help          show this help
   -V, --version       show the version
+
+Environment:
+  OCI_NETDEV_TIMEOUT  seconds one hook run may take before it is killed
+                      (default 120); oci-netdev gc restores what it left
+  OCI_NETDEV_TRACE=1  print one line per netlink request on stderr
 `;
 
 class UsageError extends Error {}

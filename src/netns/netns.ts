@@ -30,7 +30,8 @@ export class Netns {
   static open(path: string): Netns {
     let fd: number;
     try {
-      fd = fs.openSync(path, fs.constants.O_RDONLY);
+      // O_NONBLOCK: a FIFO planted at a namespace path must not hang the hook.
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {
       throw new StateError(`cannot open network namespace ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }

@@ -64,7 +64,8 @@ export function traced(rig: Rig, command: string, state: object, env: Record<str
  */
 export function annotationPolicy(sb: Sandbox): string {
   const file = join(sb.tempDir('policy'), 'policy.json');
-  writeFileSync(file, JSON.stringify({ annotation: { allowDevices: [`${DEV_PREFIX}*`], allowMasters: [`${DEV_PREFIX}*`] } }));
+  // Written 0644 whatever the umask: the policy must not be group or world writable.
+  writeFileSync(file, JSON.stringify({ annotation: { allowDevices: [`${DEV_PREFIX}*`], allowMasters: [`${DEV_PREFIX}*`] } }), { mode: 0o644 });
   return file;
 }
 
