@@ -49,6 +49,11 @@ interface Libc {
   flock: (fd: number, op: number) => number;
   close: (fd: number) => number;
   strerror: (errno: number) => string;
+  strdup: (s: string) => unknown;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
+  dlsym: (handle: null, symbol: string) => unknown;
+  timer_create: (clock: number, sevp: Buffer, timerid: Buffer) => number;
+  timer_settime: (timerid: bigint, flags: number, value: Buffer, old: null) => number;
 }
 
 let cached: Libc | undefined;
@@ -86,6 +91,11 @@ function libc(): Libc {
     flock: lib.func('int flock(int, int)'),
     close: lib.func('int close(int)'),
     strerror: lib.func('const char *strerror(int)'),
+    strdup: lib.func('void *strdup(const char *)'),
+    fcntl: lib.func('int fcntl(int, int, int)'),
+    dlsym: lib.func('void *dlsym(void *, const char *)'),
+    timer_create: lib.func('int timer_create(int, void *, void *)'),
+    timer_settime: lib.func('int timer_settime(uintptr_t, int, const void *, void *)'),
   };
   return cached;
 }
@@ -185,4 +195,40 @@ export function flock(fd: number, op: number): boolean {
 
 export function close(fd: number): void {
   check('close', () => libc().close(fd));
+}
+
+const CLOCK_MONOTONIC = 1;
+const SIGEV_THREAD = 2;
+
+const F_SETFD = 2;
+
+/**
+ * In `seconds`, writes `message` to this process's stderr and kills it with SIGKILL, even while
+ * its only thread is blocked in a system call. A POSIX timer with SIGEV_THREAD makes libc run
+ * system() on a thread of its own; that shell prints and kills. Node marks its inherited stdio
+ * close-on-exec at start-up (uv_disable_stdio_inheritance), so fd 2 is made inheritable again for
+ * the shell. Arming costs microseconds; the command string is never freed.
+ */
+export function killAfter(seconds: number, message: string): void {
+  // The structures below are laid out for 64-bit Linux (8-byte pointers and time_t).
+  if (process.arch !== 'x64' && process.arch !== 'arm64') throw new SyscallError('timer_create', 0, `not laid out for ${process.arch}`);
+  const { koffi, strdup, fcntl, dlsym, timer_create, timer_settime } = libc();
+  const quoted = `'${message.replace(/'/g, `'\\''`)}'`;
+  const command = strdup(`printf '%s' ${quoted} >&2; kill -KILL ${process.pid}`);
+  check('fcntl', () => fcntl(2, F_SETFD, 0), '(stderr inheritable)');
+  const system = dlsym(null, 'system');
+  if (!command || !system) throw new SyscallError('timer_create', 0, 'cannot prepare the watchdog command');
+  // struct sigevent (64 bytes): sigev_value, sigev_signo, sigev_notify, then the thread function.
+  const sev = Buffer.alloc(64);
+  sev.writeBigUInt64LE(koffi.address(command), 0);
+  sev.writeInt32LE(SIGEV_THREAD, 12);
+  sev.writeBigUInt64LE(koffi.address(system), 16);
+  const id = Buffer.alloc(8);
+  check('timer_create', () => timer_create(CLOCK_MONOTONIC, sev, id));
+  // struct itimerspec: it_interval (zero: once), then it_value.
+  const ns = BigInt(Math.max(1, Math.round(seconds * 1e9)));
+  const spec = Buffer.alloc(32);
+  spec.writeBigInt64LE(ns / 1_000_000_000n, 16);
+  spec.writeBigInt64LE(ns % 1_000_000_000n, 24);
+  check('timer_settime', () => timer_settime(id.readBigUInt64LE(0), 0, spec, null));
 }

@@ -1,24 +1,17 @@
 // A wall-clock bound for the hook commands. The hook is synchronous: a timer in the main thread
 // cannot fire while it waits in a system call. Each wait has its own bound (netlink receive
 // timeout, lock wait deadline, stdin wait); this is the backstop for anything else, such as a
-// runtime that never closes stdin or a namespace file on a hung filesystem. A worker thread keeps
-// the time; when it runs out, it writes one line on stderr and kills the process with SIGKILL,
-// which the runtime reports as a failed hook. A journal left behind is restored by
-// `oci-netdev gc`, exactly as after any other crash.
+// runtime that never closes stdin or a namespace file on a hung filesystem. A POSIX timer keeps
+// the time (native/libc.ts killAfter: libc runs the expiry on a thread of its own); when it runs
+// out, one line goes to stderr and the process is killed with SIGKILL, which the runtime reports
+// as a failed hook. A journal left behind is restored by `oci-netdev gc`, exactly as after any
+// other crash. (A worker thread did this before, at ~13 ms of every hook run: a second Node
+// instance to start and tear down.)
 
-import { Worker } from 'node:worker_threads';
+import { killAfter } from '../../native/libc';
 
 /** Default bound on one hook run; OCI_NETDEV_TIMEOUT (seconds) changes it. */
 export const DEFAULT_HOOK_TIMEOUT_S = 120;
-
-const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-setTimeout(() => {
-  try { fs.writeSync(2, workerData.message); } catch {}
-  process.kill(process.pid, 'SIGKILL');
-}, workerData.ms);
-`;
 
 /** Seconds from OCI_NETDEV_TIMEOUT, or the default; throws on a value that is not a positive number. */
 export function hookTimeoutSeconds(env: NodeJS.ProcessEnv = process.env): number {
@@ -36,6 +29,5 @@ export function startWatchdog(seconds: number, what: string): void {
   const message =
     `oci-netdev: ${what}: did not finish within ${seconds} s (OCI_NETDEV_TIMEOUT); killed. ` +
     'If devices were moved, run oci-netdev gc to restore them.\n';
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ms: Math.round(seconds * 1000), message } });
-  worker.unref();
+  killAfter(seconds, message);
 }
