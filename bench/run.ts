@@ -189,6 +189,8 @@ function report({ st, mv, cr, rss, cc }: Results): string {
     for (const m of METHODS) perN(`  ${names[v][m]}`, (n) => fmt(s[m][n].total));
     perN('    of which oci-netdev create-runtime', (n) => fmt(s.ours[n].attach));
     perN('    of which oci-netdev poststop', (n) => fmt(s.ours[n].detach));
+    perN('    of which floor attach', (n) => fmt(s.floor[n].attach));
+    perN('    of which floor detach', (n) => fmt(s.floor[n].detach));
     const vsCni = (n: number) => s.ours[n].total / s.cni[n].total;
     const targets = v !== 'move' ? [] : [
       ...(SIZES.includes(8) ? [`N=8 <=1.2x: ${verdict(vsCni(8), 1.2)}`] : []),

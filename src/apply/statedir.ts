@@ -190,9 +190,16 @@ export class StateDir {
   writeJournal(j: Journal): void {
     const dir = this.containerDir(j.containerId);
     const tmp = path.join(dir, `.journal.${process.pid}.tmp`);
-    // A leftover of a dead process with our pid goes first: O_EXCL then refuses links of any kind.
-    fs.rmSync(tmp, { force: true });
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, flags, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A leftover of a dead process with our pid goes first: O_EXCL then refuses links of any kind.
+      fs.rmSync(tmp, { force: true });
+      fd = fs.openSync(tmp, flags, 0o600);
+    }
     try {
       fs.writeSync(fd, JSON.stringify(j));
     } finally {
