@@ -22,6 +22,13 @@ export interface ConcurrencyResult {
   poststopP99: number;
   /** Wall time from the first `runc run` to the last exit. */
   wallMs: number;
+  /** Each `runc run` from start to exit. */
+  runcP50: number;
+  runcP99: number;
+  /** The same 32 containers without devices and hooks. */
+  baselineWallMs: number;
+  baselineP50: number;
+  baselineP99: number;
   leaks: string[];
   failures: string[];
 }
@@ -34,7 +41,8 @@ function makeRootfs(rootfs: string): void {
 
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_NET_ADMIN', 'CAP_NET_RAW'];
 
-function makeBundle(dir: string, rootfs: string, id: string, netDevices: object): void {
+/** A bundle for `id`; without netDevices, a plain container (no hooks) for the runc-only baseline. */
+function makeBundle(dir: string, rootfs: string, id: string, netDevices: object | null): void {
   mkdirSync(dir, { recursive: true });
   const hookEntry = (stage: string) => ({
     path: TIMER,
@@ -45,7 +53,7 @@ function makeBundle(dir: string, rootfs: string, id: string, netDevices: object)
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: ['sh', '-c', 'ip link show eth1 >/dev/null && ip link show eth2 >/dev/null'],
+      args: netDevices ? ['sh', '-c', 'ip link show eth1 >/dev/null && ip link show eth2 >/dev/null'] : ['true'],
       env: ['PATH=/bin'],
       cwd: '/',
       capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, ambient: CAPS },
@@ -59,26 +67,42 @@ function makeBundle(dir: string, rootfs: string, id: string, netDevices: object)
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     ],
-    hooks: { createRuntime: [hookEntry('create-runtime')], poststop: [hookEntry('poststop')] },
+    ...(netDevices && { hooks: { createRuntime: [hookEntry('create-runtime')], poststop: [hookEntry('poststop')] } }),
     linux: {
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      netDevices,
+      ...(netDevices && { netDevices }),
     },
   }));
 }
 
-function runcRun(bundle: string, id: string): Promise<{ id: string; code: number | null; stderr: string }> {
+interface RuncResult {
+  id: string;
+  code: number | null;
+  stderr: string;
+  /** `runc run` from start to exit, ms. */
+  ms: number;
+}
+
+function runcRun(bundle: string, id: string): Promise<RuncResult> {
   return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
     const child = spawn('runc', ['--root', RUNC_ROOT, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ id, code, stderr });
+      resolve({ id, code, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
     });
   });
+}
+
+/** All of `ids` at once; the wall time from the first start to the last exit. */
+async function runAll(ids: string[], dir: string): Promise<{ results: RuncResult[]; wallMs: number }> {
+  const t0 = process.hrtime.bigint();
+  const results = await Promise.all(ids.map((id) => runcRun(`${dir}/${id}`, id)));
+  return { results, wallMs: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
 function mountsUnder(dir: string): string[] {
@@ -91,15 +115,20 @@ export async function concurrency(): Promise<ConcurrencyResult> {
   const rootfs = `${RUN_DIR}/rootfs`;
   makeRootfs(rootfs);
   const ids: string[] = [];
+  const plain: string[] = [];
   for (let j = 0; j < CONTAINERS; j++) {
     const id = `onb-${RID}-k${j}`;
     const nics = fleet.nics.slice(j * DEVICES_EACH, (j + 1) * DEVICES_EACH);
     makeBundle(`${RUN_DIR}/cc/${id}`, rootfs, id, Object.fromEntries(nics.map((nic, k) => [nic.name, { name: `eth${k + 1}` }])));
     ids.push(id);
+    makeBundle(`${RUN_DIR}/cc/${id}p`, rootfs, `${id}p`, null);
+    plain.push(`${id}p`);
   }
-  const t0 = process.hrtime.bigint();
-  const results = await Promise.all(ids.map((id) => runcRun(`${RUN_DIR}/cc/${id}`, id)));
-  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  // The same containers without devices or hooks: what runc and the kernel cost on their own.
+  const baseline = await runAll(plain, `${RUN_DIR}/cc`);
+  const baseFailed = baseline.results.filter((r) => r.code !== 0);
+  if (baseFailed.length) throw new Error(`runc alone failed: ${baseFailed.map((r) => `${r.id}: ${r.stderr.trim()}`).join('; ')}`);
+  const { results, wallMs } = await runAll(ids, `${RUN_DIR}/cc`);
 
   const times = new Map<string, { ms: number; rc: number }>();
   for (const line of (existsSync(LOG) ? readFileSync(LOG, 'utf8') : '').split('\n').filter(Boolean)) {
@@ -133,6 +162,11 @@ export async function concurrency(): Promise<ConcurrencyResult> {
   return {
     started: ids.length,
     succeeded,
+    runcP50: percentile(results.map((r) => r.ms), 50),
+    runcP99: percentile(results.map((r) => r.ms), 99),
+    baselineWallMs: baseline.wallMs,
+    baselineP50: percentile(baseline.results.map((r) => r.ms), 50),
+    baselineP99: percentile(baseline.results.map((r) => r.ms), 99),
     createP50: creates.length ? percentile(creates, 50) : NaN,
     createP99: creates.length ? percentile(creates, 99) : NaN,
     poststopP50: poststops.length ? percentile(poststops, 50) : NaN,

@@ -6,7 +6,7 @@
 // inside the simulated host means every method's processes are started the same way, without an
 // nsenter per process. Nothing outside the simulated host and /run/onb-<run>/ is touched.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { CONTAINERS, DEVICES_EACH, concurrency } from './concurrency';
 import type { ConcurrencyResult } from './concurrency';
@@ -43,7 +43,17 @@ function machine(): string[] {
     `software: node ${process.version}, iproute2 ${pkg('iproute2')}, containernetworking-plugins ${pkg('containernetworking-plugins')}, ` +
       `runc ${pkg('runc')}, oci-netdev ${git}`,
     `state dir filesystem: ${run('stat', ['-f', '-c', '%T', '/run']).stdout.trim()} (/run)`,
+    `bin/oci-netdev runs: ${bundleFresh() ? 'the bundle with its code cache' : 'the plain modules (the bundle is missing or older than dist/src: run make build)'}`,
   ];
+}
+
+/** Whether bin/oci-netdev will run the bundle (as it decides: not older than dist/src/cli/main.js). */
+function bundleFresh(): boolean {
+  try {
+    return statSync(`${REPO}/dist/oci-netdev.js`).mtimeMs >= statSync(`${REPO}/dist/src/cli/main.js`).mtimeMs;
+  } catch {
+    return false;
+  }
 }
 
 /** Peak RSS (KiB) of one process, from /usr/bin/time. */
@@ -240,8 +250,12 @@ function report({ st, mv, cr, rss, cc }: Results): string {
     rows.push([`${CONTAINERS} runc containers at once, ${DEVICES_EACH} devices each`, 'ok', 'wall, ms', 'leaks', '']);
     three('  runc run (create-runtime, start, exit, poststop)', [`${cc.succeeded}/${cc.started}`, fmt(cc.wallMs), String(cc.leaks.length)],
       `leaks 0: ${cc.leaks.length === 0 ? 'met' : 'NOT met'}`);
-    three('  hook time p50 / p99, ms: create-runtime', [fmt(cc.createP50), fmt(cc.createP99), '']);
-    three('  hook time p50 / p99, ms: poststop', [fmt(cc.poststopP50), fmt(cc.poststopP99), '']);
+    three('  the same without devices and hooks (runc alone)', [`${cc.started}/${cc.started}`, fmt(cc.baselineWallMs), '']);
+    rows.push(['  per container, ms', 'p50', 'p99', '', '']);
+    three('    runc run, with oci-netdev', [fmt(cc.runcP50), fmt(cc.runcP99), '']);
+    three('    runc run, runc alone', [fmt(cc.baselineP50), fmt(cc.baselineP99), '']);
+    three('    hook: create-runtime', [fmt(cc.createP50), fmt(cc.createP99), '']);
+    three('    hook: poststop', [fmt(cc.poststopP50), fmt(cc.poststopP99), '']);
   }
   return table(['measurement (medians)', '', '', '', 'target'], rows);
 }
