@@ -217,7 +217,7 @@ t.test('MAC and MTU on a moved host device: set after the move, restored at post
   const before = nsSnapshot(rig.simhost);
   const { id, bundle, r } = attach(rig, { [nic]: { name: 'eth1', mtu: 1280, mac: '02:CC:00:00:00:01' } });
   t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
-  t.same(newlinkOps(r.stderr, nic), ['mark', 'move into container', 'configure'], 'moved, then configured');
+  t.same(newlinkOps(r.stderr, nic), ['mark', 'move into container: take down', 'move into container', 'configure'], 'taken down, moved, then configured');
   t.same(nonLoopback(rig.ctr), ['eth1']);
   const dev = nsSnapshot(rig.ctr).eth1;
   t.equal(dev.mtu, 1280, 'MTU in the container');
