@@ -22,7 +22,7 @@ import {
 const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1, 8, 32];
 const ONLY = new Set(process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ['startup', 'moves', 'created', 'concurrency']);
 /** Rounds per size; BENCH_ROUNDS overrides all of them. */
-const ROUNDS: Record<number, number> = { 1: 9, 8: 7, 32: 5 };
+const ROUNDS: Record<number, number> = { 1: 9, 8: 9, 32: 5 };
 const STARTUP_ROUNDS = 31;
 const rounds = (n: number) => Number(process.env.BENCH_ROUNDS) || ROUNDS[n] || 5;
 
