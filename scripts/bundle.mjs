@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Bundles the CLI's compiled modules (dist/src, dist/native) into one file, dist/oci-netdev.js,
-// plus a V8 code cache for it, dist/oci-netdev.cache. bin/oci-netdev runs the bundle when it is
-// newer than dist/src/cli/main.js, and the plain modules otherwise.
+// plus a V8 code cache for it, dist/oci-netdev.cache. bin/oci-netdev runs the bundle unless it is
+// older than dist/src/cli/main.js (tsc ran after it), and the plain modules then.
 //
 // Why: a hook is a short-lived process, and Node's module loader costs a few milliseconds per
 // file (resolution, stat and package.json lookups, reading, compiling). One file whose functions
@@ -10,11 +10,11 @@
 // hooks rarely need it).
 //
 // The bundler handles what tsc emits for CommonJS: `require("./x")` / `require("../x")` calls with
-// literal paths, found by parsing each file with the TypeScript compiler (so code inside strings,
-// such as the watchdog's worker source, is left alone). Requires of packages (koffi) stay for Node
-// to resolve at run time; a relative require that leaves dist/ (package.json) is inlined as JSON.
+// literal paths, found by parsing each file with the TypeScript compiler (so code inside strings is
+// left alone). Requires of packages (koffi) stay for Node to resolve at run time; a relative
+// require that leaves dist/ (package.json) is inlined as JSON. BENCHMARKS.md has the measurements.
 //
-// Build: node scripts/bundle.mjs (after tsc; `make build` runs both).
+// Build: node scripts/bundle.mjs [DIST] (after tsc; `make build` runs both).
 
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -160,8 +160,9 @@ if (new Script(wrapped, { filename: outFile, cachedData: cache }).cachedDataReje
   throw new Error('bundle: V8 rejects the code cache it just made');
 }
 
-writeFileSync(`${outFile}.tmp`, out);
-writeFileSync(`${cacheFile}.tmp`, Buffer.concat([Buffer.from(stamp), cache]));
-renameSync(`${cacheFile}.tmp`, cacheFile);
-renameSync(`${outFile}.tmp`, outFile);
+// Per-process temp names: two builds at once must not write into one file.
+writeFileSync(`${outFile}.${process.pid}.tmp`, out);
+writeFileSync(`${cacheFile}.${process.pid}.tmp`, Buffer.concat([Buffer.from(stamp), cache]));
+renameSync(`${cacheFile}.${process.pid}.tmp`, cacheFile);
+renameSync(`${outFile}.${process.pid}.tmp`, outFile);
 console.log(`bundle: wrote dist/oci-netdev.js (${modules.size} modules, ${(out.length / 1024).toFixed(0)} KiB; lazy: ${[...lazy].join(', ') || 'none'}) and its code cache (${(cache.length / 1024).toFixed(0)} KiB)`);
