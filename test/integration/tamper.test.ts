@@ -7,6 +7,7 @@
 // still pointing at the device of the NIC's name (same netns, no link_netnsid) proves that it is
 // the real NIC and not a copy.
 import t, { Test } from 'tap';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { encodeId } from '../../src/apply/statedir';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -200,7 +201,7 @@ interface Grouped {
 }
 
 /** A moved NIC (eth1), a veth (eth2, host end vethHost) and a macvlan (eth3) on a stand-in master. */
-async function attachGrouped(t: Test, rig: Rig): Promise<Grouped> {
+async function attachGrouped(t: Test, rig: Rig, containerPid?: number): Promise<Grouped> {
   const nic = standIn(rig);
   const master = standIn(rig, 'mst');
   const vethHost = uniqueName('vh');
@@ -213,17 +214,17 @@ async function attachGrouped(t: Test, rig: Rig): Promise<Grouped> {
       mv0: { type: 'macvlan', master: master.name, name: 'eth3' },
     },
   });
-  ok(t, createRuntime(rig, id, bundle), 'createRuntime');
+  ok(t, traced(rig, 'create-runtime', ociState(id, bundle, 'creating', containerPid ? { pid: containerPid } : {})), 'createRuntime');
   const d = ipDetails(rig.ctr);
   const group = d.eth2?.group;
   t.ok(group && group !== 'default' && d.eth3?.group === group, `the created devices share link group ${group}`);
   return { nic, master, vethHost, id, bundle, group: group!, before };
 }
 
-/** poststop exited 0, the NIC and the master are back exactly, every created device is gone. */
-async function groupTeardownChecks(t: Test, rig: Rig, g: Grouped, r: ShResult, ctrAfter: string[]): Promise<void> {
-  ok(t, r, 'poststop');
-  await hostExactly(t, rig, g.before, [g.nic, g.master], 'after poststop');
+/** poststop (or gc) exited 0, the NIC and the master are back exactly, every created device is gone. */
+async function groupTeardownChecks(t: Test, rig: Rig, g: Grouped, r: ShResult, ctrAfter: string[], what = 'poststop'): Promise<void> {
+  ok(t, r, what);
+  await hostExactly(t, rig, g.before, [g.nic, g.master], `after ${what}`);
   t.notOk(linkIn(rig.simhost, g.vethHost), 'the veth host end is gone');
   t.same(groupedDevices(rig.simhost), [], 'no device of the group is left on the host');
   t.same(names(rig.ctr), ctrAfter, 'the container keeps exactly its own devices; eth2 and eth3 are gone');
@@ -243,6 +244,20 @@ t.test('groups: lo put into the created-device group makes no teardown fail', as
   inCtr(rig, ['link', 'set', 'lo', 'group', g.group]);
   await groupTeardownChecks(t, rig, g, poststop(rig, g.id, g.bundle), ['lo']);
   t.ok(linkIn(rig.ctr, 'lo'), 'lo is still there');
+});
+
+t.test('groups: lo in the created-device group makes no gc fail either', async (t) => {
+  const rig = makeRig(t);
+  // The container's init: gc restores once it is gone.
+  const init = spawn('sleep', ['600'], { stdio: 'ignore' });
+  t.teardown(() => void init.kill('SIGKILL'));
+  const g = await attachGrouped(t, rig, init.pid);
+  inCtr(rig, ['link', 'set', 'lo', 'group', g.group]);
+  init.kill('SIGKILL');
+  await new Promise((resolve) => init.once('exit', resolve));
+  const gc = traced(rig, 'gc', {});
+  t.match(gc.stdout, `${g.id}: restored`, 'gc restores the container', { stdout: gc.stdout });
+  await groupTeardownChecks(t, rig, g, gc, ['lo'], 'gc');
 });
 
 t.test("groups: a device of the container's own in the created-device group is not deleted", async (t) => {
@@ -372,6 +387,7 @@ t.test('the same id from another bundle: refused, and its poststop changes nothi
 
   const b = createRuntime(rig, id, bundleB);
   t.not(b.status, 0, 'createRuntime of the same id from bundle B is refused', { stderr: b.stderr });
+  t.equal(userStderr(b.stderr).split('\n').length, 1, 'in one line', { stderr: b.stderr });
   t.same(nonLoopback(ctrB), [], "nothing in B's netns");
 
   const bStop = poststop(rig, id, bundleB);
