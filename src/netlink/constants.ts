@@ -40,6 +40,10 @@ export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNSID = 88;
+export const RTM_GETNSID = 90;
+export const RTM_NEWLINKPROP = 108;
+export const RTM_DELLINKPROP = 109;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
@@ -67,6 +71,8 @@ export const IFLA_NEW_IFINDEX = 49;
 export const IFLA_PROP_LIST = 52;
 export const IFLA_ALT_IFNAME = 53;
 export const IFLA_PERM_ADDRESS = 54;
+export const IFLA_PARENT_DEV_NAME = 56;
+export const IFLA_PARENT_DEV_BUS_NAME = 57;
 
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;

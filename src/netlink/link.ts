@@ -8,8 +8,9 @@ import {
 } from './codec';
 import {
   IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_PERM_ADDRESS,
-  IFLA_PROP_LIST, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK,
+  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD,
+  IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST, NLM_F_CREATE,
+  NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
 import { NetlinkError } from '../errors';
 
@@ -29,6 +30,11 @@ export interface LinkInfo {
   slaveKind: string | null;
   /** IFLA_LINK: the peer or parent index (veth peer, macvlan master). */
   linkIndex: number | null;
+  /** IFLA_LINK_NETNSID: the namespace (its id as seen from this one) that linkIndex is in; null: this one. */
+  linkNetnsid: number | null;
+  /** The bus device behind a hardware NIC (IFLA_PARENT_DEV_BUS_NAME and _NAME, e.g. "pci", "0000:3b:00.1"). */
+  parentBus: string | null;
+  parentDev: string | null;
   group: number;
   altNames: string[];
 }
@@ -57,6 +63,9 @@ export function decodeLink(m: NlMessage): LinkInfo {
     masterIndex: u32(IFLA_MASTER) ?? null,
     slaveKind: slaveKind ? attrString(slaveKind) : null,
     linkIndex: u32(IFLA_LINK) ?? null,
+    linkNetnsid: u32(IFLA_LINK_NETNSID) === undefined ? null : u32(IFLA_LINK_NETNSID)! | 0,
+    parentBus: str(IFLA_PARENT_DEV_BUS_NAME) ?? null,
+    parentDev: str(IFLA_PARENT_DEV_NAME) ?? null,
     group: u32(IFLA_GROUP) ?? 0,
     altNames: props ? decodeAttrs(props).filter((a) => a.type === IFLA_ALT_IFNAME).map((a) => attrString(a.data)) : [],
   };
@@ -86,6 +95,8 @@ export interface LinkChanges {
   up?: boolean;
   /** Move into the namespace this fd refers to. */
   netnsFd?: number;
+  /** With netnsFd: the ifindex the device takes there (EBUSY if taken). */
+  newIndex?: number;
   mtu?: number;
   mac?: string;
   /** "" removes the alias. */
@@ -100,6 +111,7 @@ export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges
     encodeIfInfo({ index, flags: up ? IFF_UP : 0, change: up === undefined ? 0 : IFF_UP }),
   );
   if (changes.netnsFd !== undefined) req.u32(IFLA_NET_NS_FD, changes.netnsFd);
+  if (changes.newIndex !== undefined) req.s32(IFLA_NEW_IFINDEX, changes.newIndex);
   if (changes.name !== undefined) req.str(IFLA_IFNAME, changes.name);
   if (changes.mtu !== undefined) req.u32(IFLA_MTU, changes.mtu);
   if (changes.mac !== undefined) req.attr(IFLA_ADDRESS, parseMac(changes.mac));
@@ -110,6 +122,8 @@ export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges
 
 export interface NewLinkCommon {
   name: string;
+  /** The ifindex the device takes in its namespace, chosen by us so that we know it before it exists. */
+  index: number;
   /** Namespace to create the device in (for veth: the peer's namespace). */
   netnsFd: number;
   mtu?: number;
@@ -117,16 +131,18 @@ export interface NewLinkCommon {
   group: number;
 }
 
-/** A veth pair: `hostName` here and up, the peer `peer.name` directly in peer.netnsFd. */
-export function createVeth(sock: NetlinkSocket, hostName: string, peer: NewLinkCommon, ctx: { op: string; device: string }): void {
+/** A veth pair: `hostName` (ifindex hostIndex) here and up, the peer `peer.name` directly in peer.netnsFd. */
+export function createVeth(
+  sock: NetlinkSocket, hostName: string, hostIndex: number, peer: NewLinkCommon, ctx: { op: string; device: string },
+): void {
   const VETH_INFO_PEER = 1;
-  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ flags: IFF_UP, change: IFF_UP }));
+  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ index: hostIndex, flags: IFF_UP, change: IFF_UP }));
   req.str(IFLA_IFNAME, hostName).u32(IFLA_GROUP, peer.group);
   if (peer.mtu !== undefined) req.u32(IFLA_MTU, peer.mtu);
   req.nest(IFLA_LINKINFO, (li) => {
     li.str(IFLA_INFO_KIND, 'veth');
     li.nest(IFLA_INFO_DATA, (d) => d.nest(VETH_INFO_PEER, (p) => {
-      p.raw(encodeIfInfo({}));
+      p.raw(encodeIfInfo({ index: peer.index }));
       p.str(IFLA_IFNAME, peer.name).u32(IFLA_NET_NS_FD, peer.netnsFd).u32(IFLA_GROUP, peer.group);
       if (peer.mtu !== undefined) p.u32(IFLA_MTU, peer.mtu);
       if (peer.mac !== undefined) p.attr(IFLA_ADDRESS, parseMac(peer.mac));
@@ -143,7 +159,7 @@ export function createMacvlan(
   ctx: { op: string; device: string },
 ): void {
   const IFLA_MACVLAN_MODE = 1;
-  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({}));
+  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ index: spec.index }));
   req.str(IFLA_IFNAME, spec.name).u32(IFLA_LINK, masterIndex).u32(IFLA_NET_NS_FD, spec.netnsFd).u32(IFLA_GROUP, spec.group);
   if (spec.mtu !== undefined) req.u32(IFLA_MTU, spec.mtu);
   if (spec.mac !== undefined) req.attr(IFLA_ADDRESS, parseMac(spec.mac));
@@ -168,4 +184,11 @@ export function deleteLinkGroup(sock: NetlinkSocket, group: number, ctx: { op: s
     if (err instanceof NetlinkError && err.code === 'ENODEV') return false;
     throw err;
   }
+}
+
+/** Adds (add) or removes one alternative name of a link. */
+export function changeAltName(sock: NetlinkSocket, index: number, altName: string, add: boolean, ctx: { op: string; device: string }): void {
+  const req = new MessageBuilder(add ? RTM_NEWLINKPROP : RTM_DELLINKPROP, 0).raw(encodeIfInfo({ index }));
+  req.nest(IFLA_PROP_LIST, (p) => p.str(IFLA_ALT_IFNAME, altName));
+  sock.request(req, ctx);
 }
