@@ -14,18 +14,16 @@ export class ApplyError extends NetdevError {
   }
 }
 
-export function applyPlan(ctx: ApplyContext, journal: Journal, persist: () => void): void {
+export function applyPlan(ctx: ApplyContext, journal: Journal): void {
   const { steps, devices } = journal.plan;
   const byKey = new Map(devices.map((d) => [d.key, d]));
-  // Names that steps resolve (ctx.save) go to disk with the next write: no undo depends on them.
-  const applying: ApplyContext = { ...ctx, save: () => {} };
   try {
     for (let i = journal.started; i < steps.length; i++) {
       journal.started = i + 1;
-      // Only a step with an undo must be on disk before it runs; the others are recorded with the
-      // next write (a rollback has nothing to undo for them).
-      if (steps[i].undo) persist();
-      OPERATIONS[steps[i].do](applying, byKey.get(steps[i].device)!);
+      // Only a step with an undo must be on disk before it runs; the others, and the names that
+      // steps resolve, are recorded with the next write (no undo depends on them).
+      if (steps[i].undo) ctx.persist();
+      OPERATIONS[steps[i].do](ctx, byKey.get(steps[i].device)!);
     }
   } catch (err) {
     throw new ApplyError(err as Error, rollback(ctx, journal));

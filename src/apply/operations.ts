@@ -1,113 +1,97 @@
-// What each step does to the kernel. Undo operations converge: they find the
-// device by its marker wherever it is now and put back the recorded original,
-// so running them again, or after a crash at any point, is safe.
+// What each step does to the kernel. Devices are found by the identity recorded at planning
+// (src/apply/identity.ts), never by anything the container can rewrite. Undo operations converge:
+// they find the device wherever it is now and put back the recorded original, so running them
+// again, or after a crash at any point, is safe.
 
-import type { Netns } from '../netns/netns';
 import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, AddressInfo, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
-import { createMacvlan, createVeth, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink } from '../netlink/link';
+import {
+  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
+} from '../netlink/link';
 import { NetlinkError, PlanError } from '../errors';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
 import type { DeviceRecord, Operation, Plan } from '../plan/types';
+import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
 
-export interface Side {
-  ns: Netns;
-  sock: NetlinkSocket;
-}
+export type { Side } from './identity';
 
-export interface ApplyContext {
-  host: Side;
-  /** Null when the container's namespace is gone (poststop/gc without a pin). */
-  container: Side | null;
+/** Kernel names are at most 15 bytes (IFNAMSIZ - 1). */
+const MAX_NAME_BYTES = 15;
+
+export interface ApplyContext extends Sides {
   plan: Plan;
-  /** Persists progress (resolved names) in the journal. */
-  save(): void;
-  /** A loud report that does not stop the run (fallback names, lost devices). */
+  /** Writes the journal now: for a record change that an undo depends on. */
+  persist(): void;
+  /** A loud report that does not stop the run (fallback names, removed altnames, lost devices). */
   warn(message: string): void;
-  /** Set once the created-device group is gone, so it is deleted in one request. */
-  groupDeleted?: boolean;
   /** When the originals were observed (ms since the epoch): finite address lifetimes are aged by the time since. */
   observedAt?: number;
+  /** Links this run has just seen or made in the container, by device key: saves a lookup per step. */
+  seen: Map<string, LinkInfo>;
+  /** Set once the host ends of this plan's veths were checked for one group delete. */
+  vethGroupChecked?: boolean;
 }
 
 type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
 
-/**
- * The link carrying `marker`. With a name, the link of that name is asked for first (one small
- * request) and taken if it carries the marker; otherwise, or if the name misses, all links are
- * listed. The name is only a guess, so correctness never rests on it; without it, a plan of N
- * devices listed all links O(N) times, O(N^2) in all.
- */
-function findMarked(sock: NetlinkSocket, marker: string, name?: string): LinkInfo | undefined {
-  if (name !== undefined && !isTemplate(name)) {
-    const link = getLink(sock, { name });
-    if (link?.alias === marker) return link;
-  }
-  return listLinks(sock).find((l) => l.alias === marker);
-}
+const ctxOf = (rec: DeviceRecord, op: string) => ({ op, device: rec.key });
 
 function container(ctx: ApplyContext, rec: DeviceRecord): Side {
   if (!ctx.container) throw new PlanError(`device ${rec.key}: the container's network namespace is gone`, { device: rec.key });
   return ctx.container;
 }
 
-/**
- * Each device's container side as this process last saw it, so that copyAddresses and configure,
- * which run right after moveIn or renameInContainer, need no lookup of their own. Dropped once
- * configure changes the link.
- */
-const lastSeen = new WeakMap<DeviceRecord, LinkInfo>();
-
-/** The device in the container, by marker (host/adopted) or by its current name (created). */
-function inContainer(ctx: ApplyContext, rec: DeviceRecord, name = rec.containerName): LinkInfo {
-  const seen = lastSeen.get(rec);
-  if (seen && seen.name === name) return seen;
-  const { sock } = container(ctx, rec);
-  const link = rec.kind === 'host' ? findMarked(sock, rec.marker, name ?? rec.targetName) : name ? getLink(sock, { name }) : null;
-  if (!link) throw new PlanError(`device ${rec.key}: not found in the container`, { device: rec.key });
+/** The device in the container, as this run last saw it or found again by its identity. */
+function inContainer(ctx: ApplyContext, rec: DeviceRecord): LinkInfo {
+  const seen = ctx.seen.get(rec.key);
+  if (seen) return seen;
+  const link = findInContainer(ctx, rec);
+  if (!link) throw new PlanError(`device ${rec.key}: no longer in the container as oci-netdev left it (ifindex ${rec.containerIndex})`, { device: rec.key });
   return link;
 }
 
-const ctxOf = (rec: DeviceRecord, op: string) => ({ op, device: rec.key });
+/** A random ifindex no link of the socket's namespace has. */
+function freeIndex(sock: NetlinkSocket): number {
+  for (;;) {
+    const index = 0x10000 + Math.floor(Math.random() * 0x3fff0000);
+    if (!getLink(sock, { index })) return index;
+  }
+}
 
-const mark: Op = (ctx, rec) => {
-  const orig = rec.original!;
-  if (rec.adopted) {
-    const { sock } = container(ctx, rec);
-    const link = getLink(sock, { name: rec.containerName! });
-    if (!link) throw new PlanError(`device ${rec.key}: not found in the container`, { device: rec.key });
-    setLink(sock, link.index, { alias: rec.marker }, ctxOf(rec, 'mark'));
-    return;
+/**
+ * Runs `act`, which gives a device the ifindexes chosen at planning; when one was taken in the
+ * meantime (EBUSY), `repick` chooses others, the journal records them, and `act` runs again.
+ */
+function withChosenIndex(ctx: ApplyContext, act: () => void, repick: () => void): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return act();
+    } catch (err) {
+      if (!(err instanceof NetlinkError && err.code === 'EBUSY') || attempt === 3) throw err;
+      repick();
+      ctx.persist();
+    }
   }
-  const link = getLink(ctx.host.sock, { index: orig.index });
-  if (!link || link.name !== orig.name) {
-    throw new PlanError(`device ${rec.key}: changed on the host while being planned`, { device: rec.key, op: 'mark' });
-  }
-  setLink(ctx.host.sock, orig.index, { alias: rec.marker }, ctxOf(rec, 'mark'));
-};
-
-const unmark: Op = (ctx, rec) => {
-  // After moveOut the device is on the host under its own name: look there by name first.
-  const host = getLink(ctx.host.sock, { name: rec.original!.name });
-  if (host?.alias === rec.marker) return setLink(ctx.host.sock, host.index, { alias: rec.original!.alias }, ctxOf(rec, 'restore alias'));
-  for (const side of [ctx.container, ctx.host]) {
-    if (!side) continue;
-    const link = findMarked(side.sock, rec.marker, side === ctx.container ? rec.containerName : undefined);
-    if (link) return setLink(side.sock, link.index, { alias: rec.original!.alias }, ctxOf(rec, 'restore alias'));
-  }
-};
+}
 
 const moveIn: Op = (ctx, rec) => {
   if (rec.adopted) return;
   const ct = container(ctx, rec);
+  const orig = rec.original!;
+  const link = getLink(ctx.host.sock, { index: orig.index });
+  if (!link || link.name !== orig.name || !isTheDevice(ctx, rec, link, 'host')) {
+    throw new PlanError(`device ${rec.key}: changed on the host while being planned`, { device: rec.key, op: 'move into container' });
+  }
   // Taken down in a request of its own first: the kernel then moves it in ~17 ms instead of
   // ~22-26 ms for a device it has to close inside the move (BENCHMARKS.md). It arrives down anyway.
-  if (rec.original!.up) setLink(ctx.host.sock, rec.original!.index, { up: false }, ctxOf(rec, 'move into container: take down'));
-  setLink(ctx.host.sock, rec.original!.index, { netnsFd: ct.ns.fd, name: rec.targetName }, ctxOf(rec, 'move into container'));
-  const link = inContainer(ctx, rec);
-  lastSeen.set(rec, link);
-  rec.containerName = link.name;
-  ctx.save();
+  if (link.up) setLink(ctx.host.sock, orig.index, { up: false }, ctxOf(rec, 'move into container: take down'));
+  withChosenIndex(ctx,
+    () => setLink(ctx.host.sock, orig.index, { netnsFd: ct.ns.fd, name: rec.targetName, newIndex: rec.containerIndex }, ctxOf(rec, 'move into container')),
+    () => { rec.containerIndex = freeIndex(ct.sock); });
+  const moved = getLink(ct.sock, { index: rec.containerIndex });
+  if (!moved) throw new PlanError(`device ${rec.key}: not in the container after the move`, { device: rec.key, op: 'move into container' });
+  ctx.seen.set(rec.key, moved);
+  rec.containerName = moved.name;
 };
 
 /** An address with finite lifetimes aged by `elapsed` seconds; null once it has expired. Infinite stays infinite. */
@@ -118,16 +102,27 @@ function aged(a: AddressInfo, elapsed: number): AddressInfo | null {
   return { ...a, validLifetime: valid, preferredLifetime: Math.min(left(a.preferredLifetime), valid) };
 }
 
+/** `name` cut to fit `suffix` within the kernel's 15 bytes, at a character boundary. */
+export function fallbackName(name: string, suffix: string): string {
+  const chars = Array.from(name);
+  while (Buffer.byteLength(chars.join('') + suffix) > MAX_NAME_BYTES) chars.pop();
+  return chars.join('') + suffix;
+}
+
+/** Every name and alternative name in use on the host. */
+function hostNames(ctx: ApplyContext): Set<string> {
+  return new Set(listLinks(ctx.host.sock).flatMap((l) => [l.name, ...l.altNames]));
+}
+
 /** A free name on the host for the device coming back: its own, else a loud fallback. */
 function hostNameFor(ctx: ApplyContext, rec: DeviceRecord, current: LinkInfo | undefined): string {
   const wanted = rec.original!.name;
   const holder = getLink(ctx.host.sock, { name: wanted });
   if (!holder || holder.index === current?.index) return wanted;
-  const taken = new Set(listLinks(ctx.host.sock).map((l) => l.name));
+  const taken = hostNames(ctx);
   for (let n = 0; ; n++) {
-    const suffix = `-r${n}`;
-    const name = `${wanted.slice(0, 15 - suffix.length)}${suffix}`;
-    // Already under this fallback: it was reported when it was given (moveOut asks twice).
+    const name = fallbackName(wanted, `-r${n}`);
+    // Already under this fallback: it was reported when it was given.
     if (name === current?.name) return name;
     if (!taken.has(name)) {
       ctx.warn(`device ${rec.key}: name ${wanted} is taken on the host by another device; restored as ${name}`);
@@ -148,46 +143,114 @@ function setWhileDown(sock: NetlinkSocket, link: LinkInfo, changes: LinkChanges,
   setLink(sock, link.index, changes, ctxOf(rec, op));
 }
 
+/**
+ * Before the device leaves the container: alternative names it did not have are taken off (the
+ * container's additions), and so are its own when the host uses them now (the move would fail
+ * with EEXIST); those are recorded and reported, and put back later if they come free.
+ */
+function dropAltNames(ctx: ApplyContext, ct: Side, rec: DeviceRecord, inside: LinkInfo): void {
+  if (!inside.altNames.length) return;
+  const orig = rec.original!;
+  const taken = hostNames(ctx);
+  for (const alt of inside.altNames) {
+    const own = orig.altNames.includes(alt);
+    if (own && !taken.has(alt)) continue;
+    changeAltName(ct.sock, inside.index, alt, false, ctxOf(rec, `restore in container: remove altname ${alt}`));
+    if (taken.has(alt)) {
+      if (own) rec.removedAltNames = [...new Set([...(rec.removedAltNames ?? []), alt])];
+      ctx.warn(`device ${rec.key}: altname ${alt} is taken on the host; removed from the device so that it can come home`);
+    }
+  }
+}
+
+/** The device's own alternative names, back where the host has them free. */
+function restoreAltNames(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo): void {
+  const missing = rec.original!.altNames.filter((a) => !home.altNames.includes(a));
+  if (!missing.length) return;
+  const taken = hostNames(ctx);
+  for (const alt of missing) {
+    if (taken.has(alt)) {
+      ctx.warn(`device ${rec.key}: altname ${alt} is still taken on the host; the device is back without it`);
+      continue;
+    }
+    changeAltName(ctx.host.sock, home.index, alt, true, ctxOf(rec, `restore altname ${alt}`));
+  }
+  rec.removedAltNames = rec.removedAltNames?.filter((a) => taken.has(a));
+}
+
+/** Thrown when a device is provably gone; the engine keeps its record and says so. */
+export class DeviceLostError extends PlanError {}
+
 const moveOut: Op = (ctx, rec) => {
   const orig = rec.original!;
+  if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   const ct = ctx.container;
-  const inside = ct ? findMarked(ct.sock, rec.marker, rec.containerName) : undefined;
-  let movedAs: string | undefined;
+  const inside = ct ? findInContainer(ctx, rec) : null;
+  let home: LinkInfo | null;
   if (ct && inside) {
     // Down first, in a request of its own, as in moveIn; then MTU and MAC back while the device is
-    // still in the container; then out.
+    // still in the container; then out, under the ifindex it had when that is free.
     if (inside.up) setLink(ct.sock, inside.index, { up: false }, ctxOf(rec, 'restore in container: take down'));
     setWhileDown(ct.sock, { ...inside, up: false }, {
       ...(inside.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
       ...(orig.mac && inside.mac !== orig.mac ? { mac: orig.mac } : {}),
     }, rec, 'restore in container');
-    movedAs = hostNameFor(ctx, rec, undefined);
-    setLink(ct.sock, inside.index, { netnsFd: ctx.host.ns.fd, name: movedAs }, ctxOf(rec, 'move to host'));
+    dropAltNames(ctx, ct, rec, inside);
+    const name = hostNameFor(ctx, rec, undefined);
+    const indexFree = !rec.adopted && !getLink(ctx.host.sock, { index: orig.index });
+    setLink(ct.sock, inside.index, { netnsFd: ctx.host.ns.fd, name, ...(indexFree ? { newIndex: orig.index } : {}) }, ctxOf(rec, 'move to host'));
+    // The host is ours: the name just given finds it.
+    home = getLink(ctx.host.sock, { name });
+  } else {
+    // Returned by the kernel, brought home by an interrupted run, or never moved.
+    home = findOnHost(ctx, rec);
   }
-  const home = findMarked(ctx.host.sock, rec.marker, movedAs ?? orig.name);
   if (!home) {
-    throw new PlanError(`device ${rec.key}: lost; not in the container nor on the host (original name ${orig.name})`, { device: rec.key, op: 'restore' });
+    if (ct) {
+      throw new PlanError(`device ${rec.key}: not found in the container nor on the host (ifindex ${rec.containerIndex} in the container, original name ${orig.name}); its record is kept`, { device: rec.key, op: 'restore' });
+    }
+    rec.lost = `its network namespace is gone and it is not on the host (original name ${orig.name})`;
+    throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   }
+  convergeOnHost(ctx, rec, home, inside !== null);
+};
+
+/** Name, MTU, MAC, alias, group, altnames, state and addresses as recorded, on the device at home. */
+function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, justMoved: boolean): void {
+  const orig = rec.original!;
   const name = home.name === orig.name ? orig.name : hostNameFor(ctx, rec, home);
-  // Returned by the kernel, or never moved: converge name, MTU and MAC on the host.
   const fix = {
     ...(home.name !== name ? { name } : {}),
     ...(home.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
     ...(orig.mac && home.mac !== orig.mac ? { mac: orig.mac } : {}),
   };
   setWhileDown(ctx.host.sock, home, fix, rec, 'restore on host');
-  // A device that just changed namespace has no addresses left: the kernel flushes them.
-  const present = new Set(movedAs !== undefined ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
+  const marks = {
+    ...(home.alias !== orig.alias ? { alias: orig.alias } : {}),
+    ...(home.group !== orig.group ? { group: orig.group } : {}),
+  };
+  if (Object.keys(marks).length) setLink(ctx.host.sock, home.index, marks, ctxOf(rec, 'restore alias and group'));
+  restoreAltNames(ctx, rec, home);
+  const wasDown = !home.up || Object.keys(fix).length > 0;
+  if (orig.up && wasDown) setLink(ctx.host.sock, home.index, { up: true }, ctxOf(rec, 'restore state'));
+  if (!orig.up && !wasDown) setLink(ctx.host.sock, home.index, { up: false }, ctxOf(rec, 'restore state'));
+  // Addresses once the device is up, so that the kernel makes their prefix routes. A device that
+  // just changed namespace has none left: the kernel flushes them.
+  const present = new Set(justMoved ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = rec.adopted ? rec.containerName! : orig.name;
   const elapsed = ctx.observedAt === undefined ? 0 : Math.max(0, Math.floor((Date.now() - ctx.observedAt) / 1000));
   for (const a of orig.addresses.filter(isRestorable)) {
     if (present.has(`${a.address}/${a.prefixlen}`)) continue;
     const left = aged(a, elapsed);
     if (!left) continue; // its lease ran out while the container held the device
-    addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
+    try {
+      addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
+    } catch (err) {
+      // The kernel may have made it again by itself (an IPv6 address of the device's own).
+      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+    }
   }
-  if (home.up !== orig.up || Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: orig.up }, ctxOf(rec, 'restore state'));
-};
+}
 
 const copyAddresses: Op = (ctx, rec) => {
   const { sock } = container(ctx, rec);
@@ -213,27 +276,37 @@ const configure: Op = (ctx, rec) => {
     ...(moved && rec.mac !== undefined && rec.mac !== link.mac ? { mac: rec.mac } : {}),
   };
   // A moved device arrives down, so one request does it all; an adopted one may be up already.
-  lastSeen.delete(rec);
+  ctx.seen.delete(rec.key);
   if (link.up && Object.keys(changes).length) setWhileDown(sock, link, changes, rec, 'configure');
   setLink(sock, link.index, { ...(link.up ? {} : changes), up: true }, ctxOf(rec, 'configure'));
 };
 
 const createVethOp: Op = (ctx, rec) => {
   const ct = container(ctx, rec);
-  createVeth(ctx.host.sock, rec.key, {
-    name: rec.tempName!, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
-  }, ctxOf(rec, 'create veth'));
+  withChosenIndex(ctx,
+    () => createVeth(ctx.host.sock, rec.key, rec.hostIndex!, {
+      name: rec.tempName!, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+    }, ctxOf(rec, 'create veth')),
+    () => {
+      rec.hostIndex = freeIndex(ctx.host.sock);
+      rec.identity.hostPeerIndex = rec.hostIndex;
+      rec.containerIndex = freeIndex(ct.sock);
+    });
 };
 
 const createMacvlanOp: Op = (ctx, rec) => {
   const ct = container(ctx, rec);
-  const master = getLink(ctx.host.sock, { name: rec.master! });
-  if (!master) throw new PlanError(`device ${rec.key}: macvlan master ${rec.master} does not exist`, { device: rec.key });
+  const master = getLink(ctx.host.sock, { index: rec.identity.hostLowerIndex! });
+  if (!master || master.name !== rec.master) {
+    throw new PlanError(`device ${rec.key}: macvlan master ${rec.master} changed on the host while being planned`, { device: rec.key });
+  }
   const mode = rec.mode ?? 'bridge';
   try {
-    createMacvlan(ctx.host.sock, master.index, mode, {
-      name: rec.tempName!, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
-    }, ctxOf(rec, 'create macvlan'));
+    withChosenIndex(ctx,
+      () => createMacvlan(ctx.host.sock, master.index, mode, {
+        name: rec.tempName!, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+      }, ctxOf(rec, 'create macvlan')),
+      () => { rec.containerIndex = freeIndex(ct.sock); });
   } catch (err) {
     // The kernel says EINVAL without an extended ack when passthru and other modes meet on one master.
     if (!(err instanceof NetlinkError && err.code === 'EINVAL' && !err.extack)) throw err;
@@ -246,22 +319,45 @@ const createMacvlanOp: Op = (ctx, rec) => {
 
 const renameInContainer: Op = (ctx, rec) => {
   const { sock } = container(ctx, rec);
-  const link = inContainer(ctx, rec, rec.tempName);
+  const link = inContainer(ctx, rec);
   setLink(sock, link.index, { name: rec.targetName }, ctxOf(rec, 'rename'));
   rec.containerName = isTemplate(rec.targetName) ? getLink(sock, { index: link.index })!.name : rec.targetName;
-  lastSeen.set(rec, { ...link, name: rec.containerName });
-  ctx.save();
+  ctx.seen.set(rec.key, { ...link, name: rec.containerName });
 };
 
-/** Every created device of this container goes in one RTM_DELLINK by group. */
-const deleteCreated: Op = (ctx) => {
-  if (ctx.groupDeleted) return;
-  // Deleting a veth's container end takes its host end along.
-  deleteLinkGroup((ctx.container ?? ctx.host).sock, ctx.plan.group, { op: 'delete created devices', device: `group ${ctx.plan.group}` });
-  ctx.groupDeleted = true;
+/**
+ * The host ends of this plan's veths, which the container cannot touch, go in one RTM_DELLINK by
+ * group when the group holds exactly them (deleting a host end takes its container end along).
+ * Anything else in the group (someone's device, a device that came home with the group) makes
+ * it one request per device.
+ */
+function deleteVethsByGroup(ctx: ApplyContext): void {
+  if (ctx.vethGroupChecked) return;
+  ctx.vethGroupChecked = true;
+  const ours = new Set(ctx.plan.devices.filter((d) => d.kind === 'veth').map((d) => d.hostIndex));
+  const members = listLinks(ctx.host.sock).filter((l) => l.group === ctx.plan.group);
+  if (members.length && members.every((l) => l.kind === 'veth' && ours.has(l.index))) {
+    deleteLinkGroup(ctx.host.sock, ctx.plan.group, { op: 'delete created veths', device: `group ${ctx.plan.group}` });
+  }
+}
+
+const deleteCreated: Op = (ctx, rec) => {
+  if (rec.kind === 'veth') {
+    deleteVethsByGroup(ctx);
+    const hostEnd = getLink(ctx.host.sock, { index: rec.hostIndex! });
+    if (hostEnd && hostEnd.kind === 'veth' && hostEnd.group === ctx.plan.group) {
+      deleteLink(ctx.host.sock, hostEnd.index, ctxOf(rec, 'delete veth'));
+    }
+    return;
+  }
+  // A macvlan lives in the container only: gone with its namespace, or deleted there by ifindex
+  // once it proves to be ours (kind, and its master on the host).
+  const ct = ctx.container;
+  const link = ct ? getLink(ct.sock, { index: rec.containerIndex }) : null;
+  if (ct && link && isTheDevice(ctx, rec, link, 'container')) deleteLink(ct.sock, link.index, ctxOf(rec, 'delete macvlan'));
 };
 
 export const OPERATIONS: Record<Operation, Op> = {
-  mark, unmark, moveIn, moveOut, copyAddresses, configure,
+  moveIn, moveOut, copyAddresses, configure,
   createVeth: createVethOp, createMacvlan: createMacvlanOp, renameInContainer, deleteCreated,
 };

@@ -22,6 +22,8 @@ export type Phase = 'attaching' | 'attached' | 'detaching';
 export interface Journal {
   version: 1;
   containerId: string;
+  /** The bundle the container was created from: a poststop from another bundle is not its. */
+  bundle?: string;
   phase: Phase;
   createdAt: string;
   /** The container's init, to tell a live container from a dead one (pid + start time). */

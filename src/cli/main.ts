@@ -163,10 +163,13 @@ function run(p: Parsed): number {
       }
       if (!entries.length) process.stdout.write('no containers hold devices\n');
       for (const e of entries) {
-        process.stdout.write(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'})\n`);
+        const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
+        process.stdout.write(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
+          `${formatAge(e.ageSeconds)} old; bundle ${e.bundle ?? 'unknown'})\n`);
         // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
-        const rows = [['HOST', '', 'CONTAINER', 'KIND', 'MAC', 'MTU'], ...e.devices.map((d) => [
-          d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.mac ?? '-', d.mtu === null ? '-' : String(d.mtu),
+        const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
+          d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,
+          d.mac ?? '-', d.mtu === null ? '-' : String(d.mtu),
         ])];
         const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
         for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
@@ -180,6 +183,14 @@ function run(p: Parsed): number {
     }
   }
   return 0;
+}
+
+/** 42s, 5m3s, 2h0m, 3d4h. */
+function formatAge(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`;
 }
 
 export function main(argv: string[]): void {

@@ -3,16 +3,19 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
+import { ConfigError, NetdevError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
 import type { OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
 import { listAddresses } from '../netlink/address';
 import { listDefaultRoutes } from '../netlink/route';
+import { netnsIdOf } from '../netlink/nsid';
 import { planAttach } from '../plan/plan';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
+import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
+import { locate } from '../apply/identity';
 import { Journal, StateDir } from '../apply/statedir';
 
 export interface EngineOptions {
@@ -26,14 +29,21 @@ export interface EngineOptions {
   warn: (message: string) => void;
 }
 
-/** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart. */
+/** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined for a zombie or no process. */
 export function processStartTime(pid: number): string | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+    // A zombie has exited: its namespaces are gone, only its parent has not reaped it yet.
+    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
   } catch {
     return undefined;
   }
+}
+
+/** Whether the journal's container process still runs: same pid and start time, not a zombie. */
+export function containerAlive(j: Journal): boolean {
+  if (j.containerPid === undefined || j.containerStartTime === undefined) return false;
+  return processStartTime(j.containerPid) === j.containerStartTime;
 }
 
 function sideOf(ns: Netns): Side {
@@ -43,6 +53,16 @@ function sideOf(ns: Netns): Side {
 function closeSide(side: Side | null): void {
   side?.sock.close();
   side?.ns.close();
+}
+
+/** Devices other containers' journals hold in this same namespace, by ifindex there. */
+function claimedInNamespace(others: Journal[], ns: Netns): Map<number, string> {
+  const held = new Map<number, string>();
+  for (const j of others) {
+    if (j.netnsDev !== ns.dev || j.netnsIno !== ns.ino) continue;
+    for (const d of j.plan.devices) held.set(d.containerIndex, j.containerId);
+  }
+  return held;
 }
 
 /** A group number no other journal and no visible link uses. */
@@ -81,8 +101,11 @@ export function attach(state: OciState, opts: EngineOptions): void {
   let journal: Journal | undefined;
   let ownsState = false;
   try {
-    if (store.readJournal(state.id)) {
-      throw new StateError(`container ${state.id} already has devices attached; run poststop first`);
+    const existing = store.readJournal(state.id);
+    if (existing) {
+      // The same container asking again (a retried hook) finds its devices attached: nothing to do.
+      if (existing.phase === 'attached' && existing.bundle === state.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) return;
+      throw new StateError(`container ${state.id} already has devices attached from bundle ${existing.bundle ?? '(unknown)'}; run its poststop first`);
     }
     ownsState = true;
     const claims = store.lockClaims();
@@ -98,10 +121,17 @@ export function attach(state: OciState, opts: EngineOptions): void {
         containerLinks,
         containerAddresses: listAddresses(container.sock),
         hostDefaultRoutes: listDefaultRoutes(host.sock),
-      }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held });
+        hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
+      }, {
+        group: allocateGroup(others, [...hostLinks, ...containerLinks]),
+        claims: held,
+        claimedInContainer: claimedInNamespace(others, ctNs),
+        indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
+      });
       journal = {
         version: 1,
         containerId: state.id,
+        bundle: state.bundle,
         phase: 'attaching',
         createdAt: new Date().toISOString(),
         containerPid: state.pid || undefined,
@@ -119,7 +149,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
     pin(ctNs, store.pinPath(state.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    applyPlan(contextFor(host, container, j, persist, opts), j, persist);
+    applyPlan(contextFor(host, container, j, persist, opts), j);
     j.phase = 'attached';
     persist();
   } catch (err) {
@@ -136,20 +166,24 @@ export function attach(state: OciState, opts: EngineOptions): void {
   }
 }
 
-function contextFor(host: Side, container: Side | null, journal: Journal, save: () => void, opts: EngineOptions): ApplyContext {
-  return { host, container, plan: journal.plan, save, warn: opts.warn, observedAt: Date.parse(journal.createdAt) };
+function contextFor(host: Side, container: Side | null, journal: Journal, persist: () => void, opts: EngineOptions): ApplyContext {
+  return { host, container, plan: journal.plan, persist, warn: opts.warn, observedAt: Date.parse(journal.createdAt), seen: new Map() };
 }
 
-/** The container's namespace if it still exists: the pin, else the original path if it is the same namespace. */
+/**
+ * The container's namespace if it still exists: the pin, else the original path. Either must be
+ * the very namespace the journal recorded (device and inode), or it is not ours to touch.
+ */
 function openContainerNs(store: StateDir, j: Journal): Netns | null {
   const pinPath = store.pinPath(j.containerId);
-  if (isPinned(pinPath)) return Netns.open(pinPath);
-  try {
-    const ns = Netns.open(j.netnsPath);
-    if (ns.dev === j.netnsDev && ns.ino === j.netnsIno) return ns;
-    ns.close();
-  } catch {
-    // gone: devices are back on the host or destroyed
+  for (const path of isPinned(pinPath) ? [pinPath, j.netnsPath] : [j.netnsPath]) {
+    try {
+      const ns = Netns.open(path);
+      if (ns.dev === j.netnsDev && ns.ino === j.netnsIno) return ns;
+      ns.close();
+    } catch {
+      // gone: devices are back on the host or destroyed
+    }
   }
   return null;
 }
@@ -161,29 +195,39 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const container = ctNs ? sideOf(ctNs) : null;
   if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
+  let nothingInside = true;
+  const persist = () => store.writeJournal(j);
   try {
     j.phase = 'detaching';
-    const persist = () => store.writeJournal(j);
     persist();
-    errors = rollback(contextFor(host, container, j, persist, opts), j);
+    const ctx = contextFor(host, container, j, persist, opts);
+    errors = rollback(ctx, j);
+    // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
+    nothingInside = !container || j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container');
   } finally {
     closeSide(host);
     closeSide(container);
   }
-  // A device that is nowhere cannot come back by retrying; anything else keeps the journal for another try.
-  const lost = errors.filter((e) => e instanceof PlanError && e.op === 'restore');
-  const retryable = errors.filter((e) => !lost.includes(e));
-  if (retryable.length === 0) {
+  if (errors.length === 0) {
     unpin(store.pinPath(j.containerId));
     store.remove(j.containerId);
+    return;
   }
-  if (errors.length) {
-    const kept = retryable.length ? ' (state kept; run oci-netdev gc to retry)' : '';
-    throw new NetdevError(`container ${j.containerId}: ${errors.map((e) => e.message).join('; ')}${kept}`);
-  }
+  // A device that did not come home keeps its record: gc retries it, and a lost one stays on
+  // record. The pin goes once nothing of ours is left inside, so a namespace the container
+  // emptied can die and give back what it hid.
+  const lost = errors.filter((e) => e instanceof DeviceLostError);
+  for (const e of lost) opts.warn(`container ${j.containerId}: ${e.message}`);
+  if (nothingInside) unpin(store.pinPath(j.containerId));
+  persist();
+  const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
+  throw new NetdevError(`container ${j.containerId}: ${errors.map((e) => e.message).join('; ')}${kept}`);
 }
 
-/** poststop: put everything back. A second run finds no journal and does nothing. */
+/**
+ * poststop: put everything back. A second run finds no journal and does nothing. The state of a
+ * container of the same id from another bundle (another runtime's, or a refused twin) is left alone.
+ */
 export function detach(state: OciState, opts: EngineOptions): void {
   const store = new StateDir(opts.stateDir);
   if (!fs.existsSync(store.containerDir(state.id))) return;
@@ -192,6 +236,10 @@ export function detach(state: OciState, opts: EngineOptions): void {
     const j = store.readJournal(state.id);
     if (!j) {
       store.remove(state.id);
+      return;
+    }
+    if (j.bundle !== undefined && j.bundle !== state.bundle) {
+      opts.warn(`container ${state.id}: its devices were attached from bundle ${j.bundle}, not ${state.bundle}; nothing restored for this one`);
       return;
     }
     restore(store, j, opts);
@@ -231,8 +279,7 @@ export function gc(opts: EngineOptions): GcResult[] {
         results.push({ containerId: id, action: 'removed', reason: 'no journal' });
         continue;
       }
-      const alive = j.containerPid !== undefined && processStartTime(j.containerPid) === j.containerStartTime;
-      if (j.phase === 'attached' && alive) {
+      if (j.phase === 'attached' && containerAlive(j)) {
         results.push({ containerId: id, action: 'kept', reason: `container process ${j.containerPid} is running` });
         continue;
       }
@@ -256,42 +303,59 @@ export interface StatusDevice {
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
   /** macvlan: the host parent interface (the key is only an id). */
   master?: string;
+  /** Where the device is, found by its recorded identity: in the container, back on the host, or neither. */
+  state: 'in' | 'restored' | 'missing' | 'lost';
   mac: string | null;
   mtu: number | null;
 }
 
 export interface StatusEntry {
   containerId: string;
+  bundle: string | null;
   phase: Journal['phase'];
+  pid: number | null;
+  alive: boolean;
+  /** Seconds since createRuntime. */
+  ageSeconds: number;
   pinned: boolean;
   devices: StatusDevice[];
 }
 
-/** What each container holds, read live from its namespace when it is pinned. */
+/** What each container holds, read live from its namespace and the host. */
 export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
   return store.journals().map((j) => {
-    const ns = isPinned(store.pinPath(j.containerId)) ? Netns.open(store.pinPath(j.containerId)) : null;
-    let links: LinkInfo[] = [];
-    if (ns) {
-      const sock = ns.socket();
-      try { links = listLinks(sock); } finally { sock.close(); ns.close(); }
+    const pinned = isPinned(store.pinPath(j.containerId));
+    const ctNs = openContainerNs(store, j);
+    const host = sideOf(Netns.current());
+    const container = ctNs ? sideOf(ctNs) : null;
+    try {
+      const sides = { host, container };
+      return {
+        containerId: j.containerId,
+        bundle: j.bundle ?? null,
+        phase: j.phase,
+        pid: j.containerPid ?? null,
+        alive: containerAlive(j),
+        ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(j.createdAt)) / 1000)),
+        pinned,
+        devices: j.plan.devices.map((d): StatusDevice => {
+          const at = d.lost ? null : locate(sides, d);
+          const state = d.lost ? 'lost' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
+          return {
+            key: d.key,
+            containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
+            kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
+            ...(d.master !== undefined ? { master: d.master } : {}),
+            state,
+            mac: at?.link.mac ?? null,
+            mtu: at?.link.mtu ?? null,
+          };
+        }),
+      };
+    } finally {
+      closeSide(host);
+      closeSide(container);
     }
-    return {
-      containerId: j.containerId,
-      phase: j.phase,
-      pinned: ns !== null,
-      devices: j.plan.devices.map((d) => {
-        const live = links.find((l) => l.alias === d.marker || (d.kind !== 'host' && l.name === d.containerName));
-        return {
-          key: d.key,
-          containerName: live?.name ?? d.containerName ?? null,
-          kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-          ...(d.master !== undefined ? { master: d.master } : {}),
-          mac: live?.mac ?? null,
-          mtu: live?.mtu ?? null,
-        };
-      }),
-    };
   });
 }

@@ -7,7 +7,7 @@ import type { LinkInfo } from '../netlink/link';
 import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
-import type { DeviceRecord, DeviceSnapshot, Plan, Step } from './types';
+import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, Plan, Step } from './types';
 
 type IndexedAddress = AddressInfo & { index: number };
 
@@ -18,16 +18,18 @@ export interface Observed {
   containerAddresses: IndexedAddress[];
   /** Links that carry a default route in the host namespace (src/netlink/route.ts); the engine always fills it. */
   hostDefaultRoutes?: DefaultRoute[];
+  /** The id the container's namespace gives the host's (IFLA_LINK_NETNSID of devices whose peer is there). */
+  hostNsidInContainer?: number | null;
 }
 
 export interface PlanContext {
   group: number;
   /** Host device name -> id of the container whose journal holds it. */
   claims: Map<string, string>;
-}
-
-export function markerFor(group: number, key: string): string {
-  return `oci-netdev:${group.toString(16)}:${key}`;
+  /** ifindex in the container's namespace -> id of another container whose journal holds that device there. */
+  claimedInContainer?: Map<number, string>;
+  /** Where chosen ifindexes of created devices start (random per run, so hooks running at once rarely meet). */
+  indexBase?: number;
 }
 
 export const isTemplate = (name: string): boolean => name.endsWith('%d');
@@ -61,6 +63,8 @@ export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[]): DeviceS
     mac: link.mac,
     up: link.up,
     alias: link.alias,
+    group: link.group,
+    altNames: [...link.altNames],
     addresses: addresses.filter((a) => a.index === link.index).map(({ index: _i, ...a }) => a),
   };
 }
@@ -110,6 +114,60 @@ function tempName(group: number, i: number): string {
   return `odt${group.toString(16).padStart(8, '0')}${i.toString(36)}`;
 }
 
+/**
+ * What identifies `link` beyond its ifindex. A peer or lower device counts only where it is known
+ * to be on the host: in the host's namespace itself (`hostNsid` undefined), or, seen from the
+ * container, in the namespace the container calls `hostNsid`.
+ */
+export function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
+  const id: DeviceIdentity = {
+    kind: link.kind, permanentMac: link.permanentMac, parentBus: link.parentBus, parentDev: link.parentDev,
+  };
+  const onHost = hostNsid === undefined ? link.linkNetnsid === null : hostNsid !== null && link.linkNetnsid === hostNsid;
+  if (link.linkIndex !== null && onHost && (hostNsid !== undefined || link.linkIndex !== link.index)) {
+    if (link.kind === 'veth') id.hostPeerIndex = link.linkIndex;
+    else id.hostLowerIndex = link.linkIndex;
+  }
+  return id;
+}
+
+/** Hands out ifindexes no link of a namespace uses, from `base` up; `prefer` when it is free. */
+function indexAllocator(links: LinkInfo[], base: number): (prefer?: number) => number {
+  const used = new Set(links.map((l) => l.index));
+  let next = base;
+  return (prefer) => {
+    if (prefer !== undefined && !used.has(prefer)) {
+      used.add(prefer);
+      return prefer;
+    }
+    while (used.has(next)) next++;
+    used.add(next);
+    return next++;
+  };
+}
+
+/**
+ * The device a netDevices-aware runtime already moved into the container, for an entry whose key
+ * is not on the host. Only linux.netDevices entries adopt (the runtime moved exactly those), and
+ * never the loopback device or a device another container's journal holds there.
+ */
+function adoptable(spec: DeviceSpec, observed: Observed, ctx: PlanContext): LinkInfo {
+  const missing = `device ${spec.key}: no such device in the host network namespace`;
+  if (spec.source !== 'config') {
+    throw new PlanError(`${missing} (annotation entries never adopt a device that is already in the container)`, { device: spec.key, op: 'plan' });
+  }
+  const inside = isTemplate(spec.name) ? undefined : observed.containerLinks.find((l) => l.name === spec.name);
+  if (!inside) throw new PlanError(missing, { device: spec.key, op: 'plan' });
+  if (inside.flags & IFF_LOOPBACK) {
+    throw new PlanError(`${missing}, and the container's loopback device ${spec.name} is never adopted`, { device: spec.key, op: 'plan' });
+  }
+  const owner = ctx.claimedInContainer?.get(inside.index);
+  if (owner !== undefined) {
+    throw new PlanError(`${missing}, and ${spec.name} in the container is held by container ${owner}`, { device: spec.key, op: 'adopt' });
+  }
+  return inside;
+}
+
 export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanContext): Plan {
   const hostByName = new Map(observed.hostLinks.map((l) => [l.name, l]));
   const containerNames = new Set(observed.containerLinks.map((l) => l.name));
@@ -122,6 +180,10 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
     }
   };
 
+  const base = ctx.indexBase ?? 0x10000;
+  const containerIndex = indexAllocator(observed.containerLinks, base);
+  const hostIndex = indexAllocator(observed.hostLinks, base);
+
   specs.forEach((spec, i) => {
     const owner = ctx.claims.get(spec.key);
     if (owner !== undefined && spec.kind !== 'macvlan') throw new DeviceBusyError(spec.key, owner);
@@ -129,7 +191,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       key: spec.key,
       kind: spec.kind,
       targetName: spec.name,
-      marker: markerFor(ctx.group, spec.key),
+      identity: { kind: spec.kind === 'host' ? null : spec.kind, permanentMac: null, parentBus: null, parentDev: null },
+      containerIndex: 0,
       adopted: false,
       containerAddresses: [],
       mtu: spec.mtu,
@@ -140,12 +203,11 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
     if (spec.kind === 'host') {
       const link = hostByName.get(spec.key);
       if (!link) {
-        const inside = isTemplate(spec.name) ? undefined : observed.containerLinks.find((l) => l.name === spec.name);
-        if (!inside) {
-          throw new PlanError(`device ${spec.key}: no such device in the host network namespace`, { device: spec.key, op: 'plan' });
-        }
+        const inside = adoptable(spec, observed, ctx);
         rec.adopted = true;
         rec.original = { ...snapshotOf(inside, observed.containerAddresses), name: spec.key };
+        rec.identity = identityOf(inside, observed.hostNsidInContainer ?? null);
+        rec.containerIndex = inside.index;
         rec.containerName = inside.name;
       } else {
         if (link.flags & IFF_LOOPBACK) {
@@ -155,19 +217,24 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         if (refusal) throw new PlanError(`device ${spec.key}: ${refusal}; oci-netdev never moves it, whatever the policy says`, { device: spec.key, op: 'refuse' });
         requireFreeTarget(spec);
         rec.original = snapshotOf(link, observed.hostAddresses);
+        rec.identity = identityOf(link);
+        // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
+        rec.containerIndex = containerIndex(link.index);
         rec.containerAddresses = rec.original.addresses.filter(isPortable);
       }
-      step('mark', 'unmark');
       step('moveIn', 'moveOut');
       step('copyAddresses');
     } else {
       requireFreeTarget(spec);
       rec.tempName = tempName(ctx.group, i);
+      rec.containerIndex = containerIndex();
       rec.containerAddresses = (spec.addresses ?? []).map(addressFromCidr);
       if (spec.kind === 'veth') {
         if (hostByName.has(spec.key)) {
           throw new PlanError(`device ${spec.key}: the veth host end already exists on the host`, { device: spec.key, op: 'plan' });
         }
+        rec.hostIndex = hostIndex();
+        rec.identity.hostPeerIndex = rec.hostIndex;
         step('createVeth', 'deleteCreated');
       } else {
         const master = spec.master ?? '';
@@ -181,6 +248,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         }
         rec.master = master;
         rec.mode = spec.mode ?? 'bridge';
+        rec.identity.hostLowerIndex = masterLink.index;
         step('createMacvlan', 'deleteCreated');
       }
       step('renameInContainer');

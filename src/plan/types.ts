@@ -12,7 +12,25 @@ export interface DeviceSnapshot {
   mac: string | null;
   up: boolean;
   alias: string;
+  group: number;
+  altNames: string[];
   addresses: AddressInfo[];
+}
+
+/**
+ * What a process in the container cannot change about a device, recorded at createRuntime.
+ * Devices are found again by these and by their ifindex, never by name, alias or group.
+ */
+export interface DeviceIdentity {
+  /** IFLA_INFO_KIND; null for hardware NICs. */
+  kind: string | null;
+  permanentMac: string | null;
+  parentBus: string | null;
+  parentDev: string | null;
+  /** veth: the ifindex of its peer, which stays on the host. */
+  hostPeerIndex?: number;
+  /** macvlan and other stacked devices: the ifindex of the lower device on the host. */
+  hostLowerIndex?: number;
 }
 
 export interface DeviceRecord {
@@ -20,8 +38,9 @@ export interface DeviceRecord {
   kind: DeviceKind;
   /** Requested name in the container; may end in %d. */
   targetName: string;
-  /** IFLA_IFALIAS written while we hold the device, so it can be found anywhere. */
-  marker: string;
+  identity: DeviceIdentity;
+  /** The ifindex the device has in the container's namespace, chosen at planning. */
+  containerIndex: number;
   /** host: the device as it was; adopted devices record what the runtime left in the container. */
   original?: DeviceSnapshot;
   /** The runtime had already moved it (netDevices-aware runc/crun). */
@@ -32,14 +51,19 @@ export interface DeviceRecord {
   mac?: string;
   master?: string;
   mode?: MacvlanMode;
+  /** veth: the ifindex of the host end, chosen at planning. */
+  hostIndex?: number;
   /** Created devices: the temporary name used before the rename. */
   tempName?: string;
   /** Filled in as the steps run. */
   containerName?: string;
+  /** Alternative names taken off the device because they clashed on the host at restore. */
+  removedAltNames?: string[];
+  /** Why the device is provably gone; the record stays in the journal. */
+  lost?: string;
 }
 
 export type Operation =
-  | 'mark' | 'unmark'
   | 'moveIn' | 'moveOut'
   | 'copyAddresses'
   | 'configure'
@@ -52,7 +76,7 @@ export interface Step {
 }
 
 export interface Plan {
-  /** IFLA_GROUP given to every device created for this container. */
+  /** IFLA_GROUP given to every device created for this container (a hint for `ip link`; never trusted). */
   group: number;
   devices: DeviceRecord[];
   steps: Step[];

@@ -1,7 +1,8 @@
 // A mixed config (moved host devices + veth pairs + macvlans, with MAC, MTU and addresses) set up
 // and torn down in a simulated host (issue 3): the host ends identical, every created device gone
-// in one RTM_DELLINK by group, after poststop, after gc, after a failed createRuntime and after a
-// kill -9 in the middle; `status` shows what each container holds; the annotation is a source.
+// (the veths' host ends in one RTM_DELLINK by group, each macvlan by its ifindex), after poststop,
+// after gc, after a failed createRuntime and after a kill -9 in the middle; `status` shows what
+// each container holds; the annotation is a source.
 import t, { Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { ANNOTATION } from '../../src/config/load';
@@ -84,6 +85,9 @@ function checkInside(t: Test, rig: Rig, m: Mixed): void {
   t.notOk(m.nic1 in host || m.nic2 in host, 'the moved devices left the host');
 }
 
+/** Teardown of mixedHost's config: one group delete for both veths, one delete per macvlan. */
+const TEARDOWN_DELETES = 3;
+
 function checkRestored(t: Test, rig: Rig, before: object, what: string): void {
   t.same(nsSnapshot(rig.simhost), before, `${what}: the simulated host is identical to before`);
   t.same(groupedDevices(rig.simhost), [], `${what}: no created device remains on the host`);
@@ -91,7 +95,7 @@ function checkRestored(t: Test, rig: Rig, before: object, what: string): void {
   t.same(stateEntries(rig.stateDir), [], `${what}: no state remains`);
 }
 
-t.test('mixed config: set up, then torn down with one RTM_DELLINK, host identical', async (t) => {
+t.test('mixed config: set up, then torn down with one RTM_DELLINK for the veths, host identical', async (t) => {
   const rig = makeRig(t);
   const m = mixedHost(rig);
   const before = nsSnapshot(rig.simhost);
@@ -107,8 +111,8 @@ t.test('mixed config: set up, then torn down with one RTM_DELLINK, host identica
   t.equal(r2.status, 0, 'poststop exits 0', { stderr: r2.stderr });
   t.equal(userStderr(r2.stderr), '', 'and prints nothing');
   const dels = requests(r2.stderr, RTM.DELLINK);
-  t.equal(dels.length, 1, 'four created devices (two of them veth pairs) go in exactly one RTM_DELLINK', { trace: r2.stderr });
-  t.match(dels[0], /^trace: delete created devices group \d+ /, 'a delete by group');
+  t.equal(dels.length, TEARDOWN_DELETES, 'two veth pairs in one RTM_DELLINK, and one per macvlan', { trace: r2.stderr });
+  t.match(dels[0], /^trace: delete created veths group \d+ /, 'the veths by group');
   checkRestored(t, rig, before, 'after poststop');
 
   const again = traced(rig, 'poststop', ociState(id, bundle, 'stopped'));
@@ -131,7 +135,7 @@ t.test('mixed config: a failure on the last entry rolls everything back', async 
   t.match(err, /^oci-netdev: create macvlan device mvlast: EINVAL/, 'naming the device and the cause');
   const creates = requests(r.stderr, RTM.NEWLINK).filter((l) => / flags=0x605 /.test(l));
   t.equal(creates.length, 5, 'the four created devices were made before the last one failed');
-  t.equal(requests(r.stderr, RTM.DELLINK).length, 1, 'the rollback deletes them in one request');
+  t.equal(requests(r.stderr, RTM.DELLINK).length, TEARDOWN_DELETES, 'the rollback deletes them: the veths in one request');
   checkRestored(t, rig, before, 'after the failed createRuntime');
 });
 
@@ -156,7 +160,7 @@ t.test('mixed config: gc restores a container that is gone, and keeps one that r
   const gc = traced(rig, 'gc', {});
   t.equal(gc.status, 0, 'gc exits 0', { stderr: gc.stderr });
   t.match(gc.stdout, `${id}: restored (container is gone)`);
-  t.equal(requests(gc.stderr, RTM.DELLINK).length, 1, 'gc deletes the created devices in one request');
+  t.equal(requests(gc.stderr, RTM.DELLINK).length, TEARDOWN_DELETES, 'gc deletes the created devices: the veths in one request');
   checkRestored(t, rig, before, 'after gc');
 });
 
@@ -187,11 +191,11 @@ t.test('mixed config: after a kill -9 in the middle of createRuntime, gc brings 
   const gc = traced(rig, 'gc', {});
   t.equal(gc.status, 0, 'gc exits 0', { stderr: gc.stderr });
   t.match(gc.stdout, `${id}: restored (hook died while attaching)`);
-  t.ok(requests(gc.stderr, RTM.DELLINK).length <= 1, 'at most one RTM_DELLINK');
+  t.ok(requests(gc.stderr, RTM.DELLINK).length <= TEARDOWN_DELETES, 'at most one RTM_DELLINK per created device, the veths together');
   checkRestored(t, rig, before, 'after gc');
 });
 
-t.test('status lists host name <-> container name, kind, MAC and MTU', async (t) => {
+t.test('status lists the container (bundle, pid, age) and host name <-> container name, kind, state, MAC and MTU', async (t) => {
   const rig = makeRig(t);
   const m = mixedHost(rig);
   const before = nsSnapshot(rig.simhost);
@@ -204,23 +208,23 @@ t.test('status lists host name <-> container name, kind, MAC and MTU', async (t)
   t.equal(json.status, 0, 'status --json exits 0', { stderr: json.stderr });
   const entries = JSON.parse(json.stdout) as { containerId: string; phase: string; devices: Record<string, unknown>[] }[];
   t.equal(entries.length, 1, 'one container');
-  t.match(entries[0], { containerId: id, phase: 'attached', pinned: true });
+  t.match(entries[0], { containerId: id, bundle, phase: 'attached', pinned: true, pid: null, alive: false });
   t.same(entries[0].devices, [
-    { key: m.nic1, containerName: 'eth1', kind: 'moved', mac: '02:01:00:00:00:01', mtu: 1400 },
-    { key: m.vh1, containerName: 'eth2', kind: 'veth', mac: '02:02:00:00:00:02', mtu: 1450 },
-    { key: 'mv1', containerName: 'eth3', kind: 'macvlan', master: m.master, mac: '02:03:00:00:00:03', mtu: 1300 },
-    { key: m.nic2, containerName: 'net0', kind: 'moved', mac: inside.net0?.address, mtu: 1500 },
-    { key: m.vh2, containerName: 'eth4', kind: 'veth', mac: inside.eth4?.address, mtu: 1500 },
-    { key: 'mv2', containerName: 'eth5', kind: 'macvlan', master: m.master, mac: inside.eth5?.address, mtu: 1500 },
+    { key: m.nic1, containerName: 'eth1', kind: 'moved', state: 'in', mac: '02:01:00:00:00:01', mtu: 1400 },
+    { key: m.vh1, containerName: 'eth2', kind: 'veth', state: 'in', mac: '02:02:00:00:00:02', mtu: 1450 },
+    { key: 'mv1', containerName: 'eth3', kind: 'macvlan', master: m.master, state: 'in', mac: '02:03:00:00:00:03', mtu: 1300 },
+    { key: m.nic2, containerName: 'net0', kind: 'moved', state: 'in', mac: inside.net0?.address, mtu: 1500 },
+    { key: m.vh2, containerName: 'eth4', kind: 'veth', state: 'in', mac: inside.eth4?.address, mtu: 1500 },
+    { key: 'mv2', containerName: 'eth5', kind: 'macvlan', master: m.master, state: 'in', mac: inside.eth5?.address, mtu: 1500 },
   ], 'every device with its live MAC and MTU');
 
   const text = cli(rig, ['status']);
   t.equal(text.status, 0, 'status exits 0');
   const lines = text.stdout.split('\n');
-  t.equal(lines[0], `${id} (attached)`);
-  t.match(lines[1], /^ {2}HOST +CONTAINER +KIND +MAC +MTU$/, 'a header');
+  t.match(lines[0], new RegExp(`^${id} \\(attached; no pid; \\d+s old; bundle ${bundle}\\)$`), 'phase, process, age and bundle');
+  t.match(lines[1], /^ {2}HOST +CONTAINER +KIND +STATE +MAC +MTU$/, 'a header');
   const row = (host: string, ctr: string, kind: string, mac: string, mtu: number) =>
-    new RegExp(`^  ${host.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} +<-> +${ctr} +${kind} +${mac} +${mtu}$`, 'm');
+    new RegExp(`^  ${host.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} +<-> +${ctr} +${kind} +in +${mac} +${mtu}$`, 'm');
   t.match(text.stdout, row(m.nic1, 'eth1', 'moved', '02:01:00:00:00:01', 1400));
   t.match(text.stdout, row(m.vh1, 'eth2', 'veth', '02:02:00:00:00:02', 1450));
   t.match(text.stdout, row(`mv1 on ${m.master}`, 'eth3', 'macvlan', '02:03:00:00:00:03', 1300));
@@ -252,7 +256,7 @@ t.test('the annotation: merged with linux.netDevices by the hook; a key in both 
   t.equal(ipDetails(rig.ctr).eth3?.address, '02:03:00:00:00:03', 'the annotation entry got its MAC');
   const r2 = traced(rig, 'poststop', ociState(id, bundle, 'stopped', { annotations }));
   t.equal(r2.status, 0, 'poststop exits 0');
-  t.equal(requests(r2.stderr, RTM.DELLINK).length, 1, 'one RTM_DELLINK');
+  t.equal(requests(r2.stderr, RTM.DELLINK).length, 2, 'one RTM_DELLINK for the veth, one for the macvlan');
   checkRestored(t, rig, before, 'after poststop');
 
   const bad = (ann: string, message: string | RegExp) => {

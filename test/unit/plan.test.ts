@@ -1,15 +1,11 @@
 import t from 'tap';
+import { fakeLink } from '../helpers/links';
 import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, Observed } from '../../src/plan/plan';
 import type { DeviceSpec } from '../../src/config/types';
-import type { LinkInfo } from '../../src/netlink/link';
 import type { AddressInfo } from '../../src/netlink/address';
 import { DeviceBusyError, PlanError } from '../../src/errors';
 
-const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({
-  index, name, flags: 0x1003, up: true, mtu: 1500, mac: `02:00:00:00:00:${index.toString(16).padStart(2, '0')}`,
-  permanentMac: null, alias: '', kind: 'veth', masterIndex: null, slaveKind: null, linkIndex: null, group: 0, altNames: [],
-  ...extra,
-});
+const link = fakeLink;
 
 const addr = (index: number, address: string, prefixlen: number, flags: number, scope: number, extra: Partial<AddressInfo> = {}) => ({
   index, family: address.includes(':') ? 10 : 2, prefixlen, flags, scope, address,
@@ -40,17 +36,17 @@ const thrown = (fn: () => unknown): unknown => {
 
 const ctx = { group: 0x12345, claims: new Map<string, string>() };
 
-t.test('a moved device gets mark, move, addresses and configure, with undos for mark and move', async (t) => {
+t.test('a moved device gets move, addresses and configure, with an undo for the move', async (t) => {
   const plan = planAttach([host('nic0', 'eth1')], observed(), ctx);
   t.same(plan.steps, [
-    { device: 'nic0', do: 'mark', undo: 'unmark' },
     { device: 'nic0', do: 'moveIn', undo: 'moveOut' },
     { device: 'nic0', do: 'copyAddresses' },
     { device: 'nic0', do: 'configure' },
   ]);
   const rec = plan.devices[0];
-  t.equal(rec.marker, 'oci-netdev:12345:nic0');
   t.equal(rec.original?.index, 5);
+  t.equal(rec.containerIndex, 5, 'it keeps its ifindex in the container when that is free');
+  t.same(rec.identity, { kind: 'veth', permanentMac: null, parentBus: null, parentDev: null }, 'no peer on the host: kind only');
   t.equal(rec.original?.addresses.length, 5, 'the snapshot keeps every address for the restore');
   t.same(rec.containerAddresses.map((a) => a.address), ['192.0.2.1', '2001:db8::1'], 'only global permanent addresses go in');
   t.equal(rec.containerAddresses[0].broadcast, '192.0.2.255');
@@ -80,7 +76,7 @@ t.test('a target name already in the container is refused before anything runs',
 t.test('a missing host device is an error unless the runtime already moved it', async (t) => {
   t.throws(() => planAttach([host('gone0', 'eth1')], observed(), ctx), /gone0: no such device/);
   const obs = observed({
-    containerLinks: [link(1, 'lo'), link(9, 'eth1', { mtu: 9000 })],
+    containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(9, 'eth1', { mtu: 9000 })],
     containerAddresses: [addr(9, '203.0.113.5', 24, 0x80, 0, { label: 'eth1' })],
   });
   const plan = planAttach([host('gone0', 'eth1')], obs, ctx);
@@ -90,6 +86,31 @@ t.test('a missing host device is an error unless the runtime already moved it', 
   t.equal(rec.original?.mtu, 9000);
   t.equal(rec.containerName, 'eth1');
   t.same(rec.containerAddresses, [], 'the runtime already copied the addresses');
+  t.equal(rec.containerIndex, 9, 'found again by its ifindex in the container');
+  t.throws(() => planAttach([host('gone0', 'eth1', { source: 'annotation' })], obs, ctx),
+    /device gone0: no such device in the host network namespace \(annotation entries never adopt/, 'annotation entries never adopt');
+  t.throws(() => planAttach([host('gone0', 'lo')], obs, ctx), /the container's loopback device lo is never adopted/);
+  t.throws(() => planAttach([host('gone0', 'eth1')], obs, { ...ctx, claimedInContainer: new Map([[9, 'other-ctr']]) }),
+    /eth1 in the container is held by container other-ctr/, "another container's device is never adopted");
+});
+
+t.test('identity: what the container cannot change, recorded per device', async (t) => {
+  const hw = link(7, 'nic7', { kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' });
+  const peered = link(8, 'nic8', { linkIndex: 18 });
+  const obs = observed({ hostLinks: [...observed().hostLinks, hw, peered, link(18, 'peer8', { linkIndex: 8 })] });
+  const plan = planAttach([host('nic7'), host('nic8'), { key: 'vh0', kind: 'veth', name: 'eth9', source: 'config' },
+    { key: 'mv', kind: 'macvlan', name: 'eth2', master: 'nic1', source: 'config' }], obs, { ...ctx, indexBase: 100 });
+  const [a, b, veth, mv] = plan.devices;
+  t.same(a.identity, { kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' }, 'a NIC: permanent MAC and bus device');
+  t.equal(b.identity.hostPeerIndex, 18, "a veth whose peer is on the host: the peer's ifindex");
+  t.equal(veth.identity.kind, 'veth');
+  t.equal(veth.hostIndex, 100, 'the host end gets a chosen ifindex');
+  t.equal(veth.identity.hostPeerIndex, 100, 'the container end is proved by its host end');
+  t.equal(veth.containerIndex, 100, 'the container end gets a chosen ifindex');
+  t.equal(mv.identity.hostLowerIndex, 6, "a macvlan is proved by its master's ifindex");
+  t.equal(mv.containerIndex, 101, 'indexes are not handed out twice in one namespace');
+  const taken = planAttach([host('nic0')], observed({ containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(5, 'x')] }), { ...ctx, indexBase: 40 });
+  t.equal(taken.devices[0].containerIndex, 40, 'a device whose ifindex is taken in the container gets another');
 });
 
 t.test('loopback and held devices are refused', async (t) => {

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import { fakeLink } from '../helpers/links';
 import { ConfigError, DeviceBusyError, PlanError } from '../../src/errors';
 import {
   DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
@@ -13,7 +14,6 @@ import {
 import { MAX_DEVICES } from '../../src/config/load';
 import type { DeviceSpec } from '../../src/config/types';
 import { planAttach, Observed } from '../../src/plan/plan';
-import type { LinkInfo } from '../../src/netlink/link';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-policy-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -234,11 +234,7 @@ t.test('a policy file: allowDevices, allowMasters and maxDevices per source', as
 // ---------------------------------------------------------------------------------------------
 // What no policy lifts: the planner's refusals from kernel state.
 
-const link = (index: number, name: string, extra: Partial<LinkInfo> = {}): LinkInfo => ({
-  index, name, flags: 0x1003, up: true, mtu: 1500, mac: `02:00:00:00:00:${index.toString(16).padStart(2, '0')}`,
-  permanentMac: null, alias: '', kind: 'veth', masterIndex: null, slaveKind: null, linkIndex: null, group: 0, altNames: [],
-  ...extra,
-});
+const link = fakeLink;
 
 const observed = (o: Partial<Observed> = {}): Observed => ({
   hostLinks: [

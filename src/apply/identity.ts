@@ -1,0 +1,96 @@
+// Finding a device again by what the container cannot forge: its ifindex in the pinned namespace,
+// its kind, permanent MAC and parent bus device, and the peer or lower device it has on the host.
+// Names, aliases and groups are the container's to change, so nothing here looks at them.
+
+import type { NetlinkSocket } from '../netlink/client';
+import type { Netns } from '../netns/netns';
+import { getLink, listLinks, LinkInfo } from '../netlink/link';
+import { netnsIdOf } from '../netlink/nsid';
+import type { DeviceIdentity, DeviceRecord } from '../plan/types';
+
+export interface Side {
+  ns: Netns;
+  sock: NetlinkSocket;
+}
+
+export interface Sides {
+  host: Side;
+  /** Null when the container's namespace is gone. */
+  container: Side | null;
+}
+
+export type Where = 'host' | 'container';
+
+export interface Location {
+  where: Where;
+  link: LinkInfo;
+}
+
+/** Whether the identity holds something only the real device has, so that a scan can find it. */
+export function isDistinctive(id: DeviceIdentity): boolean {
+  return id.permanentMac !== null || id.parentDev !== null || id.hostPeerIndex !== undefined || id.hostLowerIndex !== undefined;
+}
+
+/**
+ * Namespace ids as the kernel reports them (the container can add ids to its own table, but never
+ * change one that exists). Asked after the link dump that makes the kernel assign them.
+ */
+function containerIdInHost(sides: Sides): number | null {
+  return sides.container ? netnsIdOf(sides.host.sock, sides.container.ns.fd) : null;
+}
+
+function hostIdInContainer(sides: Sides): number | null {
+  return sides.container ? netnsIdOf(sides.container.sock, sides.host.ns.fd) : null;
+}
+
+/** Whether `link`, seen on `where`, is the device `rec` describes. */
+export function isTheDevice(sides: Sides, rec: DeviceRecord, link: LinkInfo, where: Where): boolean {
+  const id = rec.identity;
+  if (link.kind !== id.kind) return false;
+  if (id.permanentMac !== null && link.permanentMac !== id.permanentMac) return false;
+  if (id.parentDev !== null && (link.parentDev !== id.parentDev || link.parentBus !== id.parentBus)) return false;
+  if (id.hostPeerIndex !== undefined) {
+    if (where === 'host') return link.linkIndex === id.hostPeerIndex && link.linkNetnsid === null;
+    // Asked of the peer on the host, which the container cannot touch: it must point back here.
+    const peer = getLink(sides.host.sock, { index: id.hostPeerIndex });
+    return peer !== null && peer.kind === 'veth' && peer.linkIndex === link.index && peer.linkNetnsid !== null
+      && peer.linkNetnsid === containerIdInHost(sides);
+  }
+  if (id.hostLowerIndex !== undefined) {
+    if (where === 'host') return link.linkIndex === id.hostLowerIndex && link.linkNetnsid === null;
+    return link.linkIndex === id.hostLowerIndex && link.linkNetnsid !== null && link.linkNetnsid === hostIdInContainer(sides);
+  }
+  return true;
+}
+
+/** The device in the container: at its recorded ifindex, else (distinctive identities only) anywhere there. */
+export function findInContainer(sides: Sides, rec: DeviceRecord): LinkInfo | null {
+  const ct = sides.container;
+  if (!ct) return null;
+  const at = getLink(ct.sock, { index: rec.containerIndex });
+  if (at && isTheDevice(sides, rec, at, 'container')) return at;
+  if (!isDistinctive(rec.identity)) return null;
+  return listLinks(ct.sock).find((l) => l.index !== rec.containerIndex && isTheDevice(sides, rec, l, 'container')) ?? null;
+}
+
+/**
+ * The device on the host: at its original ifindex (never moved, or returned and given it back),
+ * else (distinctive identities only) anywhere on the host.
+ */
+export function findOnHost(sides: Sides, rec: DeviceRecord): LinkInfo | null {
+  const index = rec.adopted ? undefined : rec.original?.index;
+  if (index !== undefined) {
+    const at = getLink(sides.host.sock, { index });
+    if (at && isTheDevice(sides, rec, at, 'host')) return at;
+  }
+  if (!isDistinctive(rec.identity)) return null;
+  return listLinks(sides.host.sock).find((l) => l.index !== index && isTheDevice(sides, rec, l, 'host')) ?? null;
+}
+
+/** Where the device is now: in the container, on the host, or nowhere we can see. */
+export function locate(sides: Sides, rec: DeviceRecord): Location | null {
+  const inside = findInContainer(sides, rec);
+  if (inside) return { where: 'container', link: inside };
+  const home = findOnHost(sides, rec);
+  return home ? { where: 'host', link: home } : null;
+}
