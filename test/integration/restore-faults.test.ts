@@ -106,7 +106,8 @@ t.test('a 14-byte UTF-8 name taken on the host at restore: back under a fallback
     t.ok(warnings(r).some((l) => l.includes(dev) && l.includes(fallback)), 'a warning names the device and its fallback name', { stderr: r.stderr });
   }
   t.equal(peerLink(rig.simhost, squatterPeer), dev, 'the new device keeps the original name');
-  const expected: NsSnapshot = { ...squatters };
+  // Everything as before, but the original name belongs to the new device and the NIC has the fallback.
+  const expected: NsSnapshot = { ...before, [dev]: squatters[dev], [squatterPeer]: squatters[squatterPeer] };
   if (fallback !== undefined) expected[fallback] = renamed(before[dev], fallback);
   await allHome(t, rig, expected, ctrBefore);
 });
