@@ -1,4 +1,5 @@
 // Runs the hook CLI the way a runtime would, inside a simulated host.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { inSimHost, REPO_ROOT, Sandbox, sh, ShResult } from './sandbox';
 
@@ -20,6 +21,36 @@ export function runHook(simhost: string, subcommand: string, state: object, opts
     env: opts.env,
     timeoutMs: opts.timeoutMs,
   });
+}
+
+export interface RunningHook {
+  pid: number;
+  done: Promise<ShResult>;
+}
+
+/**
+ * runHook without waiting: the hook as a runtime starts it, for tests that kill it mid-way.
+ * `onStderr` sees the whole stderr so far each time more arrives (a clock for OCI_NETDEV_TRACE=1).
+ */
+export function startHook(
+  simhost: string, subcommand: string, state: object, opts: HookOptions & { onStderr?: (soFar: string) => void },
+): RunningHook {
+  const [cmd, args] = inSimHost(simhost, [OCI_NETDEV, subcommand, '--state-dir', opts.stateDir]);
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d;
+    opts.onStderr?.(stderr);
+  });
+  const done = new Promise<ShResult>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+  child.stdin.end(JSON.stringify(state));
+  if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
+  return { pid: child.pid, done };
 }
 
 /** A private state dir under /run/oci-netdev-test-<run>/; pins left in it are unmounted in teardown. */

@@ -4,12 +4,11 @@
 // throwaway netns plays the host (the hook runs under nsenter --net), others the containers, and
 // veth ends stand in for NICs.
 import t, { Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/apply/statedir';
 import { makeBundle } from '../helpers/bundle';
-import { makeStateDir, OCI_NETDEV, runHook } from '../helpers/hook';
+import { makeStateDir, OCI_NETDEV, runHook, RunningHook, startHook as startRunningHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import {
   addAddress, inSimHost, mountPoints, netnsPath, nsSnapshot, Sandbox, sh, ShResult, shOk, settledTo, sleep, steady } from '../helpers/sandbox';
@@ -38,21 +37,8 @@ const bundleFor = (w: World, ct: string, netDevices: Record<string, object>) =>
   makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(ct), netDevices });
 
 /** The hook as a runtime starts it, without waiting for it. */
-function startHook(w: World, subcommand: string, st: object): { pid: number; done: Promise<ShResult> } {
-  const [cmd, args] = inSimHost(w.simhost, [OCI_NETDEV, subcommand, '--state-dir', w.stateDir]);
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  const done = new Promise<ShResult>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
-  });
-  child.stdin.end(JSON.stringify(st));
-  if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
-  return { pid: child.pid, done };
-}
+const startHook = (w: World, subcommand: string, st: object): RunningHook =>
+  startRunningHook(w.simhost, subcommand, st, { stateDir: w.stateDir });
 
 function ok(t: Test, r: ShResult, what: string): void {
   t.equal(r.status, 0, `${what} exits 0`, { stderr: r.stderr });
