@@ -6,7 +6,7 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 TAP := $(BIN)/tap --reporter=tap
 SUITES := dist/test/unit dist/test/integration dist/test/e2e
-SYSTEM_PACKAGES := runc crun podman busybox-static iproute2
+SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: deps build test demo clean
@@ -14,7 +14,9 @@ APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 deps: node_modules/.package-lock.json
 	@missing=; \
 	for c in runc crun podman ip nsenter; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
-	[ "$$(dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null)" = 'install ok installed' ] || missing="$$missing busybox-static"; \
+	for p in busybox-static containernetworking-plugins; do \
+	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = 'install ok installed' ] || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: missing$$missing; installing $(SYSTEM_PACKAGES)"; \
 	  $(APT_GET) update && $(APT_GET) install -y $(SYSTEM_PACKAGES); \
@@ -47,11 +49,9 @@ clean:
 	rm -rf dist .tap src/config/generated
 
 # Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
-# shell hook and the CNI plugins (installed here if missing). Needs root; about 5 minutes.
+# shell hook and the CNI plugins (installed by deps). Needs root; about 5 minutes.
 .PHONY: bench
 bench: deps build
-	@[ -x /usr/lib/cni/host-device ] && [ -x /usr/lib/cni/tuning ] || { \
-	  $(APT_GET) update && $(APT_GET) install -y containernetworking-plugins; }
 	node dist/bench/run.js
 
 # Fuzzing (issue 5): a long campaign from a fixed seed over the netlink decoder and the state,
