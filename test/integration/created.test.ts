@@ -250,7 +250,7 @@ t.test('MAC and MTU on a device the runtime already moved (adopted, up): taken d
   const ctrBefore = nsSnapshot(rig.ctr);
   const { id, bundle, r } = attach(rig, { [nic]: { name: 'eth1', mtu: 1280, mac: '02:CD:00:00:00:01' } });
   t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
-  t.same(newlinkOps(r.stderr, nic), ['configure: take down', 'configure'], 'down, MTU and MAC, then up');
+  t.same(newlinkOps(r.stderr, nic), ['configure: take down', 'configure', 'configure'], 'down, MTU and MAC, then up');
   const dev = nsSnapshot(rig.ctr).eth1;
   t.match(dev, { mtu: 1280, mac: '02:cd:00:00:00:01', up: true }, 'MTU, MAC, up');
 
