@@ -7,6 +7,7 @@ import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, AddressInfo, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
 import { createMacvlan, createVeth, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink } from '../netlink/link';
 import { NetlinkError, PlanError } from '../errors';
+import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
 import type { DeviceRecord, Operation, Plan } from '../plan/types';
 
@@ -176,6 +177,10 @@ const moveOut: Op = (ctx, rec) => {
     ...(orig.mac && home.mac !== orig.mac ? { mac: orig.mac } : {}),
   };
   setWhileDown(ctx.host.sock, home, fix, rec, 'restore on host');
+  // Sysctls while still down (disable_ipv6 before addresses); addresses once up, so the kernel makes
+  // the prefix routes of those with finite lifetimes too; then what needs the addresses.
+  if (orig.state) restoreSysctls(orig.state, rec.key, name, ctx.warn);
+  if (home.up !== orig.up || Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: orig.up }, ctxOf(rec, 'restore state'));
   // A device that just changed namespace has no addresses left: the kernel flushes them.
   const present = new Set(movedAs !== undefined ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = rec.adopted ? rec.containerName! : orig.name;
@@ -186,7 +191,7 @@ const moveOut: Op = (ctx, rec) => {
     if (!left) continue; // its lease ran out while the container held the device
     addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
   }
-  if (home.up !== orig.up || Object.keys(fix).length) setLink(ctx.host.sock, home.index, { up: orig.up }, ctxOf(rec, 'restore state'));
+  if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
 };
 
 const copyAddresses: Op = (ctx, rec) => {

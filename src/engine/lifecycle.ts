@@ -13,6 +13,7 @@ import { listDefaultRoutes } from '../netlink/route';
 import { planAttach } from '../plan/plan';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
+import { captureDeviceStates } from '../apply/device-state';
 import { Journal, StateDir } from '../apply/statedir';
 
 export interface EngineOptions {
@@ -98,6 +99,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         containerLinks,
         containerAddresses: listAddresses(container.sock),
         hostDefaultRoutes: listDefaultRoutes(host.sock),
+        hostDeviceStates: captureDeviceStates(host.sock, hostLinks, req.devices.filter((d) => d.kind === 'host').map((d) => d.key)),
       }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held });
       journal = {
         version: 1,

@@ -7,7 +7,7 @@ import type { LinkInfo } from '../netlink/link';
 import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
-import type { DeviceRecord, DeviceSnapshot, Plan, Step } from './types';
+import type { DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from './types';
 
 type IndexedAddress = AddressInfo & { index: number };
 
@@ -18,6 +18,8 @@ export interface Observed {
   containerAddresses: IndexedAddress[];
   /** Links that carry a default route in the host namespace (src/netlink/route.ts); the engine always fills it. */
   hostDefaultRoutes?: DefaultRoute[];
+  /** Routes, neighbours, sysctls and tc of the requested host devices, by name (src/apply/device-state.ts). */
+  hostDeviceStates?: Map<string, DeviceState>;
 }
 
 export interface PlanContext {
@@ -53,7 +55,7 @@ export function translateLabel(label: string | undefined, from: string, to: stri
   return label;
 }
 
-export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[]): DeviceSnapshot {
+export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[], state?: DeviceState): DeviceSnapshot {
   return {
     index: link.index,
     name: link.name,
@@ -62,6 +64,7 @@ export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[]): DeviceS
     up: link.up,
     alias: link.alias,
     addresses: addresses.filter((a) => a.index === link.index).map(({ index: _i, ...a }) => a),
+    ...(state ? { state } : {}),
   };
 }
 
@@ -154,7 +157,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         const refusal = alwaysRefused(link, observed);
         if (refusal) throw new PlanError(`device ${spec.key}: ${refusal}; oci-netdev never moves it, whatever the policy says`, { device: spec.key, op: 'refuse' });
         requireFreeTarget(spec);
-        rec.original = snapshotOf(link, observed.hostAddresses);
+        rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(spec.key));
         rec.containerAddresses = rec.original.addresses.filter(isPortable);
       }
       step('mark', 'unmark');
