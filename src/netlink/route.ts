@@ -382,13 +382,16 @@ export function routeMessage(r: RouteEntry, recordedIndex: number, own: number):
   req.u32(RTA_TABLE, r.table);
   if (r.dst !== undefined) req.attr(RTA_DST, parseIp(r.dst));
   if (r.src !== undefined) req.attr(RTA_SRC, parseIp(r.src));
-  if (r.oif) req.u32(RTA_OIF, ifindex(r.oif));
-  if (r.gateway !== undefined) req.attr(RTA_GATEWAY, parseIp(r.gateway));
+  // A route through a nexthop object names only the object: the kernel refuses it with the
+  // output link and gateway it reports alongside (nexthop_compat_mode).
+  const viaObject = r.nhId !== undefined;
+  if (r.oif && !viaObject) req.u32(RTA_OIF, ifindex(r.oif));
+  if (r.gateway !== undefined && !viaObject) req.attr(RTA_GATEWAY, parseIp(r.gateway));
   if (r.prefsrc !== undefined) req.attr(RTA_PREFSRC, parseIp(r.prefsrc));
   if (r.priority !== undefined) req.u32(RTA_PRIORITY, r.priority);
   if (r.pref !== undefined) req.u8(RTA_PREF, r.pref);
   if (r.nhId !== undefined) req.u32(RTA_NH_ID, r.nhId);
-  if (r.multipath) {
+  if (r.multipath && !viaObject) {
     const hops = v6Multipath ? r.multipath.filter((nh) => nh.ifindex === recordedIndex) : r.multipath;
     req.attr(RTA_MULTIPATH, encodeNexthops(hops, ifindex));
   }

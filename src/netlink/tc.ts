@@ -89,27 +89,59 @@ const FILTER_FLAGS_OPTION: Record<string, number> = { u32: 11, flower: 22, match
 const TCA_CLS_FLAGS_SETTABLE = 0x1 | 0x2;
 const TCA_HTB_INIT = 2;
 
-/** `options` with the data of its attribute `type` changed by `edit` (on a copy). */
-function rewriteOption(options: Buffer, type: number, edit: (data: Buffer) => void): Buffer {
+/** `options` with the data of its attribute `type` changed by `edit` (on a copy), or dropped if it returns null. */
+function rewriteOption(options: Buffer, type: number, edit: (data: Buffer) => Buffer | null): Buffer {
   const b = new MessageBuilder(0, 0);
   for (const a of decodeAttrs(options)) {
-    const data = a.type === type && a.data.length >= 4 ? Buffer.from(a.data) : a.data;
-    if (data !== a.data) edit(data);
+    const data = a.type === type ? edit(Buffer.from(a.data)) : a.data;
+    if (data === null) continue;
     if (a.nested) b.nest(a.type, (n) => n.raw(data));
     else b.attr(a.type, data);
   }
   return b.finish(0).subarray(NLMSG_HDRLEN);
 }
 
+const setU32 = (edit: (v: number) => number) => (d: Buffer): Buffer => {
+  if (d.length >= 4) d.writeUInt32LE(edit(d.readUInt32LE(0)) >>> 0, 0);
+  return d;
+};
+
 /** TCA_OPTIONS as creation takes them, where the dump says something else. */
 function creatable(object: TcObjectKind, kind: string, options: Buffer): Buffer {
   const flags = FILTER_FLAGS_OPTION[kind];
   if (object === 'filter' && flags !== undefined) {
-    return rewriteOption(options, flags, (d) => d.writeUInt32LE(d.readUInt32LE(0) & TCA_CLS_FLAGS_SETTABLE, 0));
+    return rewriteOption(options, flags, setU32((v) => v & TCA_CLS_FLAGS_SETTABLE));
   }
   // htb dumps its version as 0x30011 and takes only the major number, 3, on creation.
-  if (object === 'qdisc' && kind === 'htb') return rewriteOption(options, TCA_HTB_INIT, (d) => d.writeUInt32LE(d.readUInt32LE(0) >>> 16, 0));
+  if (object === 'qdisc' && kind === 'htb') return rewriteOption(options, TCA_HTB_INIT, setU32((v) => v >>> 16));
   return options;
+}
+
+const TCA_U32_HASH = 2;
+const u32Table = (h: number) => (h & 0xfff00000) >>> 0;
+const u32Node = (h: number) => h & 0xfff;
+
+/**
+ * u32 filters as they can be replayed. u32 numbers the hash tables of one qdisc (all its
+ * priorities, both sides of clsact) as they are made, and makes each priority's root table itself
+ * (800:, 801:, ...), so the numbers of a replay need not match the recorded ones. A priority's root
+ * table (the last table of the priority in the dump, which lists tables newest first) is therefore
+ * not replayed, and its keys are sent without a table, which puts them in the root table the
+ * kernel made this time. Tables one made oneself (`handle 2: u32 divisor 256`) and their keys keep
+ * their numbers.
+ */
+export function u32ForReplay(filters: TcObject[]): TcObject[] {
+  const tp = (f: TcObject) => `${f.parent}/${f.info}`;
+  const rootOf = new Map<string, number>();
+  for (const f of filters) if (f.kind === 'u32' && u32Node(f.handle) === 0) rootOf.set(tp(f), u32Table(f.handle));
+  return filters.flatMap((f) => {
+    if (f.kind !== 'u32' || u32Table(f.handle) !== rootOf.get(tp(f))) return [f];
+    if (u32Node(f.handle) === 0) return [];
+    const attrs = f.attrs.map((a) => (a.type === TCA_OPTIONS
+      ? { type: a.type, hex: rewriteOption(Buffer.from(a.hex, 'hex'), TCA_U32_HASH, () => null).toString('hex') }
+      : a));
+    return [{ ...f, handle: u32Node(f.handle), attrs }];
+  });
 }
 
 const PLURAL: Record<TcObjectKind, string> = { qdisc: 'qdiscs', class: 'classes', filter: 'filters' };
@@ -141,7 +173,7 @@ export function listTc(sock: NetlinkSocket, index: number): TcObject[] {
     } else parents.add(q.handle);
   }
   for (const c of classes) parents.add(c.handle);
-  const filters = [...parents].flatMap((parent) => dumpOf(sock, RTM_GETTFILTER, 'filter', index, parent)).filter((f) => f.handle !== 0);
+  const filters = u32ForReplay([...parents].flatMap((parent) => dumpOf(sock, RTM_GETTFILTER, 'filter', index, parent)).filter((f) => f.handle !== 0));
   return [...inCreationOrder([...qdiscs, ...classes]), ...filters];
 }
 

@@ -9,7 +9,7 @@ import { uniqueName } from './names';
 export interface RichNics {
   /** IPv4 and IPv6: routes, neighbours, sysctls, an htb qdisc with a class and a filter. */
   dual: string;
-  /** IPv6 disabled, a pfifo root qdisc, IPv4 routes. */
+  /** IPv6 disabled, a pfifo root qdisc, clsact with filters on both sides, IPv4 routes. */
   v4only: string;
 }
 
@@ -57,6 +57,11 @@ export function richNics(sb: Sandbox, ns: string): RichNics {
   // u32 is the one classifier every kernel here has.
   tc(ns, ['filter', 'add', 'dev', dual, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', '198.51.100.0/24', 'classid', '1:10']);
   tc(ns, ['qdisc', 'add', 'dev', v4only, 'root', 'pfifo', 'limit', '100']);
+  // clsact with u32 filters on both sides, which share the qdisc's u32 hash table numbers.
+  tc(ns, ['qdisc', 'add', 'dev', v4only, 'clsact']);
+  tc(ns, ['filter', 'add', 'dev', v4only, 'ingress', 'protocol', 'ip', 'prio', '3', 'u32', 'match', 'ip', 'src', '10.0.0.0/8', 'classid', '1:2']);
+  tc(ns, ['filter', 'add', 'dev', v4only, 'ingress', 'protocol', 'ip', 'prio', '3', 'u32', 'match', 'ip', 'src', '11.0.0.0/8', 'classid', '1:3']);
+  tc(ns, ['filter', 'add', 'dev', v4only, 'egress', 'protocol', 'ip', 'prio', '4', 'u32', 'match', 'ip', 'dst', '10.0.0.0/8', 'classid', '1:1']);
   return { dual, v4only };
 }
 
@@ -96,7 +101,11 @@ export function deviceStateSnapshot(ns: string, dev: string): DeviceStateSnapsho
     qdiscs: json(ns, ['tc', '-j', 'qdisc', 'show', 'dev', dev]),
     // tc 6.1 prints classes and filters as text only.
     classes: lines(ns, ['tc', 'class', 'show', 'dev', dev]),
-    filters: lines(ns, ['tc', 'filter', 'show', 'dev', dev]),
+    filters: [
+      ...lines(ns, ['tc', 'filter', 'show', 'dev', dev]),
+      // ingress and egress are refused (no output) on a device without clsact
+      ...['ingress', 'egress'].flatMap((side) => sh(...inSimHost(ns, ['tc', 'filter', 'show', 'dev', dev, side])).stdout.split('\n').filter(Boolean)),
+    ],
     rules: json(ns, ['ip', '-j', 'rule', 'show']),
   };
 }

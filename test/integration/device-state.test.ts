@@ -56,6 +56,7 @@ t.test('after poststop, routes, neighbours, sysctls and tc of moved NICs are bac
     }
   }
   t.ok(before[dual].routes.length >= 8 && before[dual].neighbours.length === 2 && before[dual].filters.length >= 1, 'and the comparison had something to compare');
+  t.ok(before[v4only].filters.some((l) => l.includes('flowid 1:1')) && before[v4only].filters.some((l) => l.includes('flowid 1:3')), 'clsact filters on both sides were compared');
   t.equal(finitePrefixRoute(w, dual).length, 1, 'the finite-lifetime IPv6 address has its prefix route back');
 });
 

@@ -8,7 +8,7 @@ import {
   isKernelRoute, routeMessage,
 } from '../../src/netlink/route';
 import { NeighbourEntry, NUD_PERMANENT, decodeNeighbour, neighbourMessage } from '../../src/netlink/neighbour';
-import { TC_H_INGRESS, TC_H_ROOT, TcObject, decodeTcObject, describeTc, inCreationOrder, tcMessage } from '../../src/netlink/tc';
+import { TC_H_INGRESS, TC_H_ROOT, TcObject, decodeTcObject, describeTc, inCreationOrder, tcMessage, u32ForReplay } from '../../src/netlink/tc';
 import { NLM_F_CREATE, NLM_F_EXCL } from '../../src/netlink/constants';
 
 const roundTrip = (b: MessageBuilder) => decodeMessages(b.finish(1))[0];
@@ -108,4 +108,28 @@ t.test('qdiscs and classes come in creation order whatever the dump order', asyn
   t.same(inCreationOrder([leaf, child, top, ingress, root]), [ingress, root, top, child, leaf]);
   const orphan = q({ object: 'class', handle: 0x30001, parent: TC_H_ROOT });
   t.same(inCreationOrder([orphan, root]), [root, orphan], 'what hangs off nothing recorded is tried last');
+});
+
+t.test('u32: a priority\'s root table is left to the kernel and its keys go in without a table number', async (t) => {
+  const opts = (hash: number) => new MessageBuilder(0, 0).u32(1, 0x10001).u32(2, hash).finish(0).subarray(16).toString('hex');
+  const f = (handle: number, hash?: number): TcObject =>
+    q({ object: 'filter', kind: 'u32', handle, parent: 0xfffffff2, info: (3 << 16) | 8, attrs: hash === undefined ? [] : [{ type: 2, hex: opts(hash) }] });
+  // Dump order: the table made by hand (2:) and its key, then the root table 801: and its key.
+  const own = f(0x00200000);
+  const ownKey = f(0x00200800, 0x00200000);
+  const root = f(0x80100000);
+  const rootKey = f(0x80100800, 0x80100000);
+  const replay = u32ForReplay([own, ownKey, root, rootKey]);
+  t.same(replay.slice(0, 2), [own, ownKey], 'a table of one\'s own and its keys keep their numbers');
+  t.equal(replay.length, 3, 'the root table is not replayed');
+  t.equal(replay[2].handle, 0x800, 'the root key keeps only its node number');
+  t.equal(replay[2].attrs[0].hex, new MessageBuilder(0, 0).u32(1, 0x10001).finish(0).subarray(16).toString('hex'), 'and no table (TCA_U32_HASH)');
+});
+
+t.test('a route through a nexthop object names only the object', async (t) => {
+  const r: RouteEntry = { ...base, gateway: '192.0.2.1', nhId: 5, dst: '10.50.0.0', dstLen: 16 };
+  const back = decodeRouteEntry(roundTrip(routeMessage(r, 7, 7)));
+  t.equal(back.nhId, 5);
+  t.equal(back.oif, 0, 'no output link');
+  t.equal(back.gateway, undefined, 'no gateway');
 });
