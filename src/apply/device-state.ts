@@ -6,7 +6,7 @@ import type { NetlinkSocket } from '../netlink/client';
 import type { LinkInfo } from '../netlink/link';
 import { addRoute, describeRoute, listDeviceRoutes, RouteEntry } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
-import { addTc, describeTc, listClasses, listTc } from '../netlink/tc';
+import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc';
 import { readDeviceSysctls, writeDeviceSysctl } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
@@ -46,7 +46,13 @@ const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.code =
  * are added, and settings such as accept_ra act when the device comes up.
  */
 export function restoreSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
-  const now = readDeviceSysctls(device);
+  let now: Record<string, string>;
+  try {
+    now = readDeviceSysctls(device);
+  } catch (err) {
+    warn(`device ${key}: sysctls not restored: ${reason(err)}`);
+    return;
+  }
   for (const [name, value] of Object.entries(state.sysctls)) {
     if (now[name] === undefined || now[name] === value) continue;
     try {
@@ -82,7 +88,16 @@ export function restoreRoutesNeighboursTc(sock: NetlinkSocket, state: DeviceStat
   for (const n of state.neighbours) {
     attempt(`neighbour ${n.dst}`, () => addNeighbour(sock, n, index, { ...ctx, op: 'restore neighbour' }));
   }
-  for (const o of state.tc) {
+  // What is there already (a device that never left, a restore run before) is left alone: u32
+  // keys, sent without a table, would otherwise be refused as taken, or added twice.
+  const tcKey = (o: TcObject) => `${o.object} ${o.kind} ${o.handle} ${o.parent} ${o.info}`;
+  let present = new Set<string>();
+  try {
+    if (state.tc.length) present = new Set(listTc(sock, index).map(tcKey));
+  } catch (err) {
+    warn(`device ${key}: cannot read its traffic control before restoring it: ${reason(err)}`);
+  }
+  for (const o of state.tc.filter((x) => !present.has(tcKey(x)))) {
     // Some qdiscs make their classes themselves (prio's bands, mq's queues): those exist already.
     const made = () => o.object === 'class' && listClasses(sock, index).some((c) => c.handle === o.handle && c.kind === o.kind);
     attempt(describeTc(o), () => addTc(sock, o, index, { ...ctx, op: 'restore' }), made);
