@@ -89,19 +89,7 @@ export function encodeRtMsg(m: RtMsg): Buffer {
 
 /** The ifindexes of an RTA_MULTIPATH payload: a run of rtnexthop, each followed by its attributes. */
 export function decodeMultipath(data: Buffer): number[] {
-  const out: number[] = [];
-  let off = 0;
-  while (off + RTNEXTHOP_LEN <= data.length) {
-    const len = data.readUInt16LE(off);
-    if (len < RTNEXTHOP_LEN || off + len > data.length) {
-      throw new DecodeError(`rtnexthop length ${len} at offset ${off} overruns ${data.length} bytes`);
-    }
-    out.push(data.readInt32LE(off + 4));
-    // Its attributes (RTA_GATEWAY, ...) must be well-formed too.
-    decodeAttrs(data.subarray(off + RTNEXTHOP_LEN, off + len));
-    off += align4(len);
-  }
-  return out;
+  return decodeNexthops(data).map((nh) => nh.ifindex);
 }
 
 export function decodeRoute(m: NlMessage): RouteInfo {
@@ -265,7 +253,8 @@ const TYPED = new Set([RTA_DST, RTA_SRC, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY,
 
 const raw = (type: number, data: Buffer): RawAttr => ({ type, hex: data.toString('hex') });
 
-function decodeNexthops(data: Buffer): RouteNexthop[] {
+/** An RTA_MULTIPATH payload in full. */
+export function decodeNexthops(data: Buffer): RouteNexthop[] {
   const out: RouteNexthop[] = [];
   let off = 0;
   while (off + RTNEXTHOP_LEN <= data.length) {
