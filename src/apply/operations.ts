@@ -9,6 +9,7 @@ import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
 } from '../netlink/link';
 import { NetlinkError, PlanError } from '../errors';
+import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
 import type { DeviceRecord, Operation, Plan } from '../plan/types';
 import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
@@ -231,11 +232,13 @@ function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, ju
   };
   if (Object.keys(marks).length) setLink(ctx.host.sock, home.index, marks, ctxOf(rec, 'restore alias and group'));
   restoreAltNames(ctx, rec, home);
+  // Sysctls while still down (disable_ipv6 before addresses); addresses once up, so that the
+  // kernel makes their prefix routes, those with finite lifetimes too; then what needs them.
+  if (orig.state) restoreSysctls(orig.state, rec.key, name, ctx.warn);
   const wasDown = !home.up || Object.keys(fix).length > 0;
   if (orig.up && wasDown) setLink(ctx.host.sock, home.index, { up: true }, ctxOf(rec, 'restore state'));
   if (!orig.up && !wasDown) setLink(ctx.host.sock, home.index, { up: false }, ctxOf(rec, 'restore state'));
-  // Addresses once the device is up, so that the kernel makes their prefix routes. A device that
-  // just changed namespace has none left: the kernel flushes them.
+  // A device that just changed namespace has no addresses left: the kernel flushes them.
   const present = new Set(justMoved ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = rec.adopted ? rec.containerName! : orig.name;
   const elapsed = ctx.observedAt === undefined ? 0 : Math.max(0, Math.floor((Date.now() - ctx.observedAt) / 1000));
@@ -250,6 +253,7 @@ function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, ju
       if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
     }
   }
+  if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
 }
 
 const copyAddresses: Op = (ctx, rec) => {

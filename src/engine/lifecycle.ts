@@ -16,6 +16,7 @@ import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
+import { captureDeviceStates } from '../apply/device-state';
 import { Journal, StateDir } from '../apply/statedir';
 
 export interface EngineOptions {
@@ -121,6 +122,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         containerLinks,
         containerAddresses: listAddresses(container.sock),
         hostDefaultRoutes: listDefaultRoutes(host.sock),
+        hostDeviceStates: captureDeviceStates(host.sock, hostLinks, req.devices.filter((d) => d.kind === 'host').map((d) => d.key)),
         hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
       }, {
         group: allocateGroup(others, [...hostLinks, ...containerLinks]),

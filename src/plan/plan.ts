@@ -7,7 +7,7 @@ import type { LinkInfo } from '../netlink/link';
 import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
-import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, Plan, Step } from './types';
+import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from './types';
 
 type IndexedAddress = AddressInfo & { index: number };
 
@@ -20,6 +20,8 @@ export interface Observed {
   hostDefaultRoutes?: DefaultRoute[];
   /** The id the container's namespace gives the host's (IFLA_LINK_NETNSID of devices whose peer is there). */
   hostNsidInContainer?: number | null;
+  /** Routes, neighbours, sysctls and tc of the requested host devices, by name (src/apply/device-state.ts). */
+  hostDeviceStates?: Map<string, DeviceState>;
 }
 
 export interface PlanContext {
@@ -55,7 +57,7 @@ export function translateLabel(label: string | undefined, from: string, to: stri
   return label;
 }
 
-export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[]): DeviceSnapshot {
+export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[], state?: DeviceState): DeviceSnapshot {
   return {
     index: link.index,
     name: link.name,
@@ -66,6 +68,7 @@ export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[]): DeviceS
     group: link.group,
     altNames: [...link.altNames],
     addresses: addresses.filter((a) => a.index === link.index).map(({ index: _i, ...a }) => a),
+    ...(state ? { state } : {}),
   };
 }
 
@@ -216,7 +219,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         const refusal = alwaysRefused(link, observed);
         if (refusal) throw new PlanError(`device ${spec.key}: ${refusal}; oci-netdev never moves it, whatever the policy says`, { device: spec.key, op: 'refuse' });
         requireFreeTarget(spec);
-        rec.original = snapshotOf(link, observed.hostAddresses);
+        rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(spec.key));
         rec.identity = identityOf(link);
         // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
         rec.containerIndex = containerIndex(link.index);

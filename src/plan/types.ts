@@ -3,6 +3,20 @@
 
 import type { DeviceKind, MacvlanMode } from '../config/types';
 import type { AddressInfo } from '../netlink/address';
+import type { NeighbourEntry } from '../netlink/neighbour';
+import type { RouteEntry } from '../netlink/route';
+import type { TcObject } from '../netlink/tc';
+import type { DeviceSysctls } from '../netns/sysctl';
+
+/** What a move to another namespace destroys, recorded before it (src/apply/device-state.ts). */
+export interface DeviceState {
+  routes: RouteEntry[];
+  neighbours: NeighbourEntry[];
+  /** The device's writable ipv4/ipv6 conf values ("ipv6/accept_ra" -> "0"). */
+  sysctls: DeviceSysctls;
+  /** Qdiscs and classes, parents first, then filters; without the kernel's default qdisc. */
+  tc: TcObject[];
+}
 
 /** A device's state before oci-netdev touched it; what poststop puts back. */
 export interface DeviceSnapshot {
@@ -15,6 +29,8 @@ export interface DeviceSnapshot {
   group: number;
   altNames: string[];
   addresses: AddressInfo[];
+  /** Host devices: routes, neighbours, sysctls and tc, which the move destroys. */
+  state?: DeviceState;
 }
 
 /**

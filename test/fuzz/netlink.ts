@@ -15,13 +15,15 @@ import { decodeLink } from '../../src/netlink/link';
 import { decodeAddress } from '../../src/netlink/address';
 import {
   NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, RTA_GATEWAY, RTA_MULTIPATH, RTA_NH_ID, RTA_OIF, RTA_TABLE, RTM_NEWNEXTHOP,
-  RTM_NEWROUTE, decodeNexthop, decodeRoute, defaultRoutesOf, encodeRtMsg, RouteInfo, NexthopInfo,
+  RTM_NEWROUTE, decodeNexthop, decodeRoute, decodeRouteEntry, defaultRoutesOf, encodeRtMsg, RouteInfo, NexthopInfo,
 } from '../../src/netlink/route';
+import { NDA_DST, NDA_LLADDR, NDA_PROTOCOL, RTM_NEWNEIGH, decodeNeighbour, encodeNdMsg } from '../../src/netlink/neighbour';
+import { RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER, TCA_KIND, TCA_OPTIONS, decodeTcObject, encodeTcMsg } from '../../src/netlink/tc';
 import {
   IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_FLAGS, IFA_LABEL, IFA_LOCAL, IFA_PROTO, IFA_RT_PRIORITY, IFLA_ADDRESS,
   IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_INFO_SLAVE_KIND, IFLA_LINK,
   IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_PERM_ADDRESS, IFLA_PROP_LIST, NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS,
-  NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_MULTI, RTM_NEWADDR, RTM_NEWLINK,
+  AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_MULTI, RTM_NEWADDR, RTM_NEWLINK,
 } from '../../src/netlink/constants';
 
 const checkAck = (NetlinkSocket.prototype as unknown as { checkAck(m: NlMessage, ctx: object): void }).checkAck;
@@ -109,6 +111,27 @@ function nexthopMessage(rng: Rng): MessageBuilder {
   return b;
 }
 
+function neighbourMessage(rng: Rng): MessageBuilder {
+  const v6 = rng.chance(0.5);
+  const b = new MessageBuilder(RTM_NEWNEIGH, NLM_F_MULTI).raw(encodeNdMsg({ family: v6 ? AF_INET6 : AF_INET, index: rng.int(100), state: rng.pick([0x80, 0x02, 0x40]) }));
+  b.attr(NDA_DST, ip(rng, v6));
+  if (rng.chance(0.8)) b.attr(NDA_LLADDR, rng.bytes(rng.pick([6, 6, 20, 0])));
+  if (rng.chance(0.3)) b.u8(NDA_PROTOCOL, rng.int(256));
+  return b;
+}
+
+/** A qdisc, class or filter, with nested options (a u32 filter's flags and table, htb's init). */
+function tcMessage(rng: Rng): MessageBuilder {
+  const type = rng.pick([RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER]);
+  const b = new MessageBuilder(type, NLM_F_MULTI).raw(encodeTcMsg({ index: rng.int(100), handle: rng.u32(), parent: rng.u32(), info: rng.u32() }));
+  b.str(TCA_KIND, rng.pick(['u32', 'htb', 'pfifo', 'flower', 'clsact', '']));
+  b.nest(TCA_OPTIONS, (o) => {
+    for (let i = rng.range(0, 4); i > 0; i--) o.attr(rng.int(13), rng.bytes(rng.pick([4, 20, 0, 3])));
+  });
+  if (rng.chance(0.3)) b.attr(7, rng.bytes(rng.small(64)));
+  return b;
+}
+
 /** An NLMSG_ERROR: errno, the echoed request header (capped or not), extended-ack TLVs. */
 function errorMessage(rng: Rng): Buffer {
   const capped = rng.chance(0.5);
@@ -136,12 +159,14 @@ function doneMessage(rng: Rng): Buffer {
 export function wellFormed(rng: Rng): Buffer {
   const parts: Buffer[] = [];
   for (let i = rng.range(1, 5); i > 0; i--) {
-    const kind = rng.int(6);
+    const kind = rng.int(8);
     if (kind === 0) parts.push(linkMessage(rng).finish(rng.u32()));
     else if (kind === 1) parts.push(addressMessage(rng).finish(rng.u32()));
     else if (kind === 2) parts.push(routeMessage(rng).finish(rng.u32()));
     else if (kind === 3) parts.push(nexthopMessage(rng).finish(rng.u32()));
     else if (kind === 4) parts.push(errorMessage(rng));
+    else if (kind === 6) parts.push(neighbourMessage(rng).finish(rng.u32()));
+    else if (kind === 7) parts.push(tcMessage(rng).finish(rng.u32()));
     else parts.push(doneMessage(rng));
   }
   return Buffer.concat(parts);
@@ -235,6 +260,16 @@ export function generate(rng: Rng): Buffer {
   return kind === 3 ? valid : mutate(rng, valid);
 }
 
+/** What `decode` returns, or the message of the typed error it throws (a route of another family, say). */
+function typedOrMessage(decode: () => unknown): unknown {
+  try {
+    return decode();
+  } catch (err) {
+    if (!(err instanceof NetdevError)) throw err;
+    return err.message;
+  }
+}
+
 /** Decodes a datagram as the client and the typed decoders would; returns what came out. */
 export function decode(buf: Buffer): unknown[] {
   const out: unknown[] = [];
@@ -243,7 +278,13 @@ export function decode(buf: Buffer): unknown[] {
   for (const m of decodeMessages(buf)) {
     if (m.type === RTM_NEWLINK) out.push(decodeLink(m));
     else if (m.type === RTM_NEWADDR) out.push(decodeAddress(m));
-    else if (m.type === RTM_NEWROUTE) routes.push(decodeRoute(m));
+    else if (m.type === RTM_NEWROUTE) {
+      routes.push(decodeRoute(m));
+      out.push(typedOrMessage(() => decodeRouteEntry(m)));
+    } else if (m.type === RTM_NEWNEIGH) out.push(decodeNeighbour(m));
+    else if (m.type === RTM_NEWQDISC || m.type === RTM_NEWTCLASS || m.type === RTM_NEWTFILTER) {
+      out.push(decodeTcObject(m, m.type === RTM_NEWQDISC ? 'qdisc' : m.type === RTM_NEWTCLASS ? 'class' : 'filter'));
+    }
     else if (m.type === RTM_NEWNEXTHOP) nexthops.push(decodeNexthop(m));
     else if (m.type === NLMSG_ERROR) {
       try {
@@ -253,7 +294,8 @@ export function decode(buf: Buffer): unknown[] {
         if (!(err instanceof NetdevError)) throw err;
         out.push(err.message);
       }
-    } else out.push(decodeAttrs(m.payload).length);
+    } else if (m.type === NLMSG_DONE) out.push('done'); // its payload is an int, not attributes
+    else out.push(decodeAttrs(m.payload).length);
   }
   out.push(routes, nexthops, defaultRoutesOf(routes, nexthops));
   return out;

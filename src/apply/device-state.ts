@@ -1,0 +1,105 @@
+// What a move to another namespace destroys and the kernel does not give back: the device's routes
+// (every table, both families), its permanent neighbour entries, its per-device sysctls and its
+// traffic control. Recorded before the move; put back once the device is home.
+
+import type { NetlinkSocket } from '../netlink/client';
+import type { LinkInfo } from '../netlink/link';
+import { addRoute, describeRoute, listDeviceRoutes, RouteEntry } from '../netlink/route';
+import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
+import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc';
+import { readDeviceSysctls, writeDeviceSysctl } from '../netns/sysctl';
+import { IFF_LOOPBACK } from '../netlink/constants';
+import { NetlinkError } from '../errors';
+import type { DeviceState } from '../plan/types';
+
+/** The state of each requested host device that exists (by name), for the planner. The loopback device is refused anyway. */
+export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): Map<string, DeviceState> {
+  const out = new Map<string, DeviceState>();
+  for (const link of hostLinks) {
+    if (keys.includes(link.name) && !(link.flags & IFF_LOOPBACK)) out.set(link.name, captureDeviceState(hostSock, link));
+  }
+  return out;
+}
+
+/** Reads it all from the host, where `link` is now. The sysctls come from the calling thread's namespace: call it in the host's. */
+export function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
+  return {
+    routes: listDeviceRoutes(hostSock, link.index),
+    neighbours: listPermanentNeighbours(hostSock, link.index),
+    sysctls: readDeviceSysctls(link.name),
+    tc: listTc(hostSock, link.index),
+  };
+}
+
+type Warn = (message: string) => void;
+
+function reason(err: unknown): string {
+  if (err instanceof NetlinkError) return `${err.code}${err.extack ? ` (${err.extack})` : ''}`;
+  return (err as Error).message;
+}
+
+const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.code === 'EEXIST';
+
+/**
+ * Puts back the sysctls whose value differs from what the device has now, under its name `device`
+ * on the host. Call it while the device is still down: disable_ipv6 must be back before addresses
+ * are added, and settings such as accept_ra act when the device comes up.
+ */
+export function restoreSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
+  let now: Record<string, string>;
+  try {
+    now = readDeviceSysctls(device);
+  } catch (err) {
+    warn(`device ${key}: sysctls not restored: ${reason(err)}`);
+    return;
+  }
+  for (const [name, value] of Object.entries(state.sysctls)) {
+    if (now[name] === undefined || now[name] === value) continue;
+    try {
+      writeDeviceSysctl(device, name, value);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')}=${value} not restored: ${code}`);
+    }
+  }
+}
+
+/**
+ * Puts back routes, neighbours and traffic control on link `index` (the device home, up, with its
+ * addresses: routes need their gateway reachable and their source address present).
+ * `recordedIndex` is the ifindex the state was recorded under. What already exists is fine (a
+ * second run, a device that never left); anything else the kernel refuses is named in one warning
+ * per item, and the rest goes on.
+ */
+export function restoreRoutesNeighboursTc(sock: NetlinkSocket, state: DeviceState, recordedIndex: number, index: number, key: string, warn: Warn): void {
+  const ctx = { op: 'restore', device: key };
+  const attempt = (what: string, add: () => void, exists: () => boolean = () => false) => {
+    try {
+      add();
+    } catch (err) {
+      if (!alreadyThere(err) && !exists()) warn(`device ${key}: ${what} not restored: ${reason(err)}`);
+    }
+  };
+  // Routes through a gateway after the ones that may make the gateway reachable.
+  const viaGateway = (r: RouteEntry) => (r.gateway !== undefined || r.multipath !== undefined ? 1 : 0);
+  for (const r of [...state.routes].sort((a, b) => viaGateway(a) - viaGateway(b))) {
+    attempt(`route ${describeRoute(r)}`, () => addRoute(sock, r, recordedIndex, index, { ...ctx, op: 'restore route' }));
+  }
+  for (const n of state.neighbours) {
+    attempt(`neighbour ${n.dst}`, () => addNeighbour(sock, n, index, { ...ctx, op: 'restore neighbour' }));
+  }
+  // What is there already (a device that never left, a restore run before) is left alone: u32
+  // keys, sent without a table, would otherwise be refused as taken, or added twice.
+  const tcKey = (o: TcObject) => `${o.object} ${o.kind} ${o.handle} ${o.parent} ${o.info}`;
+  let present = new Set<string>();
+  try {
+    if (state.tc.length) present = new Set(listTc(sock, index).map(tcKey));
+  } catch (err) {
+    warn(`device ${key}: cannot read its traffic control before restoring it: ${reason(err)}`);
+  }
+  for (const o of state.tc.filter((x) => !present.has(tcKey(x)))) {
+    // Some qdiscs make their classes themselves (prio's bands, mq's queues): those exist already.
+    const made = () => o.object === 'class' && listClasses(sock, index).some((c) => c.handle === o.handle && c.kind === o.kind);
+    attempt(describeTc(o), () => addTc(sock, o, index, { ...ctx, op: 'restore' }), made);
+  }
+}

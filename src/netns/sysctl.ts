@@ -1,0 +1,47 @@
+// Per-device sysctls (/proc/sys/net/ipv4/conf/DEV/ and /proc/sys/net/ipv6/conf/DEV/). A process
+// sees /proc/sys/net of the network namespace its thread is in, so these read and write the
+// calling thread's namespace: the hook's, the host.
+
+import * as fs from 'fs';
+import { StateError } from '../errors';
+
+const FAMILIES = ['ipv4', 'ipv6'] as const;
+const confDir = (family: string, device: string) => `/proc/sys/net/${family}/conf/${device}`;
+
+/** "ipv4/rp_filter" -> "0", for every file of the device the owner may write and read. */
+export type DeviceSysctls = Record<string, string>;
+
+export function readDeviceSysctls(device: string): DeviceSysctls {
+  const out: DeviceSysctls = {};
+  for (const family of FAMILIES) {
+    const dir = confDir(family, device);
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch (err) {
+      // No such folder: the family is not there for this device (IPv6 off in the kernel).
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new StateError(`device ${device}: cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    for (const name of names.sort()) {
+      const path = `${dir}/${name}`;
+      // Read-only files (mc_forwarding, ...) are the kernel's to set.
+      if (!(fs.statSync(path).mode & 0o200)) continue;
+      try {
+        out[`${family}/${name}`] = fs.readFileSync(path, 'utf8').trimEnd();
+      } catch {
+        // Some refuse reading until set (ipv6 stable_secret says EIO): nothing to restore then.
+      }
+    }
+  }
+  return out;
+}
+
+/** Writes one value ("ipv6/disable_ipv6", "1"); throws with the errno name on refusal. */
+export function writeDeviceSysctl(device: string, key: string, value: string): void {
+  const [family, name] = key.split('/');
+  if (!FAMILIES.includes(family as typeof FAMILIES[number]) || !name || name.includes('/') || name.startsWith('.')) {
+    throw new StateError(`device ${device}: ${key} is not a per-device sysctl`);
+  }
+  fs.writeFileSync(`${confDir(family, device)}/${name}`, `${value}\n`);
+}
