@@ -54,12 +54,20 @@ function allocateGroup(others: Journal[], links: LinkInfo[]): number {
   }
 }
 
+/** Host master name -> id of the container whose journal holds a macvlan on it. */
+function macvlanMasters(journals: Journal[]): Map<string, string> {
+  const masters = new Map<string, string>();
+  for (const j of journals) for (const d of j.plan.devices) if (d.kind === 'macvlan' && d.master !== undefined) masters.set(d.master, j.containerId);
+  return masters;
+}
+
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
 export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state);
   if (req.devices.length === 0) return;
   // Names only: refused before anything is observed or touched.
-  checkPolicy(req.devices, loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined));
+  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  checkPolicy(req.devices, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
@@ -98,7 +106,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         containerLinks,
         containerAddresses: listAddresses(container.sock),
         hostDefaultRoutes: listDefaultRoutes(host.sock),
-      }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held });
+      }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held, macvlanMasters: macvlanMasters(others), policy });
       journal = {
         version: 1,
         containerId: state.id,

@@ -67,6 +67,8 @@ export const IFLA_NEW_IFINDEX = 49;
 export const IFLA_PROP_LIST = 52;
 export const IFLA_ALT_IFNAME = 53;
 export const IFLA_PERM_ADDRESS = 54;
+/** u8, 1 when the kernel keeps the device in its namespace (Linux 6.15 and later). */
+export const IFLA_NETNS_IMMUTABLE = 67;
 
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;

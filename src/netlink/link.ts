@@ -8,10 +8,15 @@ import {
 } from './codec';
 import {
   IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_PERM_ADDRESS,
-  IFLA_PROP_LIST, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK,
+  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NETNS_IMMUTABLE,
+  IFLA_PERM_ADDRESS, IFLA_PROP_LIST, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK,
 } from './constants';
-import { NetlinkError } from '../errors';
+import { DecodeError, NetlinkError } from '../errors';
+
+function attrU8(data: Buffer): number {
+  if (data.length < 1) throw new DecodeError('u8 attribute has 0 bytes');
+  return data.readUInt8(0);
+}
 
 export interface LinkInfo {
   index: number;
@@ -29,6 +34,10 @@ export interface LinkInfo {
   slaveKind: string | null;
   /** IFLA_LINK: the peer or parent index (veth peer, macvlan master). */
   linkIndex: number | null;
+  /** IFLA_LINK_NETNSID: the namespace (as seen from this one) that linkIndex is in; null when it is this one. */
+  linkNetnsid: number | null;
+  /** IFLA_NETNS_IMMUTABLE: the kernel never lets the device change namespace; null when the kernel does not say (before 6.15). */
+  netnsImmutable: boolean | null;
   group: number;
   altNames: string[];
 }
@@ -44,6 +53,8 @@ export function decodeLink(m: NlMessage): LinkInfo {
   const props = attrs.get(IFLA_PROP_LIST);
   const kind = infoAttrs?.get(IFLA_INFO_KIND);
   const slaveKind = infoAttrs?.get(IFLA_INFO_SLAVE_KIND);
+  const netnsid = u32(IFLA_LINK_NETNSID);
+  const immutable = attrs.get(IFLA_NETNS_IMMUTABLE);
   return {
     index: hdr.index,
     name: str(IFLA_IFNAME) ?? '',
@@ -57,6 +68,8 @@ export function decodeLink(m: NlMessage): LinkInfo {
     masterIndex: u32(IFLA_MASTER) ?? null,
     slaveKind: slaveKind ? attrString(slaveKind) : null,
     linkIndex: u32(IFLA_LINK) ?? null,
+    linkNetnsid: netnsid === undefined ? null : netnsid | 0,
+    netnsImmutable: immutable === undefined ? null : attrU8(immutable) !== 0,
     group: u32(IFLA_GROUP) ?? 0,
     altNames: props ? decodeAttrs(props).filter((a) => a.type === IFLA_ALT_IFNAME).map((a) => attrString(a.data)) : [],
   };

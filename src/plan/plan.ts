@@ -5,8 +5,10 @@ import type { DeviceSpec } from '../config/types';
 import type { AddressInfo } from '../netlink/address';
 import type { LinkInfo } from '../netlink/link';
 import type { DefaultRoute } from '../netlink/route';
-import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
+import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
+import type { Policy } from '../config/policy';
+import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
 import type { DeviceRecord, DeviceSnapshot, Plan, Step } from './types';
 
 type IndexedAddress = AddressInfo & { index: number };
@@ -24,6 +26,10 @@ export interface PlanContext {
   group: number;
   /** Host device name -> id of the container whose journal holds it. */
   claims: Map<string, string>;
+  /** Host device name -> id of another container whose journal holds a macvlan on it (its record's `master`). */
+  macvlanMasters: Map<string, string>;
+  /** The policy in force: the always-refused rules name it, though it cannot lift them. */
+  policy: Policy;
 }
 
 export function markerFor(group: number, key: string): string {
@@ -90,22 +96,6 @@ export function addressFromCidr(cidr: string): AddressInfo {
   return a;
 }
 
-/**
- * Why a host device must stay on the host whatever the policy says, or undefined: it carries a
- * default route (the host's way out), or it is a bridge or bond port (moving it breaks the
- * master). The loopback device and claimed devices are refused on their own.
- */
-export function alwaysRefused(link: LinkInfo, observed: Observed): string | undefined {
-  const families = (observed.hostDefaultRoutes ?? []).filter((r) => r.index === link.index).map((r) => (r.family === AF_INET ? 'IPv4' : 'IPv6'));
-  if (families.length) return `it carries a default route (${[...new Set(families)].sort().join(' and ')}) in the host network namespace`;
-  if (link.masterIndex) {
-    const master = observed.hostLinks.find((l) => l.index === link.masterIndex);
-    const kind = link.slaveKind ?? master?.kind ?? 'master';
-    return `it is a ${kind} port of ${master ? master.name : `link #${link.masterIndex}`}`;
-  }
-  return undefined;
-}
-
 function tempName(group: number, i: number): string {
   return `odt${group.toString(16).padStart(8, '0')}${i.toString(36)}`;
 }
@@ -115,6 +105,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
   const containerNames = new Set(observed.containerLinks.map((l) => l.name));
   const devices: DeviceRecord[] = [];
   const steps: Step[] = [];
+  const masters = { ofOthers: ctx.macvlanMasters, inRequest: new Map(specs.filter((s) => s.kind === 'macvlan').map((s) => [s.master ?? '', s.key])) };
 
   const requireFreeTarget = (spec: DeviceSpec) => {
     if (!isTemplate(spec.name) && containerNames.has(spec.name)) {
@@ -148,11 +139,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         rec.original = { ...snapshotOf(inside, observed.containerAddresses), name: spec.key };
         rec.containerName = inside.name;
       } else {
-        if (link.flags & IFF_LOOPBACK) {
-          throw new PlanError(`device ${spec.key}: the loopback device cannot be moved`, { device: spec.key, op: 'plan' });
-        }
-        const refusal = alwaysRefused(link, observed);
-        if (refusal) throw new PlanError(`device ${spec.key}: ${refusal}; oci-netdev never moves it, whatever the policy says`, { device: spec.key, op: 'refuse' });
+        const refusal = hostDeviceRefusal(link, observed, masters);
+        if (refusal) throw alwaysRefusedError(spec, `host device ${spec.key}`, refusal, ctx.policy);
         requireFreeTarget(spec);
         rec.original = snapshotOf(link, observed.hostAddresses);
         rec.containerAddresses = rec.original.addresses.filter(isPortable);
@@ -181,6 +169,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         }
         rec.master = master;
         rec.mode = spec.mode ?? 'bridge';
+        const refusal = rec.mode === 'passthru' ? passthruRefusal(masterLink, observed) : undefined;
+        if (refusal) throw alwaysRefusedError(spec, `macvlan mode passthru on master ${master}`, refusal, ctx.policy);
         step('createMacvlan', 'deleteCreated');
       }
       step('renameInContainer');
