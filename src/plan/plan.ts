@@ -105,7 +105,6 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
   const containerNames = new Set(observed.containerLinks.map((l) => l.name));
   const devices: DeviceRecord[] = [];
   const steps: Step[] = [];
-  const masters = { ofOthers: ctx.macvlanMasters, inRequest: new Map(specs.filter((s) => s.kind === 'macvlan').map((s) => [s.master ?? '', s.key])) };
 
   const requireFreeTarget = (spec: DeviceSpec) => {
     if (!isTemplate(spec.name) && containerNames.has(spec.name)) {
@@ -139,7 +138,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         rec.original = { ...snapshotOf(inside, observed.containerAddresses), name: spec.key };
         rec.containerName = inside.name;
       } else {
-        const refusal = hostDeviceRefusal(link, observed, masters);
+        const refusal = hostDeviceRefusal(link, observed, ctx.macvlanMasters);
         if (refusal) throw alwaysRefusedError(spec, `host device ${spec.key}`, refusal, ctx.policy);
         requireFreeTarget(spec);
         rec.original = snapshotOf(link, observed.hostAddresses);

@@ -142,15 +142,12 @@ function uppers(link: LinkInfo, observed: Observed): string[] {
   });
 }
 
-export interface MacvlanMasters {
-  /** Host master name -> id of the container whose journal holds a macvlan on it. */
-  ofOthers: Map<string, string>;
-  /** Host master name -> key of a macvlan on it in the request being planned. */
-  inRequest: Map<string, string>;
-}
-
-/** Why the host device `link` must not be moved whatever the policy says, or undefined. */
-export function hostDeviceRefusal(link: LinkInfo, observed: Observed, masters: MacvlanMasters): Refusal | undefined {
+/**
+ * Why the host device `link` must not be moved whatever the policy says, or undefined.
+ * `macvlanMasters`: host master name -> id of another container whose journal holds a macvlan on
+ * it. (A request that moves the master of its own macvlan is refused by src/config/load.ts.)
+ */
+export function hostDeviceRefusal(link: LinkInfo, observed: Observed, macvlanMasters: Map<string, string>): Refusal | undefined {
   if (link.flags & IFF_LOOPBACK) return { rule: 'loopback', reason: 'it is the loopback device' };
   const needed = dependencies(observed, defaultRouteRoots(observed)).get(link.index);
   if (needed !== undefined) {
@@ -165,10 +162,8 @@ export function hostDeviceRefusal(link: LinkInfo, observed: Observed, masters: M
   if (immutable) return { rule: 'netns-immutable', reason: immutable };
   const stacked = uppers(link, observed);
   if (stacked.length) return { rule: 'upper-devices', reason: `it has upper devices in the host network namespace: ${stacked.join(', ')}` };
-  const owner = masters.ofOthers.get(link.name);
+  const owner = macvlanMasters.get(link.name);
   if (owner !== undefined) return { rule: 'macvlan-master', reason: `it is the master of a macvlan of container ${owner}` };
-  const sibling = masters.inRequest.get(link.name);
-  if (sibling !== undefined) return { rule: 'macvlan-master', reason: `it is the master of macvlan ${sibling} in the same request` };
   return undefined;
 }
 
