@@ -79,12 +79,14 @@ function defaultRouteRoots(observed: Observed): Map<number, string> {
 /** Default-route roots, and links with addresses (IPv6 link-local aside, which every link has). */
 function hostUseRoots(observed: Observed): Map<number, string> {
   const roots = defaultRouteRoots(observed);
-  const used = observed.hostAddresses.filter((a) => !(a.family === AF_INET6 && a.scope === RT_SCOPE_LINK));
-  for (const a of used) {
-    if (roots.has(a.index)) continue;
-    const mine = used.filter((b) => b.index === a.index);
-    const more = mine.length > 1 ? ` and ${mine.length - 1} more` : '';
-    roots.set(a.index, `has addresses in the host network namespace (${a.address}/${a.prefixlen}${more})`);
+  const byLink = new Map<number, string[]>();
+  for (const a of observed.hostAddresses) {
+    if (a.family === AF_INET6 && a.scope === RT_SCOPE_LINK) continue;
+    byLink.set(a.index, [...(byLink.get(a.index) ?? []), `${a.address}/${a.prefixlen}`]);
+  }
+  for (const [index, [first, ...rest]] of byLink) {
+    const more = rest.length ? ` and ${rest.length} more` : '';
+    if (!roots.has(index)) roots.set(index, `has addresses in the host network namespace (${first}${more})`);
   }
   return roots;
 }
@@ -149,10 +151,9 @@ function uppers(link: LinkInfo, observed: Observed): string[] {
  */
 export function hostDeviceRefusal(link: LinkInfo, observed: Observed, macvlanMasters: Map<string, string>): Refusal | undefined {
   if (link.flags & IFF_LOOPBACK) return { rule: 'loopback', reason: 'it is the loopback device' };
-  const needed = dependencies(observed, defaultRouteRoots(observed)).get(link.index);
-  if (needed !== undefined) {
-    return { rule: needed.startsWith('carries ') ? 'default-route' : 'default-route-lower', reason: `it ${needed}` };
-  }
+  const roots = defaultRouteRoots(observed);
+  const needed = dependencies(observed, roots).get(link.index);
+  if (needed !== undefined) return { rule: roots.has(link.index) ? 'default-route' : 'default-route-lower', reason: `it ${needed}` };
   if (link.masterIndex) {
     const master = observed.hostLinks.find((l) => l.index === link.masterIndex);
     const kind = link.slaveKind ?? master?.kind ?? 'master';
