@@ -3,20 +3,21 @@
 // The hook runs as root, but whoever writes its input is not always root's equal: on podman and
 // CRI-O nodes the annotation oci-netdev.netDevices comes from whoever may create a container or a
 // pod. The policy file (root's, spec/policy.schema.json) says, per source, which host devices may
-// be moved or created (allowDevices), which masters macvlan devices may use (allowMasters), and
-// how many entries a container may ask for (maxDevices). Without a file, linux.netDevices in
-// config.json may use every device (as before policies existed) and the annotation none.
+// be moved or created (allowDevices), which masters macvlan devices may use (allowMasters), which
+// macvlan modes they may use (allowModes), and how many entries a container may ask for
+// (maxDevices). Without a file, linux.netDevices in config.json may use every device and mode (as
+// before policies existed) and the annotation no device, and macvlan mode bridge only.
 //
 // These checks need only names, so they run before anything is observed. The rules that need
-// kernel state (loopback, default routes, bridge and bond ports, claims) are the planner's and
-// apply whatever the policy says.
+// kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
+// (src/plan/refusals.ts) and apply whatever the policy says.
 
 import * as fs from 'node:fs';
 import { ConfigError } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson, readBounded, sizeText } from './read';
 import { oneLine, preview, show, validate } from './schema';
-import type { DeviceSource, DeviceSpec } from './types';
+import type { DeviceSource, DeviceSpec, MacvlanMode } from './types';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
@@ -155,14 +156,18 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 // ---------------------------------------------------------------------------------------------
 // The policy document.
 
-type ListField = 'allowDevices' | 'allowMasters';
+type ListField = 'allowDevices' | 'allowMasters' | 'allowModes';
+
+/** Every macvlan mode, the names allowModes globs match against. */
+export const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
 
 export interface PolicySection {
   allowDevices: Glob[];
   allowMasters: Glob[];
+  allowModes: Glob[];
   maxDevices: number;
   /** Which fields the file gave; the others hold their defaults. */
-  given: { allowDevices: boolean; allowMasters: boolean; maxDevices: boolean };
+  given: { allowDevices: boolean; allowMasters: boolean; allowModes: boolean; maxDevices: boolean };
 }
 
 export interface Policy {
@@ -177,29 +182,45 @@ export interface Policy {
 interface SectionDoc {
   allowDevices?: string[];
   allowMasters?: string[];
+  allowModes?: string[];
   maxDevices?: number;
 }
 
-/** Defaults per source: config.json may use any device, the annotation none. */
-const DEFAULT_GLOBS: Record<DeviceSource, string[]> = { config: ['*'], annotation: [] };
+/**
+ * Defaults per source and field: config.json may use any device and mode, the annotation no
+ * device, and only macvlan mode bridge (the others reach the master's own traffic: passthru hands
+ * the whole master over, vepa and private depend on the switch beyond it).
+ */
+const DEFAULT_GLOBS: Record<DeviceSource, Record<ListField, string[]>> = {
+  config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'] },
+  annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'] },
+};
 
 function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
   const globs = (field: ListField): Glob[] =>
-    (doc?.[field] ?? DEFAULT_GLOBS[source]).map((pattern, i) => {
+    (doc?.[field] ?? DEFAULT_GLOBS[source][field]).map((pattern, i) => {
+      const f = `${source}.${field}[${i}]`;
+      let glob: Glob;
       try {
-        return compileGlob(pattern);
+        glob = compileGlob(pattern);
       } catch (err) {
-        const f = `${source}.${field}[${i}]`;
         throw new ConfigError(`${where}: ${f}: ${(err as Error).message} (got ${preview(pattern)})`, { field: f });
       }
+      // A misspelt mode would otherwise allow nothing, silently.
+      if (field === 'allowModes' && !MACVLAN_MODE_NAMES.some((m) => glob.matches(m))) {
+        throw new ConfigError(`${where}: ${f}: matches no macvlan mode (${MACVLAN_MODE_NAMES.join(', ')}) (got ${preview(pattern)})`, { field: f });
+      }
+      return glob;
     });
   return {
     allowDevices: globs('allowDevices'),
     allowMasters: globs('allowMasters'),
+    allowModes: globs('allowModes'),
     maxDevices: doc?.maxDevices ?? MAX_DEVICES,
     given: {
       allowDevices: doc?.allowDevices !== undefined,
       allowMasters: doc?.allowMasters !== undefined,
+      allowModes: doc?.allowModes !== undefined,
       maxDevices: doc?.maxDevices !== undefined,
     },
   };
@@ -275,7 +296,8 @@ export class PolicyError extends ConfigError {
   }
 }
 
-function policyRef(policy: Policy): string {
+/** "policy FILE", or the default policy and the file that does not exist: how refusals name it. */
+export function policyRef(policy: Policy): string {
   return policy.exists ? `policy ${show(policy.file)}` : `the default policy (${show(policy.file)} does not exist)`;
 }
 
@@ -283,7 +305,10 @@ function listText(policy: Policy, source: DeviceSource, field: ListField): strin
   const s = policy[source];
   const rule = `${source}.${field}`;
   if (s.given[field]) return `${rule} ${JSON.stringify(s[field].map((g) => g.pattern))}`;
-  return `${rule}, which allows ${DEFAULT_GLOBS[source].length ? 'every device' : 'no device'} by default`;
+  const what = field === 'allowModes' ? 'mode' : 'device';
+  const defaults = DEFAULT_GLOBS[source][field];
+  const allows = defaults.includes('*') ? `every ${what}` : defaults.length ? `only ${defaults.join(', ')}` : `no ${what}`;
+  return `${rule}, which allows ${allows} by default`;
 }
 
 /** The first policy refusal among `devices`, thrown as a PolicyError; nothing when all pass. */
@@ -301,6 +326,8 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
     if (d.kind === 'macvlan') {
       const master = d.master ?? '';
       if (!s.allowMasters.some((g) => g.matches(master))) refuse(d, `macvlan master ${show(master)}`, 'allowMasters');
+      const mode = d.mode ?? 'bridge';
+      if (!s.allowModes.some((g) => g.matches(mode))) refuse(d, `macvlan mode ${mode}`, 'allowModes');
     } else if (!s.allowDevices.some((g) => g.matches(d.key))) {
       refuse(d, d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(d.key)}`, 'allowDevices');
     }

@@ -75,12 +75,22 @@ function allocateGroup(others: Journal[], links: LinkInfo[]): number {
   }
 }
 
+/** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
+function macvlanMasters(journals: Journal[]): Map<number, string> {
+  const masters = new Map<number, string>();
+  for (const j of journals) {
+    for (const d of j.plan.devices) if (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined) masters.set(d.identity.hostLowerIndex, j.containerId);
+  }
+  return masters;
+}
+
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
 export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state);
   if (req.devices.length === 0) return;
   // Names only: refused before anything is observed or touched.
-  checkPolicy(req.devices, loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined));
+  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  checkPolicy(req.devices, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
@@ -128,6 +138,8 @@ export function attach(state: OciState, opts: EngineOptions): void {
         group: allocateGroup(others, [...hostLinks, ...containerLinks]),
         claims: held,
         claimedInContainer: claimedInNamespace(others, ctNs),
+        macvlanMasters: macvlanMasters(others),
+        policy,
         indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
       });
       journal = {

@@ -73,6 +73,8 @@ export const IFLA_ALT_IFNAME = 53;
 export const IFLA_PERM_ADDRESS = 54;
 export const IFLA_PARENT_DEV_NAME = 56;
 export const IFLA_PARENT_DEV_BUS_NAME = 57;
+/** u8, 1 when the kernel keeps the device in its namespace (Linux 6.15 and later). */
+export const IFLA_NETNS_IMMUTABLE = 67;
 
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;

@@ -9,10 +9,15 @@ import {
 import {
   IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD,
-  IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST, NLM_F_CREATE,
-  NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
+  IFLA_NETNS_IMMUTABLE, IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST,
+  NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
-import { NetlinkError } from '../errors';
+import { DecodeError, NetlinkError } from '../errors';
+
+function attrU8(data: Buffer): number {
+  if (data.length < 1) throw new DecodeError('u8 attribute has 0 bytes');
+  return data.readUInt8(0);
+}
 
 export interface LinkInfo {
   index: number;
@@ -35,6 +40,8 @@ export interface LinkInfo {
   /** The bus device behind a hardware NIC (IFLA_PARENT_DEV_BUS_NAME and _NAME, e.g. "pci", "0000:3b:00.1"). */
   parentBus: string | null;
   parentDev: string | null;
+  /** IFLA_NETNS_IMMUTABLE: the kernel never lets the device change namespace; null when the kernel does not say (before 6.15). */
+  netnsImmutable: boolean | null;
   group: number;
   altNames: string[];
 }
@@ -50,6 +57,8 @@ export function decodeLink(m: NlMessage): LinkInfo {
   const props = attrs.get(IFLA_PROP_LIST);
   const kind = infoAttrs?.get(IFLA_INFO_KIND);
   const slaveKind = infoAttrs?.get(IFLA_INFO_SLAVE_KIND);
+  const netnsid = u32(IFLA_LINK_NETNSID);
+  const immutable = attrs.get(IFLA_NETNS_IMMUTABLE);
   return {
     index: hdr.index,
     name: str(IFLA_IFNAME) ?? '',
@@ -63,7 +72,8 @@ export function decodeLink(m: NlMessage): LinkInfo {
     masterIndex: u32(IFLA_MASTER) ?? null,
     slaveKind: slaveKind ? attrString(slaveKind) : null,
     linkIndex: u32(IFLA_LINK) ?? null,
-    linkNetnsid: u32(IFLA_LINK_NETNSID) === undefined ? null : u32(IFLA_LINK_NETNSID)! | 0,
+    linkNetnsid: netnsid === undefined ? null : netnsid | 0,
+    netnsImmutable: immutable === undefined ? null : attrU8(immutable) !== 0,
     parentBus: str(IFLA_PARENT_DEV_BUS_NAME) ?? null,
     parentDev: str(IFLA_PARENT_DEV_NAME) ?? null,
     group: u32(IFLA_GROUP) ?? 0,

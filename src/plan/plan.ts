@@ -7,6 +7,8 @@ import type { LinkInfo } from '../netlink/link';
 import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
+import type { Policy } from '../config/policy';
+import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
 import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from './types';
 
 type IndexedAddress = AddressInfo & { index: number };
@@ -32,6 +34,10 @@ export interface PlanContext {
   claimedInContainer?: Map<number, string>;
   /** Where chosen ifindexes of created devices start (random per run, so hooks running at once rarely meet). */
   indexBase?: number;
+  /** ifindex of a host device -> id of another container whose journal holds a macvlan on it. */
+  macvlanMasters: Map<number, string>;
+  /** The policy in force: the always-refused rules name it, though it cannot lift them. */
+  policy: Policy;
 }
 
 export const isTemplate = (name: string): boolean => name.endsWith('%d');
@@ -95,22 +101,6 @@ export function addressFromCidr(cidr: string): AddressInfo {
     }
   }
   return a;
-}
-
-/**
- * Why a host device must stay on the host whatever the policy says, or undefined: it carries a
- * default route (the host's way out), or it is a bridge or bond port (moving it breaks the
- * master). The loopback device and claimed devices are refused on their own.
- */
-export function alwaysRefused(link: LinkInfo, observed: Observed): string | undefined {
-  const families = (observed.hostDefaultRoutes ?? []).filter((r) => r.index === link.index).map((r) => (r.family === AF_INET ? 'IPv4' : 'IPv6'));
-  if (families.length) return `it carries a default route (${[...new Set(families)].sort().join(' and ')}) in the host network namespace`;
-  if (link.masterIndex) {
-    const master = observed.hostLinks.find((l) => l.index === link.masterIndex);
-    const kind = link.slaveKind ?? master?.kind ?? 'master';
-    return `it is a ${kind} port of ${master ? master.name : `link #${link.masterIndex}`}`;
-  }
-  return undefined;
 }
 
 function tempName(group: number, i: number): string {
@@ -213,11 +203,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         rec.containerIndex = inside.index;
         rec.containerName = inside.name;
       } else {
-        if (link.flags & IFF_LOOPBACK) {
-          throw new PlanError(`device ${spec.key}: the loopback device cannot be moved`, { device: spec.key, op: 'plan' });
-        }
-        const refusal = alwaysRefused(link, observed);
-        if (refusal) throw new PlanError(`device ${spec.key}: ${refusal}; oci-netdev never moves it, whatever the policy says`, { device: spec.key, op: 'refuse' });
+        const refusal = hostDeviceRefusal(link, observed, ctx.macvlanMasters);
+        if (refusal) throw alwaysRefusedError(spec, `host device ${spec.key}`, refusal, ctx.policy);
         requireFreeTarget(spec);
         rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(spec.key));
         rec.identity = identityOf(link);
@@ -252,6 +239,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         rec.master = master;
         rec.mode = spec.mode ?? 'bridge';
         rec.identity.hostLowerIndex = masterLink.index;
+        const refusal = rec.mode === 'passthru' ? passthruRefusal(masterLink, observed) : undefined;
+        if (refusal) throw alwaysRefusedError(spec, `macvlan mode passthru on master ${master}`, refusal, ctx.policy);
         step('createMacvlan', 'deleteCreated');
       }
       step('renameInContainer');

@@ -23,7 +23,7 @@ import type { DeviceSpec, OciState } from '../../src/config';
 const KEYS = [
   'ociVersion', 'id', 'status', 'pid', 'bundle', 'annotations', 'linux', 'netDevices', 'namespaces', 'type', 'path',
   'name', 'mtu', 'mac', 'master', 'mode', 'addresses', 'config', 'annotation', 'allowDevices', 'allowMasters',
-  'maxDevices', ANNOTATION, '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'eth0', 'eth1', 'lo', 'x%d', '', ' ',
+  'allowModes', 'maxDevices', ANNOTATION, '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'eth0', 'eth1', 'lo', 'x%d', '', ' ',
   'é', '\u00a0', 'a/b', '..', 'network', '0', '10',
 ];
 
@@ -79,8 +79,8 @@ const SEEDS = {
   },
   annotation: DEVICES,
   policy: {
-    config: { allowDevices: ['eth*', 'vh?'], allowMasters: ['br[0-9]'], maxDevices: 4 },
-    annotation: { allowDevices: ['pod-[!x]*', 'v\\*'], allowMasters: ['eth1'], maxDevices: 2 },
+    config: { allowDevices: ['eth*', 'vh?'], allowMasters: ['br[0-9]'], allowModes: ['bridge', 'v*'], maxDevices: 4 },
+    annotation: { allowDevices: ['pod-[!x]*', 'v\\*'], allowMasters: ['eth1'], allowModes: ['*'], maxDevices: 2 },
   },
 };
 

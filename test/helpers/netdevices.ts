@@ -60,12 +60,13 @@ export function traced(rig: Rig, command: string, state: object, env: Record<str
 
 /**
  * A policy file (spec/policy.schema.json) that lets the annotation use the test devices (names in
- * the test family, DEV_PREFIX*) and nothing else. Pass its path as OCI_NETDEV_POLICY or --policy.
+ * the test family, DEV_PREFIX*), in every macvlan mode, and nothing else. Pass its path as
+ * OCI_NETDEV_POLICY or --policy.
  */
 export function annotationPolicy(sb: Sandbox): string {
   const file = join(sb.tempDir('policy'), 'policy.json');
   // Written 0644 whatever the umask: the policy must not be group or world writable.
-  writeFileSync(file, JSON.stringify({ annotation: { allowDevices: [`${DEV_PREFIX}*`], allowMasters: [`${DEV_PREFIX}*`] } }), { mode: 0o644 });
+  writeFileSync(file, JSON.stringify({ annotation: { allowDevices: [`${DEV_PREFIX}*`], allowMasters: [`${DEV_PREFIX}*`], allowModes: ['*'] } }), { mode: 0o644 });
   return file;
 }
 

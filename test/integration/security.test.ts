@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueName } from '../helpers/names';
 import { inSimHost, netnsPath, nsSnapshot, Sandbox, sh, ShResult, shOk } from '../helpers/sandbox';
-import { Rig, configBundle, makeRig, nonLoopback, ociState, stateEntries } from '../helpers/netdevices';
+import { Rig, configBundle, ipDetails, makeRig, nonLoopback, ociState, stateEntries } from '../helpers/netdevices';
 import { Journal, StateDir, encodeId } from '../../src/apply/statedir';
 import { NetlinkSocket } from '../../src/netlink/client';
 import { NetlinkError, StateError } from '../../src/errors';
@@ -56,6 +56,11 @@ function refusedUnchanged(t: Test, rig: Rig, state: object, message: RegExp | st
   t.same(nsSnapshot(rig.simhost), before, `${what}: the host is unchanged`);
   t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
   t.same(stateEntries(opts.stateDir ?? rig.stateDir), [], `${what}: no state left`);
+}
+
+/** The one line of an always-refused rule, as the hook prints it. */
+function alwaysRefusedLine(device: string, rule: string, policyFile: string, reason: string, subject = `host device ${device}`): string {
+  return `oci-netdev: device ${device}: ${subject} is refused by always-refused: ${rule}, whatever policy ${policyFile} says: ${reason}`;
 }
 
 let ids = 0;
@@ -186,17 +191,17 @@ t.test('always refused, even with a policy that allows everything', async (t) =>
     refusedUnchanged(t, rig, ociState(cid('always'), configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify(devices) } }), 'creating'),
       message, what, opts);
 
-  attempt({ lo: { name: 'lo2' } }, 'oci-netdev: device lo: the loopback device cannot be moved', 'loopback');
+  attempt({ lo: { name: 'lo2' } }, alwaysRefusedLine('lo', 'loopback', all, 'it is the loopback device'), 'loopback');
 
   const v4 = nic(rig, 'up4');
   shOk('ip', ['-n', rig.simhost, 'addr', 'add', '192.0.2.1/24', 'dev', v4]);
   shOk('ip', ['-n', rig.simhost, 'route', 'add', 'default', 'via', '192.0.2.254', 'dev', v4]);
-  attempt({ [v4]: {} }, `oci-netdev: device ${v4}: it carries a default route (IPv4) in the host network namespace; oci-netdev never moves it, whatever the policy says`, 'IPv4 default route');
+  attempt({ [v4]: {} }, alwaysRefusedLine(v4, 'default-route', all, 'it carries a default route (IPv4) in the host network namespace'), 'IPv4 default route');
 
   const v6 = nic(rig, 'up6');
   shOk('ip', ['-n', rig.simhost, '-6', 'addr', 'add', '2001:db8:1::1/64', 'dev', v6, 'nodad']);
   shOk('ip', ['-n', rig.simhost, '-6', 'route', 'add', 'default', 'via', '2001:db8:1::fe', 'dev', v6]);
-  attempt({ [v6]: {} }, new RegExp(`^oci-netdev: device ${v6}: it carries a default route \\(IPv6\\)`), 'IPv6 default route');
+  attempt({ [v6]: {} }, new RegExp(`^oci-netdev: device ${v6}: host device ${v6} is refused by always-refused: default-route, .*: it carries a default route \\(IPv6\\)`), 'IPv6 default route');
 
   // A second IPv4 default (higher metric) through two ECMP nexthops, and one through a nexthop
   // group that the kernel shows only by id (nexthop_compat_mode=0).
@@ -210,14 +215,14 @@ t.test('always refused, even with a policy that allows everything', async (t) =>
   shOk('ip', ['-n', rig.simhost, 'nexthop', 'add', 'id', '72', 'group', '71']);
   shOk('ip', ['-n', rig.simhost, 'route', 'add', 'default', 'nhid', '72', 'metric', '60']);
   t.match(shOk('ip', ['-n', rig.simhost, 'route', 'show']), /^default nhid 72 metric 60 *$/m, 'the nexthop route shows no device');
-  attempt({ [m2]: {} }, new RegExp(`^oci-netdev: device ${m2}: it carries a default route \\(IPv4\\)`), 'a multipath nexthop');
-  attempt({ [g1]: {} }, new RegExp(`^oci-netdev: device ${g1}: it carries a default route \\(IPv4\\)`), 'a nexthop group member');
+  attempt({ [m2]: {} }, new RegExp(`^oci-netdev: device ${m2}: .* always-refused: default-route, .*: it carries a default route \\(IPv4\\)`), 'a multipath nexthop');
+  attempt({ [g1]: {} }, new RegExp(`^oci-netdev: device ${g1}: .* always-refused: default-route, .*: it carries a default route \\(IPv4\\)`), 'a nexthop group member');
 
   const br = uniqueName('br');
   const port = nic(rig, 'port');
   shOk('ip', ['-n', rig.simhost, 'link', 'add', br, 'type', 'bridge']);
   shOk('ip', ['-n', rig.simhost, 'link', 'set', port, 'master', br]);
-  attempt({ [port]: {} }, `oci-netdev: device ${port}: it is a bridge port of ${br}; oci-netdev never moves it, whatever the policy says`, 'bridge port');
+  attempt({ [port]: {} }, alwaysRefusedLine(port, 'port', all, `it is a bridge port of ${br}`), 'bridge port');
 
   // A route to a prefix is no default route: such a device moves.
   const free = nic(rig, 'free');
@@ -228,6 +233,135 @@ t.test('always refused, even with a policy that allows everything', async (t) =>
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [free]: {} } });
   ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), opts), 'a device with prefix routes and a default in another table moves');
   ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), opts), 'poststop');
+});
+
+t.test('always refused: what the host stands on, what the kernel cannot move, passthru on a master the host uses', async (t) => {
+  const rig = makeRig(t);
+  // config.json may use every device, master and mode.
+  const all = policy(rig, { config: { allowDevices: ['*'], allowMasters: ['*'] } });
+  const opts = { args: ['--policy', all] };
+  const bundleOf = (devices: Record<string, object>) => configBundle(rig.sb, rig.ctr, { netDevices: devices });
+  const attempt = (devices: Record<string, object>, message: RegExp | string, what: string) =>
+    refusedUnchanged(t, rig, ociState(cid('always'), bundleOf(devices), 'creating'), message, what, opts);
+  const ip = (...args: string[]) => shOk('ip', ['-n', rig.simhost, ...args]);
+
+  // The host's default route goes out of a macvlan on a stand-in NIC: the NIC, and its veth peer
+  // behind it, carry the host's traffic.
+  const low = uniqueName('low');
+  const lowPeer = uniqueName('peer');
+  rig.sb.createVethPair(rig.simhost, low, lowPeer);
+  const mvUp = uniqueName('mvup');
+  ip('link', 'add', mvUp, 'link', low, 'type', 'macvlan', 'mode', 'bridge');
+  ip('link', 'set', mvUp, 'up');
+  ip('addr', 'add', '192.0.2.1/24', 'dev', mvUp);
+  ip('route', 'add', 'default', 'via', '192.0.2.254', 'dev', mvUp, 'metric', '10');
+  const viaMacvlan = `macvlan ${mvUp}, which carries a default route (IPv4) in the host network namespace`;
+  attempt({ [low]: {} }, alwaysRefusedLine(low, 'default-route-lower', all, `it is the lower device of ${viaMacvlan}`), 'the lower device of the default-route macvlan');
+  attempt({ [lowPeer]: {} }, alwaysRefusedLine(lowPeer, 'default-route-lower', all, `it is the veth peer of ${low}, which is the lower device of ${viaMacvlan}`),
+    'transitively: the veth peer of that lower device');
+
+  // A NIC with a macvlan on it that the host uses for nothing in particular.
+  const upper = nic(rig, 'upr');
+  const mvPlain = uniqueName('mvpl');
+  ip('link', 'add', mvPlain, 'link', upper, 'type', 'macvlan', 'mode', 'bridge');
+  attempt({ [upper]: {} }, alwaysRefusedLine(upper, 'upper-devices', all, `it has upper devices in the host network namespace: macvlan ${mvPlain}`),
+    'a device with a macvlan upper on the host');
+
+  // A bridge, up, with an address and a route: refused before it is touched, so it stays up and keeps its routes.
+  const br = uniqueName('br');
+  ip('link', 'add', br, 'type', 'bridge');
+  ip('link', 'set', br, 'up');
+  ip('addr', 'add', '10.99.0.1/24', 'dev', br);
+  ip('route', 'add', '10.98.0.0/16', 'via', '10.99.0.254', 'dev', br);
+  const routes = ip('route', 'show', 'dev', br);
+  t.match(routes, /^10\.98\.0\.0\/16 via 10\.99\.0\.254/m, 'the bridge carries a route');
+  attempt({ [br]: {} },
+    new RegExp(`^oci-netdev: device ${br}: host device ${br} is refused by always-refused: netns-immutable, whatever policy ${all} says: ` +
+      '(the kernel keeps it in its network namespace \\(netns-immutable\\)|it is a bridge, which the kernel keeps in its network namespace)$'),
+    'a bridge');
+  t.equal(ip('route', 'show', 'dev', br), routes, 'the bridge keeps its routes');
+
+  // passthru hands the whole master to the container: not a master the host uses.
+  const passthru = (master: string, reason: string, what: string) =>
+    refusedUnchanged(t, rig, ociState(cid('pt'), bundleOf({ mvp: { type: 'macvlan', master, mode: 'passthru' } }), 'creating'),
+      alwaysRefusedLine('mvp', 'passthru-host-master', all, `${master} ${reason}`, `macvlan mode passthru on master ${master}`), what, opts);
+  const routed = nic(rig, 'rtd');
+  ip('addr', 'add', '198.51.100.1/24', 'dev', routed);
+  ip('route', 'add', 'default', 'via', '198.51.100.254', 'dev', routed, 'metric', '20');
+  passthru(routed, 'carries a default route (IPv4) in the host network namespace', 'passthru on a master with a default route');
+  const addressed = nic(rig, 'adr');
+  ip('addr', 'add', '203.0.113.7/24', 'dev', addressed);
+  passthru(addressed, 'has addresses in the host network namespace (203.0.113.7/24)', 'passthru on a master with an address');
+  passthru(low, `is the lower device of ${viaMacvlan}`, 'passthru on the lower device of the default-route macvlan');
+
+  // passthru on a master the host does not use is the policy's to allow.
+  const spare = nic(rig, 'spr');
+  const id = cid('pt');
+  const bundle = bundleOf({ mvp: { type: 'macvlan', master: spare, mode: 'passthru', name: 'eth1' } });
+  const before = nsSnapshot(rig.simhost);
+  ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), opts), 'passthru on an unused master');
+  t.equal(ipDetails(rig.ctr).eth1?.linkinfo?.info_data?.mode, 'passthru');
+  ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), opts), 'poststop');
+  t.same(nsSnapshot(rig.simhost), before, 'host as before');
+});
+
+t.test('always refused: the master of another container\'s macvlan', async (t) => {
+  const rig = makeRig(t);
+  const ctr2 = rig.sb.createNetns('ctr');
+  const master = nic(rig, 'mst');
+  const first = cid('mvowner');
+  // config.json may use every device and mode: the policy's defaults, from a file of its own.
+  const defaults = policy(rig, {});
+  const opts = { args: ['--policy', defaults] };
+  const b1 = configBundle(rig.sb, rig.ctr, { netDevices: { mv0: { type: 'macvlan', master, name: 'eth1' } } });
+  ok(t, hook(rig, 'create-runtime', ociState(first, b1, 'creating'), opts), 'the first container makes a macvlan on it');
+  const before = nsSnapshot(rig.simhost);
+  const b2 = configBundle(rig.sb, ctr2, { netDevices: { [master]: {} } });
+  refused(t, hook(rig, 'create-runtime', ociState(cid('mvthief'), b2, 'creating'), opts),
+    alwaysRefusedLine(master, 'macvlan-master', defaults, `it is the master of a macvlan of container ${first}`),
+    'a second container asking for the master');
+  t.same(nsSnapshot(rig.simhost), before, 'the host is unchanged');
+  t.same(nonLoopback(ctr2), [], 'nothing in the second container');
+  t.same(stateEntries(rig.stateDir), [encodeId(first)], 'only the first container has state');
+  t.same(nonLoopback(rig.ctr), ['eth1'], 'the first container keeps its macvlan');
+  ok(t, hook(rig, 'poststop', ociState(first, b1, 'stopped'), opts), 'poststop of the first');
+  const b3 = configBundle(rig.sb, ctr2, { netDevices: { [master]: {} } });
+  const next = cid('mvnext');
+  ok(t, hook(rig, 'create-runtime', ociState(next, b3, 'creating'), opts), 'once that macvlan is gone, the master may move');
+  ok(t, hook(rig, 'poststop', ociState(next, b3, 'stopped'), opts), 'poststop');
+});
+
+t.test('allowModes: the annotation may use macvlan mode bridge only unless the policy says more', async (t) => {
+  const rig = makeRig(t);
+  const master = nic(rig, 'mst');
+  const annotated = (devices: object) => configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify(devices) } });
+  const masters = policy(rig, { annotation: { allowMasters: [master] } });
+  for (const mode of ['private', 'vepa', 'passthru']) {
+    refusedUnchanged(t, rig, ociState(cid('mode'), annotated({ mv0: { type: 'macvlan', master, mode } }), 'creating'),
+      `oci-netdev: device mv0: macvlan mode ${mode} is refused for annotation oci-netdev.netDevices by policy ${masters}: ` +
+        'it matches no pattern of annotation.allowModes, which allows only bridge by default',
+      `mode ${mode} by default`, { args: ['--policy', masters] });
+  }
+  const before = nsSnapshot(rig.simhost);
+  const run = (file: string, mode: string) => {
+    const id = cid('mode');
+    const bundle = annotated({ mv0: { type: 'macvlan', master, mode, name: 'eth1' } });
+    ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), { args: ['--policy', file] }), `mode ${mode} allowed`);
+    t.equal(ipDetails(rig.ctr).eth1?.linkinfo?.info_data?.mode, mode, `a ${mode} macvlan in the container`);
+    ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), { args: ['--policy', file] }), 'poststop');
+    t.same(nsSnapshot(rig.simhost), before, 'host as before');
+  };
+  run(masters, 'bridge');
+  const vepa = policy(rig, { annotation: { allowMasters: [master], allowModes: ['bridge', 'vepa'] } });
+  run(vepa, 'vepa');
+  refusedUnchanged(t, rig, ociState(cid('mode'), annotated({ mv0: { type: 'macvlan', master, mode: 'private' } }), 'creating'),
+    `oci-netdev: device mv0: macvlan mode private is refused for annotation oci-netdev.netDevices by policy ${vepa}: ` +
+      'it matches no pattern of annotation.allowModes ["bridge","vepa"]',
+    'a mode the policy does not list', { args: ['--policy', vepa] });
+  const strictConfig = policy(rig, { config: { allowModes: ['bridge'] } });
+  refusedUnchanged(t, rig, ociState(cid('mode'), configBundle(rig.sb, rig.ctr, { netDevices: { mv0: { type: 'macvlan', master, mode: 'vepa' } } }), 'creating'),
+    `oci-netdev: device mv0: macvlan mode vepa is refused for linux.netDevices by policy ${strictConfig}: it matches no pattern of config.allowModes ["bridge"]`,
+    'config.allowModes restricts config.json', { args: ['--policy', strictConfig] });
 });
 
 t.test('a device another container holds is refused, naming that container', async (t) => {

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   attrMap, decodeAttrs, decodeIfAddr, decodeIfInfo, decodeMessages, formatIp, IFADDRMSG_LEN, IFINFOMSG_LEN,
-  MessageBuilder, NlMessage, parseIp,
+  MessageBuilder, NlMessage, encodeIfInfo, parseIp,
 } from '../../src/netlink/codec';
 import {
   AF_INET, AF_INET6, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT,
-  IFA_FLAGS, IFA_LABEL, IFA_LOCAL, IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
+  IFA_FLAGS, IFA_LABEL, IFA_LOCAL, IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_MTU, IFLA_NETNS_IMMUTABLE, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
   NLM_F_EXCL, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTM_NEWADDR,
   RTM_NEWLINK,
 } from '../../src/netlink/constants';
@@ -123,6 +123,21 @@ t.test('RTM_NEWLINK from the kernel decodes to what ip shows', async (t) => {
   for (const [name, bit] of Object.entries(IFF)) {
     t.equal((link.flags & bit) !== 0, f.ip.flags.includes(name), `IFF_${name} as ip shows it`);
   }
+});
+
+t.test('IFLA_LINK_NETNSID (signed) and IFLA_NETNS_IMMUTABLE (u8) are decoded, null when absent', async (t) => {
+  const msg = (build: (b: MessageBuilder) => void): NlMessage => {
+    const b = new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index: 7 }));
+    build(b);
+    return decodeMessages(b.finish(1))[0];
+  };
+  const far = decodeLink(msg((b) => b.str(IFLA_IFNAME, 'mv0').u32(IFLA_LINK, 3).u32(IFLA_LINK_NETNSID, 2).attr(IFLA_NETNS_IMMUTABLE, Buffer.from([1]))));
+  t.same([far.linkIndex, far.linkNetnsid, far.netnsImmutable], [3, 2, true]);
+  const unassigned = decodeLink(msg((b) => b.u32(IFLA_LINK_NETNSID, 0xffffffff).attr(IFLA_NETNS_IMMUTABLE, Buffer.from([0]))));
+  t.same([unassigned.linkNetnsid, unassigned.netnsImmutable], [-1, false], 'NETNSA_NSID_NOT_ASSIGNED is -1');
+  const old = decodeLink(msg((b) => b.str(IFLA_IFNAME, 'eth0')));
+  t.same([old.linkIndex, old.linkNetnsid, old.netnsImmutable], [null, null, null], 'a kernel that says nothing');
+  t.throws(() => decodeLink(msg((b) => b.attr(IFLA_NETNS_IMMUTABLE, Buffer.alloc(0)))), DecodeError, 'an empty u8 is a decode error');
 });
 
 t.test('RTM_NEWADDR parts from the kernel decode to what ip shows', async (t) => {

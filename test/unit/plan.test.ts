@@ -4,6 +4,7 @@ import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, 
 import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';
 import { DeviceBusyError, PlanError } from '../../src/errors';
+import { PolicyError, defaultPolicy, parsePolicy } from '../../src/config/policy';
 
 const link = fakeLink;
 
@@ -34,7 +35,7 @@ const thrown = (fn: () => unknown): unknown => {
   return undefined;
 };
 
-const ctx = { group: 0x12345, claims: new Map<string, string>() };
+const ctx = { group: 0x12345, claims: new Map<string, string>(), macvlanMasters: new Map<number, string>(), policy: defaultPolicy() };
 
 t.test('a moved device gets move, addresses and configure, with an undo for the move', async (t) => {
   const plan = planAttach([host('nic0', 'eth1')], observed(), ctx);
@@ -147,4 +148,103 @@ t.test('addressFromCidr computes the IPv4 broadcast and leaves /31 and /32 witho
   t.equal(addressFromCidr('10.0.0.5/31').broadcast, undefined);
   t.equal(addressFromCidr('10.0.0.5/32').broadcast, undefined);
   t.equal(addressFromCidr('0.0.0.0/0').broadcast, '255.255.255.255');
+});
+
+// ---------------------------------------------------------------------------------------------
+// The always-refused rules that need the host's topology (src/plan/refusals.ts).
+
+const macvlanSpec = (key: string, master: string, mode: DeviceSpec['mode'] = 'bridge'): DeviceSpec =>
+  ({ key, kind: 'macvlan', name: key, master, mode, source: 'annotation' });
+
+/**
+ * A host with stacked devices: mv0 (macvlan on nic) and v-a (veth, peer v-b) carry default
+ * routes, so does br1, whose port vl is a vlan on base; team0 is the master of up0, which carries
+ * one too. lower0 has a macvlan mv1 on it; addr0 has an address; far0's macvlan lives elsewhere.
+ */
+const topology = (): Observed => ({
+  hostLinks: [
+    link(1, 'lo', { flags: 0x9, kind: null }),
+    link(10, 'nic', { kind: null }), link(11, 'mv0', { kind: 'macvlan', linkIndex: 10 }),
+    link(20, 'base', { kind: null }), link(21, 'vl', { kind: 'vlan', linkIndex: 20, masterIndex: 22, slaveKind: 'bridge' }),
+    link(22, 'br1', { kind: 'bridge' }),
+    link(30, 'team0', { kind: null }), link(31, 'up0', { kind: null, masterIndex: 30, slaveKind: 'team' }),
+    link(40, 'v-a', { linkIndex: 41 }), link(41, 'v-b', { linkIndex: 40 }),
+    link(50, 'far0', { kind: null }), link(51, 'mvx', { kind: 'macvlan', linkIndex: 50, linkNetnsid: 3 }),
+    link(60, 'lower0', { kind: null }), link(61, 'mv1', { kind: 'macvlan', linkIndex: 60 }),
+    link(70, 'addr0', { kind: null }), link(71, 'll0', { kind: null }), link(72, 'free0', { linkIndex: 73 }), link(73, 'free1', { linkIndex: 72 }),
+    link(80, 'br9', { kind: 'bridge' }), link(81, 'told0', { netnsImmutable: true }), link(82, 'br8', { kind: 'bridge', netnsImmutable: false }),
+    link(83, 'tunl0', { kind: 'ipip' }), link(84, 'tunl1', { kind: 'ipip' }), link(85, 'gre0', { kind: null }),
+  ],
+  hostAddresses: [addr(70, '192.0.2.7', 24, 0x80, 0), addr(70, '2001:db8::7', 64, 0x80, 0), addr(71, 'fe80::71', 64, 0x80, 253)],
+  containerLinks: [link(1, 'lo', { flags: 0x9, kind: null })],
+  containerAddresses: [],
+  hostDefaultRoutes: [{ family: 2, index: 11 }, { family: 10, index: 22 }, { family: 2, index: 31 }, { family: 2, index: 40 }],
+});
+
+const refusal = (specs: DeviceSpec[], c: Partial<typeof ctx> = {}): PolicyError => {
+  const err = thrown(() => planAttach(specs, topology(), { ...ctx, ...c }));
+  if (!(err instanceof PolicyError)) throw new Error(`expected a PolicyError, got ${String(err)}`);
+  return err;
+};
+const POLICY = '/etc/oci-netdev/policy.json';
+
+t.test('default-route-lower: what a default-route device stands on, transitively', async (t) => {
+  const err = refusal([host('nic')]);
+  t.equal(err.message, `device nic: host device nic is refused by always-refused: default-route-lower, whatever the default policy (${POLICY} does not exist) says: ` +
+    'it is the lower device of macvlan mv0, which carries a default route (IPv4) in the host network namespace');
+  t.equal(err.rule, 'always-refused: default-route-lower');
+  t.equal(err.device, 'nic');
+  t.match(refusal([host('base')]).message,
+    /: it is the lower device of vlan vl, which is a port of br1, which carries a default route \(IPv6\) in the host network namespace$/, 'lower of a port of the bridge');
+  t.match(refusal([host('vl')]), { rule: 'always-refused: default-route-lower', message: /: it is a port of br1, which carries a default route/ });
+  t.match(refusal([host('team0')]).message, /default-route-lower, .*: it is the master of up0, which carries a default route \(IPv4\)/, 'the master');
+  t.match(refusal([host('v-b')]).message, /: it is the veth peer of v-a, which carries a default route \(IPv4\)/, 'the veth peer');
+  t.match(refusal([host('mv0')]), { rule: 'always-refused: default-route' }, 'the device itself');
+  t.doesNotThrow(() => planAttach([host('free0')], topology(), ctx), 'a veth whose peer carries nothing moves');
+});
+
+t.test('upper-devices: a device with a macvlan or ports on the host', async (t) => {
+  t.match(refusal([host('lower0')]), {
+    rule: 'always-refused: upper-devices',
+    message: /: host device lower0 is refused by always-refused: upper-devices, .*: it has upper devices in the host network namespace: macvlan mv1$/,
+  });
+  t.doesNotThrow(() => planAttach([host('mv1')], topology(), ctx), 'the macvlan itself may move');
+  t.doesNotThrow(() => planAttach([host('far0')], topology(), ctx), 'an IFLA_LINK from another namespace (link-netnsid) is no upper here');
+});
+
+t.test('netns-immutable: the kernel\'s word when it gives it, else the kinds and fallback tunnels', async (t) => {
+  t.match(refusal([host('br9')]), { rule: 'always-refused: netns-immutable', message: /: it is a bridge, which the kernel keeps in its network namespace$/ });
+  t.match(refusal([host('told0')]), { message: /: the kernel keeps it in its network namespace \(netns-immutable\)$/ });
+  t.doesNotThrow(() => planAttach([host('br8')], topology(), ctx), 'IFLA_NETNS_IMMUTABLE 0 is the kernel\'s answer');
+  t.match(refusal([host('tunl0')]), { message: /: it is a fallback tunnel device, which the kernel keeps in its network namespace$/ });
+  t.doesNotThrow(() => planAttach([host('tunl1')], topology(), ctx), 'another ipip tunnel moves');
+  t.doesNotThrow(() => planAttach([host('gre0')], topology(), ctx), 'a device merely named gre0 moves');
+});
+
+t.test('macvlan-master: the master of another container\'s macvlan', async (t) => {
+  t.match(refusal([host('free0')], { macvlanMasters: new Map([[72, 'ctr-b']]) }), {
+    rule: 'always-refused: macvlan-master',
+    message: /: host device free0 is refused by always-refused: macvlan-master, .*: it is the master of a macvlan of container ctr-b$/,
+  });
+  t.doesNotThrow(() => planAttach([host('free1')], topology(), { ...ctx, macvlanMasters: new Map([[72, 'ctr-b']]) }), 'another device moves');
+});
+
+t.test('passthru-host-master: passthru on a master the host uses', async (t) => {
+  const err = refusal([macvlanSpec('m0', 'mv0', 'passthru')]);
+  t.equal(err.message, `device m0: macvlan mode passthru on master mv0 is refused by always-refused: passthru-host-master, whatever the default policy (${POLICY} does not exist) says: ` +
+    'mv0 carries a default route (IPv4) in the host network namespace');
+  t.equal(err.source, 'annotation');
+  t.match(refusal([macvlanSpec('m0', 'addr0', 'passthru')]), { message: /: addr0 has addresses in the host network namespace \(192\.0\.2\.7\/24 and 1 more\)$/ });
+  t.match(refusal([macvlanSpec('m0', 'nic', 'passthru')]), { message: /: nic is the lower device of macvlan mv0, which carries a default route/ });
+  t.match(refusal([macvlanSpec('m0', 'base', 'passthru')]), { rule: 'always-refused: passthru-host-master' });
+  t.doesNotThrow(() => planAttach([macvlanSpec('m0', 'll0', 'passthru')], topology(), ctx), 'IPv6 link-local alone is no use by the host');
+  t.doesNotThrow(() => planAttach([macvlanSpec('m0', 'free0', 'passthru')], topology(), ctx), 'an unused master');
+  t.doesNotThrow(() => planAttach([macvlanSpec('m0', 'addr0', 'bridge')], topology(), ctx), 'other modes leave the master to the host');
+});
+
+t.test('the rules name the policy file they override', async (t) => {
+  const policy = parsePolicy('{"config": {"allowDevices": ["*"]}}', '/etc/strict.json');
+  const err = refusal([host('br9')], { policy });
+  t.match(err.message, /is refused by always-refused: netns-immutable, whatever policy \/etc\/strict\.json says: /);
+  t.equal(err.policyFile, '/etc/strict.json');
 });

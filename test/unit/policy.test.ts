@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { fakeLink } from '../helpers/links';
-import { ConfigError, DeviceBusyError, PlanError } from '../../src/errors';
+import { ConfigError, DeviceBusyError } from '../../src/errors';
 import {
   DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
   parsePolicy,
@@ -87,7 +87,7 @@ t.test('parsePolicy: sections, defaults per field', async (t) => {
   t.same(p.annotation.allowDevices.map((g) => g.pattern), ['veth*', 'eth[1-2]']);
   t.same(p.annotation.allowMasters.map((g) => g.pattern), ['br0']);
   t.equal(p.annotation.maxDevices, MAX_DEVICES);
-  t.same(p.annotation.given, { allowDevices: true, allowMasters: true, maxDevices: false });
+  t.same(p.annotation.given, { allowDevices: true, allowMasters: true, allowModes: false, maxDevices: false });
 
   const empty = parsePolicy('{}', '/x');
   t.same(empty.annotation.allowDevices, [], 'a file without an annotation section allows the annotation nothing');
@@ -248,31 +248,83 @@ const observed = (o: Partial<Observed> = {}): Observed => ({
   hostDefaultRoutes: [{ family: 2, index: 2 }, { family: 10, index: 2 }, { family: 10, index: 3 }],
   ...o,
 });
-const ctx = { group: 0x4242, claims: new Map<string, string>() };
+const ctx = { group: 0x4242, claims: new Map<string, string>(), macvlanMasters: new Map<number, string>(), policy: parsePolicy('{}', '/etc/p.json') };
+const refusedBy = (rule: string, reason: string, subject = 'host device'): RegExp =>
+  new RegExp(`^device \\S+: ${subject} \\S+ is refused by always-refused: ${rule}, whatever policy /etc/p\\.json says: ${reason}$`);
 
 t.test('always refused: a device that carries a default route, IPv4 or IPv6', async (t) => {
-  const err = thrown(() => planAttach([host('uplink')], observed(), ctx)) as PlanError;
-  t.ok(err instanceof PlanError);
-  t.equal(err.message, 'device uplink: it carries a default route (IPv4 and IPv6) in the host network namespace; oci-netdev never moves it, whatever the policy says');
+  const err = thrown(() => planAttach([host('uplink')], observed(), ctx)) as PolicyError;
+  t.ok(err instanceof PolicyError, 'a PolicyError');
+  t.equal(err.message, 'device uplink: host device uplink is refused by always-refused: default-route, whatever policy /etc/p.json says: ' +
+    'it carries a default route (IPv4 and IPv6) in the host network namespace');
   t.equal(err.device, 'uplink');
-  t.equal(err.op, 'refuse');
-  t.match(thrown(() => planAttach([host('free0'), host('up6')], observed(), ctx)), { message: /^device up6: it carries a default route \(IPv6\)/ });
+  t.equal(err.rule, 'always-refused: default-route');
+  t.equal(err.policyFile, '/etc/p.json');
+  t.equal(err.source, 'config');
+  t.match(thrown(() => planAttach([host('free0'), host('up6')], observed(), ctx)), { message: refusedBy('default-route', 'it carries a default route \\(IPv6\\) .*') });
   t.doesNotThrow(() => planAttach([host('free0')], observed(), ctx), 'a device without one moves');
-  t.doesNotThrow(() => planAttach([macvlan('m', 'uplink')], observed(), ctx), 'a macvlan on the uplink is fine: the uplink stays');
+  t.doesNotThrow(() => planAttach([macvlan('m', 'uplink')], observed(), ctx), 'a macvlan in bridge mode on the uplink is fine: the uplink stays');
+  const byDefault = thrown(() => planAttach([host('uplink')], observed(), { ...ctx, policy: defaultPolicy() })) as PolicyError;
+  t.match(byDefault.message, /is refused by always-refused: default-route, whatever the default policy \(\/etc\/oci-netdev\/policy\.json does not exist\) says: /,
+    'names the default policy when there is no file');
 });
 
 t.test('always refused: bridge and bond ports', async (t) => {
   t.match(thrown(() => planAttach([host('port0')], observed(), ctx)), {
-    message: 'device port0: it is a bridge port of br0; oci-netdev never moves it, whatever the policy says',
-    constructor: PlanError,
+    message: 'device port0: host device port0 is refused by always-refused: port, whatever policy /etc/p.json says: it is a bridge port of br0',
+    constructor: PolicyError,
   });
-  t.match(thrown(() => planAttach([host('slave0')], observed(), ctx)), { message: /^device slave0: it is a bond port of bond0;/ });
-  t.match(thrown(() => planAttach([host('orphan0')], observed(), ctx)), { message: /^device orphan0: it is a master port of link #99;/ });
+  t.match(thrown(() => planAttach([host('slave0')], observed(), ctx)), { message: refusedBy('port', 'it is a bond port of bond0') });
+  t.match(thrown(() => planAttach([host('orphan0')], observed(), ctx)), { message: refusedBy('port', 'it is a master port of link #99') });
 });
 
 t.test('always refused: loopback, and a device another container holds (naming it)', async (t) => {
-  t.match(thrown(() => planAttach([host('lo')], observed(), ctx)), { message: /device lo: the loopback device cannot be moved/ });
+  t.match(thrown(() => planAttach([host('lo')], observed(), ctx)), { message: refusedBy('loopback', 'it is the loopback device'), rule: 'always-refused: loopback' });
   const err = thrown(() => planAttach([host('free0')], observed(), { ...ctx, claims: new Map([['free0', 'ctr-a']]) }));
   t.ok(err instanceof DeviceBusyError);
   t.match(err, { owner: 'ctr-a', message: 'device free0 is held by container ctr-a' });
+});
+
+t.test('parsePolicy: allowModes per source, defaults, and globs that match no mode', async (t) => {
+  const d = defaultPolicy();
+  t.same(d.config.allowModes.map((g) => g.pattern), ['*'], 'config.json may use every mode');
+  t.same(d.annotation.allowModes.map((g) => g.pattern), ['bridge'], 'the annotation bridge only');
+  const p = parsePolicy(JSON.stringify({ config: { allowModes: ['bridge', 'v*'] }, annotation: { allowMasters: ['*'], allowModes: ['*'] } }), '/p');
+  t.same(p.config.allowModes.map((g) => g.pattern), ['bridge', 'v*']);
+  t.same(p.annotation.allowModes.map((g) => g.pattern), ['*']);
+  t.same(p.config.given, { allowDevices: false, allowMasters: false, allowModes: true, maxDevices: false });
+  t.same(parsePolicy('{"annotation": {}}', '/p').annotation.allowModes.map((g) => g.pattern), ['bridge'], 'a section without the field takes the default');
+  for (const [doc, message] of [
+    [{ config: { allowModes: ['brdge'] } }, /^policy \/p: config\.allowModes\[0\]: matches no macvlan mode \(bridge, private, vepa, passthru\) \(got "brdge"\)$/],
+    [{ annotation: { allowModes: ['bridge', 'x*'] } }, /^policy \/p: annotation\.allowModes\[1\]: matches no macvlan mode/],
+    [{ annotation: { allowModes: 'bridge' } }, /^policy \/p: annotation\.allowModes: must be an array of at most 1024 glob strings/],
+    [{ annotation: { allowModes: ['[b'] } }, /^policy \/p: annotation\.allowModes\[0\]: has an unterminated '\['/],
+  ] as [unknown, RegExp][]) {
+    const err = thrown(() => parsePolicy(JSON.stringify(doc), '/p'));
+    t.ok(err instanceof ConfigError, `${JSON.stringify(doc)}: a ConfigError`);
+    t.match((err as Error).message, message);
+  }
+});
+
+t.test('checkPolicy: allowModes', async (t) => {
+  const mode = (m: DeviceSpec['mode'], source: DeviceSpec['source']) => ({ ...macvlan(`m-${m}`, 'eth1', source), mode: m });
+  const d = defaultPolicy('/etc/oci-netdev/policy.json');
+  t.doesNotThrow(() => checkPolicy((['bridge', 'private', 'vepa', 'passthru'] as const).map((m) => mode(m, 'config')), d), 'config.json: every mode');
+  const open = parsePolicy(JSON.stringify({ annotation: { allowMasters: ['*'] } }), '/etc/p.json');
+  t.doesNotThrow(() => checkPolicy([mode('bridge', 'annotation')], open), 'the annotation: bridge');
+  for (const m of ['private', 'vepa', 'passthru'] as const) {
+    const err = thrown(() => checkPolicy([mode(m, 'annotation')], open)) as PolicyError;
+    t.ok(err instanceof PolicyError, `${m}: a PolicyError`);
+    t.equal(err.message, `device m-${m}: macvlan mode ${m} is refused for annotation oci-netdev.netDevices by policy /etc/p.json: ` +
+      'it matches no pattern of annotation.allowModes, which allows only bridge by default');
+    t.equal(err.rule, 'annotation.allowModes');
+  }
+  const vepa = parsePolicy(JSON.stringify({ annotation: { allowMasters: ['*'], allowModes: ['bridge', 'vepa'] }, config: { allowModes: ['bridge'] } }), '/etc/p.json');
+  t.doesNotThrow(() => checkPolicy([mode('vepa', 'annotation')], vepa), 'a policy that lists vepa allows it');
+  t.match(thrown(() => checkPolicy([mode('passthru', 'annotation')], vepa)), { message: /macvlan mode passthru is refused .*annotation\.allowModes \["bridge","vepa"\]$/ });
+  t.match(thrown(() => checkPolicy([mode('private', 'config')], vepa)), {
+    message: /^device m-private: macvlan mode private is refused for linux\.netDevices by policy \/etc\/p\.json: it matches no pattern of config\.allowModes \["bridge"\]$/,
+    rule: 'config.allowModes',
+  });
+  t.match(thrown(() => checkPolicy([mode('vepa', 'annotation')], parsePolicy('{}', '/p'))), { rule: 'annotation.allowMasters' }, 'the master is checked first');
 });
