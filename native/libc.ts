@@ -216,19 +216,20 @@ export function receiveNetlink(fd: number, buf: Buffer, flags = 0): { length: nu
 }
 
 /**
- * An AF_UNIX datagram socket connected to `path` (a syslog socket). Non-blocking: a reader that
- * falls behind makes sends fail with EAGAIN instead of stalling the caller.
+ * An AF_UNIX datagram socket connected to `path` (a syslog socket), or bound there to receive
+ * (a listener). Non-blocking: a reader that falls behind makes sends fail with EAGAIN instead of
+ * stalling the caller, and a receive with nothing queued fails with EAGAIN.
  */
-export function unixDatagramSocket(path: string): number {
+export function unixDatagramSocket(path: string, how: 'connect' | 'bind' = 'connect'): number {
   // struct sockaddr_un: family, then a NUL-terminated path of at most 107 bytes.
   const addr = Buffer.alloc(110);
   const bytes = Buffer.from(path, 'utf8');
-  if (bytes.length > 107) throw new SyscallError('connect', 36 /* ENAMETOOLONG */, path);
+  if (bytes.length > 107) throw new SyscallError(how, 36 /* ENAMETOOLONG */, path);
   addr.writeUInt16LE(AF_UNIX, 0);
   bytes.copy(addr, 2);
   const fd = check('socket', () => libc().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   try {
-    check('connect', () => libc().connect(fd, addr, 2 + bytes.length + 1), path);
+    check(how, () => libc()[how](fd, addr, 2 + bytes.length + 1), path);
   } catch (err) {
     libc().close(fd);
     throw err;

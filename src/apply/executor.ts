@@ -26,6 +26,7 @@ export function applyPlan(ctx: ApplyContext, journal: Journal, persist: () => vo
       // next write (a rollback has nothing to undo for them).
       if (steps[i].undo) persist();
       OPERATIONS[steps[i].do](applying, byKey.get(steps[i].device)!);
+      ctx.info(`device ${steps[i].device}: ${steps[i].do}`);
     }
   } catch (err) {
     throw new ApplyError(err as Error, rollback(ctx, journal));
@@ -42,6 +43,7 @@ export function rollback(ctx: ApplyContext, journal: Journal): Error[] {
     if (!undo) continue;
     try {
       OPERATIONS[undo](ctx, byKey.get(steps[i].device)!);
+      ctx.info(`device ${steps[i].device}: ${undo} (undoes ${steps[i].do})`);
     } catch (err) {
       errors.push(err as Error);
     }

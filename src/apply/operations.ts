@@ -24,6 +24,8 @@ export interface ApplyContext {
   save(): void;
   /** A loud report that does not stop the run (fallback names, lost devices). */
   warn(message: string): void;
+  /** A change made to the kernel, for the logs only. */
+  info(message: string): void;
   /** Set once the created-device group is gone, so it is deleted in one request. */
   groupDeleted?: boolean;
   /** When the originals were observed (ms since the epoch): finite address lifetimes are aged by the time since. */

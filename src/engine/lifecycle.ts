@@ -24,6 +24,8 @@ export interface EngineOptions {
   policyFile?: string;
   /** Loud, non-fatal reports (fallback names, lost devices). */
   warn: (message: string) => void;
+  /** A change made to the host, for the logs only; the container is the one the hook runs for unless named. */
+  info: (message: string, containerId?: string) => void;
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart. */
@@ -137,7 +139,8 @@ export function attach(state: OciState, opts: EngineOptions): void {
 }
 
 function contextFor(host: Side, container: Side | null, journal: Journal, save: () => void, opts: EngineOptions): ApplyContext {
-  return { host, container, plan: journal.plan, save, warn: opts.warn, observedAt: Date.parse(journal.createdAt) };
+  const info = (message: string) => opts.info(message, journal.containerId);
+  return { host, container, plan: journal.plan, save, warn: opts.warn, info, observedAt: Date.parse(journal.createdAt) };
 }
 
 /** The container's namespace if it still exists: the pin, else the original path if it is the same namespace. */
