@@ -1,5 +1,5 @@
 // The only module that touches FFI: koffi bindings to the few libc calls Node
-// does not offer (netlink sockets, setns, mount, flock). Every failure becomes
+// does not offer (netlink and unix datagram sockets, setns, mount, flock). Every failure becomes
 // a SyscallError carrying errno. koffi is loaded on first use, so commands
 // that never reach the kernel do not pay for it.
 
@@ -19,15 +19,20 @@ export class SyscallError extends Error {
   }
 }
 
+export const AF_UNIX = 1;
 export const AF_NETLINK = 16;
+export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
 export const SOL_SOCKET = 1;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SOL_NETLINK = 270;
 export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
 export const CLONE_NEWNET = 0x40000000;
 export const MS_BIND = 0x1000;
 export const MNT_DETACH = 2;
@@ -40,8 +45,12 @@ interface Libc {
   koffi: typeof Koffi;
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
+  connect: (fd: number, addr: Buffer, len: number) => number;
+  getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
+  send: (fd: number, buf: Buffer, len: number, flags: number) => number;
   sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
   recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  recvfrom: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
   setns: (fd: number, nstype: number) => number;
   mount: (source: string, target: string, fstype: string | null, flags: number, data: null) => number;
@@ -82,8 +91,12 @@ function libc(): Libc {
     koffi,
     socket: lib.func('int socket(int, int, int)'),
     bind: lib.func('int bind(int, const void *, uint32_t)'),
+    connect: lib.func('int connect(int, const void *, uint32_t)'),
+    getsockname: lib.func('int getsockname(int, void *, void *)'),
+    send: lib.func('intptr_t send(int, const void *, size_t, int)'),
     sendto: lib.func('intptr_t sendto(int, const void *, size_t, int, const void *, uint32_t)'),
     recv: lib.func('intptr_t recv(int, void *, size_t, int)'),
+    recvfrom: lib.func('intptr_t recvfrom(int, void *, size_t, int, void *, void *)'),
     setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
     setns: lib.func('int setns(int, int)'),
     mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, const void *)'),
@@ -128,18 +141,38 @@ export function strerror(errno: number): string {
   return libc().strerror(errno);
 }
 
-/** A raw AF_NETLINK socket, bound with an automatic port id. */
-export function netlinkSocket(protocol: number): number {
-  const fd = check('socket', () => libc().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
+/** struct sockaddr_nl: family, pad, port id, multicast groups. */
+function netlinkAddress(port: number): Buffer {
   const addr = Buffer.alloc(12);
   addr.writeUInt16LE(AF_NETLINK, 0);
+  addr.writeUInt32LE(port, 4);
+  return addr;
+}
+
+/**
+ * A raw AF_NETLINK socket, bound with an automatic port id and connected to the kernel (port 0):
+ * the kernel then refuses unicasts to it from any other socket, so user space cannot forge replies.
+ */
+export function netlinkSocket(protocol: number): number {
+  const fd = check('socket', () => libc().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
+  const kernel = netlinkAddress(0);
   try {
-    check('bind', () => libc().bind(fd, addr, addr.length));
+    check('bind', () => libc().bind(fd, kernel, kernel.length));
+    check('connect', () => libc().connect(fd, kernel, kernel.length));
   } catch (err) {
     libc().close(fd);
     throw err;
   }
   return fd;
+}
+
+/** The port id the kernel gave a netlink socket; its replies carry it in nlmsg_pid. */
+export function netlinkPort(fd: number): number {
+  const addr = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(addr.length);
+  check('getsockname', () => libc().getsockname(fd, addr, len));
+  return addr.readUInt32LE(4);
 }
 
 export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
@@ -158,8 +191,12 @@ export function setReceiveTimeout(fd: number, ms: number): void {
 
 /** Sends a whole message to the kernel (netlink port 0). */
 export function sendToKernel(fd: number, msg: Buffer): void {
-  const addr = Buffer.alloc(12);
-  addr.writeUInt16LE(AF_NETLINK, 0);
+  sendToPort(fd, msg, 0);
+}
+
+/** Sends a whole message to a netlink port (0 is the kernel). */
+export function sendToPort(fd: number, msg: Buffer, port: number): void {
+  const addr = netlinkAddress(port);
   const n = check('sendto', () => libc().sendto(fd, msg, msg.length, 0, addr, addr.length));
   if (n !== msg.length) throw new SyscallError('sendto', 0, `short write ${n}/${msg.length}`);
 }
@@ -167,6 +204,43 @@ export function sendToKernel(fd: number, msg: Buffer): void {
 /** Receives one datagram; returns its full length (may exceed buf with MSG_TRUNC). */
 export function receive(fd: number, buf: Buffer, flags = 0): number {
   return check('recv', () => libc().recv(fd, buf, buf.length, flags));
+}
+
+/** Receives one netlink datagram: its full length (as receive) and the sender's port id (0: the kernel). */
+export function receiveNetlink(fd: number, buf: Buffer, flags = 0): { length: number; senderPort: number } {
+  const addr = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(addr.length);
+  const length = check('recvfrom', () => libc().recvfrom(fd, buf, buf.length, flags, addr, len));
+  return { length, senderPort: addr.readUInt32LE(4) };
+}
+
+/**
+ * An AF_UNIX datagram socket connected to `path` (a syslog socket), or bound there to receive
+ * (a listener). Non-blocking: a reader that falls behind makes sends fail with EAGAIN instead of
+ * stalling the caller, and a receive with nothing queued fails with EAGAIN.
+ */
+export function unixDatagramSocket(path: string, how: 'connect' | 'bind' = 'connect'): number {
+  // struct sockaddr_un: family, then a NUL-terminated path of at most 107 bytes.
+  const addr = Buffer.alloc(110);
+  const bytes = Buffer.from(path, 'utf8');
+  if (bytes.length > 107) throw new SyscallError(how, 36 /* ENAMETOOLONG */, path);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  bytes.copy(addr, 2);
+  const fd = check('socket', () => libc().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  try {
+    check(how, () => libc()[how](fd, addr, 2 + bytes.length + 1), path);
+  } catch (err) {
+    libc().close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** Sends one datagram on a connected socket without blocking or raising SIGPIPE. */
+export function sendDatagram(fd: number, msg: Buffer): void {
+  const n = check('send', () => libc().send(fd, msg, msg.length, MSG_DONTWAIT | MSG_NOSIGNAL));
+  if (n !== msg.length) throw new SyscallError('send', 0, `short write ${n}/${msg.length}`);
 }
 
 export function setns(fd: number, nstype: number): void {

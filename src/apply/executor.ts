@@ -24,6 +24,7 @@ export function applyPlan(ctx: ApplyContext, journal: Journal): void {
       // steps resolve, are recorded with the next write (no undo depends on them).
       if (steps[i].undo) ctx.persist();
       OPERATIONS[steps[i].do](ctx, byKey.get(steps[i].device)!);
+      ctx.info(`device ${steps[i].device}: ${steps[i].do}`);
     }
   } catch (err) {
     throw new ApplyError(err as Error, rollback(ctx, journal));
@@ -40,6 +41,7 @@ export function rollback(ctx: ApplyContext, journal: Journal): Error[] {
     if (!undo) continue;
     try {
       OPERATIONS[undo](ctx, byKey.get(steps[i].device)!);
+      ctx.info(`device ${steps[i].device}: ${undo} (undoes ${steps[i].do})`);
     } catch (err) {
       errors.push(err as Error);
     }

@@ -25,6 +25,8 @@ export interface ApplyContext extends Sides {
   persist(): void;
   /** A loud report that does not stop the run (fallback names, removed altnames, lost devices). */
   warn(message: string): void;
+  /** A change made to the kernel, for the logs only. */
+  info(message: string): void;
   /** When the originals were observed (ms since the epoch): finite address lifetimes are aged by the time since. */
   observedAt?: number;
   /** Links this run has just seen or made in the container, by device key: saves a lookup per step. */

@@ -6,9 +6,10 @@ import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateC
 import type { OciState } from '../config';
 import { attach, detach, gc, status, EngineOptions } from '../engine/lifecycle';
 import { hooksDConfig, injectHooks } from '../engine/hooks';
+import { Logger } from '../log/logger';
 import { hookTimeoutSeconds, startWatchdog } from './watchdog';
 
-const HELP = `Usage: oci-netdev [--state-dir DIR] [--policy FILE] COMMAND [ARGS]
+const HELP = `Usage: oci-netdev [--state-dir DIR] [--policy FILE] [--log-file FILE] COMMAND [ARGS]
 
 Moves host network devices into a container's network namespace (runtime-spec
 linux.netDevices), creates veth and macvlan devices there, and puts everything
@@ -38,6 +39,10 @@ Options:
                       ${DEFAULT_POLICY_FILE}; without that file,
                       config.json may use any device and the annotation
                       none). inject and hooks-d pass it on to the hooks
+  --log-file FILE     also append every change, warning and error to FILE
+                      (env OCI_NETDEV_LOG_FILE); they always go to the
+                      system log (/dev/log, tag oci-netdev) when it exists.
+                      inject and hooks-d pass it on to the hooks
   -h, --help          show this help
   -V, --version       show the version
 
@@ -56,12 +61,15 @@ interface Parsed {
   stateDirGiven: boolean;
   /** --policy or OCI_NETDEV_POLICY; unset means the default file, which may be absent. */
   policyFile?: string;
+  /** --log-file or OCI_NETDEV_LOG_FILE. */
+  logFile?: string;
   json: boolean;
 }
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed {
   let stateDir: string | undefined;
   let policy: string | undefined;
+  let logFile: string | undefined;
   let json = false;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -76,6 +84,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       if (!policy) throw new UsageError('--policy needs a file');
     } else if (a.startsWith('--policy=')) {
       policy = a.slice('--policy='.length);
+    } else if (a === '--log-file') {
+      logFile = argv[++i];
+      if (!logFile) throw new UsageError('--log-file needs a file');
+    } else if (a.startsWith('--log-file=')) {
+      logFile = a.slice('--log-file='.length);
     } else if (a === '--json') {
       json = true;
     } else if (a === '-h' || a === '--help') {
@@ -95,9 +108,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (given !== undefined && !given.startsWith('/')) throw new UsageError(`state dir must be an absolute path (got ${given})`);
   const policyFile = policy ?? (env.OCI_NETDEV_POLICY || undefined);
   if (policyFile !== undefined && !policyFile.startsWith('/')) throw new UsageError(`policy file must be an absolute path (got ${policyFile})`);
+  const logTo = logFile ?? (env.OCI_NETDEV_LOG_FILE || undefined);
+  if (logTo !== undefined && !logTo.startsWith('/')) throw new UsageError(`log file must be an absolute path (got ${logTo})`);
   return {
     command, args, stateDir: given ?? DEFAULT_STATE_DIR, stateDirGiven: given !== undefined, json,
     ...(policyFile !== undefined ? { policyFile } : {}),
+    ...(logTo !== undefined ? { logFile: logTo } : {}),
   };
 }
 
@@ -108,7 +124,7 @@ const ARITY: Record<string, number> = {
 /** The commands a runtime runs; they are bounded in wall time. */
 const HOOK_COMMANDS = new Set(['create-runtime', 'poststop', 'hook']);
 
-function run(p: Parsed): number {
+function run(p: Parsed, log: Logger): number {
   if (!(p.command in ARITY)) throw new UsageError(`unknown command ${p.command}`);
   if (p.args.length !== ARITY[p.command]) {
     throw new UsageError(`${p.command} takes ${ARITY[p.command] || 'no'} argument${ARITY[p.command] === 1 ? '' : 's'}`);
@@ -116,10 +132,14 @@ function run(p: Parsed): number {
   const opts: EngineOptions = {
     stateDir: p.stateDir,
     ...(p.policyFile !== undefined ? { policyFile: p.policyFile } : {}),
-    warn: (m) => process.stderr.write(`oci-netdev: WARNING: ${m}\n`),
+    warn: (m) => log.warn(m),
+    info: (m, containerId) => log.info(m, containerId),
   };
-  const passStateDir = p.stateDirGiven ? ['--state-dir', p.stateDir] : [];
-  const passOptions = [...passStateDir, ...(p.policyFile !== undefined ? ['--policy', p.policyFile] : [])];
+  const passOptions = [
+    ...(p.stateDirGiven ? ['--state-dir', p.stateDir] : []),
+    ...(p.policyFile !== undefined ? ['--policy', p.policyFile] : []),
+    ...(p.logFile !== undefined ? ['--log-file', p.logFile] : []),
+  ];
   if (HOOK_COMMANDS.has(p.command)) startWatchdog(hookTimeoutSeconds(), p.command);
   switch (p.command) {
     case 'help':
@@ -130,13 +150,13 @@ function run(p: Parsed): number {
       process.stdout.write(`oci-netdev ${require('../../../package.json').version}\n`);
       return 0;
     case 'create-runtime':
-      attach(readStdinState(), opts);
+      attach(containerState(log), opts);
       return 0;
     case 'poststop':
-      detach(readStdinState(), opts);
+      detach(containerState(log), opts);
       return 0;
     case 'hook': {
-      const state: OciState = readStdinState();
+      const state = containerState(log);
       if (state.status === 'stopped') detach(state, opts);
       else attach(state, opts);
       return 0;
@@ -178,7 +198,10 @@ function run(p: Parsed): number {
     }
     case 'gc': {
       const results = gc(opts);
-      for (const r of results) process.stdout.write(`${r.containerId}: ${r.action} (${r.reason})\n`);
+      for (const r of results) {
+        process.stdout.write(`${r.containerId}: ${r.action} (${r.reason})\n`);
+        if (r.action !== 'kept') log.info(`gc: ${r.action} (${r.reason})`, r.containerId);
+      }
       return results.some((r) => r.action === 'failed') ? 1 : 0;
     }
   }
@@ -193,15 +216,28 @@ function formatAge(seconds: number): string {
   return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`;
 }
 
+/** The OCI state on stdin; from here on, log lines name its container. */
+function containerState(log: Logger): OciState {
+  const state = readStdinState();
+  log.containerId = state.id;
+  return state;
+}
+
 export function main(argv: string[]): void {
   let code: number;
+  let log: Logger | undefined;
   try {
-    code = run(parseArgs(argv));
+    const parsed = parseArgs(argv);
+    log = new Logger(parsed.logFile !== undefined ? { file: parsed.logFile } : {});
+    code = run(parsed, log);
   } catch (err) {
-    const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
-    process.stderr.write(`oci-netdev: ${message}\n`);
+    const message = err instanceof Error ? err.message : String(err);
+    // A usage error is for the person at the terminal, not the logs.
+    if (log && !(err instanceof UsageError)) log.error(message);
+    else process.stderr.write(`oci-netdev: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
     if (err instanceof UsageError) process.stderr.write('Try oci-netdev --help.\n');
     code = err instanceof UsageError ? 2 : 1;
   }
+  log?.close();
   process.exitCode = code;
 }

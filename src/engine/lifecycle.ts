@@ -28,6 +28,8 @@ export interface EngineOptions {
   policyFile?: string;
   /** Loud, non-fatal reports (fallback names, lost devices). */
   warn: (message: string) => void;
+  /** A change made to the host, for the logs only; the container is the one the hook runs for unless named. */
+  info: (message: string, containerId?: string) => void;
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined for a zombie or no process. */
@@ -181,7 +183,8 @@ export function attach(state: OciState, opts: EngineOptions): void {
 }
 
 function contextFor(host: Side, container: Side | null, journal: Journal, persist: () => void, opts: EngineOptions): ApplyContext {
-  return { host, container, plan: journal.plan, persist, warn: opts.warn, observedAt: Date.parse(journal.createdAt), seen: new Map() };
+  const info = (message: string) => opts.info(message, journal.containerId);
+  return { host, container, plan: journal.plan, persist, warn: opts.warn, info, observedAt: Date.parse(journal.createdAt), seen: new Map() };
 }
 
 /**

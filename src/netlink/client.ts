@@ -1,5 +1,7 @@
 // A synchronous rtnetlink client: one request and its ack, or one dump and all
 // its parts. Kernel refusals become NetlinkError with the extended-ack text.
+// Only the kernel is heard: the socket is connected to it, datagrams from any
+// other sender are dropped, and a reply must carry our sequence number and port.
 
 import * as libc from '../../native/libc';
 import { DecodeError, NetlinkError } from '../errors';
@@ -18,6 +20,8 @@ export interface RequestContext {
 /** How long one receive may wait before the kernel is deemed unresponsive. */
 export const DEFAULT_RECEIVE_TIMEOUT_MS = 10_000;
 const DUMP_ATTEMPTS = 5;
+const EINTR = 4;
+const ENOBUFS = 105;
 const RECEIVE_BUFFER = 128 * 1024;
 
 const trace = process.env.OCI_NETDEV_TRACE ? (line: string) => process.stderr.write(`trace: ${line}\n`) : undefined;
@@ -29,7 +33,8 @@ export class NetlinkSocket {
   /** Requests sent on this socket; benchmarks and tests read it. */
   requestCount = 0;
 
-  private constructor(readonly fd: number) {}
+  /** @param port this socket's netlink port id, which the kernel's replies carry in nlmsg_pid */
+  private constructor(readonly fd: number, readonly port: number) {}
 
   /** A route socket in the calling thread's current network namespace. */
   static open(timeoutMs = DEFAULT_RECEIVE_TIMEOUT_MS): NetlinkSocket {
@@ -39,11 +44,11 @@ export class NetlinkSocket {
       libc.setsockoptInt(fd, libc.SOL_NETLINK, NETLINK_CAP_ACK, 1);
       libc.setsockoptInt(fd, libc.SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
       libc.setReceiveTimeout(fd, timeoutMs);
+      return new NetlinkSocket(fd, libc.netlinkPort(fd));
     } catch (err) {
       libc.close(fd);
       throw err;
     }
-    return new NetlinkSocket(fd);
   }
 
   /**
@@ -54,8 +59,11 @@ export class NetlinkSocket {
     const seq = this.send(msg, msg.flags | NLM_F_REQUEST | NLM_F_ACK, ctx);
     const replies: NlMessage[] = [];
     for (;;) {
-      for (const m of this.receive(ctx)) {
-        if (m.seq !== seq) continue;
+      const batch = this.receive(ctx);
+      // The kernel drops a unicast to a full socket; the lost one may be our ack.
+      if (!batch) throw new NetlinkError(ENOBUFS, 'ENOBUFS', 'reply lost: the receive buffer overran', ctx);
+      for (const m of batch) {
+        if (!this.answers(m, seq)) continue;
         if (m.type !== NLMSG_ERROR) { replies.push(m); continue; }
         this.checkAck(m, ctx);
         return replies;
@@ -63,25 +71,34 @@ export class NetlinkSocket {
     }
   }
 
-  /** Runs a dump to its end, retrying when the kernel flags it as interrupted. */
+  /**
+   * Runs a dump to its end, starting again when the kernel flags it as interrupted or the
+   * receive buffer overran (messages were lost).
+   */
   dump(msg: MessageBuilder, ctx: RequestContext): NlMessage[] {
     for (let attempt = 1; ; attempt++) {
       const seq = this.send(msg, msg.flags | NLM_F_REQUEST | NLM_F_DUMP, ctx);
       const parts: NlMessage[] = [];
       let interrupted = false;
+      let overrun = false;
       let done = false;
+      // Read to the end even after an overrun: the kernel refuses a new dump while one runs.
       while (!done) {
-        for (const m of this.receive(ctx)) {
-          if (m.seq !== seq) continue;
+        const batch = this.receive(ctx);
+        if (!batch) { overrun = true; continue; }
+        for (const m of batch) {
+          if (!this.answers(m, seq)) continue;
           if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-          if (m.type === NLMSG_DONE) done = true;
+          if (m.type === NLMSG_DONE) { this.checkDone(m, ctx); done = true; }
           else if (m.type === NLMSG_ERROR) this.checkAck(m, ctx);
           else if (m.type !== NLMSG_NOOP) parts.push(m);
         }
       }
-      if (!interrupted) return parts;
+      if (!interrupted && !overrun) return parts;
       if (attempt === DUMP_ATTEMPTS) {
-        throw new NetlinkError(4, 'EINTR', `dump interrupted ${DUMP_ATTEMPTS} times`, ctx);
+        throw overrun
+          ? new NetlinkError(ENOBUFS, 'ENOBUFS', `dump overran the receive buffer ${DUMP_ATTEMPTS} times`, ctx)
+          : new NetlinkError(EINTR, 'EINTR', `dump interrupted ${DUMP_ATTEMPTS} times`, ctx);
       }
     }
   }
@@ -102,19 +119,34 @@ export class NetlinkSocket {
     return this.seq;
   }
 
-  private receive(ctx: RequestContext): NlMessage[] {
-    let n: number;
+  /**
+   * One datagram, split into messages. A datagram from anyone but the kernel is dropped unread
+   * (empty result); undefined means the receive buffer overran and messages were lost.
+   */
+  private receive(ctx: RequestContext): NlMessage[] | undefined {
+    let got: { length: number; senderPort: number };
     try {
-      n = libc.receive(this.fd, this.buf, libc.MSG_TRUNC);
+      got = libc.receiveNetlink(this.fd, this.buf, libc.MSG_TRUNC);
     } catch (err) {
       if (err instanceof libc.SyscallError && err.code === 'EAGAIN') {
         throw new NetlinkError(err.errno, 'ETIMEDOUT', 'no reply from the kernel in time', ctx);
       }
+      if (err instanceof libc.SyscallError && err.code === 'ENOBUFS') return undefined;
       throw err;
     }
+    if (got.senderPort !== 0) {
+      trace?.(`dropped ${got.length} bytes from netlink port ${got.senderPort}`);
+      return [];
+    }
+    const n = got.length;
     if (n > this.buf.length) throw new DecodeError(`netlink reply of ${n} bytes exceeds the ${this.buf.length}-byte buffer`, ctx);
     // Copy out: replies outlive the next receive into the shared buffer.
     return decodeMessages(Buffer.from(this.buf.subarray(0, n)));
+  }
+
+  /** Whether a message is the kernel's answer to our request `seq` (it carries our port id). */
+  private answers(m: NlMessage, seq: number): boolean {
+    return m.seq === seq && m.pid === this.port;
   }
 
   /** An NLMSG_ERROR with error 0 is an ack; anything else is the kernel's refusal. */
@@ -122,16 +154,36 @@ export class NetlinkSocket {
     if (m.payload.length < 4) throw new DecodeError('short NLMSG_ERROR', ctx);
     const errno = -m.payload.readInt32LE(0);
     if (errno === 0) return;
-    throw new NetlinkError(errno, libc.errnoName(errno), libc.strerror(errno), { ...ctx, extack: extendedAck(m) });
+    throw refusal(errno, ctx, extendedAck(m));
   }
+
+  /**
+   * A dump that fails part-way ends with an NLMSG_DONE whose payload is the negative errno,
+   * followed directly by the extended-ack attributes (no echoed request, unlike NLMSG_ERROR).
+   */
+  private checkDone(m: NlMessage, ctx: RequestContext): void {
+    if (m.payload.length < 4) return;
+    const errno = -m.payload.readInt32LE(0);
+    if (errno === 0) return;
+    const text = m.flags & NLM_F_ACK_TLVS ? attrText(m.payload, 4) : undefined;
+    throw refusal(errno, ctx, text);
+  }
+}
+
+function refusal(errno: number, ctx: RequestContext, extack: string | undefined): NetlinkError {
+  return new NetlinkError(errno, libc.errnoName(errno), libc.strerror(errno), { ...ctx, extack });
 }
 
 /** The NLMSGERR_ATTR_MSG text of an error reply, if the kernel sent one. */
 function extendedAck(m: NlMessage): string | undefined {
   if (!(m.flags & NLM_F_ACK_TLVS) || m.payload.length < 4 + NLMSG_HDRLEN) return undefined;
   const origLen = m.payload.readUInt32LE(4);
-  const start = 4 + (m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(origLen));
-  if (start > m.payload.length) return undefined;
-  const msg = decodeAttrs(m.payload, start).find((a) => a.type === NLMSGERR_ATTR_MSG);
+  return attrText(m.payload, 4 + (m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(origLen)));
+}
+
+/** The NLMSGERR_ATTR_MSG among the attributes from `start` on. */
+function attrText(payload: Buffer, start: number): string | undefined {
+  if (start > payload.length) return undefined;
+  const msg = decodeAttrs(payload, start).find((a) => a.type === NLMSGERR_ATTR_MSG);
   return msg ? attrString(msg.data) : undefined;
 }

@@ -160,10 +160,19 @@ function dumpRoutes(sock: NetlinkSocket, family: RouteFamily): RouteInfo[] {
   // With NETLINK_GET_STRICT_CHK the kernel filters by table and type itself; older kernels send
   // everything and defaultRoutesOf filters again.
   const req = new MessageBuilder(RTM_GETROUTE, 0).raw(encodeRtMsg({ family, table: RT_TABLE_MAIN, type: RTN_UNICAST }));
-  return sock.dump(req, { op: `list IPv${family === AF_INET ? 4 : 6} routes` })
-    .filter((m) => m.type === RTM_NEWROUTE)
-    .map(decodeRoute);
+  try {
+    return sock.dump(req, { op: `list IPv${family === AF_INET ? 4 : 6} routes` })
+      .filter((m) => m.type === RTM_NEWROUTE)
+      .map(decodeRoute);
+  } catch (err) {
+    // A namespace that never had an IPv4 route has no main table yet; the dump ends with ENOENT.
+    if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
+    throw err;
+  }
 }
+
+const EOPNOTSUPP = 95;
+const EAFNOSUPPORT = 97;
 
 function dumpNexthops(sock: NetlinkSocket): NexthopInfo[] {
   const req = new MessageBuilder(RTM_GETNEXTHOP, 0).raw(Buffer.alloc(NHMSG_LEN, AF_UNSPEC));
@@ -171,7 +180,8 @@ function dumpNexthops(sock: NetlinkSocket): NexthopInfo[] {
     return sock.dump(req, { op: 'list nexthops' }).filter((m) => m.type === RTM_NEWNEXTHOP).map(decodeNexthop);
   } catch (err) {
     // A kernel without nexthop objects has no routes that use them either.
-    if (err instanceof NetlinkError && (err.code === 'EOPNOTSUPP' || err.code === 'EAFNOSUPPORT')) return [];
+    // (By number: errno 95 is named ENOTSUP as well as EOPNOTSUPP.)
+    if (err instanceof NetlinkError && (err.errno === EOPNOTSUPP || err.errno === EAFNOSUPPORT)) return [];
     throw err;
   }
 }

@@ -1,0 +1,98 @@
+// The client's reading of a dump, fed datagrams built with the codec instead of the kernel's: an
+// error inside NLMSG_DONE fails the dump, and messages without our sequence number or port are
+// not part of it.
+import t from 'tap';
+import { decodeMessages, encodeIfInfo, MessageBuilder, NlMessage } from '../../src/netlink/codec';
+import {
+  IFLA_IFNAME, NLM_F_ACK_TLVS, NLM_F_MULTI, NLMSG_DONE, NLMSGERR_ATTR_MSG, RTM_GETLINK, RTM_NEWLINK,
+} from '../../src/netlink/constants';
+import { NetlinkSocket } from '../../src/netlink/client';
+import { listLinks } from '../../src/netlink/link';
+import { NetlinkError } from '../../src/errors';
+
+const PORT = 4711;
+const SEQ = 99;
+
+function message(b: MessageBuilder, seq = SEQ, port = PORT): NlMessage {
+  const bytes = b.finish(seq);
+  bytes.writeUInt32LE(port, 12);
+  return decodeMessages(bytes)[0];
+}
+
+const errno = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(n);
+  return b;
+};
+
+const link = (name: string, index: number, seq?: number, port?: number): NlMessage =>
+  message(new MessageBuilder(RTM_NEWLINK, NLM_F_MULTI).raw(encodeIfInfo({ index })).str(IFLA_IFNAME, name), seq, port);
+
+/** A socket that sends nothing and receives `datagrams` in turn, each a list of messages. */
+function scripted(datagrams: NlMessage[][]): NetlinkSocket {
+  const sock = Object.create(NetlinkSocket.prototype) as NetlinkSocket;
+  Object.assign(sock, {
+    port: PORT,
+    send: () => SEQ,
+    receive: () => {
+      const next = datagrams.shift();
+      if (!next) throw new Error('read past the end of the script');
+      return next;
+    },
+  });
+  return sock;
+}
+
+t.test('an error inside NLMSG_DONE fails the dump with its extended ack', async (t) => {
+  const done = message(
+    new MessageBuilder(NLMSG_DONE, NLM_F_MULTI | NLM_F_ACK_TLVS).raw(errno(-22)).str(NLMSGERR_ATTR_MSG, 'dump not supported here'),
+  );
+  const sock = scripted([[link('eth0', 2), done]]);
+  let err: unknown;
+  try {
+    sock.dump(new MessageBuilder(RTM_GETLINK, 0).raw(encodeIfInfo({})), { op: 'list links' });
+  } catch (e) {
+    err = e;
+  }
+  t.type(err, NetlinkError);
+  const ne = err as NetlinkError;
+  t.equal(ne.errno, 22);
+  t.equal(ne.code, 'EINVAL');
+  t.equal(ne.extack, 'dump not supported here');
+  t.match(ne.message, /^list links: EINVAL \(.+\): dump not supported here$/);
+
+  const bare = message(new MessageBuilder(NLMSG_DONE, NLM_F_MULTI).raw(errno(-16)));
+  t.throws(() => scripted([[bare]]).dump(new MessageBuilder(RTM_GETLINK, 0), { op: 'list links' }),
+    { name: 'NetlinkError', code: 'EBUSY' }, 'without extended ack too');
+});
+
+t.test('a dump ending with error 0 returns its parts', async (t) => {
+  const done = message(new MessageBuilder(NLMSG_DONE, NLM_F_MULTI).raw(errno(0)));
+  const sock = scripted([[link('lo', 1), link('eth0', 2)], [done]]);
+  t.same(listLinks(sock).map((l) => l.name), ['lo', 'eth0']);
+});
+
+t.test('messages for another sequence number or port are not part of the dump', async (t) => {
+  const done = message(new MessageBuilder(NLMSG_DONE, NLM_F_MULTI).raw(errno(0)));
+  const sock = scripted([
+    [link('forged-seq', 7, SEQ + 1), link('lo', 1)],
+    [link('forged-port', 8, SEQ, 0), message(new MessageBuilder(NLMSG_DONE, NLM_F_MULTI).raw(errno(-1)), SEQ, 0)],
+    [done],
+  ]);
+  t.same(listLinks(sock).map((l) => l.name), ['lo']);
+});
+
+t.test('a receive buffer overrun restarts the dump', async (t) => {
+  const done = message(new MessageBuilder(NLMSG_DONE, NLM_F_MULTI).raw(errno(0)));
+  let sends = 0;
+  const script: (NlMessage[] | undefined)[] = [[link('lo', 1)], undefined, [done], [link('lo', 1), link('eth0', 2), done]];
+  const sock = scripted([]);
+  Object.assign(sock, { send: () => (sends++, SEQ), receive: () => script.shift() });
+  t.same(listLinks(sock).map((l) => l.name), ['lo', 'eth0'], 'the second, complete dump');
+  t.equal(sends, 2, 'sent twice');
+
+  const always = scripted([]);
+  let calls = 0;
+  Object.assign(always, { receive: () => (++calls % 2 ? undefined : [done]) });
+  t.throws(() => listLinks(always), { name: 'NetlinkError', code: 'ENOBUFS' }, 'bounded: gives up with a NetlinkError');
+});
