@@ -9,7 +9,7 @@ import { makeStateDir, OCI_NETDEV } from '../helpers/hook';
 import { uniqueId } from '../helpers/names';
 import { runContainer } from '../helpers/runtime';
 import { inSimHost, Sandbox, shOk, settledTo, steady } from '../helpers/sandbox';
-import { deviceStates, deviceStatesSettledTo, FINITE_V6, richNics } from '../helpers/device-state';
+import { dadDone, deviceStates, deviceStatesSettledTo, FINITE_V6, richNics } from '../helpers/device-state';
 
 const MARKER = 'ONDT-CONTAINER-RAN';
 
@@ -19,6 +19,7 @@ t.test('runc: after the container exits, routes, neighbours, sysctls and tc of i
   const stateDir = makeStateDir(sb);
   const { dual, v4only } = richNics(sb, simhost);
   const links = await steady(simhost);
+  await dadDone(simhost, [dual, v4only]);
   const before = deviceStates(simhost, [dual, v4only]);
 
   const bundle = makeBundle(sb, { args: ['sh', '-c', `echo ${MARKER}; ip -o link`], netDevices: { [dual]: { name: 'eth1' }, [v4only]: {} } });

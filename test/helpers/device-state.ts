@@ -81,6 +81,28 @@ const json = (ns: string, argv: string[]): unknown[] => JSON.parse(shOk(...inSim
 
 const lines = (ns: string, argv: string[]): string[] => shOk(...inSimHost(ns, argv)).split('\n').filter(Boolean);
 
+/** Qdisc option fields that count traffic (a DAD probe sent or not), not configuration. */
+function withoutCounters(q: unknown): unknown {
+  const { options, ...rest } = q as { options?: Record<string, unknown> };
+  if (!options) return rest;
+  const { direct_packets_stat: _d, ...kept } = options;
+  return { ...rest, options: kept };
+}
+
+/**
+ * Waits until no address of `devs` is tentative (at most 10 s): until then the kernel has not yet
+ * added the routes of an IPv6 address, so a snapshot would miss them.
+ */
+export async function dadDone(ns: string, devs: string[]): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const tentative = devs.some((d) => (json(ns, ['ip', '-j', 'addr', 'show', 'dev', d]) as { addr_info: { tentative?: boolean }[] }[])
+      .some((l) => l.addr_info.some((a) => a.tentative)));
+    if (!tentative) return;
+    await sleep(100);
+  }
+  throw new Error(`addresses of ${devs.join(', ')} in ${ns} stay tentative`);
+}
+
 /** Route fields that count down on their own. */
 function withoutTimers(r: unknown): unknown {
   const { expires: _e, ...rest } = r as Record<string, unknown>;
@@ -98,7 +120,7 @@ export function deviceStateSnapshot(ns: string, dev: string): DeviceStateSnapsho
     ].map(withoutTimers),
     neighbours: json(ns, ['ip', '-j', 'neigh', 'show', 'dev', dev, 'nud', 'permanent']),
     sysctls: all.filter((l) => prefix.some((p) => l.startsWith(p))).sort(),
-    qdiscs: json(ns, ['tc', '-j', 'qdisc', 'show', 'dev', dev]),
+    qdiscs: json(ns, ['tc', '-j', 'qdisc', 'show', 'dev', dev]).map(withoutCounters),
     // tc 6.1 prints classes and filters as text only.
     classes: lines(ns, ['tc', 'class', 'show', 'dev', dev]),
     filters: [

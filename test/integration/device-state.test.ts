@@ -8,7 +8,7 @@ import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { inSimHost, netnsPath, nsSnapshot, Sandbox, ShResult, shOk, settledTo, steady } from '../helpers/sandbox';
-import { deviceStates, deviceStatesSettledTo, deviceStateSnapshot, DeviceStateSnapshot, FINITE_V6, richNics } from '../helpers/device-state';
+import { dadDone, deviceStates, deviceStatesSettledTo, deviceStateSnapshot, DeviceStateSnapshot, FINITE_V6, richNics } from '../helpers/device-state';
 
 interface World {
   sb: Sandbox;
@@ -36,6 +36,7 @@ t.test('after poststop, routes, neighbours, sysctls and tc of moved NICs are bac
   const w = world(t);
   const { dual, v4only } = richNics(w.sb, w.simhost);
   const links = await steady(w.simhost);
+  await dadDone(w.simhost, [dual, v4only]);
   const before = deviceStates(w.simhost, [dual, v4only]);
   t.equal(finitePrefixRoute(w, dual).length, 1, 'the finite-lifetime IPv6 address has its prefix route before');
   const id = uniqueId('ctr');
@@ -67,6 +68,7 @@ t.test('after a rollback, routes, neighbours, sysctls and tc of moved NICs are b
   shOk(...inSimHost(w.ct, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']));
   const { dual, v4only } = richNics(w.sb, w.simhost);
   const links = await steady(w.simhost);
+  await dadDone(w.simhost, [dual, v4only]);
   const before = deviceStates(w.simhost, [dual, v4only]);
   const bundle = makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.ct), netDevices: { [v4only]: {}, [dual]: { name: uniqueName('a') } } });
 
