@@ -13,7 +13,7 @@ import { listDefaultRoutes } from '../netlink/route';
 import { planAttach } from '../plan/plan';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
-import { Journal, StateDir } from '../apply/statedir';
+import { BadJournal, Journal, StateDir } from '../state/statedir';
 
 export interface EngineOptions {
   stateDir: string;
@@ -26,14 +26,26 @@ export interface EngineOptions {
   warn: (message: string) => void;
 }
 
-/** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart. */
+/** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
 export function processStartTime(pid: number): string | undefined {
+  return procStat(pid)?.[19];
+}
+
+/** The fields of /proc/PID/stat after the command name (state first); undefined if the pid is gone. */
+function procStat(pid: number): string[] | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/** The journal's container init still runs: same pid and start time, and not a zombie. */
+export function containerAlive(j: Journal): boolean {
+  if (j.containerPid === undefined || j.containerStartTime === undefined) return false;
+  const fields = procStat(j.containerPid);
+  return fields !== undefined && fields[0] !== 'Z' && fields[19] === j.containerStartTime;
 }
 
 function sideOf(ns: Netns): Side {
@@ -87,20 +99,26 @@ export function attach(state: OciState, opts: EngineOptions): void {
     ownsState = true;
     const claims = store.lockClaims();
     try {
-      const others = store.journals().filter((j) => j.containerId !== state.id);
+      // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
+      const scan = store.scanJournals();
+      const others = scan.journals.filter((j) => j.containerId !== state.id);
       const held = new Map<string, string>();
       for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
       const hostLinks = listLinks(host.sock);
       const containerLinks = listLinks(container.sock);
-      const plan = planAttach(req.devices, {
-        hostLinks,
-        hostAddresses: listAddresses(host.sock),
-        containerLinks,
-        containerAddresses: listAddresses(container.sock),
-        hostDefaultRoutes: listDefaultRoutes(host.sock),
-      }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held });
+      let plan;
+      try {
+        plan = planAttach(req.devices, {
+          hostLinks,
+          hostAddresses: listAddresses(host.sock),
+          containerLinks,
+          containerAddresses: listAddresses(container.sock),
+          hostDefaultRoutes: listDefaultRoutes(host.sock),
+        }, { group: allocateGroup(others, [...hostLinks, ...containerLinks]), claims: held });
+      } catch (err) {
+        throw mayBeHeld(err, req.devices, hostLinks, scan.bad.filter((b) => b.containerId !== state.id));
+      }
       journal = {
-        version: 1,
         containerId: state.id,
         phase: 'attaching',
         createdAt: new Date().toISOString(),
@@ -112,7 +130,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         plan,
         started: 0,
       };
-      store.writeJournal(journal);
+      store.createJournal(journal);
     } finally {
       claims.release();
     }
@@ -134,6 +152,21 @@ export function attach(state: OciState, opts: EngineOptions): void {
     closeSide(host);
     closeSide(container);
   }
+}
+
+/**
+ * A device the plan found missing from the host may be held by a container whose journal cannot
+ * be read: the error says so, naming them.
+ */
+function mayBeHeld(err: unknown, devices: { key: string; kind: string; master?: string }[], hostLinks: LinkInfo[], bad: BadJournal[]): unknown {
+  if (!(err instanceof PlanError) || err.op !== 'plan' || !bad.length) return err;
+  const spec = devices.find((d) => d.key === err.device);
+  const names = [spec?.kind === 'host' ? spec.key : undefined, spec?.master].filter((n): n is string => n !== undefined);
+  const missing = names.find((n) => !hostLinks.some((l) => l.name === n));
+  if (missing === undefined) return err;
+  const [who, whose] = bad.length > 1 ? ['containers', 'whose journals cannot'] : ['container', 'whose journal cannot'];
+  const ids = bad.map((b) => b.containerId).join(', ');
+  return new PlanError(`${err.message}; ${missing} may be held by ${who} ${ids}, ${whose} be read (see oci-netdev gc)`, { device: err.device, op: 'plan' });
 }
 
 function contextFor(host: Side, container: Side | null, journal: Journal, save: () => void, opts: EngineOptions): ApplyContext {
@@ -224,15 +257,21 @@ export function gc(opts: EngineOptions): GcResult[] {
       continue;
     }
     try {
-      const j = store.readJournal(id);
+      let j: Journal | null;
+      try {
+        j = store.readJournal(id);
+      } catch (err) {
+        // A corrupt, foreign or unreadable journal is named and left as it is; the others go on.
+        results.push({ containerId: id, action: 'failed', reason: (err as Error).message });
+        continue;
+      }
       if (!j) {
         unpin(store.pinPath(id));
         store.remove(id);
         results.push({ containerId: id, action: 'removed', reason: 'no journal' });
         continue;
       }
-      const alive = j.containerPid !== undefined && processStartTime(j.containerPid) === j.containerStartTime;
-      if (j.phase === 'attached' && alive) {
+      if (j.phase === 'attached' && containerAlive(j)) {
         results.push({ containerId: id, action: 'kept', reason: `container process ${j.containerPid} is running` });
         continue;
       }
@@ -262,36 +301,42 @@ export interface StatusDevice {
 
 export interface StatusEntry {
   containerId: string;
-  phase: Journal['phase'];
+  /** 'unreadable': the journal cannot be used; `error` says why and there are no devices. */
+  phase: Journal['phase'] | 'unreadable';
   pinned: boolean;
   devices: StatusDevice[];
+  error?: string;
 }
 
 /** What each container holds, read live from its namespace when it is pinned. */
 export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
-  return store.journals().map((j) => {
-    const ns = isPinned(store.pinPath(j.containerId)) ? Netns.open(store.pinPath(j.containerId)) : null;
-    let links: LinkInfo[] = [];
-    if (ns) {
-      const sock = ns.socket();
-      try { links = listLinks(sock); } finally { sock.close(); ns.close(); }
-    }
-    return {
-      containerId: j.containerId,
-      phase: j.phase,
-      pinned: ns !== null,
-      devices: j.plan.devices.map((d) => {
-        const live = links.find((l) => l.alias === d.marker || (d.kind !== 'host' && l.name === d.containerName));
-        return {
-          key: d.key,
-          containerName: live?.name ?? d.containerName ?? null,
-          kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-          ...(d.master !== undefined ? { master: d.master } : {}),
-          mac: live?.mac ?? null,
-          mtu: live?.mtu ?? null,
-        };
-      }),
-    };
-  });
+  const { journals, bad } = store.scanJournals();
+  const unreadable = bad.map((b): StatusEntry => ({ containerId: b.containerId, phase: 'unreadable', pinned: false, devices: [], error: b.reason }));
+  return [...journals.map((j) => statusOf(store, j)), ...unreadable];
+}
+
+function statusOf(store: StateDir, j: Journal): StatusEntry {
+  const ns = isPinned(store.pinPath(j.containerId)) ? Netns.open(store.pinPath(j.containerId)) : null;
+  let links: LinkInfo[] = [];
+  if (ns) {
+    const sock = ns.socket();
+    try { links = listLinks(sock); } finally { sock.close(); ns.close(); }
+  }
+  return {
+    containerId: j.containerId,
+    phase: j.phase,
+    pinned: ns !== null,
+    devices: j.plan.devices.map((d) => {
+      const live = links.find((l) => l.alias === d.marker || (d.kind !== 'host' && l.name === d.containerName));
+      return {
+        key: d.key,
+        containerName: live?.name ?? d.containerName ?? null,
+        kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
+        ...(d.master !== undefined ? { master: d.master } : {}),
+        mac: live?.mac ?? null,
+        mtu: live?.mtu ?? null,
+      };
+    }),
+  };
 }
