@@ -96,8 +96,9 @@ function checkOwner(st: fs.Stats, file: string, what: string): void {
 
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
-/** A journal problem that another read cannot fix (a read during a swap can: see readJournal). */
-class CorruptJournal extends StateError {}
+/** A journal that does not parse or check; a read during a swap can see one (see readJournal). */
+const CHECK_JOURNAL = 'check journal';
+const corrupt = (message: string): StateError => new StateError(message, { op: CHECK_JOURNAL });
 
 /** A container that has a folder here but whose journal cannot be used. */
 export interface BadJournal {
@@ -121,22 +122,22 @@ export function decodeJournal(data: Buffer, id: string, where: string): Journal 
   try {
     envelope = JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8'));
   } catch (err) {
-    throw new CorruptJournal(`${where} is corrupt: ${oneLine((err as Error).message)}`);
+    throw corrupt(`${where} is corrupt: ${oneLine((err as Error).message)}`);
   }
   const version = (envelope as { version?: unknown } | null)?.version;
   if (version !== JOURNAL_VERSION) {
     throw new StateError(`${where} has version ${JSON.stringify(version) ?? 'none'}; this oci-netdev reads version ${JOURNAL_VERSION} only`);
   }
   const { sha256: sum, journal } = envelope as { sha256?: unknown; journal?: unknown };
-  if (journal === undefined || sum !== sha256(JSON.stringify(journal))) throw new CorruptJournal(`${where} is corrupt: checksum mismatch`);
+  if (journal === undefined || sum !== sha256(JSON.stringify(journal))) throw corrupt(`${where} is corrupt: checksum mismatch`);
   try {
     validate('journal', envelope, where);
   } catch (err) {
-    if (err instanceof ConfigError) throw new CorruptJournal(`${where} is invalid: ${err.message.slice(where.length + 2)}`);
+    if (err instanceof ConfigError) throw corrupt(`${where} is invalid: ${err.message.slice(where.length + 2)}`);
     throw err;
   }
   const j = journal as Journal;
-  if (j.containerId !== id) throw new CorruptJournal(`${where} is corrupt: it belongs to container ${JSON.stringify(j.containerId)}`);
+  if (j.containerId !== id) throw corrupt(`${where} is corrupt: it belongs to container ${JSON.stringify(j.containerId)}`);
   return j;
 }
 
@@ -240,7 +241,7 @@ export class StateDir {
       try {
         return decodeJournal(data, id, where);
       } catch (err) {
-        if (!(err instanceof CorruptJournal) || attempt === 3) throw err;
+        if (!(err instanceof StateError && err.op === CHECK_JOURNAL) || attempt === 3) throw err;
         Atomics.wait(SLEEPER, 0, 0, 5 * attempt);
       }
     }
