@@ -257,14 +257,7 @@ export function gc(opts: EngineOptions): GcResult[] {
       continue;
     }
     try {
-      let j: Journal | null;
-      try {
-        j = store.readJournal(id);
-      } catch (err) {
-        // A corrupt, foreign or unreadable journal is named and left as it is; the others go on.
-        results.push({ containerId: id, action: 'failed', reason: (err as Error).message });
-        continue;
-      }
+      const j = store.readJournal(id);
       if (!j) {
         unpin(store.pinPath(id));
         store.remove(id);
@@ -282,6 +275,10 @@ export function gc(opts: EngineOptions): GcResult[] {
       } catch (err) {
         results.push({ containerId: id, action: 'failed', reason: `${reason}: ${(err as Error).message}` });
       }
+    } catch (err) {
+      // A corrupt, foreign or unreadable journal, or state that cannot be removed, is named and
+      // left as it is; the others go on.
+      results.push({ containerId: id, action: 'failed', reason: (err as Error).message });
     } finally {
       lock.release();
     }
@@ -301,7 +298,7 @@ export interface StatusDevice {
 
 export interface StatusEntry {
   containerId: string;
-  /** 'unreadable': the journal cannot be used; `error` says why and there are no devices. */
+  /** 'unreadable': the journal or the namespace cannot be read; `error` says why, and no devices are listed. */
   phase: Journal['phase'] | 'unreadable';
   pinned: boolean;
   devices: StatusDevice[];
@@ -312,8 +309,15 @@ export interface StatusEntry {
 export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
   const { journals, bad } = store.scanJournals();
-  const unreadable = bad.map((b): StatusEntry => ({ containerId: b.containerId, phase: 'unreadable', pinned: false, devices: [], error: b.reason }));
-  return [...journals.map((j) => statusOf(store, j)), ...unreadable];
+  const unreadable = (containerId: string, error: string): StatusEntry => ({ containerId, phase: 'unreadable', pinned: false, devices: [], error });
+  const entries = journals.map((j) => {
+    try {
+      return statusOf(store, j);
+    } catch (err) {
+      return unreadable(j.containerId, (err as Error).message);
+    }
+  });
+  return [...entries, ...bad.map((b) => unreadable(b.containerId, b.reason))];
 }
 
 function statusOf(store: StateDir, j: Journal): StatusEntry {
