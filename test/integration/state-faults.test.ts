@@ -3,13 +3,14 @@
 // reported done that is not. The hook runs through the CLI in a throwaway netns playing the host;
 // veth ends stand in for NICs.
 import t, { Test } from 'tap';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/state/statedir';
 import { makeBundle } from '../helpers/bundle';
 import { OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { addAddress, inSimHost, mountPoints, netnsPath, NsSnapshot, Sandbox, settledTo, sh, shOk, steady } from '../helpers/sandbox';
+import { addAddress, inSimHost, mountPoints, netnsPath, NsSnapshot, Sandbox, settledTo, sh, shOk, sleep, steady } from '../helpers/sandbox';
 
 const PAGE = 4096;
 
@@ -180,4 +181,49 @@ t.test('truncated, FIFO and symlinked journals of other containers: createRuntim
   for (const g of [...good, fresh]) t.ok(g.dev in host, `${g.dev} is back on the host`);
   for (const b of bad) t.notOk(b.dev in host, `${b.dev} stays where its journal says nothing about it`);
   for (const b of bad) t.ok(fs.existsSync(join(stateDir, encodeId(b.id))), `the state of ${b.id} is kept`);
+});
+
+/** A zombie: the child of a shell that execs into sleep, which never reaps it. */
+async function zombie(t: Test): Promise<number> {
+  const parent = spawn('sh', ['-c', 'true & exec sleep 120'], { stdio: 'ignore' });
+  t.teardown(() => { parent.kill('SIGKILL'); });
+  for (let i = 0; i < 100; i++) {
+    const children = fs.readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim();
+    if (children) {
+      const pid = Number(children.split(' ')[0]);
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return pid;
+    }
+    await sleep(20);
+  }
+  throw new Error('no zombie appeared');
+}
+
+/** A pid that no process has now. */
+function unusedPid(): number {
+  const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  for (let pid = max - 1; ; pid--) if (!fs.existsSync(`/proc/${pid}`)) return pid;
+}
+
+t.test('gc takes a container whose init is a zombie, or whose pid never existed, for gone', async (t) => {
+  const w = world(t);
+  const stateDir = w.sb.tempDir('state');
+  const dead = { zombie: await zombie(t), absent: unusedPid() };
+  const containers = Object.entries(dead).map(([role, pid]) => {
+    const dev = uniqueName('nic');
+    w.sb.createVethPair(w.simhost, dev, uniqueName('peer'));
+    const netDevices = { [dev]: {} };
+    return { role, pid, id: uniqueId(role), bundle: makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.sb.createNetns('ct')), netDevices }) };
+  });
+  const ids = containers.map((c) => c.id);
+  const before = await steady(w.simhost);
+  for (const c of containers) {
+    const r = runHook(w.simhost, 'create-runtime', { ...state(c.id, c.bundle), pid: c.pid }, { stateDir });
+    t.equal(r.status, 0, `create-runtime of a container whose pid is ${c.role}`, { stderr: r.stderr });
+  }
+  const gc = sh(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', stateDir, 'gc']));
+  t.equal(gc.status, 0, 'gc exits 0', { stdout: gc.stdout, stderr: gc.stderr });
+  for (const id of ids) t.match(gc.stdout, new RegExp(`^${id}: restored \\(container is gone\\)$`, 'm'), `${id} is restored`);
+  t.same(await settledTo(w.simhost, before), before, 'the host is as before');
+  t.same(stateLeft(stateDir), [], 'no state left');
 });
