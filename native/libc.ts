@@ -1,6 +1,6 @@
 // The only module that touches FFI: koffi bindings to the few libc calls Node
-// does not offer (netlink and unix datagram sockets, setns, mount, flock). Every failure becomes
-// a SyscallError carrying errno. koffi is loaded on first use, so commands
+// does not offer (netlink and unix datagram sockets, setns, mount, flock, fallocate, renameat2).
+// Every failure becomes a SyscallError carrying errno. koffi is loaded on first use, so commands
 // that never reach the kernel do not pay for it.
 
 import type * as Koffi from 'koffi';
@@ -63,6 +63,8 @@ interface Libc {
   dlsym: (handle: null, symbol: string) => unknown;
   timer_create: (clock: number, sevp: Buffer, timerid: Buffer) => number;
   timer_settime: (timerid: bigint, flags: number, value: Buffer, old: null) => number;
+  fallocate: (fd: number, mode: number, offset: number, len: number) => number;
+  renameat2: (olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number) => number;
 }
 
 let cached: Libc | undefined;
@@ -109,6 +111,8 @@ function libc(): Libc {
     dlsym: lib.func('void *dlsym(void *, const char *)'),
     timer_create: lib.func('int timer_create(int, void *, void *)'),
     timer_settime: lib.func('int timer_settime(uintptr_t, int, const void *, void *)'),
+    fallocate: lib.func('int fallocate(int, int, int64_t, int64_t)'),
+    renameat2: lib.func('int renameat2(int, const char *, int, const char *, unsigned int)'),
   };
   return cached;
 }
@@ -265,6 +269,18 @@ export function flock(fd: number, op: number): boolean {
     if (op & LOCK_NB && err instanceof SyscallError && err.errno === EWOULDBLOCK) return false;
     throw err;
   }
+}
+
+/** Allocates disk blocks for [offset, offset + len) of `fd`; the size grows to cover them. */
+export function fallocate(fd: number, offset: number, len: number, detail?: string): void {
+  check('fallocate', () => libc().fallocate(fd, 0, offset, len), detail);
+}
+
+const RENAME_EXCHANGE = 2;
+
+/** Swaps two names of one folder (given by its fd) atomically; both must exist. */
+export function exchangeNames(dirFd: number, a: string, b: string): void {
+  check('renameat2', () => libc().renameat2(dirFd, a, dirFd, b, RENAME_EXCHANGE), `(exchange ${a} and ${b})`);
 }
 
 export function close(fd: number): void {

@@ -32,6 +32,7 @@ const schemas = {
   state: 'state.schema.json',
   config: 'config.schema.json',
   policy: 'policy.schema.json',
+  journal: 'journal.schema.json',
 };
 
 const ajv = new Ajv({

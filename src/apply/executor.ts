@@ -3,7 +3,7 @@
 // started step in reverse order.
 
 import { OPERATIONS, ApplyContext } from './operations';
-import type { Journal } from './statedir';
+import type { Journal } from '../state/statedir';
 import { NetdevError } from '../errors';
 
 export class ApplyError extends NetdevError {

@@ -1,7 +1,7 @@
 // The command line: parses arguments, calls the engine, prints results.
 // Every failure is one line on stderr and a non-zero exit.
 
-import { DEFAULT_STATE_DIR } from '../apply/statedir';
+import { DEFAULT_STATE_DIR } from '../state/statedir';
 import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateConfigFile } from '../config';
 import type { OciState } from '../config';
 import { attach, detach, gc, status, EngineOptions } from '../engine/lifecycle';
@@ -183,6 +183,10 @@ function run(p: Parsed, log: Logger): number {
       }
       if (!entries.length) process.stdout.write('no containers hold devices\n');
       for (const e of entries) {
+        if (e.phase === 'unreadable') {
+          process.stdout.write(`${e.containerId} (unreadable: ${e.error})\n`);
+          continue;
+        }
         const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
         process.stdout.write(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
           `${formatAge(e.ageSeconds)} old; bundle ${e.bundle ?? 'unknown'})\n`);

@@ -3,13 +3,13 @@
 // Nothing here touches the network; the host-side checks (master exists, device free) are the
 // engine's.
 
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
-import { deviceError, oneLine, preview, show, validate } from './schema';
-import { parseJson, readBounded, sizeText } from './read';
+import { deviceError, preview, show, validate } from './schema';
+import { parseJson } from './read';
+import { readRegularFile, sizeText } from '../state/files';
 import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, MacvlanMode, OciState } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
@@ -74,26 +74,8 @@ export function parseNetDevices(obj: unknown, source: DeviceSource): DeviceSpec[
 
 function readConfig(file: string): Config {
   const where = `config.json ${show(file)}`;
-  let fd: number;
-  try {
-    // Non-blocking, so that a FIFO planted as config.json cannot hold the hook at open().
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    throw new ConfigError(`${where}: cannot read: ${oneLine((err as Error).message)}`);
-  }
-  let text: Buffer;
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new ConfigError(`${where}: is not a regular file`);
-    const size = st.size;
-    if (size > MAX_CONFIG_BYTES) {
-      throw new ConfigError(`${where}: larger than ${sizeText(MAX_CONFIG_BYTES)} (${size} bytes)`);
-    }
-    text = readBounded(fd, MAX_CONFIG_BYTES, where);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const config = parseJson(text, where);
+  // The bundle is the runtime's: config.json may be a link (follow), but never a FIFO or a device.
+  const config = parseJson(readRegularFile(file, { where, maxBytes: MAX_CONFIG_BYTES, follow: true }), where);
   validate('config', config, where);
   return config as Config;
 }

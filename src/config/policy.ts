@@ -12,11 +12,11 @@
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
 // (src/plan/refusals.ts) and apply whatever the policy says.
 
-import * as fs from 'node:fs';
 import { ConfigError } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
-import { parseJson, readBounded, sizeText } from './read';
-import { oneLine, preview, show, validate } from './schema';
+import { parseJson } from './read';
+import { readRegularFile, sizeText } from '../state/files';
+import { preview, show, validate } from './schema';
 import type { DeviceSource, DeviceSpec, MacvlanMode } from './types';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
@@ -252,31 +252,11 @@ export function parsePolicy(text: string | Buffer, file: string): Policy {
 export function loadPolicy(file = DEFAULT_POLICY_FILE, explicit = false): Policy {
   const where = `policy ${show(file)}`;
   if (!file.startsWith('/')) throw new ConfigError(`${where}: must be an absolute path`);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !explicit) return defaultPolicy(file);
-    if (code === 'ENOENT') throw new ConfigError(`${where}: does not exist`);
-    if (code === 'ELOOP') throw new ConfigError(`${where}: is a symbolic link; give the file itself`);
-    throw new ConfigError(`${where}: cannot read: ${oneLine((err as Error).message)}`);
-  }
-  let text: Buffer;
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new ConfigError(`${where}: is not a regular file`);
-    const me = process.geteuid?.() ?? 0;
-    if (st.uid !== 0 && st.uid !== me) throw new ConfigError(`${where}: is owned by uid ${st.uid}; it must be root's`);
-    if (st.mode & 0o022) {
-      const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-      throw new ConfigError(`${where}: is writable by group or others (mode ${mode}); only its owner may write it`);
-    }
-    if (st.size > MAX_POLICY_BYTES) throw new ConfigError(`${where}: larger than ${sizeText(MAX_POLICY_BYTES)} (${st.size} bytes)`);
-    text = readBounded(fd, MAX_POLICY_BYTES, where);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const text = readRegularFile(file, {
+    where, maxBytes: MAX_POLICY_BYTES, symlinkHint: '; give the file itself', owner: 'root-or-self', ownerWritesOnly: true, missingOk: true,
+  });
+  if (text === null && !explicit) return defaultPolicy(file);
+  if (text === null) throw new ConfigError(`${where}: does not exist`);
   return parsePolicy(text, file);
 }
 

@@ -15,7 +15,7 @@ interface SchemaError {
 }
 type Validator = ((data: unknown) => boolean) & { errors?: SchemaError[] | null };
 
-const validators = generated as unknown as Record<'netDevices' | 'state' | 'config' | 'policy', Validator>;
+const validators = generated as unknown as Record<'netDevices' | 'state' | 'config' | 'policy' | 'journal', Validator>;
 export type SchemaName = keyof typeof validators;
 
 /** A name or key as it appears in messages: bare when plain printable ASCII, else JSON-quoted. */

@@ -1,7 +1,8 @@
 // The OCI state a runtime writes to a hook's stdin.
 
 import { ConfigError } from '../errors';
-import { parseJson, readBounded, sizeText } from './read';
+import { parseJson } from './read';
+import { readBounded, sizeText } from '../state/files';
 import { validate } from './schema';
 import type { OciState } from './types';
 

@@ -1,10 +1,10 @@
 // Wiring the hooks: into a bundle's config.json (runc, crun) or as a hooks.d
 // file (podman, CRI-O).
 
-import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError } from '../errors';
-import { ANNOTATION } from '../config';
+import { ANNOTATION, MAX_CONFIG_BYTES } from '../config';
+import { readRegularFile, replaceFile } from '../state/files';
 
 /** The installed executable, as hook entries must name it (absolute). */
 export const BIN_PATH = path.resolve(__dirname, '../../../bin/oci-netdev');
@@ -21,8 +21,9 @@ const hookArgs = (command: string, extra: string[]) => ['oci-netdev', ...extra, 
 export function injectHooks(bundle: string, extraArgs: string[] = []): { added: number } {
   const file = path.join(bundle, 'config.json');
   let config: { hooks?: Record<string, HookEntry[]> };
+  const text = readRegularFile(file, { where: file, maxBytes: MAX_CONFIG_BYTES, follow: true });
   try {
-    config = JSON.parse(fs.readFileSync(file, 'utf8'));
+    config = JSON.parse(text.toString('utf8'));
   } catch (err) {
     throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
   }
@@ -41,15 +42,7 @@ export function injectHooks(bundle: string, extraArgs: string[] = []): { added: 
     }
   }
   // The bundle may be someone else's: never write through a link planted at the temp name.
-  const tmp = `${file}.oci-netdev.tmp`;
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
-  try {
-    fs.writeSync(fd, JSON.stringify(config, null, 2) + '\n');
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  replaceFile(file, JSON.stringify(config, null, 2) + '\n', 0o644);
   return { added };
 }
 

@@ -3,7 +3,7 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ConfigError, NetdevError, StateError } from '../errors';
+import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
 import type { OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
@@ -17,7 +17,7 @@ import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { captureDeviceStates } from '../apply/device-state';
-import { Journal, StateDir } from '../apply/statedir';
+import { BadJournal, Journal, StateDir } from '../state/statedir';
 
 export interface EngineOptions {
   stateDir: string;
@@ -32,21 +32,26 @@ export interface EngineOptions {
   info: (message: string, containerId?: string) => void;
 }
 
-/** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined for a zombie or no process. */
+/** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
 export function processStartTime(pid: number): string | undefined {
+  return procStat(pid)?.[19];
+}
+
+/** The fields of /proc/PID/stat after the command name (state first); undefined if the pid is gone. */
+function procStat(pid: number): string[] | undefined {
   try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
-    // A zombie has exited: its namespaces are gone, only its parent has not reaped it yet.
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
 }
 
-/** Whether the journal's container process still runs: same pid and start time, not a zombie. */
+/** The journal's container init still runs: same pid and start time, and not a zombie. */
 export function containerAlive(j: Journal): boolean {
   if (j.containerPid === undefined || j.containerStartTime === undefined) return false;
-  return processStartTime(j.containerPid) === j.containerStartTime;
+  const fields = procStat(j.containerPid);
+  return fields !== undefined && fields[0] !== 'Z' && fields[19] === j.containerStartTime;
 }
 
 function sideOf(ns: Netns): Side {
@@ -123,29 +128,35 @@ export function attach(state: OciState, opts: EngineOptions): void {
     ownsState = true;
     const claims = store.lockClaims();
     try {
-      const others = store.journals().filter((j) => j.containerId !== state.id);
+      // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
+      const scan = store.scanJournals();
+      const others = scan.journals.filter((j) => j.containerId !== state.id);
       const held = new Map<string, string>();
       for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
       const hostLinks = listLinks(host.sock);
       const containerLinks = listLinks(container.sock);
-      const plan = planAttach(req.devices, {
-        hostLinks,
-        hostAddresses: listAddresses(host.sock),
-        containerLinks,
-        containerAddresses: listAddresses(container.sock),
-        hostDefaultRoutes: listDefaultRoutes(host.sock),
-        hostDeviceStates: captureDeviceStates(host.sock, hostLinks, req.devices.filter((d) => d.kind === 'host').map((d) => d.key)),
-        hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
-      }, {
-        group: allocateGroup(others, [...hostLinks, ...containerLinks]),
-        claims: held,
-        claimedInContainer: claimedInNamespace(others, ctNs),
-        macvlanMasters: macvlanMasters(others),
-        policy,
-        indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
-      });
+      let plan;
+      try {
+        plan = planAttach(req.devices, {
+          hostLinks,
+          hostAddresses: listAddresses(host.sock),
+          containerLinks,
+          containerAddresses: listAddresses(container.sock),
+          hostDefaultRoutes: listDefaultRoutes(host.sock),
+          hostDeviceStates: captureDeviceStates(host.sock, hostLinks, req.devices.filter((d) => d.kind === 'host').map((d) => d.key)),
+          hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
+        }, {
+          group: allocateGroup(others, [...hostLinks, ...containerLinks]),
+          claims: held,
+          claimedInContainer: claimedInNamespace(others, ctNs),
+          macvlanMasters: macvlanMasters(others),
+          policy,
+          indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
+        });
+      } catch (err) {
+        throw mayBeHeld(err, req.devices, hostLinks, scan.bad.filter((b) => b.containerId !== state.id));
+      }
       journal = {
-        version: 1,
         containerId: state.id,
         bundle: state.bundle,
         phase: 'attaching',
@@ -158,7 +169,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         plan,
         started: 0,
       };
-      store.writeJournal(journal);
+      store.createJournal(journal);
     } finally {
       claims.release();
     }
@@ -180,6 +191,21 @@ export function attach(state: OciState, opts: EngineOptions): void {
     closeSide(host);
     closeSide(container);
   }
+}
+
+/**
+ * A device the plan found missing from the host may be held by a container whose journal cannot
+ * be read: the error says so, naming them.
+ */
+function mayBeHeld(err: unknown, devices: { key: string; kind: string; master?: string }[], hostLinks: LinkInfo[], bad: BadJournal[]): unknown {
+  if (!(err instanceof PlanError) || err.op !== 'plan' || !bad.length) return err;
+  const spec = devices.find((d) => d.key === err.device);
+  const names = [spec?.kind === 'host' ? spec.key : undefined, spec?.master].filter((n): n is string => n !== undefined);
+  const missing = names.find((n) => !hostLinks.some((l) => l.name === n));
+  if (missing === undefined) return err;
+  const [who, whose] = bad.length > 1 ? ['containers', 'whose journals cannot'] : ['container', 'whose journal cannot'];
+  const ids = bad.map((b) => b.containerId).join(', ');
+  return new PlanError(`${err.message}; ${missing} may be held by ${who} ${ids}, ${whose} be read (see oci-netdev gc)`, { device: err.device, op: 'plan' });
 }
 
 function contextFor(host: Side, container: Side | null, journal: Journal, persist: () => void, opts: EngineOptions): ApplyContext {
@@ -307,6 +333,10 @@ export function gc(opts: EngineOptions): GcResult[] {
       } catch (err) {
         results.push({ containerId: id, action: 'failed', reason: `${reason}: ${(err as Error).message}` });
       }
+    } catch (err) {
+      // A corrupt, foreign or unreadable journal, or state that cannot be removed, is named and
+      // left as it is; the others go on.
+      results.push({ containerId: id, action: 'failed', reason: (err as Error).message });
     } finally {
       lock.release();
     }
@@ -329,50 +359,65 @@ export interface StatusDevice {
 export interface StatusEntry {
   containerId: string;
   bundle: string | null;
-  phase: Journal['phase'];
+  /** 'unreadable': the journal or the namespace cannot be read; `error` says why, and no devices are listed. */
+  phase: Journal['phase'] | 'unreadable';
   pid: number | null;
   alive: boolean;
   /** Seconds since createRuntime. */
   ageSeconds: number;
   pinned: boolean;
   devices: StatusDevice[];
+  error?: string;
 }
 
-/** What each container holds, read live from its namespace and the host. */
+/** What each container holds, read live from its namespace and the host; a bad journal is listed as unreadable. */
 export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
-  return store.journals().map((j) => {
-    const pinned = isPinned(store.pinPath(j.containerId));
-    const ctNs = openContainerNs(store, j);
-    const host = sideOf(Netns.current());
-    const container = ctNs ? sideOf(ctNs) : null;
+  const { journals, bad } = store.scanJournals();
+  const unreadable = (containerId: string, error: string): StatusEntry => ({
+    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], error,
+  });
+  const entries = journals.map((j) => {
     try {
-      const sides = { host, container };
-      return {
-        containerId: j.containerId,
-        bundle: j.bundle ?? null,
-        phase: j.phase,
-        pid: j.containerPid ?? null,
-        alive: containerAlive(j),
-        ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(j.createdAt)) / 1000)),
-        pinned,
-        devices: j.plan.devices.map((d): StatusDevice => {
-          const at = d.lost ? null : locate(sides, d);
-          const state = d.lost ? 'lost' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
-          return {
-            key: d.key,
-            containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
-            kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-            ...(d.master !== undefined ? { master: d.master } : {}),
-            state,
-            mac: at?.link.mac ?? null,
-            mtu: at?.link.mtu ?? null,
-          };
-        }),
-      };
-    } finally {
-      closeSide(host);
-      closeSide(container);
+      return statusOf(store, j);
+    } catch (err) {
+      return unreadable(j.containerId, (err as Error).message);
     }
   });
+  return [...entries, ...bad.map((b) => unreadable(b.containerId, b.reason))];
+}
+
+function statusOf(store: StateDir, j: Journal): StatusEntry {
+  const pinned = isPinned(store.pinPath(j.containerId));
+  const ctNs = openContainerNs(store, j);
+  const host = sideOf(Netns.current());
+  const container = ctNs ? sideOf(ctNs) : null;
+  try {
+    const sides = { host, container };
+    return {
+      containerId: j.containerId,
+      bundle: j.bundle ?? null,
+      phase: j.phase,
+      pid: j.containerPid ?? null,
+      alive: containerAlive(j),
+      ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(j.createdAt)) / 1000)),
+      pinned,
+      devices: j.plan.devices.map((d): StatusDevice => {
+        const at = d.lost ? null : locate(sides, d);
+        const state = d.lost ? 'lost' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
+        return {
+          key: d.key,
+          containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
+          kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
+          ...(d.master !== undefined ? { master: d.master } : {}),
+          state,
+          mac: at?.link.mac ?? null,
+          mtu: at?.link.mtu ?? null,
+        };
+      }),
+    };
+  } finally {
+    closeSide(host);
+    closeSide(container);
+  }
 }

@@ -6,7 +6,7 @@
 import t, { Test } from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeId } from '../../src/apply/statedir';
+import { encodeId } from '../../src/state/statedir';
 import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, OCI_NETDEV, runHook, RunningHook, startHook as startRunningHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -44,6 +44,12 @@ function ok(t: Test, r: ShResult, what: string): void {
   t.equal(r.status, 0, `${what} exits 0`, { stderr: r.stderr });
 }
 
+
+/** The journal inside its envelope (the file's first line; reserved space follows it). */
+function journalIn(file: string): { started: number; phase: string } {
+  const text = readFileSync(file, 'utf8');
+  return (JSON.parse(text.slice(0, text.indexOf('\n'))) as { journal: { started: number; phase: string } }).journal;
+}
 
 const stateLeft = (w: World): string[] => readdirSync(w.stateDir).filter((n) => n !== 'claims.lock');
 const pinsIn = (w: World): string[] => mountPoints().filter((m) => m.startsWith(w.stateDir + '/'));
@@ -102,7 +108,7 @@ for (const killAt of [5, 34, 64]) {
     const deadline = Date.now() + 30_000;
     while (!exited && Date.now() < deadline) {
       try {
-        started = (JSON.parse(readFileSync(journal, 'utf8')) as { started: number }).started;
+        started = journalIn(journal).started;
       } catch {
         // not written yet, or being replaced
       }
@@ -113,7 +119,7 @@ for (const killAt of [5, 34, 64]) {
     process.kill(hook.pid, 'SIGKILL');
     const r = await hook.done;
     t.equal(r.signal, 'SIGKILL', 'killed');
-    const j = JSON.parse(readFileSync(journal, 'utf8')) as { started: number; phase: string };
+    const j = journalIn(journal);
     t.equal(j.phase, 'attaching', 'the journal says it died while attaching');
     t.ok(j.started >= killAt && j.started < DEVICES * STEPS_PER_DEVICE, `killed mid-way, after step ${j.started}`);
     const left = devs.filter((d) => !(d in nsSnapshot(w.simhost)));

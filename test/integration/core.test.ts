@@ -4,9 +4,8 @@
 // already returned the device or its name is taken. A throwaway netns plays the host (the hook runs
 // under nsenter --net), another the container, and veth ends stand in for NICs.
 import t, { Test } from 'tap';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { encodeId } from '../../src/apply/statedir';
+import { readdirSync, rmSync } from 'node:fs';
+import { StateDir } from '../../src/state/statedir';
 import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -307,9 +306,9 @@ t.test('a leased address comes back with the lease it has left, and not after it
   t.same(linkSnapshot(w.ct, dev).addresses.map((a) => a.local), ['192.0.2.100'], 'only the permanent address went into the container');
 
   // The container held the device for 1000 s (as far as the journal knows).
-  const journal = join(w.stateDir, encodeId(id), 'journal.json');
-  const j = JSON.parse(readFileSync(journal, 'utf8')) as { createdAt: string };
-  writeFileSync(journal, JSON.stringify({ ...j, createdAt: new Date(Date.parse(j.createdAt) - 1000_000).toISOString() }));
+  const store = new StateDir(w.stateDir);
+  const j = store.readJournal(id)!;
+  store.writeJournal({ ...j, createdAt: new Date(Date.parse(j.createdAt) - 1000_000).toISOString() });
 
   ok(t, poststop(w, id, bundle), 'poststop');
   type Life = { local: string; valid_life_time: number; preferred_life_time: number };

@@ -8,7 +8,7 @@ import t, { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeId } from '../../src/apply/statedir';
+import { encodeId } from '../../src/state/statedir';
 import { runHook, startHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { cli, configBundle, ipDetails, makeRig, ociState, Rig, stateEntries } from '../helpers/netdevices';

@@ -9,7 +9,7 @@ import { OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueName } from '../helpers/names';
 import { inSimHost, netnsPath, nsSnapshot, Sandbox, sh, ShResult, shOk } from '../helpers/sandbox';
 import { Rig, configBundle, ipDetails, makeRig, nonLoopback, ociState, stateEntries } from '../helpers/netdevices';
-import { Journal, StateDir, encodeId } from '../../src/apply/statedir';
+import { Journal, StateDir, encodeId } from '../../src/state/statedir';
 import { NetlinkSocket } from '../../src/netlink/client';
 import { NetlinkError, StateError } from '../../src/errors';
 import { DEFAULT_POLICY_FILE } from '../../src/config/policy';
@@ -485,11 +485,11 @@ t.test('links planted inside the state dir are refused, never followed', async (
   const lock = store.lockContainer('c-files');
   const dir = store.containerDir('c-files');
   fs.symlinkSync(victim, join(dir, 'journal.json'));
-  t.throws(() => store.readJournal('c-files'), { constructor: StateError, message: /journal of container c-files: it is a symbolic link/ });
+  t.throws(() => store.readJournal('c-files'), { constructor: StateError, message: /^journal of container c-files \(\S+\): is a symbolic link$/ });
   fs.rmSync(join(dir, 'journal.json'));
   fs.writeFileSync(join(dir, 'journal.json'), '{}');
   fs.chownSync(join(dir, 'journal.json'), 65534, 65534);
-  t.throws(() => store.readJournal('c-files'), { message: /journal \S+ is owned by uid 65534/ });
+  t.throws(() => store.readJournal('c-files'), { message: /^journal of container c-files \(\S+\): is owned by uid 65534, not by us/ });
   fs.rmSync(join(dir, 'journal.json'));
 
   fs.symlinkSync('/proc/1/ns/net', join(dir, 'netns'));
@@ -497,16 +497,21 @@ t.test('links planted inside the state dir are refused, never followed', async (
   fs.rmSync(join(dir, 'netns'));
   t.equal(store.pinPath('c-files'), join(dir, 'netns'), 'an absent pin is fine');
 
-  // A leftover temp file that links elsewhere is replaced, not written through.
-  fs.symlinkSync(victim, join(dir, `.journal.${process.pid}.tmp`));
+  // Links planted at the journal's other names are replaced, or refused, never written through.
+  for (const name of ['journal.next', 'journal.first']) fs.symlinkSync(victim, join(dir, name));
   const journal: Journal = {
-    version: 1, containerId: 'c-files', phase: 'attaching', createdAt: '', netnsPath: '/x', netnsDev: 0, netnsIno: 0,
+    containerId: 'c-files', phase: 'attaching', createdAt: '', netnsPath: '/x', netnsDev: 0, netnsIno: 0,
     plan: { group: 1, devices: [], steps: [] }, started: 0,
   };
-  store.writeJournal(journal);
+  store.createJournal(journal);
   t.equal(fs.readFileSync(victim, 'utf8'), 'precious', 'the link target is untouched');
   t.equal(fs.lstatSync(join(dir, 'journal.json')).mode & 0o777, 0o600, 'the journal is 0600');
   t.same(store.readJournal('c-files'), journal);
+  fs.rmSync(join(dir, 'journal.next'));
+  fs.symlinkSync(victim, join(dir, 'journal.next'));
+  t.throws(() => store.writeJournal({ ...journal, started: 1 }), { constructor: StateError, message: /cannot write the journal of container c-files: .*ELOOP/ });
+  t.same(store.readJournal('c-files'), journal, 'the journal is unchanged');
+  t.equal(fs.readFileSync(victim, 'utf8'), 'precious', 'and the link target too');
   lock.release();
 
   fs.mkdirSync(store.containerDir('c-lock'), { mode: 0o700 });

@@ -9,7 +9,7 @@
 import t, { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { encodeId } from '../../src/apply/statedir';
+import { encodeId } from '../../src/state/statedir';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { addAddress, NsSnapshot, nsSnapshot, sh, ShResult, shOk, settledTo, steady } from '../helpers/sandbox';
 import {

@@ -1,0 +1,184 @@
+// src/state/files.ts and the journal store on real files: refusals, bounded reads, complete and
+// atomic writes, and space reserved ahead. Short writes and a full file system come from a small
+// tmpfs (root only, like every test here).
+import t, { Test } from 'tap';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, StateError } from '../../src/errors';
+import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/state/files';
+import { encodeJournal, Journal, StateDir } from '../../src/state/statedir';
+import { Sandbox, shOk } from '../helpers/sandbox';
+
+const PAGE = 4096;
+
+/** A tmpfs of `bytes` under a sandbox dir; teardown unmounts it. */
+function smallFs(t: Test, bytes: number): string {
+  const mnt = join(new Sandbox(t).tempDir('files'), 'mnt');
+  fs.mkdirSync(mnt);
+  shOk('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', mnt]);
+  return mnt;
+}
+
+/** Fills the file system holding `dir` until it refuses more. */
+function fillUp(dir: string): void {
+  const fd = fs.openSync(join(dir, 'filler'), 'w');
+  try {
+    for (;;) fs.writeSync(fd, Buffer.alloc(PAGE));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+t.test('readRegularFile refuses links, FIFOs, folders, big files and foreign owners, with the caller\'s message', async (t) => {
+  const dir = new Sandbox(t).tempDir('read');
+  const file = join(dir, 'f.json');
+  fs.writeFileSync(file, '{"a":1}', { mode: 0o644 });
+  const rules = { where: 'thing', maxBytes: 64 };
+  t.equal(readRegularFile(file, rules).toString(), '{"a":1}');
+  t.equal(readRegularFile(join(dir, 'absent'), { ...rules, missingOk: true }), null, 'missingOk: null');
+  t.throws(() => readRegularFile(join(dir, 'absent'), rules), { constructor: ConfigError, message: /^thing: cannot read: ENOENT/ });
+
+  fs.symlinkSync(file, join(dir, 'link'));
+  t.throws(() => readRegularFile(join(dir, 'link'), { ...rules, symlinkHint: '; give the file itself' }),
+    { message: 'thing: is a symbolic link; give the file itself' });
+  t.equal(readRegularFile(join(dir, 'link'), { ...rules, follow: true }).toString(), '{"a":1}', 'followed when asked');
+
+  shOk('mkfifo', [join(dir, 'fifo')]);
+  t.throws(() => readRegularFile(join(dir, 'fifo'), { ...rules, error: StateError }),
+    { constructor: StateError, message: 'thing: is not a regular file' }, 'a FIFO is refused, not waited on');
+  t.throws(() => readRegularFile(dir, rules), { message: 'thing: is not a regular file' });
+
+  fs.writeFileSync(join(dir, 'big'), 'x'.repeat(65));
+  t.throws(() => readRegularFile(join(dir, 'big'), rules), { message: /^thing: larger than 0.0625 KiB \(65 bytes\)$/ });
+
+  fs.chownSync(file, 65534, 65534);
+  t.throws(() => readRegularFile(file, { ...rules, owner: 'self' }), { message: 'thing: is owned by uid 65534, not by us (uid 0)' });
+  t.throws(() => readRegularFile(file, { ...rules, owner: 'root-or-self' }), { message: "thing: is owned by uid 65534; it must be root's" });
+  fs.chownSync(file, 0, 0);
+  fs.chmodSync(file, 0o664);
+  t.throws(() => readRegularFile(file, { ...rules, ownerWritesOnly: true }),
+    { message: 'thing: is writable by group or others (mode 0664); only its owner may write it' });
+});
+
+t.test('writeAll on a nearly full file system: the short write is finished or fails with ENOSPC, never silently cut', async (t) => {
+  const mnt = smallFs(t, 16 * PAGE);
+  const data = Buffer.alloc(20 * PAGE, 0x61);
+  const raw = fs.openSync(join(mnt, 'raw'), 'w');
+  const n = fs.writeSync(raw, data);
+  fs.closeSync(raw);
+  t.ok(n > 0 && n < data.length, `a plain write is cut short without an error (${n} of ${data.length} bytes)`);
+  fs.rmSync(join(mnt, 'raw'));
+
+  const fd = fs.openSync(join(mnt, 'all'), 'w');
+  t.teardown(() => fs.closeSync(fd));
+  t.throws(() => writeAll(fd, data), { code: 'ENOSPC' }, 'writeAll throws instead');
+  fs.ftruncateSync(fd, 0);
+  writeAll(fd, data.subarray(0, 8 * PAGE), 0);
+  t.equal(fs.fstatSync(fd).size, 8 * PAGE, 'and writes all of what fits');
+});
+
+t.test('replaceFile is atomic: the old content stays when the new one does not fit, and no temp file is left', async (t) => {
+  const mnt = smallFs(t, 16 * PAGE);
+  const file = join(mnt, 'config.json');
+  replaceFile(file, 'old\n', 0o644);
+  t.equal(fs.readFileSync(file, 'utf8'), 'old\n');
+  t.equal(fs.statSync(file).mode & 0o777, 0o644, 'with the mode asked for');
+  // A link planted at the temp name is replaced, not written through.
+  const victim = join(mnt, 'victim');
+  fs.writeFileSync(victim, 'precious');
+  fs.symlinkSync(victim, `${file}.oci-netdev.tmp`);
+  replaceFile(file, 'new\n', 0o644);
+  t.equal(fs.readFileSync(file, 'utf8'), 'new\n');
+  t.equal(fs.readFileSync(victim, 'utf8'), 'precious', 'the link target is untouched');
+
+  t.throws(() => replaceFile(file, Buffer.alloc(32 * PAGE), 0o644), { code: 'ENOSPC' });
+  t.equal(fs.readFileSync(file, 'utf8'), 'new\n', 'the file is as it was');
+  t.same(fs.readdirSync(mnt).sort(), ['config.json', 'victim'], 'no temp file left');
+});
+
+t.test('space preallocated before the file system fills can still be written', async (t) => {
+  const mnt = smallFs(t, 16 * PAGE);
+  const fd = fs.openSync(join(mnt, 'reserved'), 'w+');
+  t.teardown(() => fs.closeSync(fd));
+  preallocate(fd, 4 * PAGE, 'test');
+  fillUp(mnt);
+  t.throws(() => writeAll(fs.openSync(join(mnt, 'other'), 'w'), Buffer.alloc(PAGE)), { code: 'ENOSPC' }, 'the file system is full');
+  writeAll(fd, Buffer.alloc(4 * PAGE, 0x62), 0);
+  t.equal(fs.readFileSync(join(mnt, 'reserved')).toString('latin1'), 'b'.repeat(4 * PAGE), 'the reserved range took the write');
+});
+
+const journal = (id: string): Journal => ({
+  containerId: id, phase: 'attaching', createdAt: '2026-01-01T00:00:00.000Z', netnsPath: '/x', netnsDev: 1, netnsIno: 2,
+  plan: { group: 7, devices: [{
+    key: 'eth9', kind: 'host', targetName: 'net0', identity: { kind: null, permanentMac: null, parentBus: null, parentDev: null },
+    containerIndex: 9, adopted: false, containerAddresses: [],
+  }], steps: [{ device: 'eth9', do: 'moveIn', undo: 'moveOut' }] },
+  started: 0,
+});
+
+t.test('the journal: reserved at creation, written into its spare and swapped, readable after the file system fills', async (t) => {
+  const mnt = smallFs(t, 64 * PAGE);
+  const store = new StateDir(join(mnt, 'state'));
+  const lock = store.lockContainer('c1');
+  t.teardown(() => lock.release());
+  const j = journal('c1');
+  store.createJournal(j);
+  const dir = store.containerDir('c1');
+  t.same(fs.readdirSync(dir).sort(), ['journal.json', 'journal.next', 'lock'], 'the journal and its spare');
+  for (const name of ['journal.json', 'journal.next']) t.equal(fs.statSync(join(dir, name)).size, 16 * PAGE, `${name} holds the 64 KiB reserve`);
+  t.same(store.readJournal('c1'), j);
+
+  fillUp(mnt);
+  const inodes = new Set<number>();
+  for (let started = 1; started <= 5; started++) {
+    store.writeJournal({ ...j, started, phase: 'detaching', plan: { ...j.plan, devices: [{ ...j.plan.devices[0], containerName: 'net0' }] } });
+    t.equal(store.readJournal('c1')?.started, started, `write ${started} on a full file system`);
+    inodes.add(fs.statSync(join(dir, 'journal.json')).ino);
+  }
+  t.equal(inodes.size, 2, 'the two reserved files take turns');
+
+  // Beyond its reserve a journal needs space, and says so without harm to the old one.
+  const huge = { ...j, createdAt: 'x'.repeat(20 * PAGE) };
+  t.throws(() => store.writeJournal(huge), { constructor: StateError, message: /^cannot write the journal of container c1: fallocate .*ENOSPC/ });
+  t.equal(store.readJournal('c1')?.started, 5, 'the journal is unchanged');
+
+  const other = new StateDir(join(mnt, 'state'));
+  other.lockContainer('c2').release();
+  t.throws(() => other.createJournal(journal('c2')), { constructor: StateError, message: /^cannot reserve space for the journal of container c2 in \S+: fallocate .*ENOSPC/ });
+  t.same(fs.readdirSync(other.containerDir('c2')), ['lock'], 'a failed reservation leaves no journal');
+});
+
+t.test('a journal is refused, in one line naming it, when corrupt, of another version or off its schema', async (t) => {
+  const store = new StateDir(new Sandbox(t).tempDir('state'));
+  const lock = store.lockContainer('c1');
+  t.teardown(() => lock.release());
+  const file = join(store.containerDir('c1'), 'journal.json');
+  const where = `journal of container c1 (${file})`;
+  const put = (text: string | Buffer) => fs.writeFileSync(file, text, { mode: 0o600 });
+  const good = encodeJournal(journal('c1'));
+
+  put(Buffer.concat([good, Buffer.alloc(100)]));
+  t.same(store.readJournal('c1'), journal('c1'), 'what follows the first line is ignored');
+  put(good.subarray(0, 100));
+  t.throws(() => store.readJournal('c1'), { message: new RegExp(`^${escape(where)} is corrupt: `) }, 'truncated');
+  t.throws(() => store.readJournal('c1'), StateError, 'a StateError');
+  put(good.toString().replace('"started":0', '"started":1'));
+  t.throws(() => store.readJournal('c1'), { message: `${where} is corrupt: checksum mismatch` }, 'one changed value');
+  put(JSON.stringify({ version: 1, ...journal('c1') }));
+  t.throws(() => store.readJournal('c1'), { message: `${where} has version 1; this oci-netdev reads version 2 only` }, 'a version 1 journal');
+  put('[]');
+  t.throws(() => store.readJournal('c1'), { message: `${where} has version none; this oci-netdev reads version 2 only` });
+  const { plan: _plan, ...noPlan } = journal('c1');
+  put(encodeJournal(noPlan as Journal));
+  t.throws(() => store.readJournal('c1'), { message: `${where} is invalid: journal.plan: is required` }, 'off the schema');
+  put(encodeJournal({ ...journal('c1'), plan: { ...journal('c1').plan, steps: [{ device: 'eth9', do: 'explode' as 'moveIn' }] } }));
+  t.throws(() => store.readJournal('c1'), { message: /is invalid: journal.plan.steps\[0\].do: must be one of moveIn, moveOut/ });
+  put(encodeJournal({ ...journal('c1'), plan: { ...journal('c1').plan, devices: [{ ...journal('c1').plan.devices[0], identity: { x: 1 } } as never] } }));
+  t.throws(() => store.readJournal('c1'), { message: /is invalid: journal.plan.devices\[0\].identity/ }, 'a device whose identity is off the schema');
+  put(encodeJournal(journal('c2')));
+  t.throws(() => store.readJournal('c1'), { message: `${where} is corrupt: it belongs to container "c2"` });
+});
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
