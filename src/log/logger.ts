@@ -5,6 +5,7 @@
 
 import * as fs from 'fs';
 import * as libc from '../../native/libc';
+import { openAppend, writeAll } from '../state/files';
 
 export type Level = 'info' | 'warning' | 'error';
 
@@ -81,7 +82,7 @@ export class Logger {
     const file = this.file();
     if (file !== null) {
       try {
-        fs.writeSync(file, fileRecord(new Date(), level, message, containerId));
+        writeAll(file, Buffer.from(fileRecord(new Date(), level, message, containerId)));
       } catch (err) {
         this.fileFd = null;
         fs.closeSync(file);
@@ -108,7 +109,7 @@ export class Logger {
       this.fileFd = null;
       if (this.opts.file !== undefined) {
         try {
-          this.fileFd = openLogFile(this.opts.file);
+          this.fileFd = openAppend(this.opts.file);
         } catch (err) {
           this.stderr(`${TAG}: WARNING: cannot open log file ${this.opts.file}: ${(err as Error).message}\n`);
         }
@@ -116,24 +117,4 @@ export class Logger {
     }
     return this.fileFd;
   }
-}
-
-/**
- * Opens a log file for appending, created 0600 if missing. A link is refused (O_NOFOLLOW), and
- * so is anything but a regular file; O_NONBLOCK keeps a FIFO planted there from hanging the hook.
- */
-export function openLogFile(file: string): number {
-  const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
-  let fd: number;
-  try {
-    fd = fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : (code ?? String(err)));
-  }
-  if (!fs.fstatSync(fd).isFile()) {
-    fs.closeSync(fd);
-    throw new Error('not a regular file');
-  }
-  return fd;
 }

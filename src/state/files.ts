@@ -148,6 +148,26 @@ export function createExclusive(file: string, mode: number): number {
   }
 }
 
+/**
+ * Opens a file for appending (a log), created 0600 if missing. A link is refused (O_NOFOLLOW), and
+ * so is anything but a regular file; O_NONBLOCK keeps a FIFO planted there from hanging the hook.
+ */
+export function openAppend(file: string): number {
+  const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : (code ?? String(err)));
+  }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new Error('not a regular file');
+  }
+  return fd;
+}
+
 /** Reserves blocks for the first `size` bytes of `fd`, so later writes there need no space. */
 export function preallocate(fd: number, size: number, what: string): void {
   libc.fallocate(fd, 0, size, what);

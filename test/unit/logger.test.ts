@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { fileRecord, Logger, openLogFile, syslogRecord } from '../../src/log/logger';
+import { fileRecord, Logger, syslogRecord } from '../../src/log/logger';
+import { openAppend } from '../../src/state/files';
 import { listenSyslog } from '../helpers/syslog';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-log-'));
@@ -100,6 +101,6 @@ t.test('a log file that cannot be used is one warning; the caller goes on', asyn
   // A FIFO with a reader opens, and is refused for what it is.
   const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   t.teardown(() => fs.closeSync(reader));
-  t.throws(() => openLogFile(fifo), /not a regular file/);
-  t.throws(() => openLogFile(link), /symbolic link/);
+  t.throws(() => openAppend(fifo), /not a regular file/);
+  t.throws(() => openAppend(link), /symbolic link/);
 });
