@@ -181,6 +181,14 @@ function restoreAltNames(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo): 
   rec.removedAltNames = rec.removedAltNames?.filter((a) => taken.has(a));
 }
 
+/** A device that took the place of ours in the container (same ifindex) stays there, and we say so. */
+function refuseImpostor(ctx: ApplyContext, ct: Side, rec: DeviceRecord): void {
+  const at = getLink(ct.sock, { index: rec.containerIndex });
+  if (at) {
+    ctx.warn(`device ${rec.key}: ${at.name} at ifindex ${rec.containerIndex} in the container is not the device oci-netdev moved there; left in the container`);
+  }
+}
+
 /** Thrown when a device is provably gone; the engine keeps its record and says so. */
 export class DeviceLostError extends PlanError {}
 
@@ -205,6 +213,7 @@ const moveOut: Op = (ctx, rec) => {
     // The host is ours: the name just given finds it.
     home = getLink(ctx.host.sock, { name });
   } else {
+    if (ct) refuseImpostor(ctx, ct, rec);
     // Returned by the kernel, brought home by an interrupted run, or never moved.
     home = findOnHost(ctx, rec);
   }
