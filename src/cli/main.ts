@@ -5,7 +5,9 @@ import { DEFAULT_STATE_DIR } from '../state/statedir';
 import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateConfigFile } from '../config';
 import type { OciState } from '../config';
 import { attach, detach, gc, status, EngineOptions } from '../engine/lifecycle';
-import { hooksDConfig, injectHooks } from '../engine/hooks';
+import { BIN_PATH, hookEntry, hooksDConfig, injectHooks } from '../engine/hooks';
+import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
+import { generateCdi } from '../cdi/generate';
 import { Logger } from '../log/logger';
 import { hookTimeoutSeconds, startWatchdog } from './watchdog';
 
@@ -18,6 +20,9 @@ back when the container stops. Runs as OCI createRuntime and poststop hooks.
 Hook commands (read the OCI state on stdin):
   create-runtime      attach the devices of BUNDLE/config.json and the
                       oci-netdev.netDevices annotation; on failure, undo all
+                      --device SPEC: also this entry (repeatable), with the
+                      --device entries of the other oci-netdev createRuntime
+                      hooks of config.json (CDI adds one hook per device)
   poststop            restore every device; a second run does nothing
   hook                either of the two, chosen by the state's status
                       (used by hooks.d files, which give one command for
@@ -31,6 +36,18 @@ Other commands:
   status [--json]     list containers and the devices they hold
   gc                  restore containers whose hook died or whose
                       container is gone without a poststop
+  cdi generate        write a CDI spec (kind ${CDI_KIND}) with one device per
+                      host NIC the policy's config section allows, for
+                      \`podman run --device ${CDI_KIND}=eth1\`:
+    --out FILE          the spec file (default ${DEFAULT_CDI_FILE})
+    --cdi-version V     ${CDI_VERSIONS.join(', ')} (default ${DEFAULT_CDI_VERSION},
+                        the newest podman 4.3 reads); 1.1.0 also adds
+                        netDevices edits, for engines that move devices
+    --device SPEC       extension fields for one NIC (repeatable)
+
+Device SPEC: NAME[:FIELD=VALUE,...], the netDevices entry of host device
+NAME; fields name, mtu, mac (type, master, mode and address, repeatable, for
+created devices in hooks), e.g. --device eth1:name=net1,mtu=9000.
 
 Options:
   --state-dir DIR     state directory (env OCI_NETDEV_STATE_DIR,
@@ -42,7 +59,8 @@ Options:
   --log-file FILE     also append every change, warning and error to FILE
                       (env OCI_NETDEV_LOG_FILE); they always go to the
                       system log (/dev/log, tag oci-netdev) when it exists.
-                      inject and hooks-d pass it on to the hooks
+                      inject, hooks-d and cdi generate pass --state-dir,
+                      --policy and --log-file on to the hooks
   -h, --help          show this help
   -V, --version       show the version
 
@@ -64,16 +82,38 @@ interface Parsed {
   /** --log-file or OCI_NETDEV_LOG_FILE. */
   logFile?: string;
   json: boolean;
+  /** --device SPEC, in order. */
+  devices: string[];
+  /** cdi generate: --out and --cdi-version. */
+  out?: string;
+  cdiVersion?: string;
+  /** The arguments as given, for a hook to find its siblings in config.json. */
+  argv: string[];
 }
+
+/** Options of the CDI commands that take a value, and what the value is. */
+const CDI_OPTIONS: Record<string, string> = { '--device': 'a device SPEC', '--out': 'a file', '--cdi-version': 'a version' };
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed {
   let stateDir: string | undefined;
   let policy: string | undefined;
   let logFile: string | undefined;
   let json = false;
+  let out: string | undefined;
+  let cdiVersion: string | undefined;
+  const devices: string[] = [];
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    const valued = Object.keys(CDI_OPTIONS).find((o) => a === o || a.startsWith(`${o}=`));
+    if (valued !== undefined) {
+      const value = a === valued ? argv[++i] : a.slice(valued.length + 1);
+      if (!value) throw new UsageError(`${valued} needs ${CDI_OPTIONS[valued]}`);
+      if (valued === '--device') devices.push(value);
+      else if (valued === '--out') out = value;
+      else cdiVersion = value;
+      continue;
+    }
     if (a === '--state-dir') {
       stateDir = argv[++i];
       if (!stateDir) throw new UsageError('--state-dir needs a directory');
@@ -111,14 +151,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const logTo = logFile ?? (env.OCI_NETDEV_LOG_FILE || undefined);
   if (logTo !== undefined && !logTo.startsWith('/')) throw new UsageError(`log file must be an absolute path (got ${logTo})`);
   return {
-    command, args, stateDir: given ?? DEFAULT_STATE_DIR, stateDirGiven: given !== undefined, json,
+    command, args, stateDir: given ?? DEFAULT_STATE_DIR, stateDirGiven: given !== undefined, json, devices,
+    argv: argv[0] === 'oci-netdev' ? argv.slice(1) : argv,
+    ...(out !== undefined ? { out } : {}),
+    ...(cdiVersion !== undefined ? { cdiVersion } : {}),
     ...(policyFile !== undefined ? { policyFile } : {}),
     ...(logTo !== undefined ? { logFile: logTo } : {}),
   };
 }
 
 const ARITY: Record<string, number> = {
-  'create-runtime': 0, poststop: 0, hook: 0, inject: 1, 'hooks-d': 0, validate: 1, status: 0, gc: 0, help: 0, version: 0,
+  'create-runtime': 0, poststop: 0, hook: 0, inject: 1, 'hooks-d': 0, validate: 1, status: 0, gc: 0, cdi: 1, help: 0, version: 0,
 };
 
 /** The commands a runtime runs; they are bounded in wall time. */
@@ -134,6 +177,7 @@ function run(p: Parsed, log: Logger): number {
     ...(p.policyFile !== undefined ? { policyFile: p.policyFile } : {}),
     warn: (m) => log.warn(m),
     info: (m, containerId) => log.info(m, containerId),
+    ...(p.devices.length ? { hookSelf: { path: BIN_PATH, args: p.argv } } : {}),
   };
   const passOptions = [
     ...(p.stateDirGiven ? ['--state-dir', p.stateDir] : []),
@@ -164,6 +208,18 @@ function run(p: Parsed, log: Logger): number {
     case 'inject': {
       const { added } = injectHooks(p.args[0], passOptions);
       process.stdout.write(`${p.args[0]}/config.json: ${added ? `added ${added} hook(s)` : 'hooks already present'}\n`);
+      return 0;
+    }
+    case 'cdi': {
+      if (p.args[0] !== 'generate') throw new UsageError(`unknown cdi command ${p.args[0]} (cdi generate)`);
+      const out = p.out ?? DEFAULT_CDI_FILE;
+      const { spec, skipped } = generateCdi({
+        out, cdiVersion: p.cdiVersion ?? DEFAULT_CDI_VERSION, deviceTexts: p.devices, stateDir: p.stateDir,
+        ...(p.policyFile !== undefined ? { policyFile: p.policyFile } : {}),
+        hook: (command) => hookEntry(command, passOptions),
+      });
+      for (const s of skipped) process.stdout.write(`skipped ${s.name}: ${s.refused}\n`);
+      process.stdout.write(`${out}: ${spec.devices.length} device(s) of kind ${spec.kind}: ${spec.devices.map((d) => d.name).join(', ')}\n`);
       return 0;
     }
     case 'hooks-d':

@@ -2,7 +2,9 @@
 
 export * from './types';
 export { ANNOTATION, MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES } from './load';
-export { loadContainerRequest, parseNetDevices, validateConfigFile } from './load';
+export { deviceArgSpecs, loadContainerRequest, parseNetDevices, validateConfigFile } from './load';
+export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from './device-arg';
+export type { DeviceArg } from './device-arg';
 export { IFNAMSIZ, checkDevName, isDevNameTemplate, isValidDevName } from './names';
 export type { DevNameOptions } from './names';
 export { MAX_STATE_BYTES, parseState, readStdinState } from './state';

@@ -3,14 +3,16 @@
 // Nothing here touches the network; the host-side checks (master exists, device free) are the
 // engine's.
 
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
+import { deviceArgs, splitDeviceOptions } from './device-arg';
 import { deviceError, preview, show, validate } from './schema';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, MacvlanMode, OciState } from './types';
+import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -37,10 +39,15 @@ interface Entry {
 /** The parts of config.json we read, as spec/config.schema.json admits them. */
 interface Config {
   annotations?: Record<string, string>;
+  hooks?: { createRuntime?: { path: string; args?: string[] }[] };
   linux?: { netDevices?: object; namespaces?: { type: string; path?: string }[] };
 }
 
-export function loadContainerRequest(state: OciState): ContainerRequest {
+/**
+ * The request of a container. `self`: the hook run that asks, whose --device arguments, and those
+ * of its siblings in config.json's hooks.createRuntime, count as entries of linux.netDevices.
+ */
+export function loadContainerRequest(state: OciState, self?: HookSelf): ContainerRequest {
   if (typeof state.bundle !== 'string' || !path.isAbsolute(state.bundle)) {
     throw new ConfigError(`OCI state: bundle: must be an absolute path (got ${preview(state.bundle)})`, {
       field: 'bundle',
@@ -52,7 +59,7 @@ export function loadContainerRequest(state: OciState): ContainerRequest {
     state,
     ...(ns?.path ? { netnsPath: ns.path } : {}),
     hasNetworkNamespace: ns !== undefined,
-    devices: configDevices(config, state.annotations),
+    devices: configDevices(config, state.annotations, self ? hookDeviceTexts(config, self) : []),
   };
 }
 
@@ -80,9 +87,62 @@ function readConfig(file: string): Config {
   return config as Config;
 }
 
-/** Devices from linux.netDevices, then from the annotation (the state's, else config.json's). */
-function configDevices(config: Config, stateAnnotations?: Record<string, string>): DeviceSpec[] {
-  const fromConfig = parseNetDevices(config.linux?.netDevices ?? {}, 'config');
+/** The devices of a command line's --device arguments, by the rules of linux.netDevices. */
+export function deviceArgSpecs(texts: string[]): DeviceSpec[] {
+  const args = deviceArgs(texts);
+  return parseNetDevices(Object.fromEntries(args.map((a) => [a.key, a.entry])), 'config');
+}
+
+/**
+ * The --device texts of every createRuntime hook entry that is `self` but for its --device
+ * arguments (same executable, same options and command), in config.json's order, then self's own
+ * (a run started by hand has no entry there).
+ */
+function hookDeviceTexts(config: Config, self: HookSelf): string[] {
+  const mine = splitDeviceOptions(self.args);
+  const texts: string[] = [];
+  for (const entry of config.hooks?.createRuntime ?? []) {
+    const args = entry.args ?? [];
+    const { rest, devices } = splitDeviceOptions(args);
+    const tail = rest.slice(rest.length - mine.rest.length);
+    const sameOptions = rest.length > mine.rest.length && tail.every((a, i) => a === mine.rest[i]);
+    // The executable may come first as the path or, run through an interpreter, as an argument.
+    const sameProgram = [entry.path, ...rest.slice(0, -mine.rest.length)].some((a) => a.startsWith('/') && sameFile(a, self.path));
+    if (sameOptions && sameProgram) texts.push(...devices);
+  }
+  return [...texts, ...mine.devices];
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return fs.realpathSync(a) === fs.realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Devices from linux.netDevices and the hook's --device arguments, then from the annotation (the
+ * state's, else config.json's). A --device entry may repeat a plain move of linux.netDevices under
+ * the same name: a runtime that knows CDI netDevices edits moves the device itself, and the hook
+ * adopts it with the extension fields of its --device.
+ */
+function configDevices(config: Config, stateAnnotations?: Record<string, string>, hookTexts: string[] = []): DeviceSpec[] {
+  let fromConfig = parseNetDevices(config.linux?.netDevices ?? {}, 'config');
+  const hookArgs = deviceArgs(hookTexts);
+  if (hookArgs.length) {
+    const merged = { ...(config.linux?.netDevices as Record<string, object> | undefined) };
+    for (const { key, entry } of hookArgs) {
+      const standard = fromConfig.find((d) => d.key === key);
+      const plainMove = standard && Object.keys(merged[key]).every((f) => f === 'name') && standard.name === (entry.name ?? key);
+      if (standard && !plainMove) {
+        throw deviceError(key, 'key', `given in both ${WHERE.config} and a hook's --device argument, and not as the same plain move`);
+      }
+      merged[key] = entry;
+    }
+    fromConfig = parseNetDevices(merged, 'config');
+  }
   const text = stateAnnotations?.[ANNOTATION] ?? config.annotations?.[ANNOTATION];
   if (text === undefined) return fromConfig;
 

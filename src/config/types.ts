@@ -30,6 +30,18 @@ export interface OciState {
   annotations?: Record<string, string>;
 }
 
+/**
+ * This hook run as the runtime started it, to find its siblings among config.json's
+ * hooks.createRuntime: a runtime injects one hook pair per CDI device, all alike but for their
+ * --device arguments, and the first run attaches the devices of all of them.
+ */
+export interface HookSelf {
+  /** The executable hook entries name (absolute). */
+  path: string;
+  /** The arguments after the program name, --device ones included. */
+  args: string[];
+}
+
 export interface ContainerRequest {
   state: OciState;
   /** linux.namespaces[type=network].path, if the config gives one. */

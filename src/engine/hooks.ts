@@ -9,13 +9,18 @@ import { readRegularFile, replaceFile } from '../state/files';
 /** The installed executable, as hook entries must name it (absolute). */
 export const BIN_PATH = path.resolve(__dirname, '../../../bin/oci-netdev');
 
-interface HookEntry {
+export interface HookEntry {
   path: string;
   args?: string[];
   timeout?: number;
 }
 
 const hookArgs = (command: string, extra: string[]) => ['oci-netdev', ...extra, command];
+
+/** The OCI hook entry that runs `command` with `extraArgs` (options) before it; CDI specs use it too. */
+export function hookEntry(command: string, extraArgs: string[] = []): HookEntry {
+  return { path: BIN_PATH, args: hookArgs(command, extraArgs) };
+}
 
 /** Adds our createRuntime and poststop hooks to BUNDLE/config.json; running it again changes nothing. */
 export function injectHooks(bundle: string, extraArgs: string[] = []): { added: number } {
@@ -33,7 +38,7 @@ export function injectHooks(bundle: string, extraArgs: string[] = []): { added: 
   for (const [stage, command] of [['createRuntime', 'create-runtime'], ['poststop', 'poststop']] as const) {
     const list: HookEntry[] = (config.hooks[stage] ??= []);
     const mine = list.findIndex((h: HookEntry) => h.path === BIN_PATH && h.args?.at(-1) === command);
-    const entry = { path: BIN_PATH, args: hookArgs(command, extraArgs) };
+    const entry = hookEntry(command, extraArgs);
     if (mine === -1) {
       list.push(entry);
       added++;

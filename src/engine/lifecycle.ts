@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
-import type { OciState } from '../config';
+import type { HookSelf, OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
 import { listAddresses } from '../netlink/address';
@@ -30,6 +30,8 @@ export interface EngineOptions {
   warn: (message: string) => void;
   /** A change made to the host, for the logs only; the container is the one the hook runs for unless named. */
   info: (message: string, containerId?: string) => void;
+  /** The hook run as its runtime started it: its --device arguments and its siblings' are devices too (CDI). */
+  hookSelf?: HookSelf;
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
@@ -83,7 +85,7 @@ function allocateGroup(others: Journal[], links: LinkInfo[]): number {
 }
 
 /** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
-function macvlanMasters(journals: Journal[]): Map<number, string> {
+export function macvlanMasters(journals: Journal[]): Map<number, string> {
   const masters = new Map<number, string>();
   for (const j of journals) {
     for (const d of j.plan.devices) if (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined) masters.set(d.identity.hostLowerIndex, j.containerId);
@@ -93,7 +95,7 @@ function macvlanMasters(journals: Journal[]): Map<number, string> {
 
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
 export function attach(state: OciState, opts: EngineOptions): void {
-  const req = loadContainerRequest(state);
+  const req = loadContainerRequest(state, opts.hookSelf);
   if (req.devices.length === 0) return;
   // Names only: refused before anything is observed or touched.
   const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
@@ -121,8 +123,14 @@ export function attach(state: OciState, opts: EngineOptions): void {
   try {
     const existing = store.readJournal(state.id);
     if (existing) {
-      // The same container asking again (a retried hook) finds its devices attached: nothing to do.
-      if (existing.phase === 'attached' && existing.bundle === state.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) return;
+      // The same container asking again (a retried hook, or the next of the hook pairs a CDI engine
+      // adds per device) finds its devices attached: nothing to do.
+      const held = new Set(existing.plan.devices.map((d) => d.key));
+      const missing = req.devices.filter((d) => !held.has(d.key)).map((d) => d.key);
+      if (existing.phase === 'attached' && existing.bundle === state.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
+        if (missing.length === 0) return;
+        throw new StateError(`container ${state.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
+      }
       throw new StateError(`container ${state.id} already has devices attached from bundle ${existing.bundle ?? '(unknown)'}; run its poststop first`);
     }
     ownsState = true;

@@ -1,0 +1,81 @@
+// `oci-netdev cdi generate`: a CDI spec for the host NICs that can be given to containers, written
+// atomically (a temp file in the same folder, then rename) with mode 0644.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError } from '../errors';
+import { deviceArgs, deviceArgSpecs } from '../config';
+import type { DeviceArg } from '../config';
+import { hostDevices } from '../engine/devices';
+import type { HostDevice } from '../engine/devices';
+import type { HookEntry } from '../engine/hooks';
+import { buildCdiSpec, checkCdiVersion, isCdiDeviceName } from './spec';
+import type { CdiSpec } from './spec';
+
+export interface GenerateOptions {
+  /** The spec file to write (absolute). */
+  out: string;
+  cdiVersion: string;
+  /** --device arguments: extension fields for some of the NICs. */
+  deviceTexts: string[];
+  stateDir: string;
+  policyFile?: string;
+  /** The hook entry for an oci-netdev command, with the options that go into every hook. */
+  hook: (command: string) => HookEntry;
+}
+
+export interface GenerateResult {
+  spec: CdiSpec;
+  /** Host devices left out, each with why. */
+  skipped: HostDevice[];
+}
+
+/** Reads the host's devices, builds the spec and writes it; bad input changes nothing. */
+export function generateCdi(o: GenerateOptions): GenerateResult {
+  checkCdiVersion(o.cdiVersion);
+  if (!path.isAbsolute(o.out)) throw new ConfigError(`--out: must be an absolute path (got ${JSON.stringify(o.out)})`, { field: '--out' });
+  deviceArgSpecs(o.deviceTexts);
+  const given = new Map(deviceArgs(o.deviceTexts).map((a) => [a.key, a]));
+  const all = hostDevices(o);
+  const offered: DeviceArg[] = [];
+  const skipped: HostDevice[] = [];
+  for (const d of all) {
+    const problem = d.refused ?? (isCdiDeviceName(d.name) ? undefined : 'its name is not a valid CDI device name');
+    if (problem !== undefined) skipped.push({ name: d.name, refused: problem });
+    else offered.push(given.get(d.name) ?? { key: d.name, entry: {} });
+  }
+  for (const [key, arg] of given) {
+    const type = arg.entry.type ?? 'host';
+    if (type !== 'host') throw new ConfigError(`--device ${key}: type must be host: cdi generate offers host devices only (got ${String(type)})`, { device: key, field: 'type' });
+    if (!offered.some((d) => d.key === key)) {
+      const why = skipped.find((s) => s.name === key)?.refused ?? 'it does not exist in this network namespace';
+      throw new ConfigError(`--device ${key}: cannot be offered: ${why}`, { device: key });
+    }
+  }
+  if (offered.length === 0) throw new ConfigError('no host device can be offered; nothing written');
+  const spec = buildCdiSpec(offered, o.cdiVersion, o.hook);
+  writeAtomically(o.out, JSON.stringify(spec, null, 2) + '\n');
+  return { spec, skipped };
+}
+
+/** Creates the folder if needed; runtimes never see a half-written spec (the temp name is not *.json). */
+function writeAtomically(file: string, text: string): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+  try {
+    try {
+      fs.fchmodSync(fd, 0o644); // whatever the umask
+      fs.writeSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new ConfigError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
