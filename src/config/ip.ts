@@ -137,14 +137,17 @@ export function checkGateways(key: string, routes: PlannedRoute[], addresses: { 
   for (const r of routes) {
     if (r.gw === undefined) continue;
     const gw = parseIp(r.gw)!;
-    const what = r.field === 'gateway' ? `gateway ${r.gw}` : `gw ${r.gw}`;
+    // The field already says "gateway"; a route names its gw.
+    const what = r.field === 'gateway' ? r.gw : `gw ${r.gw}`;
     if (own.some((a) => a.ip.family === gw.family && a.ip.value === gw.value)) {
       throw deviceError(key, r.field, `${what} is an address of the device itself`);
     }
     if (gw.family === 6 && inPrefix(gw, parseIp('fe80::')!, 10)) continue;
     if (own.some((a) => inPrefix(gw, a.ip, a.len)) || direct.some((d) => inPrefix(gw, d.ip, d.len))) continue;
     const mine = own.filter((a) => a.ip.family === gw.family).map((a) => a.text);
-    const where = mine.length ? `on no subnet of the device's IPv${gw.family} addresses (${mine.join(', ')})` : `unreachable: the device has no IPv${gw.family} address`;
-    throw deviceError(key, r.field, `${what} is ${where} nor inside a route of the entry without gw; the kernel would refuse it`);
+    const why = mine.length
+      ? `is on no subnet of the device's IPv${gw.family} addresses (${mine.join(', ')}) and in no route of the entry without gw`
+      : `is in no route of the entry without gw, and the device has no IPv${gw.family} address`;
+    throw deviceError(key, r.field, `${what} ${why}; the kernel would refuse it`);
   }
 }

@@ -150,7 +150,7 @@ t.test('refusals: one line, nothing changed', async (t) => {
     ['a device that is not a bridge', { hostBridge: notBridge }, `hostBridge ${notBridge} is not a bridge (it is a veth)`],
     ['an MTU that would lower the bridge\'s', { hostBridge: br, mtu: 1400 }, `hostBridge ${br} has MTU 1500; mtu 1400 would lower it for the whole bridge`],
     ['a gateway the device cannot reach', { addresses: ['10.64.0.2/24'], gateway: '10.65.0.1' },
-      "gateway: gateway 10.65.0.1 is on no subnet of the device's IPv4 addresses (10.64.0.2/24) nor inside a route of the entry without gw; the kernel would refuse it"],
+      "gateway: 10.65.0.1 is on no subnet of the device's IPv4 addresses (10.64.0.2/24) and in no route of the entry without gw; the kernel would refuse it"],
     ['a route with host bits', { routes: [{ dst: '10.66.0.1/16' }] }, 'routes[0].dst: has host bits set; the network is 10.66.0.0/16 (got "10.66.0.1/16")'],
   ];
   for (const [what, extra, message, env] of cases) {

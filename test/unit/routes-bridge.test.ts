@@ -67,10 +67,10 @@ t.test('refused: meaning', async (t) => {
   rejects(t, { type: 'veth', routes: [{ dst: 'fd00::/64' }, { dst: 'fd00:0::/64', metric: 1024 }] },
     'routes[1]', 'is the same route as routes[0] (fd00::/64 metric 1024); give one a different metric');
   rejects(t, { type: 'veth', gateway: '10.0.0.1' }, 'gateway',
-    'gateway 10.0.0.1 is unreachable: the device has no IPv4 address nor inside a route of the entry without gw; the kernel would refuse it');
+    '10.0.0.1 is in no route of the entry without gw, and the device has no IPv4 address; the kernel would refuse it');
   rejects(t, { type: 'veth', addresses: ['10.0.0.2/24', 'fd00::2/64'], routes: [{ dst: '::/0', gw: 'fd01::1' }] }, 'routes[0]',
-    "gw fd01::1 is on no subnet of the device's IPv6 addresses (fd00::2/64) nor inside a route of the entry without gw; the kernel would refuse it");
-  rejects(t, { type: 'veth', addresses: ['10.0.0.2/24'], gateway: '10.0.0.2' }, 'gateway', 'gateway 10.0.0.2 is an address of the device itself');
+    "gw fd01::1 is on no subnet of the device's IPv6 addresses (fd00::2/64) and in no route of the entry without gw; the kernel would refuse it");
+  rejects(t, { type: 'veth', addresses: ['10.0.0.2/24'], gateway: '10.0.0.2' }, 'gateway', '10.0.0.2 is an address of the device itself');
   rejects(t, { type: 'veth', hostBridge: 'a/b' }, 'hostBridge', 'must not contain \'/\' (got "a/b")');
   rejects(t, { type: 'veth', hostAddresses: ['10.0.0.1'] }, 'hostAddresses[0]', 'must be a CIDR, ADDRESS/PREFIX (got "10.0.0.1")');
   rejects(t, { type: 'veth', hostMac: '01:00:5e:00:00:01' }, 'hostMac', 'must be a unicast address (got 01:00:5e:00:00:01)');
@@ -130,7 +130,7 @@ t.test('plan: a moved device\'s gateways are checked against the addresses it ta
   const err = thrown(() => planAttach(parseNetDevices({ nic0: { routes: [{ dst: '0.0.0.0/0', gw: '198.51.100.1' }] } }, 'config'), observed(), ctx));
   t.ok(err instanceof ConfigError);
   t.equal((err as Error).message,
-    "device nic0: routes[0]: gw 198.51.100.1 is on no subnet of the device's IPv4 addresses (192.0.2.1/24) nor inside a route of the entry without gw; the kernel would refuse it");
+    "device nic0: routes[0]: gw 198.51.100.1 is on no subnet of the device's IPv4 addresses (192.0.2.1/24) and in no route of the entry without gw; the kernel would refuse it");
 });
 
 t.test('plan: hostBridge must exist, be a bridge, and keep its MTU; the host end keeps MAC and addresses', async (t) => {
