@@ -9,7 +9,7 @@ import { inSimHost, netnsPath, Sandbox, sh, ShResult, shOk, Teardownable } from 
 import type { OciState } from '../../src/config/types';
 
 /** The netlink message types the trace shows (`type=N`). */
-export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, DELADDR: 21, GETADDR: 22 } as const;
+export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, DELADDR: 21, GETADDR: 22, NEWROUTE: 24 } as const;
 
 export interface Rig {
   sb: Sandbox;
