@@ -8,6 +8,7 @@ import { addAddress, AddressInfo, INFINITY_LIFETIME, listAddresses } from '../ne
 import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
 } from '../netlink/link';
+import { addRoute } from '../netlink/route';
 import { NetlinkError, PlanError } from '../errors';
 import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
@@ -296,10 +297,35 @@ const configure: Op = (ctx, rec) => {
   setLink(sock, link.index, { ...(link.up ? {} : changes), up: true }, ctxOf(rec, 'configure'));
 };
 
+/** The routes of the config, once the device is up (the kernel refuses a route on a device that is down). */
+const addRoutes: Op = (ctx, rec) => {
+  const { sock } = container(ctx, rec);
+  const link = inContainer(ctx, rec);
+  for (const r of rec.containerRoutes ?? []) {
+    try {
+      addRoute(sock, { ...r, oif: link.index }, link.index, link.index, ctxOf(rec, 'add route'));
+    } catch (err) {
+      // Already there (a retried step) is what we wanted.
+      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+    }
+  }
+};
+
+/**
+ * The pair in one request, the host end with its MAC and in its bridge; then the host end's
+ * addresses. All of it goes when the host end is deleted, so deleteCreated undoes it.
+ */
 const createVethOp: Op = (ctx, rec) => {
   const ct = container(ctx, rec);
+  const bridge = rec.hostBridge;
+  if (bridge) {
+    const now = getLink(ctx.host.sock, { index: bridge.index });
+    if (!now || now.name !== bridge.name || now.kind !== 'bridge') {
+      throw new PlanError(`device ${rec.key}: hostBridge ${bridge.name} changed on the host while being planned`, { device: rec.key });
+    }
+  }
   withChosenIndex(ctx,
-    () => createVeth(ctx.host.sock, rec.key, rec.hostIndex!, {
+    () => createVeth(ctx.host.sock, { name: rec.key, index: rec.hostIndex!, master: bridge?.index, mac: rec.hostMac }, {
       name: rec.tempName!, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
     }, ctxOf(rec, 'create veth')),
     () => {
@@ -307,6 +333,7 @@ const createVethOp: Op = (ctx, rec) => {
       rec.identity.hostPeerIndex = rec.hostIndex;
       rec.containerIndex = freeIndex(ct.sock);
     });
+  for (const a of rec.hostAddresses ?? []) addAddress(ctx.host.sock, rec.hostIndex!, a, ctxOf(rec, 'add host end address'));
 };
 
 const createMacvlanOp: Op = (ctx, rec) => {
@@ -373,6 +400,6 @@ const deleteCreated: Op = (ctx, rec) => {
 };
 
 export const OPERATIONS: Record<Operation, Op> = {
-  moveIn, moveOut, copyAddresses, configure,
+  moveIn, moveOut, copyAddresses, configure, addRoutes,
   createVeth: createVethOp, createMacvlan: createMacvlanOp, renameInContainer, deleteCreated,
 };

@@ -16,8 +16,15 @@ const FIELDS: Record<string, 'string' | 'integer' | 'list'> = {
   master: 'string',
   mode: 'string',
   address: 'list',
+  gateway: 'string',
+  hostBridge: 'string',
+  hostMac: 'string',
+  hostAddress: 'list',
+  hwaddr: 'string',
+  pciBusID: 'string',
+  kernelpath: 'string',
 };
-const LIST_FIELD: Record<string, string> = { address: 'addresses' };
+const LIST_FIELD: Record<string, string> = { address: 'addresses', hostAddress: 'hostAddresses' };
 
 /** One parsed --device argument: the entry key and its netDevices entry, not yet validated. */
 export interface DeviceArg {

@@ -4,15 +4,15 @@
 // engine's.
 
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceArgs, splitDeviceOptions } from './device-arg';
+import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip';
 import { deviceError, preview, show, validate } from './schema';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState } from './types';
+import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -34,6 +34,11 @@ interface Entry {
   master?: string;
   mode?: MacvlanMode;
   addresses?: string[];
+  gateway?: string;
+  routes?: RouteSpec[];
+  hostBridge?: string;
+  hostAddresses?: string[];
+  hostMac?: string;
 }
 
 /** The parts of config.json we read, as spec/config.schema.json admits them. */
@@ -171,12 +176,7 @@ function toSpec(key: string, entry: Entry, source: DeviceSource): DeviceSpec {
   if (nameProblem) throw deviceError(key, 'name', `${nameProblem} (got ${preview(spec.name)})`);
 
   if (entry.mtu !== undefined) spec.mtu = entry.mtu;
-  if (entry.mac !== undefined) {
-    const mac = entry.mac.toLowerCase();
-    if (parseInt(mac.slice(0, 2), 16) & 1) throw deviceError(key, 'mac', `must be a unicast address (got ${mac})`);
-    if (/^[0:]+$/.test(mac)) throw deviceError(key, 'mac', `must not be all zeros (got ${mac})`);
-    spec.mac = mac;
-  }
+  if (entry.mac !== undefined) spec.mac = checkMac(key, 'mac', entry.mac);
   if (kind === 'macvlan') {
     const master = entry.master as string; // required by the schema for macvlan
     const problem = checkDevName(master, { template: false });
@@ -184,25 +184,37 @@ function toSpec(key: string, entry: Entry, source: DeviceSource): DeviceSpec {
     spec.master = master;
     spec.mode = entry.mode ?? 'bridge';
   }
-  if (entry.addresses !== undefined) {
-    entry.addresses.forEach((cidr, i) => {
-      const problem = checkCidr(cidr);
-      if (problem) throw deviceError(key, `addresses[${i}]`, `${problem} (got ${preview(cidr)})`);
-    });
-    spec.addresses = [...entry.addresses];
+  if (entry.addresses !== undefined) spec.addresses = checkCidrs(key, 'addresses', entry.addresses);
+  Object.assign(spec, checkRouteFields(key, entry.gateway, entry.routes));
+  // Created devices get exactly the addresses given; a moved device's are checked at planning.
+  if (kind !== 'host') checkGateways(key, plannedRoutes(spec), (spec.addresses ?? []).map(addressOf));
+  if (entry.hostBridge !== undefined) {
+    const problem = checkDevName(entry.hostBridge, { template: false });
+    if (problem) throw deviceError(key, 'hostBridge', `${problem} (got ${preview(entry.hostBridge)})`);
+    spec.hostBridge = entry.hostBridge;
   }
+  if (entry.hostAddresses !== undefined) spec.hostAddresses = checkCidrs(key, 'hostAddresses', entry.hostAddresses);
+  if (entry.hostMac !== undefined) spec.hostMac = checkMac(key, 'hostMac', entry.hostMac);
   return spec;
 }
 
-/** Why `cidr` is not ADDRESS/PREFIX with an IPv4 or IPv6 address, or undefined. */
-function checkCidr(cidr: string): string | undefined {
-  const m = /^([^/]+)\/(0|[1-9][0-9]{0,2})$/.exec(cidr);
-  if (!m) return 'must be a CIDR, ADDRESS/PREFIX';
-  const bits = net.isIPv4(m[1]) ? 32 : net.isIPv6(m[1]) && !m[1].includes('%') ? 128 : 0;
-  if (!bits) return 'must be a CIDR with an IPv4 or IPv6 address';
-  if (Number(m[2]) > bits) return `must have an IPv${bits === 32 ? 4 : 6} prefix length from 0 to ${bits}`;
-  return undefined;
+/** A MAC the schema has accepted, lower case, refused when it is multicast or all zeros. */
+function checkMac(key: string, field: string, text: string): string {
+  const mac = text.toLowerCase();
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw deviceError(key, field, `must be a unicast address (got ${mac})`);
+  if (/^[0:]+$/.test(mac)) throw deviceError(key, field, `must not be all zeros (got ${mac})`);
+  return mac;
 }
+
+function checkCidrs(key: string, field: string, cidrs: string[]): string[] {
+  cidrs.forEach((cidr, i) => {
+    const problem = checkCidr(cidr);
+    if (problem) throw deviceError(key, `${field}[${i}]`, `${problem} (got ${preview(cidr)})`);
+  });
+  return [...cidrs];
+}
+
+const addressOf = (cidr: string) => ({ address: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]) });
 
 /** Checks across entries: count, unique container names, a macvlan master not moved away. */
 function checkTogether(devices: DeviceSpec[], where: string): void {

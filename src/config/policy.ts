@@ -4,9 +4,10 @@
 // CRI-O nodes the annotation oci-netdev.netDevices comes from whoever may create a container or a
 // pod. The policy file (root's, spec/policy.schema.json) says, per source, which host devices may
 // be moved or created (allowDevices), which masters macvlan devices may use (allowMasters), which
-// macvlan modes they may use (allowModes), and how many entries a container may ask for
+// macvlan modes they may use (allowModes), which host bridges veth host ends may join
+// (allowBridges), and how many entries a container may ask for
 // (maxDevices). Without a file, linux.netDevices in config.json may use every device and mode (as
-// before policies existed) and the annotation no device, and macvlan mode bridge only.
+// before policies existed) and the annotation no device, no bridge, and macvlan mode bridge only.
 //
 // These checks need only names, so they run before anything is observed. The rules that need
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
@@ -156,7 +157,7 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 // ---------------------------------------------------------------------------------------------
 // The policy document.
 
-type ListField = 'allowDevices' | 'allowMasters' | 'allowModes';
+type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges';
 
 /** Every macvlan mode, the names allowModes globs match against. */
 export const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
@@ -165,9 +166,11 @@ export interface PolicySection {
   allowDevices: Glob[];
   allowMasters: Glob[];
   allowModes: Glob[];
+  /** Host bridges that the host end of a veth may join (hostBridge). */
+  allowBridges: Glob[];
   maxDevices: number;
   /** Which fields the file gave; the others hold their defaults. */
-  given: { allowDevices: boolean; allowMasters: boolean; allowModes: boolean; maxDevices: boolean };
+  given: { allowDevices: boolean; allowMasters: boolean; allowModes: boolean; allowBridges: boolean; maxDevices: boolean };
 }
 
 export interface Policy {
@@ -183,6 +186,7 @@ interface SectionDoc {
   allowDevices?: string[];
   allowMasters?: string[];
   allowModes?: string[];
+  allowBridges?: string[];
   maxDevices?: number;
 }
 
@@ -192,8 +196,8 @@ interface SectionDoc {
  * the whole master over, vepa and private depend on the switch beyond it).
  */
 const DEFAULT_GLOBS: Record<DeviceSource, Record<ListField, string[]>> = {
-  config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'] },
-  annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'] },
+  config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'] },
+  annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [] },
 };
 
 function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
@@ -216,11 +220,13 @@ function section(source: DeviceSource, doc: SectionDoc | undefined, where: strin
     allowDevices: globs('allowDevices'),
     allowMasters: globs('allowMasters'),
     allowModes: globs('allowModes'),
+    allowBridges: globs('allowBridges'),
     maxDevices: doc?.maxDevices ?? MAX_DEVICES,
     given: {
       allowDevices: doc?.allowDevices !== undefined,
       allowMasters: doc?.allowMasters !== undefined,
       allowModes: doc?.allowModes !== undefined,
+      allowBridges: doc?.allowBridges !== undefined,
       maxDevices: doc?.maxDevices !== undefined,
     },
   };
@@ -285,7 +291,7 @@ function listText(policy: Policy, source: DeviceSource, field: ListField): strin
   const s = policy[source];
   const rule = `${source}.${field}`;
   if (s.given[field]) return `${rule} ${JSON.stringify(s[field].map((g) => g.pattern))}`;
-  const what = field === 'allowModes' ? 'mode' : 'device';
+  const what = field === 'allowModes' ? 'mode' : field === 'allowBridges' ? 'bridge' : 'device';
   const defaults = DEFAULT_GLOBS[source][field];
   const allows = defaults.includes('*') ? `every ${what}` : defaults.length ? `only ${defaults.join(', ')}` : `no ${what}`;
   return `${rule}, which allows ${allows} by default`;
@@ -310,6 +316,9 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
       if (!s.allowModes.some((g) => g.matches(mode))) refuse(d, `macvlan mode ${mode}`, 'allowModes');
     } else if (!s.allowDevices.some((g) => g.matches(d.key))) {
       refuse(d, d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(d.key)}`, 'allowDevices');
+    }
+    if (d.hostBridge !== undefined && !s.allowBridges.some((g) => g.matches(d.hostBridge!))) {
+      refuse(d, `host bridge ${show(d.hostBridge)}`, 'allowBridges');
     }
   }
   for (const source of ['config', 'annotation'] as const) {

@@ -18,7 +18,24 @@ export interface DeviceSpec {
   mode?: MacvlanMode;
   /** veth/macvlan: CIDRs to add in the container. */
   addresses?: string[];
+  /** The default route of the gateway's family, through it (src/config/ip.ts). */
+  gateway?: string;
+  /** Routes added in the container on the device, after its addresses. */
+  routes?: RouteSpec[];
+  /** veth: the host end joins this existing bridge on the host. */
+  hostBridge?: string;
+  /** veth: CIDRs on the host end. */
+  hostAddresses?: string[];
+  /** veth: lower-case unicast MAC of the host end. */
+  hostMac?: string;
   source: DeviceSource;
+}
+
+/** One entry of `routes`: dst a CIDR with no host bits, gw of the same family. */
+export interface RouteSpec {
+  dst: string;
+  gw?: string;
+  metric?: number;
 }
 
 export interface OciState {

@@ -141,14 +141,23 @@ export interface NewLinkCommon {
   group: number;
 }
 
-/** A veth pair: `hostName` (ifindex hostIndex) here and up, the peer `peer.name` directly in peer.netnsFd. */
-export function createVeth(
-  sock: NetlinkSocket, hostName: string, hostIndex: number, peer: NewLinkCommon, ctx: { op: string; device: string },
-): void {
+/** The end of a veth that stays in the socket's namespace. */
+export interface VethHostEnd {
+  name: string;
+  index: number;
+  /** ifindex of a bridge (or other master) it joins as it is created. */
+  master?: number;
+  mac?: string;
+}
+
+/** A veth pair: `host` here and up, the peer `peer.name` directly in peer.netnsFd; one request. */
+export function createVeth(sock: NetlinkSocket, host: VethHostEnd, peer: NewLinkCommon, ctx: { op: string; device: string }): void {
   const VETH_INFO_PEER = 1;
-  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ index: hostIndex, flags: IFF_UP, change: IFF_UP }));
-  req.str(IFLA_IFNAME, hostName).u32(IFLA_GROUP, peer.group);
+  const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ index: host.index, flags: IFF_UP, change: IFF_UP }));
+  req.str(IFLA_IFNAME, host.name).u32(IFLA_GROUP, peer.group);
   if (peer.mtu !== undefined) req.u32(IFLA_MTU, peer.mtu);
+  if (host.mac !== undefined) req.attr(IFLA_ADDRESS, parseMac(host.mac));
+  if (host.master !== undefined) req.u32(IFLA_MASTER, host.master);
   req.nest(IFLA_LINKINFO, (li) => {
     li.str(IFLA_INFO_KIND, 'veth');
     li.nest(IFLA_INFO_DATA, (d) => d.nest(VETH_INFO_PEER, (p) => {

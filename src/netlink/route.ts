@@ -206,6 +206,8 @@ export const RTA_EXPIRES = 23;
 export const RTA_PAD = 24;
 
 export const RTPROT_KERNEL = 2;
+/** Installed by an administrator: the routes a config asks for. */
+export const RTPROT_STATIC = 4;
 export const RTPROT_RA = 9;
 /** rtm_table for a table above 255, which then goes in RTA_TABLE. */
 export const RT_TABLE_COMPAT = 252;

@@ -4,10 +4,12 @@
 import type { DeviceSpec } from '../config/types';
 import type { AddressInfo } from '../netlink/address';
 import type { LinkInfo } from '../netlink/link';
-import type { DefaultRoute } from '../netlink/route';
+import { RT_TABLE_MAIN, RTN_UNICAST, RTPROT_STATIC } from '../netlink/route';
+import type { DefaultRoute, RouteEntry } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
+import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
 import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from './types';
 
@@ -103,6 +105,26 @@ export function addressFromCidr(cidr: string): AddressInfo {
   return a;
 }
 
+/** A route of the config as the kernel takes it; RTA_OIF is filled in when the device is found in the container. */
+export function routeEntryOf(r: PlannedRoute): RouteEntry {
+  const family = r.family === 4 ? AF_INET : AF_INET6;
+  return {
+    family, dstLen: r.dstLen, srcLen: 0, tos: 0, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC,
+    // As iproute2 does: an IPv4 route without a gateway reaches its destination on the link.
+    scope: family === AF_INET && r.gw === undefined ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE,
+    type: RTN_UNICAST, flags: 0, oif: 0, attrs: [],
+    ...(r.dstLen > 0 ? { dst: r.dst } : {}),
+    ...(r.gw !== undefined ? { gateway: r.gw } : {}),
+    ...(r.metric !== undefined ? { priority: r.metric } : {}),
+  };
+}
+
+/** The routes of `spec` in the order they can be added: those without a gateway make gateways reachable. */
+function containerRoutes(spec: DeviceSpec): RouteEntry[] {
+  const planned = plannedRoutes(spec);
+  return [...planned.filter((r) => r.gw === undefined), ...planned.filter((r) => r.gw !== undefined)].map(routeEntryOf);
+}
+
 function tempName(group: number, i: number): string {
   return `odt${group.toString(16).padStart(8, '0')}${i.toString(36)}`;
 }
@@ -161,6 +183,17 @@ function adoptable(spec: DeviceSpec, observed: Observed, ctx: PlanContext): Link
   return inside;
 }
 
+/** The bridge a veth host end joins: it must exist and be a bridge whose MTU the veth would not lower. */
+function bridgeFor(spec: DeviceSpec, link: LinkInfo | undefined): { name: string; index: number } {
+  const name = spec.hostBridge!;
+  const refuse = (why: string) => new PlanError(`device ${spec.key}: hostBridge ${name} ${why}`, { device: spec.key, op: 'plan' });
+  if (!link) throw refuse('does not exist on the host');
+  if (link.kind !== 'bridge') throw refuse(`is not a bridge (it is ${link.kind ? `a ${link.kind}` : 'a device without a kind'})`);
+  // The kernel lowers a bridge's MTU to its smallest port's: the host's traffic on it would shrink.
+  if (spec.mtu !== undefined && spec.mtu < link.mtu) throw refuse(`has MTU ${link.mtu}; mtu ${spec.mtu} would lower it for the whole bridge`);
+  return { name, index: link.index };
+}
+
 export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanContext): Plan {
   const hostByName = new Map(observed.hostLinks.map((l) => [l.name, l]));
   const containerNames = new Set(observed.containerLinks.map((l) => l.name));
@@ -212,6 +245,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         rec.containerIndex = containerIndex(link.index);
         rec.containerAddresses = rec.original.addresses.filter(isPortable);
       }
+      // The device's addresses are known only now; created devices were checked with the config.
+      checkGateways(spec.key, plannedRoutes(spec), rec.adopted ? rec.original.addresses : rec.containerAddresses);
       step('moveIn', 'moveOut');
       step('copyAddresses');
     } else {
@@ -225,6 +260,9 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         }
         rec.hostIndex = hostIndex();
         rec.identity.hostPeerIndex = rec.hostIndex;
+        if (spec.hostBridge !== undefined) rec.hostBridge = bridgeFor(spec, hostByName.get(spec.hostBridge));
+        if (spec.hostMac !== undefined) rec.hostMac = spec.hostMac;
+        if (spec.hostAddresses !== undefined) rec.hostAddresses = spec.hostAddresses.map(addressFromCidr);
         step('createVeth', 'deleteCreated');
       } else {
         const master = spec.master ?? '';
@@ -247,6 +285,10 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       step('copyAddresses');
     }
     step('configure');
+    if (spec.routes !== undefined || spec.gateway !== undefined) {
+      rec.containerRoutes = containerRoutes(spec);
+      step('addRoutes');
+    }
     devices.push(rec);
   });
   return { group: ctx.group, devices, steps };

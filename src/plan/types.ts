@@ -69,6 +69,13 @@ export interface DeviceRecord {
   mode?: MacvlanMode;
   /** veth: the ifindex of the host end, chosen at planning. */
   hostIndex?: number;
+  /** veth: the host bridge its host end joins at creation, as observed at planning. */
+  hostBridge?: { name: string; index: number };
+  /** veth: MAC and addresses of the host end, which go with it when it is deleted. */
+  hostMac?: string;
+  hostAddresses?: AddressInfo[];
+  /** Routes added in the container once the device is up (RTA_OIF filled in then), gateway-less ones first. */
+  containerRoutes?: RouteEntry[];
   /** Created devices: the temporary name used before the rename. */
   tempName?: string;
   /** Filled in as the steps run. */
@@ -83,6 +90,7 @@ export type Operation =
   | 'moveIn' | 'moveOut'
   | 'copyAddresses'
   | 'configure'
+  | 'addRoutes'
   | 'createVeth' | 'createMacvlan' | 'renameInContainer' | 'deleteCreated';
 
 export interface Step {

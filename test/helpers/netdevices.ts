@@ -9,7 +9,7 @@ import { inSimHost, netnsPath, Sandbox, sh, ShResult, shOk, Teardownable } from 
 import type { OciState } from '../../src/config/types';
 
 /** The netlink message types the trace shows (`type=N`). */
-export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, DELADDR: 21, GETADDR: 22 } as const;
+export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, DELADDR: 21, GETADDR: 22, NEWROUTE: 24 } as const;
 
 export interface Rig {
   sb: Sandbox;
@@ -83,6 +83,17 @@ export function userStderr(stderr: string): string {
     .join('\n');
 }
 
+/** ping once from the netns `ns` (nsenter --net only); busybox's ping, since iputils is not installed. */
+export function ping(ns: string, address: string): number | null {
+  return sh(...inSimHost(ns, ['busybox', 'ping', '-c', '1', '-W', '3', address])).status;
+}
+
+/** The routes of `dev` in the main table of `ns` as `ip -j route` shows them, per family, without the kernel's own. */
+export function configRoutes(ns: string, family: '-4' | '-6', dev: string): Record<string, unknown>[] {
+  const all = JSON.parse(shOk(...inSimHost(ns, ['ip', '-j', family, 'route', 'show', 'dev', dev]))) as Record<string, unknown>[];
+  return all.filter((r) => r.protocol !== 'kernel');
+}
+
 /** `oci-netdev <args>` in the simulated host with the rig's state dir (status, gc, ...). */
 export function cli(rig: Rig, args: string[]): ShResult {
   return sh(...inSimHost(rig.simhost, [OCI_NETDEV, '--state-dir', rig.stateDir, ...args]));
@@ -96,6 +107,8 @@ export interface IpDetail {
   flags: string[];
   group: string;
   link_netnsid?: number;
+  /** The bridge or bond the device is a port of. */
+  master?: string;
   link?: string;
   linkinfo?: { info_kind?: string; info_data?: { mode?: string } };
   addr_info: { family: string; local: string; prefixlen: number; scope: string; nodad?: boolean; tentative?: boolean }[];

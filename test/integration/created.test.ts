@@ -5,9 +5,9 @@
 // identical to before and nothing created may remain.
 import t, { Test } from 'tap';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { inSimHost, nsSnapshot, sh, shOk } from '../helpers/sandbox';
+import { nsSnapshot, shOk } from '../helpers/sandbox';
 import {
-  configBundle, groupedDevices, ipDetails, makeRig, nonLoopback, ociState, requests, Rig, RTM, stateEntries, traced, userStderr,
+  configBundle, groupedDevices, ipDetails, makeRig, nonLoopback, ociState, ping, requests, Rig, RTM, stateEntries, traced, userStderr,
 } from '../helpers/netdevices';
 
 const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -41,11 +41,6 @@ function newlinkOps(stderr: string, key: string): string[] {
     .map((l) => /^trace: (.*) type=/.exec(l)![1])
     .filter((op) => op.endsWith(` ${key}`))
     .map((op) => op.slice(0, -key.length - 1));
-}
-
-/** ping once from the netns `ns`; busybox, since iputils is not installed. */
-function ping(ns: string, address: string): number | null {
-  return sh(...inSimHost(ns, ['busybox', 'ping', '-c', '1', '-W', '3', address])).status;
 }
 
 t.test('veth: the container end is created in the container, MTU on both ends, MAC and addresses in the container', async (t) => {
