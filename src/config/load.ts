@@ -10,7 +10,7 @@ import { ConfigError } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceError, oneLine, preview, show, validate } from './schema';
 import { parseJson, readBounded, sizeText } from './read';
-import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, MacvlanMode, OciState } from './types';
+import type { ContainerRequest, DeviceKind, DeviceSelector, DeviceSource, DeviceSpec, MacvlanMode, OciState, SelectorField } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -32,6 +32,10 @@ interface Entry {
   master?: string;
   mode?: MacvlanMode;
   addresses?: string[];
+  hwaddr?: string;
+  pciBusID?: string;
+  kernelpath?: string;
+  dad?: boolean;
 }
 
 /** The parts of config.json we read, as spec/config.schema.json admits them. */
@@ -149,7 +153,24 @@ function toSpec(key: string, entry: Entry, source: DeviceSource): DeviceSpec {
     });
     spec.addresses = [...entry.addresses];
   }
+  const select = selectorOf(key, entry);
+  if (select) spec.select = select;
+  if (entry.dad !== undefined) spec.dad = entry.dad;
   return spec;
+}
+
+const SELECTOR_FIELDS: readonly SelectorField[] = ['hwaddr', 'pciBusID', 'kernelpath'];
+
+/** The one selector of a host entry (the schema keeps them off other types), normalised; undefined when none. */
+function selectorOf(key: string, entry: Entry): DeviceSelector | undefined {
+  const given = SELECTOR_FIELDS.filter((f) => entry[f] !== undefined);
+  if (given.length > 1) throw deviceError(key, given.join(' and '), 'give only one of hwaddr, pciBusID and kernelpath');
+  const by = given[0];
+  if (by === undefined) return undefined;
+  const raw = entry[by] as string;
+  if (by === 'hwaddr') return { by, value: raw.toLowerCase() };
+  if (by === 'pciBusID') return { by, value: (raw.split(':').length === 2 ? `0000:${raw}` : raw).toLowerCase() };
+  return { by, value: raw.replace(/\/+$/, '') };
 }
 
 /** Why `cidr` is not ADDRESS/PREFIX with an IPv4 or IPv6 address, or undefined. */
@@ -176,7 +197,8 @@ function checkTogether(devices: DeviceSpec[], where: string): void {
     }
     if (!isDevNameTemplate(d.name)) byName.set(d.name, d.key);
   }
-  const moved = new Set(devices.filter((d) => d.kind === 'host').map((d) => d.key));
+  // A selector's device is known only on the host: the engine checks it there (src/plan/select.ts).
+  const moved = new Set(devices.filter((d) => d.kind === 'host' && !d.select).map((d) => d.key));
   for (const d of devices) {
     if (d.master !== undefined && moved.has(d.master)) {
       throw deviceError(d.key, 'master', `${show(d.master)} must stay on the host, but its own entry moves it`);

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import { ConfigError, NetdevError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
+import { hostDeviceName } from '../config';
 import type { OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
@@ -12,6 +13,7 @@ import { listAddresses } from '../netlink/address';
 import { listDefaultRoutes } from '../netlink/route';
 import { netnsIdOf } from '../netlink/nsid';
 import { planAttach } from '../plan/plan';
+import { resolveSelectors } from '../plan/select';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
@@ -125,16 +127,20 @@ export function attach(state: OciState, opts: EngineOptions): void {
     try {
       const others = store.journals().filter((j) => j.containerId !== state.id);
       const held = new Map<string, string>();
-      for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
+      // Held by host device name: a moved device's original name (its key may only name the entry).
+      for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
       const hostLinks = listLinks(host.sock);
       const containerLinks = listLinks(container.sock);
-      const plan = planAttach(req.devices, {
+      // Devices picked by MAC or bus address, then the policy for them, before planning.
+      const devices = resolveSelectors(req.devices, hostLinks);
+      if (devices.some((d) => d.select)) checkPolicy(devices, policy);
+      const plan = planAttach(devices, {
         hostLinks,
         hostAddresses: listAddresses(host.sock),
         containerLinks,
         containerAddresses: listAddresses(container.sock),
         hostDefaultRoutes: listDefaultRoutes(host.sock),
-        hostDeviceStates: captureDeviceStates(host.sock, hostLinks, req.devices.filter((d) => d.kind === 'host').map((d) => d.key)),
+        hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName)),
         hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
       }, {
         group: allocateGroup(others, [...hostLinks, ...containerLinks]),
