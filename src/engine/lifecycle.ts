@@ -4,8 +4,7 @@
 
 import * as fs from 'fs';
 import { ConfigError, NetdevError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
-import { hostDeviceName } from '../config';
+import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
 import type { OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
