@@ -1,6 +1,7 @@
 // Under runc 1.1.5, with the hooks `oci-netdev inject` writes: the container's first process
-// finds the moved NIC's IPv6 addresses ready (not tentative), so a program that binds at start
-// does not fail. The container joins a namespace made beforehand, whose DAD is slowed to 20
+// finds the moved NIC's global IPv6 addresses ready (not tentative), so a program that binds at
+// start does not fail. (The link-local address is the kernel's: it makes it again in the
+// container, with DAD.) The container joins a namespace made beforehand, whose DAD is slowed to 20
 // probes, so an address that went through DAD again would surely still be tentative.
 import t from 'tap';
 import { makeBundle } from '../helpers/bundle';
@@ -14,7 +15,7 @@ const MARKER = 'ONDT-CONTAINER-RAN';
 /** busybox `ip -6 addr` lines of global addresses: "inet6 2001:db8::1/64 scope global [flags]". */
 const globalLines = (out: string): string[] => out.split('\n').map((l) => l.trim()).filter((l) => /^inet6 \S+ scope global/.test(l));
 
-t.test('runc: the moved NIC\'s IPv6 addresses are not tentative when the first process runs', async (t) => {
+t.test('runc: the moved NIC\'s global IPv6 addresses are not tentative when the first process runs', async (t) => {
   const sb = new Sandbox(t);
   const simhost = sb.createNetns('simhost');
   const ctr = sb.createNetns('ctr');
