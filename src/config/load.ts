@@ -12,7 +12,7 @@ import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip'
 import { deviceError, preview, show, validate } from './schema';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec } from './types';
+import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -39,6 +39,10 @@ interface Entry {
   hostBridge?: string;
   hostAddresses?: string[];
   hostMac?: string;
+  hwaddr?: string;
+  pciBusID?: string;
+  kernelpath?: string;
+  dad?: boolean;
 }
 
 /** The parts of config.json we read, as spec/config.schema.json admits them. */
@@ -195,6 +199,9 @@ function toSpec(key: string, entry: Entry, source: DeviceSource): DeviceSpec {
   }
   if (entry.hostAddresses !== undefined) spec.hostAddresses = checkCidrs(key, 'hostAddresses', entry.hostAddresses);
   if (entry.hostMac !== undefined) spec.hostMac = checkMac(key, 'hostMac', entry.hostMac);
+  const select = selectorOf(key, entry);
+  if (select) spec.select = select;
+  if (entry.dad !== undefined) spec.dad = entry.dad;
   return spec;
 }
 
@@ -204,6 +211,21 @@ function checkMac(key: string, field: string, text: string): string {
   if (parseInt(mac.slice(0, 2), 16) & 1) throw deviceError(key, field, `must be a unicast address (got ${mac})`);
   if (/^[0:]+$/.test(mac)) throw deviceError(key, field, `must not be all zeros (got ${mac})`);
   return mac;
+}
+
+
+const SELECTOR_FIELDS: readonly SelectorField[] = ['hwaddr', 'pciBusID', 'kernelpath'];
+
+/** The one selector of a host entry (the schema keeps them off other types), normalised; undefined when none. */
+function selectorOf(key: string, entry: Entry): DeviceSelector | undefined {
+  const given = SELECTOR_FIELDS.filter((f) => entry[f] !== undefined);
+  if (given.length > 1) throw deviceError(key, given.join(' and '), 'give only one of hwaddr, pciBusID and kernelpath');
+  const by = given[0];
+  if (by === undefined) return undefined;
+  const raw = entry[by] as string;
+  if (by === 'hwaddr') return { by, value: raw.toLowerCase() };
+  if (by === 'pciBusID') return { by, value: (raw.split(':').length === 2 ? `0000:${raw}` : raw).toLowerCase() };
+  return { by, value: raw.replace(/\/+$/, '') };
 }
 
 function checkCidrs(key: string, field: string, cidrs: string[]): string[] {
@@ -230,7 +252,8 @@ function checkTogether(devices: DeviceSpec[], where: string): void {
     }
     if (!isDevNameTemplate(d.name)) byName.set(d.name, d.key);
   }
-  const moved = new Set(devices.filter((d) => d.kind === 'host').map((d) => d.key));
+  // A selector's device is known only on the host: the engine checks it there (src/plan/select.ts).
+  const moved = new Set(devices.filter((d) => d.kind === 'host' && !d.select).map((d) => d.key));
   for (const d of devices) {
     if (d.master !== undefined && moved.has(d.master)) {
       throw deviceError(d.key, 'master', `${show(d.master)} must stay on the host, but its own entry moves it`);

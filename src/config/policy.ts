@@ -9,7 +9,8 @@
 // (maxDevices). Without a file, linux.netDevices in config.json may use every device and mode (as
 // before policies existed) and the annotation no device, no bridge, and macvlan mode bridge only.
 //
-// These checks need only names, so they run before anything is observed. The rules that need
+// These checks need only names, so they run before anything is observed (a host entry with a
+// selector is checked once the engine has found its device). The rules that need
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
 // (src/plan/refusals.ts) and apply whatever the policy says.
 
@@ -19,6 +20,7 @@ import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
 import { preview, show, validate } from './schema';
 import type { DeviceSource, DeviceSpec, MacvlanMode } from './types';
+import { hostDeviceName } from './types';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
@@ -314,8 +316,11 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
       if (!s.allowMasters.some((g) => g.matches(master))) refuse(d, `macvlan master ${show(master)}`, 'allowMasters');
       const mode = d.mode ?? 'bridge';
       if (!s.allowModes.some((g) => g.matches(mode))) refuse(d, `macvlan mode ${mode}`, 'allowModes');
-    } else if (!s.allowDevices.some((g) => g.matches(d.key))) {
-      refuse(d, d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(d.key)}`, 'allowDevices');
+    } else if (d.select && d.device === undefined) {
+      // Its device is known once the engine has resolved the selector; checked again then.
+    } else if (!s.allowDevices.some((g) => g.matches(hostDeviceName(d)))) {
+      const picked = d.select ? ` (${d.select.by} ${d.select.value})` : '';
+      refuse(d, d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(hostDeviceName(d))}${picked}`, 'allowDevices');
     }
     if (d.hostBridge !== undefined && !s.allowBridges.some((g) => g.matches(d.hostBridge!))) {
       refuse(d, `host bridge ${show(d.hostBridge)}`, 'allowBridges');

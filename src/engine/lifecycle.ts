@@ -4,7 +4,7 @@
 
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkPolicy, loadContainerRequest, loadPolicy } from '../config';
+import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
 import type { HookSelf, OciState } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
@@ -12,6 +12,7 @@ import { listAddresses } from '../netlink/address';
 import { listDefaultRoutes } from '../netlink/route';
 import { netnsIdOf } from '../netlink/nsid';
 import { planAttach } from '../plan/plan';
+import { resolveSelectors } from '../plan/select';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
@@ -140,18 +141,22 @@ export function attach(state: OciState, opts: EngineOptions): void {
       const scan = store.scanJournals();
       const others = scan.journals.filter((j) => j.containerId !== state.id);
       const held = new Map<string, string>();
-      for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
+      // Held by host device name: a moved device's original name (its key may only name the entry).
+      for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
       const hostLinks = listLinks(host.sock);
       const containerLinks = listLinks(container.sock);
+      // Devices picked by MAC or bus address, then the policy for them, before planning.
+      const devices = resolveSelectors(req.devices, hostLinks);
+      if (devices.some((d) => d.select)) checkPolicy(devices, policy);
       let plan;
       try {
-        plan = planAttach(req.devices, {
+        plan = planAttach(devices, {
           hostLinks,
           hostAddresses: listAddresses(host.sock),
           containerLinks,
           containerAddresses: listAddresses(container.sock),
           hostDefaultRoutes: listDefaultRoutes(host.sock),
-          hostDeviceStates: captureDeviceStates(host.sock, hostLinks, req.devices.filter((d) => d.kind === 'host').map((d) => d.key)),
+          hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName)),
           hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
         }, {
           group: allocateGroup(others, [...hostLinks, ...containerLinks]),
@@ -162,7 +167,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
           indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
         });
       } catch (err) {
-        throw mayBeHeld(err, req.devices, hostLinks, scan.bad.filter((b) => b.containerId !== state.id));
+        throw mayBeHeld(err, devices, hostLinks, scan.bad.filter((b) => b.containerId !== state.id));
       }
       journal = {
         containerId: state.id,

@@ -2,6 +2,7 @@
 // device records and ordered steps with their undos. No I/O here.
 
 import type { DeviceSpec } from '../config/types';
+import { hostDeviceName } from '../config/types';
 import type { AddressInfo } from '../netlink/address';
 import type { LinkInfo } from '../netlink/link';
 import { RT_TABLE_MAIN, RTN_UNICAST, RTPROT_STATIC } from '../netlink/route';
@@ -47,6 +48,16 @@ export const isTemplate = (name: string): boolean => name.endsWith('%d');
 /** Global permanent addresses: the ones runtime-spec says move with the device. */
 export function isPortable(a: AddressInfo): boolean {
   return (a.flags & IFA_F_PERMANENT) !== 0 && a.scope === RT_SCOPE_UNIVERSE;
+}
+
+/**
+ * An address as added in the container: IPv6 without duplicate address detection unless the entry
+ * keeps it (`dad`), so that it is usable when the container's first process starts; a moved
+ * device's addresses were valid on the same link already. The host restore keeps the originals.
+ */
+export function forContainer(a: AddressInfo, keepDad = false): AddressInfo {
+  if (a.family !== AF_INET6) return a;
+  return { ...a, flags: keepDad ? a.flags & ~IFA_F_NODAD : a.flags | IFA_F_NODAD };
 }
 
 /**
@@ -211,8 +222,10 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
   const hostIndex = indexAllocator(observed.hostLinks, base);
 
   specs.forEach((spec, i) => {
-    const owner = ctx.claims.get(spec.key);
-    if (owner !== undefined && spec.kind !== 'macvlan') throw new DeviceBusyError(spec.key, owner);
+    // Host entries: the device their key names, or the one their selector picked (src/plan/select.ts).
+    const device = hostDeviceName(spec);
+    const owner = ctx.claims.get(device);
+    if (owner !== undefined && spec.kind !== 'macvlan') throw new DeviceBusyError(device, owner);
     const rec: DeviceRecord = {
       key: spec.key,
       kind: spec.kind,
@@ -227,7 +240,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
     const step = (op: Step['do'], undo?: Step['undo']) => steps.push({ device: spec.key, do: op, ...(undo ? { undo } : {}) });
 
     if (spec.kind === 'host') {
-      const link = hostByName.get(spec.key);
+      const link = hostByName.get(device);
       if (!link) {
         const inside = adoptable(spec, observed, ctx);
         rec.adopted = true;
@@ -237,13 +250,13 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         rec.containerName = inside.name;
       } else {
         const refusal = hostDeviceRefusal(link, observed, ctx.macvlanMasters);
-        if (refusal) throw alwaysRefusedError(spec, `host device ${spec.key}`, refusal, ctx.policy);
+        if (refusal) throw alwaysRefusedError(spec, `host device ${device}`, refusal, ctx.policy);
         requireFreeTarget(spec);
-        rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(spec.key));
+        rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(device));
         rec.identity = identityOf(link);
         // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
         rec.containerIndex = containerIndex(link.index);
-        rec.containerAddresses = rec.original.addresses.filter(isPortable);
+        rec.containerAddresses = rec.original.addresses.filter(isPortable).map((a) => forContainer(a, spec.dad));
       }
       // The device's addresses are known only now; created devices were checked with the config.
       checkGateways(spec.key, plannedRoutes(spec), rec.adopted ? rec.original.addresses : rec.containerAddresses);
@@ -253,7 +266,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       requireFreeTarget(spec);
       rec.tempName = tempName(ctx.group, i);
       rec.containerIndex = containerIndex();
-      rec.containerAddresses = (spec.addresses ?? []).map(addressFromCidr);
+      rec.containerAddresses = (spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad));
       if (spec.kind === 'veth') {
         if (hostByName.has(spec.key)) {
           throw new PlanError(`device ${spec.key}: the veth host end already exists on the host`, { device: spec.key, op: 'plan' });
