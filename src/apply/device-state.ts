@@ -21,12 +21,18 @@ export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo
   return out;
 }
 
-/** Reads it all from the host, where `link` is now. The sysctls come from the calling thread's namespace: call it in the host's. */
+/**
+ * Reads it all from the host, where `link` is now. The sysctls come from the calling thread's
+ * namespace: call it in the host's. A device that enters a namespace takes that namespace's
+ * `conf/default` values, so only the sysctls that differ from the host's defaults need a record.
+ */
 export function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
+  const defaults = readDeviceSysctls('default');
+  const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value);
   return {
     routes: listDeviceRoutes(hostSock, link.index),
     neighbours: listPermanentNeighbours(hostSock, link.index),
-    sysctls: readDeviceSysctls(link.name),
+    sysctls: Object.fromEntries(own),
     tc: listTc(hostSock, link.index),
   };
 }

@@ -167,7 +167,7 @@ t.test('truncated, FIFO and symlinked journals of other containers: createRuntim
   const st = sh(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', stateDir, 'status']));
   t.equal(st.status, 0, 'status exits 0', { stderr: st.stderr });
   for (const b of bad) t.match(st.stdout, new RegExp(`^${b.id} \\(unreadable: journal of container ${b.id} .*\\)$`, 'm'), `status lists ${b.id} as unreadable`);
-  for (const g of [...good, fresh]) t.match(st.stdout, new RegExp(`^${g.id} \\(attached\\)$`, 'm'), `status lists ${g.id}`);
+  for (const g of [...good, fresh]) t.match(st.stdout, new RegExp(`^${g.id} \\(attached; no pid; \\d+s old; bundle /\\S+\\)$`, 'm'), `status lists ${g.id}`);
 
   const gc = gcRun();
   t.equal(gc.status, 1, 'gc exits 1: something is left undone', { stdout: gc.stdout, stderr: gc.stderr });
