@@ -36,7 +36,7 @@ t.test('canonical text: fields in a fixed order, and it parses back', async (t) 
 
 t.test('bad --device arguments: one line naming the argument, the device and the field', async (t) => {
   const cases: [string[], RegExp][] = [
-    [['eth1:speed=10'], /^--device eth1:speed=10: unknown field "speed" \(fields: name, type, mtu, mac, master, mode, address\)$/],
+    [['eth1:speed=10'], /^--device eth1:speed=10: unknown field "speed" \(fields: name, type, mtu, mac, master, mode, address, gateway, hostBridge, hostMac, hostAddress, hwaddr, pciBusID, kernelpath\)$/],
     [['eth1:mtu'], /^--device eth1:mtu: mtu needs a value \(mtu=VALUE\)$/],
     [['eth1:mtu=1400,mtu=1500'], /^--device eth1:mtu=1400,mtu=1500: mtu is given twice$/],
     [[':mtu=1400'], /^--device :mtu=1400: must start with a device name$/],
