@@ -15,7 +15,8 @@ export const KOFFI_VERSION = '2.16.3';
 /** The native module file that was loaded (for the tests: the fast path is the one taken). */
 export let loadedFrom: string | undefined;
 
-export function loadKoffi(): typeof Koffi {
+/** koffi's native module; `version` is the one expected (a parameter for the tests). */
+export function loadKoffi(version = KOFFI_VERSION): typeof Koffi {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const root = require.resolve('koffi').replace(/\/[^/]*$/, '');
   const failures: string[] = [];
@@ -28,12 +29,12 @@ export function loadKoffi(): typeof Koffi {
       failures.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
       continue;
     }
-    if (koffi.version !== KOFFI_VERSION) {
-      throw new Error(`koffi ${koffi.version} found at ${file}, but oci-netdev is built for koffi ${KOFFI_VERSION} (run npm ci)`);
+    if (koffi.version !== version) {
+      throw new Error(`koffi ${koffi.version} found at ${file}, but oci-netdev is built for koffi ${version} (run npm ci)`);
     }
     loadedFrom = file;
     return koffi;
   }
   /* eslint-enable @typescript-eslint/no-require-imports */
-  throw new Error(`cannot load koffi ${KOFFI_VERSION}'s native module: ${failures.join('; ')}`);
+  throw new Error(`cannot load koffi ${version}'s native module: ${failures.join('; ')}`);
 }

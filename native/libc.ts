@@ -6,7 +6,7 @@
 
 import type * as Koffi from 'koffi';
 import { loadKoffi } from './koffi-loader';
-import { LINUX, Platform, platformFor } from './platform';
+import { LIBC_NAME, LINUX, Platform, platformFor } from './platform';
 
 export class SyscallError extends Error {
   readonly syscall: string;
@@ -29,7 +29,7 @@ const { AF_UNIX, AF_NETLINK, MSG_DONTWAIT, MSG_NOSIGNAL, MS_BIND, MNT_DETACH } =
 /**
  * Every C function the binding uses, by name, with its koffi prototype. Each is bound on its first
  * call (lazily, one by one), so a C library that lacks one fails only the feature that needs it.
- * All are in libc.so.6 itself since glibc 2.17 or earlier (the unit tests check against 2.28), and in musl.
+ * All are in libc.so.6 itself since glibc 2.14 or earlier (the unit tests check against 2.28), and in musl.
  */
 export const PROTOTYPES = {
   socket: 'int socket(int, int, int)',
@@ -48,7 +48,7 @@ export const PROTOTYPES = {
   close: 'int close(int)',
   strerror: 'const char *strerror(int)',
   alarm: 'unsigned int alarm(unsigned int)',
-} as const;
+} as const satisfies Record<keyof Libc, string>;
 
 interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
@@ -72,28 +72,19 @@ interface Libc {
 interface Loaded {
   koffi: typeof Koffi;
   lib: Koffi.IKoffiLib;
-  /** The soname opened, for messages. */
-  name: string;
   platform: Platform;
 }
 
 let loaded: Loaded | undefined;
 
-/** koffi and the C library, on first use; an unsupported architecture or no C library fails here. */
+/** koffi and the C library, on first use; an unsupported architecture fails here, by name. */
 function library(): Loaded {
-  if (loaded) return loaded;
-  const platform = platformFor(process.arch, process.platform);
-  const koffi = loadKoffi();
-  const failures: string[] = [];
-  for (const name of platform.libcNames) {
-    try {
-      loaded = { koffi, lib: koffi.load(name), name, platform };
-      return loaded;
-    } catch (err) {
-      failures.push(`${name}: ${(err as Error).message}`);
-    }
+  if (!loaded) {
+    const platform = platformFor(process.arch, process.platform);
+    const koffi = loadKoffi();
+    loaded = { koffi, lib: koffi.load(LIBC_NAME), platform };
   }
-  throw new Error(`cannot open the C library: ${failures.join('; ')}`);
+  return loaded;
 }
 
 /** The per-architecture facts (platform.ts) of this process. */
@@ -108,20 +99,28 @@ function symbolOf(prototype: string): string {
   return match[1];
 }
 
+/** Every C symbol a lazyFunction was made for, bound yet or not (the tests check them against old C libraries). */
+const declared = new Set<string>();
+
+export function declaredSymbols(): string[] {
+  return [...declared];
+}
+
 /**
  * A function that binds `prototype` in the C library on its first call and calls it. A symbol the
  * library lacks becomes a SyscallError (ENOSYS) naming it, on every call, and nothing else fails.
  */
 export function lazyFunction<F extends (...args: never[]) => unknown>(prototype: string): F {
+  const symbol = symbolOf(prototype);
+  declared.add(symbol);
   let bound: F | undefined;
   return ((...args: Parameters<F>) => {
     if (!bound) {
-      const { lib, name } = library();
-      const symbol = symbolOf(prototype);
+      const { lib } = library();
       try {
         bound = lib.func(prototype) as unknown as F;
       } catch (err) {
-        throw new SyscallError(symbol, facts().ENOSYS, `not available in ${name} (${(err as Error).message})`);
+        throw new SyscallError(symbol, facts().ENOSYS, `not available in ${LIBC_NAME} (${(err as Error).message})`);
       }
     }
     return bound(...args);

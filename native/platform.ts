@@ -8,8 +8,13 @@
 // time_t in the old timeval. Anything else is refused by name rather than run with wrong numbers.
 //
 // glibc and musl: both expose the kernel ABI unchanged, so every number and layout below is the
-// same for both. What differs is the library's file name (libc.so.6 against libc.musl-ARCH.so.1),
-// koffi's prebuilt binary (linux_ARCH against musl_ARCH, see koffi-loader.ts), and strerror's text.
+// same for both. What differs: the C library's file (libc.so.6 against libc.musl-ARCH.so.1, but
+// musl's dynamic linker answers a request for any libc.* name with itself, so LIBC_NAME opens
+// either), koffi's prebuilt binary (linux_ARCH against musl_ARCH, see koffi-loader.ts), and
+// strerror's text.
+
+/** The C library to open, glibc's soname; musl resolves it to itself (above). */
+export const LIBC_NAME = 'libc.so.6';
 
 export interface StructLayout {
   readonly size: number;
@@ -30,11 +35,9 @@ export const LINUX = {
   LOCK_NB: 4,
 } as const;
 
-/** What differs between architectures: layouts, socket types and options, errno values, file names. */
+/** What differs between architectures: layouts, socket types and options, errno values. */
 export interface Platform {
   readonly arch: 'x64' | 'arm64';
-  /** Sonames to open, in order: glibc's, then musl's. */
-  readonly libcNames: readonly string[];
   /** struct sockaddr_nl: nl_family (u16), pad, nl_pid (u32), nl_groups (u32). */
   readonly sockaddrNl: StructLayout & { readonly family: number; readonly pid: number };
   /** struct sockaddr_un: sun_family (u16), then sun_path (NUL-terminated, at most pathMax bytes with the NUL). */
@@ -55,7 +58,7 @@ export interface Platform {
   readonly ENOSYS: number;
 }
 
-/** The values x64 and arm64 share (see above); each architecture below adds its own file names. */
+/** The values x64 and arm64 share (see above). */
 const LP64_GENERIC = {
   sockaddrNl: { size: 12, family: 0, pid: 4 },
   sockaddrUn: { size: 110, family: 0, path: 2, pathMax: 108 },
@@ -73,8 +76,8 @@ const LP64_GENERIC = {
 } as const;
 
 export const PLATFORMS: Readonly<Record<Platform['arch'], Platform>> = {
-  x64: { ...LP64_GENERIC, arch: 'x64', libcNames: ['libc.so.6', 'libc.musl-x86_64.so.1'] },
-  arm64: { ...LP64_GENERIC, arch: 'arm64', libcNames: ['libc.so.6', 'libc.musl-aarch64.so.1'] },
+  x64: { ...LP64_GENERIC, arch: 'x64' },
+  arm64: { ...LP64_GENERIC, arch: 'arm64' },
 };
 
 /** The facts for `arch`; any other architecture is refused by name rather than run with wrong numbers. */
