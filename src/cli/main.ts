@@ -184,7 +184,7 @@ function run(p: Parsed, log: Logger): number {
     ...(p.policyFile !== undefined ? ['--policy', p.policyFile] : []),
     ...(p.logFile !== undefined ? ['--log-file', p.logFile] : []),
   ];
-  if (HOOK_COMMANDS.has(p.command)) startWatchdog(hookTimeoutSeconds(), p.command);
+  if (HOOK_COMMANDS.has(p.command)) startWatchdog(hookTimeoutSeconds());
   switch (p.command) {
     case 'help':
       process.stdout.write(HELP);

@@ -1,14 +1,17 @@
 // A wall-clock bound for the hook commands. The hook is synchronous: a timer in the main thread
 // cannot fire while it waits in a system call. Each wait has its own bound (netlink receive
-// timeout, lock wait deadline, stdin wait); this is the backstop for anything else, such as a
-// runtime that never closes stdin or a namespace file on a hung filesystem. A POSIX timer keeps
-// the time (native/libc.ts killAfter: libc runs the expiry on a thread of its own); when it runs
-// out, one line goes to stderr and the process is killed with SIGKILL, which the runtime reports
-// as a failed hook. A journal left behind is restored by `oci-netdev gc`, exactly as after any
-// other crash. (A worker thread did this before, at ~13 ms of every hook run: a second Node
-// instance to start and tear down.)
+// timeout, lock wait deadline); this is the backstop for anything else, such as a runtime that
+// never closes stdin or a namespace file on a hung filesystem. The runtime's own hook `timeout`
+// (written by inject and hooks-d) is the first bound; this one holds where a hook entry has none.
+//
+// alarm(2): the kernel sends SIGALRM when the time is up, and its default action ends the process
+// wherever it is, even blocked in a system call, with every C library. The runtime reports a hook
+// killed by SIGALRM ("alarm clock"); a journal left behind is restored by `oci-netdev gc`, exactly
+// as after any other crash. No message can come from the process itself: a JavaScript SIGALRM
+// listener runs only when the (synchronous) hook returns to the event loop, and installing one
+// replaces the default action, so a hook blocked in a system call would then never end.
 
-import { killAfter } from '../../native/libc';
+import { alarm } from '../../native/libc';
 
 /** Default bound on one hook run; OCI_NETDEV_TIMEOUT (seconds) changes it. */
 export const DEFAULT_HOOK_TIMEOUT_S = 120;
@@ -24,10 +27,10 @@ export function hookTimeoutSeconds(env: NodeJS.ProcessEnv = process.env): number
   return s;
 }
 
-/** Starts the watchdog for `what`; it does not keep the process alive. */
-export function startWatchdog(seconds: number, what: string): void {
-  const message =
-    `oci-netdev: ${what}: did not finish within ${seconds} s (OCI_NETDEV_TIMEOUT); killed. ` +
-    'If devices were moved, run oci-netdev gc to restore them.\n';
-  killAfter(seconds, message);
+/** Ends this process with SIGALRM after `seconds` (rounded up to whole seconds); it keeps nothing alive. */
+export function startWatchdog(seconds: number): void {
+  // A listener preloaded through NODE_OPTIONS (signal-exit, which test runners and many tools
+  // use, listens for SIGALRM) would replace the default action; without listeners Node restores it.
+  process.removeAllListeners('SIGALRM');
+  alarm(seconds);
 }
