@@ -10,7 +10,7 @@ import { ConfigError } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceError, oneLine, preview, show, validate } from './schema';
 import { parseJson, readBounded, sizeText } from './read';
-import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, MacvlanMode, OciState } from './types';
+import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, MacvlanMode, OciState } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -46,19 +46,21 @@ export function loadContainerRequest(state: OciState): ContainerRequest {
       field: 'bundle',
     });
   }
-  const config = readConfig(path.join(state.bundle, 'config.json'));
-  const ns = config.linux?.namespaces?.find((n) => n.type === 'network');
-  return {
-    state,
-    ...(ns?.path ? { netnsPath: ns.path } : {}),
-    hasNetworkNamespace: ns !== undefined,
-    devices: configDevices(config, state.annotations),
-  };
+  return { state, ...requestOf(readConfig(path.join(state.bundle, 'config.json')), state.annotations) };
 }
 
-/** `oci-netdev validate CONFIG`: the devices a config.json asks for, by the same rules. */
-export function validateConfigFile(file: string): DeviceSpec[] {
-  return configDevices(readConfig(file));
+/** `oci-netdev validate CONFIG`: what a config.json asks for, by the same rules. */
+export function validateConfigFile(file: string): ConfigRequest {
+  return requestOf(readConfig(file));
+}
+
+function requestOf(config: Config, stateAnnotations?: Record<string, string>): ConfigRequest {
+  const ns = config.linux?.namespaces?.find((n) => n.type === 'network');
+  return {
+    ...(ns?.path ? { netnsPath: ns.path } : {}),
+    hasNetworkNamespace: ns !== undefined,
+    devices: configDevices(config, stateAnnotations),
+  };
 }
 
 /**

@@ -247,7 +247,7 @@ t.test('validateConfigFile', async (t) => {
     annotations: { [ANNOTATION]: JSON.stringify({ mv0: { type: 'macvlan', master: 'eth2', mode: 'private' } }) },
     linux: { netDevices: { eth1: { mac: '02:AA:00:00:00:01' } } },
   });
-  t.same(validateConfigFile(path.join(state.bundle, 'config.json')), [
+  t.same(validateConfigFile(path.join(state.bundle, 'config.json')).devices, [
     { key: 'eth1', kind: 'host', name: 'eth1', mac: '02:aa:00:00:00:01', source: 'config' },
     { key: 'mv0', kind: 'macvlan', name: 'mv0', master: 'eth2', mode: 'private', source: 'annotation' },
   ]);
