@@ -133,10 +133,12 @@ function observeAndPlan(req: ConfigRequest, policy: Policy, host: Side, containe
 /**
  * `validate --live`: what createRuntime would decide for `req` on this host now (the policy, the
  * namespace requirement, the always-refused rules, devices and names, MTU ranges, other
- * containers' claims), from the same observation and planner, changing nothing. The namespace is
+ * containers' claims), from the same observation and planner, changing nothing. The container's namespace is
  * observed only if config.json names one that exists.
  */
-export function checkAttach(req: ConfigRequest, opts: EngineOptions): Plan {
+export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
+  // attach asks nothing of a config without devices, so neither does this.
+  if (req.devices.length === 0) return;
   const policy = checkRequest(req, opts);
   const hostNs = Netns.current();
   let ctNs: Netns | null = null;
@@ -149,7 +151,7 @@ export function checkAttach(req: ConfigRequest, opts: EngineOptions): Plan {
     }
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
-    return observeAndPlan(req, policy, host, container, hostNs, ctNs, new StateDir(opts.stateDir).journals());
+    observeAndPlan(req, policy, host, container, hostNs, ctNs, new StateDir(opts.stateDir).journals());
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
