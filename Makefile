@@ -9,7 +9,7 @@ SUITES := dist/test/unit dist/test/integration dist/test/e2e
 SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
-.PHONY: deps build test demo clean
+.PHONY: deps build test demo clean install
 
 deps: node_modules/.package-lock.json
 	@missing=; \
@@ -28,8 +28,25 @@ node_modules/.package-lock.json: package-lock.json
 	@touch $@
 
 # bundle.mjs: bin/oci-netdev runs the CLI as one file with a V8 code cache (see BENCHMARKS.md).
+# gen-man.mjs: man/oci-netdev.1 from the same command table as --help.
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/bundle.mjs
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/bundle.mjs && node scripts/gen-man.mjs
+
+# `make install` (PREFIX, DESTDIR as usual): the launcher, the built CLI, package.json (the version)
+# and koffi's loader and prebuilt binaries go to $(PREFIX)/lib/oci-netdev, which the hook entries
+# name; $(PREFIX)/bin/oci-netdev links to the launcher. Tests, benchmarks and dev dependencies stay.
+PREFIX ?= /usr/local
+LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
+install: build
+	install -d $(LIBDIR)/bin $(LIBDIR)/dist $(LIBDIR)/node_modules/koffi $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 bin/oci-netdev $(LIBDIR)/bin/oci-netdev
+	install -m 0644 package.json $(LIBDIR)/package.json
+	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/dist/native
+	cp -R dist/src dist/native dist/oci-netdev.js dist/oci-netdev.cache $(LIBDIR)/dist/
+	cp -R node_modules/koffi/package.json node_modules/koffi/index.js node_modules/koffi/indirect.js \
+	  node_modules/koffi/LICENSE.txt node_modules/koffi/lib node_modules/koffi/build $(LIBDIR)/node_modules/koffi/
+	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
+	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
 # Each suite in its own tap run, in this order (tap sorts the files of one run by name), then the
 # leak check alone; one summary line for all of them.
@@ -46,7 +63,7 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf dist .tap src/config/generated
+	rm -rf dist .tap src/config/generated man/oci-netdev.1
 
 # Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
 # shell hook and the CNI plugins (installed by deps). Needs root; about 5 minutes.

@@ -8,7 +8,7 @@ import { deviceArgs, deviceArgSpecs } from '../config';
 import type { DeviceArg } from '../config';
 import { hostDevices } from '../engine/devices';
 import type { HostDevice } from '../engine/devices';
-import type { HookEntry } from '../engine/hooks';
+import type { HookEntry } from '../oci/hooks';
 import { buildCdiSpec, checkCdiVersion, isCdiDeviceName } from './spec';
 import type { CdiSpec } from './spec';
 

@@ -7,7 +7,7 @@
 import { ConfigError } from '../errors';
 import { formatDeviceArg } from '../config';
 import type { DeviceArg } from '../config';
-import type { HookEntry } from '../engine/hooks';
+import type { HookEntry } from '../oci/hooks';
 
 export const CDI_KIND = 'oci-netdev.dev/net';
 export const DEFAULT_CDI_FILE = '/etc/cdi/oci-netdev.json';

@@ -12,7 +12,7 @@ import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip'
 import { deviceError, preview, show, validate } from './schema';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import type { ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
+import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -63,18 +63,21 @@ export function loadContainerRequest(state: OciState, self?: HookSelf): Containe
     });
   }
   const config = readConfig(path.join(state.bundle, 'config.json'));
-  const ns = config.linux?.namespaces?.find((n) => n.type === 'network');
-  return {
-    state,
-    ...(ns?.path ? { netnsPath: ns.path } : {}),
-    hasNetworkNamespace: ns !== undefined,
-    devices: configDevices(config, state.annotations, self ? hookDeviceTexts(config, self) : []),
-  };
+  return { state, ...requestOf(config, state.annotations, self ? hookDeviceTexts(config, self) : []) };
 }
 
-/** `oci-netdev validate CONFIG`: the devices a config.json asks for, by the same rules. */
-export function validateConfigFile(file: string): DeviceSpec[] {
-  return configDevices(readConfig(file));
+/** `oci-netdev validate CONFIG`: what a config.json asks for, by the same rules. */
+export function validateConfigFile(file: string): ConfigRequest {
+  return requestOf(readConfig(file));
+}
+
+function requestOf(config: Config, stateAnnotations?: Record<string, string>, hookTexts: string[] = []): ConfigRequest {
+  const ns = config.linux?.namespaces?.find((n) => n.type === 'network');
+  return {
+    ...(ns?.path ? { netnsPath: ns.path } : {}),
+    hasNetworkNamespace: ns !== undefined,
+    devices: configDevices(config, stateAnnotations, hookTexts),
+  };
 }
 
 /**

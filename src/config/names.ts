@@ -27,8 +27,8 @@ export function checkDevName(name: string, opts: DevNameOptions = {}): string | 
   // Lone surrogates would be sent as U+FFFD, a different name from the one asked for.
   if (bytes.toString('utf8') !== name) return 'must be valid Unicode text';
   if (bytes.includes(0)) return 'must not contain a NUL character';
-  if (bytes.length >= IFNAMSIZ) return `must be at most ${IFNAMSIZ - 1} bytes (got ${bytes.length})`;
-  if (name === '.' || name === '..') return `must not be "${name}"`;
+  if (bytes.length >= IFNAMSIZ) return `is ${bytes.length} bytes; at most ${IFNAMSIZ - 1} are allowed`;
+  if (name === '.' || name === '..') return 'must not be . or ..';
   for (const b of bytes) {
     if (b === 0x2f) return "must not contain '/'";
     if (b === 0x3a) return "must not contain ':'";

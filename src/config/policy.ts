@@ -214,7 +214,7 @@ function section(source: DeviceSource, doc: SectionDoc | undefined, where: strin
       }
       // A misspelt mode would otherwise allow nothing, silently.
       if (field === 'allowModes' && !MACVLAN_MODE_NAMES.some((m) => glob.matches(m))) {
-        throw new ConfigError(`${where}: ${f}: matches no macvlan mode (${MACVLAN_MODE_NAMES.join(', ')}) (got ${preview(pattern)})`, { field: f });
+        throw new ConfigError(`${where}: ${f}: matches no macvlan mode; the modes are ${MACVLAN_MODE_NAMES.join(', ')} (got ${preview(pattern)})`, { field: f });
       }
       return glob;
     });

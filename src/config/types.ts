@@ -79,11 +79,15 @@ export interface HookSelf {
   args: string[];
 }
 
-export interface ContainerRequest {
-  state: OciState;
+/** What a config.json asks for, read without a container (`oci-netdev validate`). */
+export interface ConfigRequest {
   /** linux.namespaces[type=network].path, if the config gives one. */
   netnsPath?: string;
   /** False when config.json has no network namespace entry at all. */
   hasNetworkNamespace: boolean;
   devices: DeviceSpec[];
+}
+
+export interface ContainerRequest extends ConfigRequest {
+  state: OciState;
 }

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
-import type { HookSelf, OciState } from '../config';
+import type { ConfigRequest, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
 import { listAddresses } from '../netlink/address';
@@ -13,6 +13,7 @@ import { listDefaultRoutes } from '../netlink/route';
 import { netnsIdOf } from '../netlink/nsid';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
+import type { Plan } from '../plan/types';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
@@ -94,16 +95,97 @@ export function macvlanMasters(journals: Journal[]): Map<number, string> {
   return masters;
 }
 
-/** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
-export function attach(state: OciState, opts: EngineOptions): void {
-  const req = loadContainerRequest(state, opts.hookSelf);
-  if (req.devices.length === 0) return;
-  // Names only: refused before anything is observed or touched.
+/** The checks on names and config alone, made before anything is observed or touched; the policy in force. */
+function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
   const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
   checkPolicy(req.devices, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
+  return policy;
+}
+
+function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
+  if (ctNs.sameAs(hostNs)) {
+    throw new ConfigError(`network namespace ${nsPath} is the host's own; the container needs a namespace of its own`, { field: 'linux.namespaces' });
+  }
+}
+
+/**
+ * Observes the host and the container's namespace (null: not made yet, so nothing in it but the
+ * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
+ */
+function observeAndPlan(
+  req: ConfigRequest, policy: Policy, host: Side, container: Side | null, hostNs: Netns, ctNs: Netns | null, others: Journal[],
+  bad: BadJournal[],
+): Plan {
+  const held = new Map<string, string>();
+  // Held by host device name: a moved device's original name (its key may only name the entry).
+  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
+  const hostLinks = listLinks(host.sock);
+  const containerLinks = container ? listLinks(container.sock) : [];
+  // Devices picked by MAC or bus address, then the policy for them, before planning.
+  const devices = resolveSelectors(req.devices, hostLinks);
+  if (devices.some((d) => d.select)) checkPolicy(devices, policy);
+  try {
+    return planAttach(devices, {
+      hostLinks,
+      hostAddresses: listAddresses(host.sock),
+      containerLinks,
+      containerAddresses: container ? listAddresses(container.sock) : [],
+      hostDefaultRoutes: listDefaultRoutes(host.sock),
+      hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName)),
+      hostNsidInContainer: container ? netnsIdOf(container.sock, hostNs.fd) : null,
+    }, {
+      group: allocateGroup(others, [...hostLinks, ...containerLinks]),
+      claims: held,
+      claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
+      macvlanMasters: macvlanMasters(others),
+      policy,
+      indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
+    });
+  } catch (err) {
+    // Another container's unreadable journal blocks nobody, but a device it may hold is named.
+    throw mayBeHeld(err, devices, hostLinks, bad);
+  }
+}
+
+/**
+ * `validate --live`: what createRuntime would decide for `req` on this host now (the policy, the
+ * namespace requirement, the always-refused rules, devices and names, MTU ranges, other
+ * containers' claims), from the same observation and planner, changing nothing. The container's namespace is
+ * observed only if config.json names one that exists.
+ */
+export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
+  // attach asks nothing of a config without devices, so neither does this.
+  if (req.devices.length === 0) return;
+  const policy = checkRequest(req, opts);
+  const hostNs = Netns.current();
+  let ctNs: Netns | null = null;
+  let host: Side | null = null;
+  let container: Side | null = null;
+  try {
+    if (req.netnsPath !== undefined && fs.existsSync(req.netnsPath)) {
+      ctNs = Netns.open(req.netnsPath);
+      requireOwnNamespace(ctNs, hostNs, req.netnsPath);
+    }
+    host = sideOf(hostNs);
+    container = ctNs ? sideOf(ctNs) : null;
+    const scan = new StateDir(opts.stateDir).scanJournals();
+    observeAndPlan(req, policy, host, container, hostNs, ctNs, scan.journals, scan.bad);
+  } finally {
+    if (host) closeSide(host);
+    else hostNs.close();
+    if (container) closeSide(container);
+    else ctNs?.close();
+  }
+}
+
+/** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
+export function attach(state: OciState, opts: EngineOptions): void {
+  const req = loadContainerRequest(state, opts.hookSelf);
+  if (req.devices.length === 0) return;
+  const policy = checkRequest(req, opts);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
 
@@ -111,10 +193,12 @@ export function attach(state: OciState, opts: EngineOptions): void {
   store.ensure();
   const hostNs = Netns.current();
   const ctNs = Netns.open(nsPath);
-  if (ctNs.sameAs(hostNs)) {
+  try {
+    requireOwnNamespace(ctNs, hostNs, nsPath);
+  } catch (err) {
     hostNs.close();
     ctNs.close();
-    throw new ConfigError(`network namespace ${nsPath} is the host's own; the container needs a namespace of its own`, { field: 'linux.namespaces' });
+    throw err;
   }
   const host = sideOf(hostNs);
   const container = sideOf(ctNs);
@@ -140,35 +224,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanJournals();
       const others = scan.journals.filter((j) => j.containerId !== state.id);
-      const held = new Map<string, string>();
-      // Held by host device name: a moved device's original name (its key may only name the entry).
-      for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
-      const hostLinks = listLinks(host.sock);
-      const containerLinks = listLinks(container.sock);
-      // Devices picked by MAC or bus address, then the policy for them, before planning.
-      const devices = resolveSelectors(req.devices, hostLinks);
-      if (devices.some((d) => d.select)) checkPolicy(devices, policy);
-      let plan;
-      try {
-        plan = planAttach(devices, {
-          hostLinks,
-          hostAddresses: listAddresses(host.sock),
-          containerLinks,
-          containerAddresses: listAddresses(container.sock),
-          hostDefaultRoutes: listDefaultRoutes(host.sock),
-          hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName)),
-          hostNsidInContainer: netnsIdOf(container.sock, hostNs.fd),
-        }, {
-          group: allocateGroup(others, [...hostLinks, ...containerLinks]),
-          claims: held,
-          claimedInContainer: claimedInNamespace(others, ctNs),
-          macvlanMasters: macvlanMasters(others),
-          policy,
-          indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
-        });
-      } catch (err) {
-        throw mayBeHeld(err, devices, hostLinks, scan.bad.filter((b) => b.containerId !== state.id));
-      }
+      const plan = observeAndPlan(req, policy, host, container, hostNs, ctNs, others, scan.bad.filter((b) => b.containerId !== state.id));
       journal = {
         containerId: state.id,
         bundle: state.bundle,

@@ -8,7 +8,7 @@ import {
 } from './codec';
 import {
   IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD,
+  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_NETNS_IMMUTABLE, IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST,
   NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
@@ -25,6 +25,9 @@ export interface LinkInfo {
   flags: number;
   up: boolean;
   mtu: number;
+  /** IFLA_MIN_MTU and IFLA_MAX_MTU: the MTUs the device accepts; null when the kernel sets no bound (0) or does not say. */
+  minMtu: number | null;
+  maxMtu: number | null;
   mac: string | null;
   permanentMac: string | null;
   alias: string;
@@ -65,6 +68,9 @@ export function decodeLink(m: NlMessage): LinkInfo {
     flags: hdr.flags,
     up: (hdr.flags & IFF_UP) !== 0,
     mtu: u32(IFLA_MTU) ?? 0,
+    // The kernel checks a bound only when it is not 0 (dev_validate_mtu).
+    minMtu: u32(IFLA_MIN_MTU) || null,
+    maxMtu: u32(IFLA_MAX_MTU) || null,
     mac: mac(IFLA_ADDRESS),
     permanentMac: mac(IFLA_PERM_ADDRESS),
     alias: str(IFLA_IFALIAS) ?? '',

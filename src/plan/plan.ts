@@ -212,9 +212,21 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
   const steps: Step[] = [];
 
   const requireFreeTarget = (spec: DeviceSpec) => {
+    // Said even before the namespace exists (validate --live with no namespace path): it will have lo.
+    if (spec.name === 'lo') {
+      throw new PlanError(`device ${spec.key}: name lo is taken by the loopback device every network namespace has`, { device: spec.key, op: 'plan' });
+    }
     if (!isTemplate(spec.name) && containerNames.has(spec.name)) {
       throw new PlanError(`device ${spec.key}: name ${spec.name} already exists in the container`, { device: spec.key, op: 'plan' });
     }
+  };
+
+  /** The kernel refuses an MTU outside the device's own range (EINVAL), after the device has moved. */
+  const requireMtuInRange = (spec: DeviceSpec, link: LinkInfo) => {
+    if (spec.mtu === undefined) return;
+    const bound = link.maxMtu !== null && spec.mtu > link.maxMtu ? `above the maximum ${link.maxMtu}`
+      : link.minMtu !== null && spec.mtu < link.minMtu ? `below the minimum ${link.minMtu}` : undefined;
+    if (bound) throw new PlanError(`device ${spec.key}: mtu ${spec.mtu} is ${bound} that ${link.name} accepts`, { device: spec.key, op: 'plan' });
   };
 
   const base = ctx.indexBase ?? 0x10000;
@@ -243,6 +255,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       const link = hostByName.get(device);
       if (!link) {
         const inside = adoptable(spec, observed, ctx);
+        requireMtuInRange(spec, inside);
         rec.adopted = true;
         rec.original = { ...snapshotOf(inside, observed.containerAddresses), name: spec.key };
         rec.identity = identityOf(inside, observed.hostNsidInContainer ?? null);
@@ -252,6 +265,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         const refusal = hostDeviceRefusal(link, observed, ctx.macvlanMasters);
         if (refusal) throw alwaysRefusedError(spec, `host device ${device}`, refusal, ctx.policy);
         requireFreeTarget(spec);
+        requireMtuInRange(spec, link);
         rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(device));
         rec.identity = identityOf(link);
         // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.

@@ -178,11 +178,14 @@ export function preallocate(fd: number, size: number, what: string): void {
  * written completely and fsynced, renamed over `file`, then the folder fsynced. A failure leaves
  * `file` as it was and no temp file.
  */
-export function replaceFile(file: string, data: Buffer | string, mode: number): void {
+export function replaceFile(file: string, data: Buffer | string, mode: number, owner?: { uid: number; gid: number }): void {
   const tmp = `${file}.oci-netdev.tmp`;
   const fd = createExclusive(tmp, mode);
   try {
     try {
+      // The umask does not apply to fchmod: a 0600 file (config.json may hold secrets) stays 0600.
+      fs.fchmodSync(fd, mode);
+      if (owner && (owner.uid !== process.getuid?.() || owner.gid !== process.getgid?.())) fs.fchownSync(fd, owner.uid, owner.gid);
       writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
       fs.fsyncSync(fd);
     } finally {

@@ -64,7 +64,7 @@ async function allHome(t: Test, rig: Rig, hostExpected: NsSnapshot, ctrBefore: N
   t.same(pinsIn(rig), [], 'no pin left');
   const gc = cli(rig, ['gc']);
   exitsZero(t, gc, 'a gc afterwards');
-  t.equal(gc.stdout, '', 'gc has nothing to do');
+  t.equal(gc.stdout, 'gc: nothing to do\n', 'gc has nothing to do');
 }
 
 /** `base` padded with two-byte characters to exactly `bytes` bytes of UTF-8: fewer UTF-16 units than bytes. */

@@ -134,7 +134,7 @@ t.test('a policy file lets the annotation use what it lists, by --policy or OCI_
     `oci-netdev: policy ${loose}: is writable by group or others (mode 0666); only its owner may write it`,
     'a policy anyone may write', { args: ['--policy', loose] });
 
-  const r = sh(OCI_NETDEV, ['--policy', 'relative.json', 'gc']);
+  const r = sh(OCI_NETDEV, ['--policy', 'relative.json', 'hooks-d']);
   t.equal(r.status, 2, 'a relative --policy is a usage error');
   t.match(r.stderr, /policy file must be an absolute path/);
 });

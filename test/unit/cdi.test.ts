@@ -60,7 +60,7 @@ t.test('splitDeviceOptions takes both forms out of a command line', async (t) =>
   });
 });
 
-const hook = (command: string) => ({ path: '/opt/oci-netdev/bin/oci-netdev', args: ['oci-netdev', '--state-dir', '/s', command], timeout: 30 });
+const hook = (command: string) => ({ path: '/opt/oci-netdev/bin/oci-netdev', args: ['oci-netdev', '--state-dir', '/s', command], env: ['PATH=/opt/node/bin:/usr/bin'], timeout: 30 });
 
 t.test('CDI spec 0.5.0: one device per NIC, each with its hook pair and its --device', async (t) => {
   const spec = buildCdiSpec([parseDeviceArg('eth1:name=net1,mtu=9000'), parseDeviceArg('eth2')], DEFAULT_CDI_VERSION, hook);
@@ -72,8 +72,8 @@ t.test('CDI spec 0.5.0: one device per NIC, each with its hook pair and its --de
         name: 'eth1',
         containerEdits: {
           hooks: [
-            { hookName: 'createRuntime', path: '/opt/oci-netdev/bin/oci-netdev', timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'create-runtime', '--device', 'eth1:name=net1,mtu=9000'] },
-            { hookName: 'poststop', path: '/opt/oci-netdev/bin/oci-netdev', timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'poststop', '--device', 'eth1:name=net1,mtu=9000'] },
+            { hookName: 'createRuntime', path: '/opt/oci-netdev/bin/oci-netdev', env: ['PATH=/opt/node/bin:/usr/bin'], timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'create-runtime', '--device', 'eth1:name=net1,mtu=9000'] },
+            { hookName: 'poststop', path: '/opt/oci-netdev/bin/oci-netdev', env: ['PATH=/opt/node/bin:/usr/bin'], timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'poststop', '--device', 'eth1:name=net1,mtu=9000'] },
           ],
         },
       },
@@ -81,8 +81,8 @@ t.test('CDI spec 0.5.0: one device per NIC, each with its hook pair and its --de
         name: 'eth2',
         containerEdits: {
           hooks: [
-            { hookName: 'createRuntime', path: '/opt/oci-netdev/bin/oci-netdev', timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'create-runtime', '--device', 'eth2'] },
-            { hookName: 'poststop', path: '/opt/oci-netdev/bin/oci-netdev', timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'poststop', '--device', 'eth2'] },
+            { hookName: 'createRuntime', path: '/opt/oci-netdev/bin/oci-netdev', env: ['PATH=/opt/node/bin:/usr/bin'], timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'create-runtime', '--device', 'eth2'] },
+            { hookName: 'poststop', path: '/opt/oci-netdev/bin/oci-netdev', env: ['PATH=/opt/node/bin:/usr/bin'], timeout: 30, args: ['oci-netdev', '--state-dir', '/s', 'poststop', '--device', 'eth2'] },
           ],
         },
       },

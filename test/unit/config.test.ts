@@ -34,6 +34,7 @@ function rejects(t: tap.Test, obj: unknown, device: string | undefined, field: s
   t.equal(err.device, device, 'ctx device');
   t.equal(err.field, field, 'ctx field');
   t.notMatch(err.message, /\n/, 'one line');
+  t.notMatch(err.message, /\(got .*\(got /, 'the value is shown once');
 }
 
 t.test('accepts every documented form', async (t) => {
@@ -118,12 +119,13 @@ t.test('kind-specific fields', async (t) => {
 
 t.test('keys and names are kernel-valid and unique', async (t) => {
   rejects(t, { 'eth 1': {} }, 'eth 1', 'key', 'device "eth 1": key: must not contain whitespace');
-  rejects(t, { ['a'.repeat(16)]: {} }, 'a'.repeat(16), 'key', /key: must be at most 15 bytes \(got 16\)/);
+  rejects(t, { ['a'.repeat(16)]: {} }, 'a'.repeat(16), 'key', /key: is 16 bytes; at most 15 are allowed$/);
   rejects(t, { '': {} }, '', 'key', 'device "": key: must not be empty');
   rejects(t, { 'eth%d': {} }, 'eth%d', 'key', /key: must not contain '%'/);
   rejects(t, { 'a\nb': {} }, 'a\nb', 'key', 'device "a\\nb": key: must not contain whitespace');
   rejects(t, { mv0: { type: 'macvlan', master: 'br0', name: 'x:y' } }, 'mv0', 'name', /device mv0: name: must not contain ':' \(got "x:y"\)/);
-  rejects(t, { eth1: { name: '..' } }, 'eth1', 'name', /name: must not be "\.\."/);
+  rejects(t, { eth1: { name: '..' } }, 'eth1', 'name', 'device eth1: name: must not be . or .. (got "..")');
+  rejects(t, { eth1: { name: 'a'.repeat(16) } }, 'eth1', 'name', `device eth1: name: is 16 bytes; at most 15 are allowed (got "${'a'.repeat(16)}")`);
   rejects(t, { eth1: { name: 'e%dx' } }, 'eth1', 'name', /name: may contain '%' only/);
   rejects(t, { eth1: { name: 'c0' }, eth2: { name: 'c0' } }, 'eth2', 'name', 'device eth2: name: container name c0 is already used by device eth1');
   rejects(t, { eth1: {}, eth2: { name: 'eth1' } }, 'eth2', 'name', /container name eth1 is already used by device eth1/);
@@ -245,7 +247,7 @@ t.test('validateConfigFile', async (t) => {
     annotations: { [ANNOTATION]: JSON.stringify({ mv0: { type: 'macvlan', master: 'eth2', mode: 'private' } }) },
     linux: { netDevices: { eth1: { mac: '02:AA:00:00:00:01' } } },
   });
-  t.same(validateConfigFile(path.join(state.bundle, 'config.json')), [
+  t.same(validateConfigFile(path.join(state.bundle, 'config.json')).devices, [
     { key: 'eth1', kind: 'host', name: 'eth1', mac: '02:aa:00:00:00:01', source: 'config' },
     { key: 'mv0', kind: 'macvlan', name: 'mv0', master: 'eth2', mode: 'private', source: 'annotation' },
   ]);

@@ -5,11 +5,11 @@ t.test('length is counted in UTF-8 bytes: 15 pass, 16 fail', async (t) => {
   t.ok(isValidDevName('a'));
   t.ok(isValidDevName('a'.repeat(15)));
   t.notOk(isValidDevName('a'.repeat(16)));
-  t.match(checkDevName('a'.repeat(16)), /at most 15 bytes \(got 16\)/);
+  t.match(checkDevName('a'.repeat(16)), /^is 16 bytes; at most 15 are allowed$/);
   // "é" is 2 bytes: 7 of them plus one ASCII byte is 15 bytes in 8 characters.
   t.ok(isValidDevName('é'.repeat(7) + 'x'));
   t.notOk(isValidDevName('é'.repeat(8)), '8 characters, 16 bytes');
-  t.match(checkDevName('é'.repeat(8)), /got 16/);
+  t.equal(checkDevName('é'.repeat(8)), 'is 16 bytes; at most 15 are allowed');
   t.ok(isValidDevName('€€€€€'), '5 characters, 15 bytes');
   t.notOk(isValidDevName('€€€€€x'), '6 characters, 16 bytes');
   t.ok(isValidDevName('🙂🙂🙂'), 'astral: 12 bytes');

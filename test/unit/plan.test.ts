@@ -74,6 +74,23 @@ t.test('a target name already in the container is refused before anything runs',
   t.doesNotThrow(() => planAttach([host('nic0', 'eth%d')], obs, ctx), 'a %d template is left to the kernel');
 });
 
+t.test('the name lo is refused even where the container namespace is not observed yet', async (t) => {
+  const veth: DeviceSpec = { key: 'vh0', kind: 'veth', name: 'lo', source: 'config' };
+  const msg = /^device vh0: name lo is taken by the loopback device every network namespace has$/;
+  t.throws(() => planAttach([veth], observed(), ctx), msg, 'with lo observed');
+  t.throws(() => planAttach([veth], observed({ containerLinks: [] }), ctx), msg, 'and with no container namespace yet');
+  t.throws(() => planAttach([host('nic0', 'lo')], observed(), ctx), /device nic0: name lo is taken/, 'a moved device too');
+});
+
+t.test('an MTU outside the host device\'s own range is refused at planning', async (t) => {
+  const obs = observed({ hostLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(5, 'nic0', { minMtu: 68, maxMtu: 9000 })] });
+  t.throws(() => planAttach([host('nic0', 'eth1', { mtu: 9001 })], obs, ctx), /^device nic0: mtu 9001 is above the maximum 9000 that nic0 accepts$/);
+  const low = observed({ hostLinks: [link(5, 'nic0', { minMtu: 1280, maxMtu: null })] });
+  t.throws(() => planAttach([host('nic0', 'eth1', { mtu: 1000 })], low, ctx), /^device nic0: mtu 1000 is below the minimum 1280 that nic0 accepts$/);
+  t.equal(planAttach([host('nic0', 'eth1', { mtu: 9000 })], obs, ctx).devices[0].mtu, 9000, 'the maximum itself is fine');
+  t.doesNotThrow(() => planAttach([host('nic0', 'eth1', { mtu: 65535 })], observed({ hostLinks: [link(5, 'nic0', { minMtu: null, maxMtu: null })] }), ctx), 'no bound reported: no check');
+});
+
 t.test('a missing host device is an error unless the runtime already moved it', async (t) => {
   t.throws(() => planAttach([host('gone0', 'eth1')], observed(), ctx), /gone0: no such device/);
   const obs = observed({

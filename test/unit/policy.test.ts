@@ -295,7 +295,7 @@ t.test('parsePolicy: allowModes per source, defaults, and globs that match no mo
   t.same(p.config.given, { allowDevices: false, allowMasters: false, allowModes: true, allowBridges: false, maxDevices: false });
   t.same(parsePolicy('{"annotation": {}}', '/p').annotation.allowModes.map((g) => g.pattern), ['bridge'], 'a section without the field takes the default');
   for (const [doc, message] of [
-    [{ config: { allowModes: ['brdge'] } }, /^policy \/p: config\.allowModes\[0\]: matches no macvlan mode \(bridge, private, vepa, passthru\) \(got "brdge"\)$/],
+    [{ config: { allowModes: ['brdge'] } }, /^policy \/p: config\.allowModes\[0\]: matches no macvlan mode; the modes are bridge, private, vepa, passthru \(got "brdge"\)$/],
     [{ annotation: { allowModes: ['bridge', 'x*'] } }, /^policy \/p: annotation\.allowModes\[1\]: matches no macvlan mode/],
     [{ annotation: { allowModes: 'bridge' } }, /^policy \/p: annotation\.allowModes: must be an array of at most 1024 glob strings/],
     [{ annotation: { allowModes: ['[b'] } }, /^policy \/p: annotation\.allowModes\[0\]: has an unterminated '\['/],

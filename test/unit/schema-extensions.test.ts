@@ -10,7 +10,8 @@ import { ConfigError } from '../../src/errors';
 import { ANNOTATION, loadContainerRequest, parseNetDevices } from '../../src/config/load';
 import { show } from '../../src/config/schema';
 import type { DeviceSpec, OciState } from '../../src/config/types';
-import { BIN_PATH, hooksDConfig } from '../../src/engine/hooks';
+import { BIN_PATH, hooksDConfig } from '../../src/oci/hooks';
+import { DEFAULT_HOOK_TIMEOUT_S } from '../../src/cli/watchdog';
 
 const REPO = path.resolve(__dirname, '../../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-ext-'));
@@ -89,7 +90,7 @@ t.test('rejects each bad form, naming the device and the field', async (t) => {
   rejects(t, { mv0: { type: 'macvlan', master: 'nic0', mode: 'source' } }, 'mv0', 'mode', /must be one of bridge, private, vepa, passthru \(got "source"\)/);
   rejects(t, { mv0: { type: 'macvlan', master: 'nic0', mode: 'passthru', mac: '02:00:00:00:00:01' } }, 'mv0', 'mac', /not allowed for macvlan mode passthru/);
   rejects(t, { mv0: { type: 'macvlan', master: 'bad name' } }, 'mv0', 'master', /must not contain whitespace/);
-  rejects(t, { mv0: { type: 'macvlan', master: 'a'.repeat(16) } }, 'mv0', 'master', /at most 15 bytes/);
+  rejects(t, { mv0: { type: 'macvlan', master: 'a'.repeat(16) } }, 'mv0', 'master', /master: is 16 bytes; at most 15 are allowed \(got "a{16}"\)$/);
   rejects(t, { vh0: { type: 'veth', master: 'nic0' } }, 'vh0', 'master', /only allowed for type macvlan/);
   rejects(t, { vh0: { type: 'veth', mode: 'bridge' } }, 'vh0', 'mode', /only allowed for type macvlan/);
   rejects(t, { eth1: { addresses: ['10.0.0.1/24'] } }, 'eth1', 'addresses', /only allowed for type veth or macvlan/);
@@ -107,7 +108,7 @@ t.test('rejects each bad form, naming the device and the field', async (t) => {
   rejects(t, { mv0: { type: 'macvlan', master: 'n', vlan: 5 } }, 'mv0', 'vlan', /unknown field/);
 
   rejects(t, { 'veth/0': { type: 'veth' } }, 'veth/0', 'key', /must not contain '\/'/);
-  rejects(t, { 'vethxxxxxxxxxxxx': { type: 'veth' } }, 'vethxxxxxxxxxxxx', 'key', /at most 15 bytes \(got 16\)/);
+  rejects(t, { 'vethxxxxxxxxxxxx': { type: 'veth' } }, 'vethxxxxxxxxxxxx', 'key', /key: is 16 bytes; at most 15 are allowed$/);
   rejects(t, { 'veth%d': { type: 'veth' } }, 'veth%d', 'key', /must not contain '%'/);
   rejects(t, { 'v 0': { type: 'veth' } }, 'v 0', 'key', /whitespace/);
   rejects(t, { vh0: { type: 'veth', name: 'c:0' } }, 'vh0', 'name', /must not contain ':'/);
@@ -166,19 +167,27 @@ t.test('validators are generated at build time, not compiled at start-up', async
 });
 
 t.test('hooks-d prints a hooks.d 1.0.0 file for podman and CRI-O', async (t) => {
-  const r = spawnSync(path.join(REPO, 'bin/oci-netdev'), ['--state-dir', '/run/ondt-x', 'hooks-d'], { encoding: 'utf8' });
+  const r = spawnSync(path.join(REPO, 'bin/oci-netdev'), ['--state-dir', '/run/ondt-x', 'hooks-d'], {
+    encoding: 'utf8', env: { ...process.env, OCI_NETDEV_TIMEOUT: '' },
+  });
   t.equal(r.status, 0, 'exits 0');
   t.equal(r.stderr, '', 'nothing on stderr');
   const hook = JSON.parse(r.stdout);
   t.same(hook, {
     version: '1.0.0',
-    hook: { path: BIN_PATH, args: ['oci-netdev', '--state-dir', '/run/ondt-x', 'hook'] },
+    hook: {
+      path: BIN_PATH, args: ['oci-netdev', '--state-dir', '/run/ondt-x', 'hook'],
+      env: [`PATH=${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`],
+      timeout: DEFAULT_HOOK_TIMEOUT_S + 5,
+    },
     when: { annotations: { '^oci-netdev\\.netDevices$': '.*' } },
     stages: ['createRuntime', 'poststop'],
   });
   t.ok(path.isAbsolute(hook.hook.path) && fs.existsSync(hook.hook.path), 'the hook path is the absolute path of the binary');
   t.equal(hook.hook.path, path.join(REPO, 'bin/oci-netdev'));
-  t.same(hooksDConfig(), { ...hook, hook: { path: BIN_PATH, args: ['oci-netdev', 'hook'] } }, 'without --state-dir the default applies');
+  t.same(hooksDConfig({ args: [], timeoutSeconds: 30.5, timeoutGiven: true }), {
+    ...hook, hook: { ...hook.hook, args: ['oci-netdev', 'hook'], env: [hook.hook.env[0], 'OCI_NETDEV_TIMEOUT=30.5'], timeout: 36 },
+  }, 'without --state-dir the default applies; a given timeout goes to the runtime (rounded up, plus a margin) and to the hook\'s watchdog');
   const re = new RegExp(Object.keys(hook.when.annotations)[0]);
   t.ok(re.test(ANNOTATION), 'the when regex matches the annotation');
   t.notOk(re.test('oci-netdevXnetDevices') || re.test(`${ANNOTATION}.extra`), 'and nothing else');

@@ -1,0 +1,403 @@
+// The commands and options of the CLI, with their help. One entry per command: its usage, help
+// text, the options it takes and what it runs. `oci-netdev COMMAND --help`, `oci-netdev --help`
+// and the man page (scripts/gen-man.mjs) are all made from this table.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { DEFAULT_STATE_DIR } from '../state/statedir';
+import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateConfigFile } from '../config';
+import type { OciState } from '../config';
+import { attach, checkAttach, detach, gc, status } from '../engine/lifecycle';
+import type { EngineOptions, GcResult } from '../engine/lifecycle';
+import { BIN_PATH, hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
+import { generateCdi } from '../cdi/generate';
+import type { HookOptions } from '../oci/hooks';
+import type { Logger } from '../log/logger';
+import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from './watchdog';
+
+export interface OptionSpec {
+  /** Long form, e.g. "--state-dir". */
+  flag: string;
+  /** The value's placeholder; options without one are switches. */
+  value?: string;
+  help: string;
+}
+
+export const OPTIONS = {
+  stateDir: {
+    flag: '--state-dir', value: 'DIR',
+    help: `state directory (env OCI_NETDEV_STATE_DIR, default ${DEFAULT_STATE_DIR})`,
+  },
+  policy: {
+    flag: '--policy', value: 'FILE',
+    help: `device policy (env OCI_NETDEV_POLICY, default ${DEFAULT_POLICY_FILE}; without that file, config.json may use any device and the annotation none)`,
+  },
+  logFile: {
+    flag: '--log-file', value: 'FILE',
+    help: 'also append every change, warning and error to FILE (env OCI_NETDEV_LOG_FILE); they always go to the system log (/dev/log, tag oci-netdev) when it exists',
+  },
+  json: { flag: '--json', help: 'print JSON' },
+  device: {
+    flag: '--device', value: 'SPEC',
+    help: 'NAME[:FIELD=VALUE,...]: the netDevices entry of host device NAME, repeatable (e.g. --device eth1:name=net1,mtu=9000); ' +
+      'fields name, type, mtu, mac, master, mode, address (repeatable), gateway, hostBridge, hostMac, hostAddress (repeatable), ' +
+      'hwaddr, pciBusID, kernelpath',
+  },
+  out: { flag: '--out', value: 'FILE', help: `the CDI spec file to write (default ${DEFAULT_CDI_FILE})` },
+  cdiVersion: {
+    flag: '--cdi-version', value: 'V',
+    help: `${CDI_VERSIONS.join(', ')} (default ${DEFAULT_CDI_VERSION}, the newest podman 4.3 reads); 1.1.0 also adds netDevices edits, for engines that move devices themselves`,
+  },
+  live: {
+    flag: '--live',
+    help: 'also check against this host, as createRuntime would in this network namespace: the devices exist, the always-refused rules, the target names are free in the namespace config.json names (if it exists), each MTU is within the device\'s range, other containers\' claims (read from the state directory); nothing is changed',
+  },
+} satisfies Record<string, OptionSpec>;
+export type OptionName = keyof typeof OPTIONS;
+
+/** What a command receives: its operands and the options given. */
+export interface Invocation {
+  args: string[];
+  stateDir: string;
+  /** --state-dir or OCI_NETDEV_STATE_DIR was given (hooks then receive it). */
+  stateDirGiven: boolean;
+  policyFile?: string;
+  logFile?: string;
+  json: boolean;
+  live: boolean;
+  /** --device SPEC, in order. */
+  devices: string[];
+  /** --out FILE. */
+  outFile?: string;
+  cdiVersion?: string;
+  /** The command line as given: a hook finds its sibling hooks in config.json by it. */
+  argv: string[];
+  log: Logger;
+  out: (text: string) => void;
+}
+
+export interface Command {
+  name: string;
+  /** The operands, as the usage line shows them. */
+  operands: string;
+  /** How many operands: [least, most]. */
+  arity: [number, number];
+  /** One line for `oci-netdev --help`. */
+  summary: string;
+  /** Paragraphs for `oci-netdev COMMAND --help` and the man page. */
+  description: string;
+  options: OptionName[];
+  /** Run by a runtime: bounded by the watchdog. */
+  hook?: boolean;
+  run: (inv: Invocation) => number;
+}
+
+const HOOK_OPTIONS: OptionName[] = ['stateDir', 'policy', 'logFile'];
+/** The hooks a CDI spec writes also carry --device entries. */
+const DEVICE_HOOK_OPTIONS: OptionName[] = [...HOOK_OPTIONS, 'device'];
+
+const PASSED_ON = 'Options given (--state-dir, --policy, --log-file) go into the hook entries; each entry also ' +
+  'has an env whose PATH starts with the folder of the node running this command (runtimes start hooks ' +
+  'with no environment), and a timeout from OCI_NETDEV_TIMEOUT.';
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'create-runtime', operands: '', arity: [0, 0], hook: true, options: DEVICE_HOOK_OPTIONS,
+    summary: 'attach the devices of the container (OCI state on stdin)',
+    description: 'The createRuntime hook. Reads the OCI state on stdin, and attaches the devices of BUNDLE/config.json ' +
+      '(linux.netDevices) and of the oci-netdev.netDevices annotation. On any failure, everything done is undone. ' +
+      'With --device, also those entries and the --device entries of the other oci-netdev createRuntime hooks of ' +
+      'config.json (a CDI engine adds one hook per device): the first run attaches them all, the others find them attached.',
+    run: (inv) => {
+      attach(containerState(inv), engineOptions(inv));
+      return 0;
+    },
+  },
+  {
+    name: 'poststop', operands: '', arity: [0, 0], hook: true, options: DEVICE_HOOK_OPTIONS,
+    summary: 'restore every device (OCI state on stdin)',
+    description: 'The poststop hook. Reads the OCI state on stdin and puts every device back as it was. A second run does nothing.',
+    run: (inv) => {
+      detach(containerState(inv), engineOptions(inv));
+      return 0;
+    },
+  },
+  {
+    name: 'hook', operands: '', arity: [0, 0], hook: true, options: HOOK_OPTIONS,
+    summary: 'create-runtime or poststop, chosen by the state\'s status',
+    description: 'Either hook, chosen by the status in the OCI state on stdin ("stopped": poststop). ' +
+      'hooks.d files use it, as they give one command for both stages.',
+    run: (inv) => {
+      const state = containerState(inv);
+      if (state.status === 'stopped') detach(state, engineOptions(inv));
+      else attach(state, engineOptions(inv));
+      return 0;
+    },
+  },
+  {
+    name: 'inject', operands: 'BUNDLE', arity: [1, 1], options: HOOK_OPTIONS,
+    summary: 'add both hooks to BUNDLE/config.json (idempotent)',
+    description: 'Adds the createRuntime and poststop hooks to BUNDLE/config.json, for runc and crun; running it again ' +
+      `changes nothing. config.json keeps its mode and owner. ${PASSED_ON}`,
+    run: (inv) => {
+      const { added } = injectHooks(inv.args[0], hookOptions(inv));
+      inv.out(`${inv.args[0]}/config.json: ${added ? `added ${added} hook(s)` : 'hooks already present'}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'hooks-d', operands: '', arity: [0, 0], options: HOOK_OPTIONS,
+    summary: 'print a hooks.d file (version 1.0.0) for podman and CRI-O',
+    description: 'Prints a hooks.d file (version 1.0.0) that runs `oci-netdev hook` at createRuntime and poststop for ' +
+      `containers with the oci-netdev.netDevices annotation. ${PASSED_ON}`,
+    run: (inv) => {
+      inv.out(JSON.stringify(hooksDConfig(hookOptions(inv)), null, 2) + '\n');
+      return 0;
+    },
+  },
+  {
+    name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir'],
+    summary: 'check a config.json (or BUNDLE/config.json) and the policy; --live: against this host too',
+    description: 'Checks the netDevices and the annotation of a config.json, or of BUNDLE/config.json when given a ' +
+      'directory, and that the policy allows them. Touches nothing.',
+    run: (inv) => {
+      const given = inv.args[0];
+      const file = isDirectory(given) ? path.join(given, 'config.json') : given;
+      const req = validateConfigFile(file);
+      if (inv.live) {
+        checkAttach(req, engineOptions(inv));
+        inv.out(`${file}: ok, ${req.devices.length} device(s), attachable on this host now\n`);
+      } else {
+        if (req.devices.length) checkPolicy(req.devices, loadPolicy(inv.policyFile ?? DEFAULT_POLICY_FILE, inv.policyFile !== undefined));
+        inv.out(`${file}: ok, ${req.devices.length} device(s)\n`);
+      }
+      return 0;
+    },
+  },
+  {
+    name: 'status', operands: '', arity: [0, 0], options: ['json', 'stateDir'],
+    summary: 'list containers and the devices they hold',
+    description: 'Lists each container that holds devices: for every device the host and container names, the kind ' +
+      '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost), and its live MAC and MTU.',
+    run: (inv) => {
+      printStatus(inv);
+      return 0;
+    },
+  },
+  {
+    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile'],
+    summary: 'restore containers whose hook died or whose poststop never came',
+    description: 'Restores the devices of containers whose hook died mid-way or whose container is gone without a ' +
+      'poststop; keeps those whose container still runs. Prints one line per container and a summary line ' +
+      '(--json: one JSON object). Exits 1 if any restore failed.',
+    run: (inv) => {
+      const results = gc(engineOptions(inv));
+      for (const r of results) if (r.action !== 'kept') inv.log.info(`gc: ${r.action} (${r.reason})`, r.containerId);
+      if (inv.json) {
+        inv.out(JSON.stringify({ summary: gcCounts(results), containers: results }, null, 2) + '\n');
+      } else {
+        for (const r of results) inv.out(`${r.containerId}: ${r.action} (${r.reason})\n`);
+        inv.out(`${gcSummary(results)}\n`);
+      }
+      return results.some((r) => r.action === 'failed') ? 1 : 0;
+    },
+  },
+  {
+    name: 'cdi', operands: 'generate', arity: [1, 1], options: ['out', 'cdiVersion', 'device', ...HOOK_OPTIONS],
+    summary: 'write a CDI spec with one device per host NIC the policy allows',
+    description: `Writes a CDI spec (kind ${CDI_KIND}) with one device per host NIC of this network namespace that the ` +
+      'policy\'s config section allows (never an always-refused one), named after the NIC, for ' +
+      `\`podman run --device ${CDI_KIND}=eth1\`. Each device's edits add the createRuntime and poststop hooks with its ` +
+      `entry as a --device argument. ${PASSED_ON}`,
+    run: (inv) => {
+      if (inv.args[0] !== 'generate') throw new UsageError(`unknown cdi command ${inv.args[0]} (cdi generate)`, 'cdi');
+      const out = inv.outFile ?? DEFAULT_CDI_FILE;
+      const opts = hookOptions(inv);
+      const { spec, skipped } = generateCdi({
+        out, cdiVersion: inv.cdiVersion ?? DEFAULT_CDI_VERSION, deviceTexts: inv.devices, stateDir: inv.stateDir,
+        ...(inv.policyFile !== undefined ? { policyFile: inv.policyFile } : {}),
+        hook: (command) => hookEntry(command, opts),
+      });
+      for (const s of skipped) inv.out(`skipped ${s.name}: ${s.refused}\n`);
+      inv.out(`${out}: ${spec.devices.length} device(s) of kind ${spec.kind}: ${spec.devices.map((d) => d.name).join(', ')}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'help', operands: '[COMMAND]', arity: [0, 1], options: [],
+    summary: 'show this help, or the help of COMMAND',
+    description: 'Shows the help of oci-netdev, or of COMMAND.',
+    run: (inv) => {
+      inv.out(inv.args.length ? commandHelp(findCommand(inv.args[0])) : mainHelp());
+      return 0;
+    },
+  },
+  {
+    name: 'version', operands: '', arity: [0, 0], options: [],
+    summary: 'show the version',
+    description: 'Shows the version of oci-netdev.',
+    run: (inv) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      inv.out(`oci-netdev ${require('../../../package.json').version}\n`);
+      return 0;
+    },
+  },
+];
+
+export class UsageError extends Error {
+  /** The command whose help the hint points to, if one was named. */
+  constructor(message: string, readonly command?: string) {
+    super(message);
+  }
+}
+
+export function findCommand(name: string): Command {
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) throw new UsageError(`unknown command ${name}`);
+  return command;
+}
+
+/** The text before the command list of `oci-netdev --help` and the man page's DESCRIPTION. */
+export const INTRO = `Moves host network devices into a container's network namespace (runtime-spec
+linux.netDevices), creates veth and macvlan devices there, and puts everything
+back when the container stops. Runs as OCI createRuntime and poststop hooks.`;
+
+export const ENVIRONMENT: [string, string][] = [
+  ['OCI_NETDEV_STATE_DIR', 'state directory, as --state-dir'],
+  ['OCI_NETDEV_POLICY', 'policy file, as --policy'],
+  ['OCI_NETDEV_LOG_FILE', 'log file, as --log-file'],
+  ['OCI_NETDEV_TIMEOUT', `seconds one hook run may take before it is killed (default ${DEFAULT_HOOK_TIMEOUT_S}); oci-netdev gc restores what it left. inject and hooks-d write it into the hook entries`],
+  ['OCI_NETDEV_TRACE=1', 'print one line per netlink request on stderr'],
+];
+
+export const usageLine = (c: Command): string =>
+  `oci-netdev ${c.name}${c.options.length ? ' [OPTIONS]' : ''}${c.operands ? ` ${c.operands}` : ''}`;
+
+/** Words wrapped at `width` columns. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Two columns: `left` padded to 22, `right` wrapped beside it. */
+function row(left: string, right: string): string {
+  const [first = '', ...rest] = wrap(right, 56);
+  const head = left.length > 20 ? `  ${left}\n${' '.repeat(24)}${first}` : `  ${left.padEnd(22)}${first}`;
+  return [head, ...rest.map((l) => ' '.repeat(24) + l)].join('\n') + '\n';
+}
+
+export const optionLabel = (o: OptionSpec): string => (o.value ? `${o.flag} ${o.value}` : o.flag);
+
+export function commandHelp(c: Command): string {
+  let text = `Usage: ${usageLine(c)}\n\n${wrap(c.description, 78).join('\n')}\n\nOptions:\n`;
+  for (const name of c.options) text += row(optionLabel(OPTIONS[name]), OPTIONS[name].help);
+  return text + row('-h, --help', 'show this help');
+}
+
+export function mainHelp(): string {
+  let text = `Usage: oci-netdev [OPTIONS] COMMAND [ARGS]\n\n${INTRO}\n\nCommands:\n`;
+  for (const c of COMMANDS) text += row(`${c.name}${c.operands ? ` ${c.operands}` : ''}`, c.summary);
+  text += '\nOptions (each command takes those its --help lists):\n';
+  for (const name of ['stateDir', 'policy', 'logFile'] as const) text += row(optionLabel(OPTIONS[name]), OPTIONS[name].help);
+  text += row('-h, --help', 'show this help; oci-netdev COMMAND --help shows the help of COMMAND');
+  text += row('-V, --version', 'show the version');
+  text += '\nEnvironment:\n';
+  for (const [name, help] of ENVIRONMENT) text += row(name, help);
+  return text;
+}
+
+function engineOptions(inv: Invocation): EngineOptions {
+  return {
+    stateDir: inv.stateDir,
+    ...(inv.policyFile !== undefined ? { policyFile: inv.policyFile } : {}),
+    warn: (m) => inv.log.warn(m),
+    info: (m, containerId) => inv.log.info(m, containerId),
+    ...(inv.devices.length ? { hookSelf: { path: BIN_PATH, args: inv.argv } } : {}),
+  };
+}
+
+function hookOptions(inv: Invocation): HookOptions {
+  return {
+    args: [
+      ...(inv.stateDirGiven ? ['--state-dir', inv.stateDir] : []),
+      ...(inv.policyFile !== undefined ? ['--policy', inv.policyFile] : []),
+      ...(inv.logFile !== undefined ? ['--log-file', inv.logFile] : []),
+    ],
+    timeoutSeconds: hookTimeoutSeconds(),
+    timeoutGiven: Boolean(process.env.OCI_NETDEV_TIMEOUT),
+  };
+}
+
+/** The OCI state on stdin; from here on, log lines name its container. */
+function containerState(inv: Invocation): OciState {
+  const state = readStdinState();
+  inv.log.containerId = state.id;
+  return state;
+}
+
+function isDirectory(file: string): boolean {
+  try {
+    return fs.statSync(file).isDirectory();
+  } catch {
+    return false; // validateConfigFile says why it cannot read it
+  }
+}
+
+const GC_ACTIONS: GcResult['action'][] = ['restored', 'kept', 'failed', 'busy', 'removed'];
+
+function gcCounts(results: GcResult[]): Record<GcResult['action'], number> {
+  const counts = Object.fromEntries(GC_ACTIONS.map((a) => [a, 0])) as Record<GcResult['action'], number>;
+  for (const r of results) counts[r.action]++;
+  return counts;
+}
+
+/** "gc: 2 restored, 1 kept, 0 failed" (busy and removed only when there are some), or "gc: nothing to do". */
+export function gcSummary(results: GcResult[]): string {
+  if (!results.length) return 'gc: nothing to do';
+  const counts = gcCounts(results);
+  return `gc: ${GC_ACTIONS.filter((a) => counts[a] || ['restored', 'kept', 'failed'].includes(a)).map((a) => `${counts[a]} ${a}`).join(', ')}`;
+}
+
+function printStatus(inv: Invocation): void {
+  const entries = status(engineOptions(inv));
+  if (inv.json) {
+    inv.out(JSON.stringify(entries, null, 2) + '\n');
+    return;
+  }
+  if (!entries.length) inv.out('no containers hold devices\n');
+  for (const e of entries) {
+    if (e.phase === 'unreadable') {
+      inv.out(`${e.containerId} (unreadable: ${e.error})\n`);
+      continue;
+    }
+    const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
+    inv.out(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
+      `${formatAge(e.ageSeconds)} old; bundle ${e.bundle ?? 'unknown'})\n`);
+    // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
+    const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
+      d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,
+      d.mac ?? '-', d.mtu === null ? '-' : String(d.mtu),
+    ])];
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) inv.out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+  }
+}
+
+/** 42s, 5m3s, 2h0m, 3d4h. */
+function formatAge(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`;
+}

@@ -1,0 +1,102 @@
+// Wiring the hooks: into a bundle's config.json (runc, crun) or as a hooks.d file (podman,
+// CRI-O). The OCI front door's own code, above the engine.
+//
+// Runtimes start a hook with the entry's `env` and nothing else, so the `#!/usr/bin/env node` of
+// bin/oci-netdev would search only the C library's default PATH (/bin:/usr/bin) and miss a node
+// in /usr/local/bin or an nvm folder (exit 127). Each entry therefore carries a PATH that starts
+// with the folder of the node running this command. We keep bin/oci-netdev as the hook's path
+// rather than naming the node binary there: the entry stays recognisable as ours (inject finds and
+// replaces it), its args keep their form, and the launcher stays the one place that starts us.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { ConfigError } from '../errors';
+import { ANNOTATION, MAX_CONFIG_BYTES } from '../config';
+import { readRegularFile, replaceFile } from '../state/files';
+
+/** The installed executable, as hook entries must name it (absolute). */
+export const BIN_PATH = path.resolve(__dirname, '../../../bin/oci-netdev');
+
+/** After the node folder, the usual system folders, for anything else a hook may start. */
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Seconds the runtime waits beyond our own watchdog: its clock also counts node's start, and our
+ * watchdog's message (which says to run gc) is more useful than the runtime's plain kill.
+ */
+const RUNTIME_TIMEOUT_MARGIN_S = 5;
+
+/** One OCI hook entry (runtime-spec config.md "POSIX-platform Hooks"). */
+export interface HookEntry {
+  path: string;
+  args: string[];
+  env: string[];
+  /** Seconds; the runtime kills the hook after it. */
+  timeout: number;
+}
+
+export interface HookOptions {
+  /** Options the hook is run with, before its command (--state-dir, --policy, --log-file). */
+  args: string[];
+  /** The watchdog's bound (OCI_NETDEV_TIMEOUT or its default). */
+  timeoutSeconds: number;
+  /** Whether OCI_NETDEV_TIMEOUT was given: then the hook's own watchdog must hear it too. */
+  timeoutGiven: boolean;
+}
+
+/** The entry that runs `oci-netdev COMMAND` with `opts`, startable from an empty environment. */
+export function hookEntry(command: string, opts: HookOptions): HookEntry {
+  return {
+    path: BIN_PATH,
+    args: ['oci-netdev', ...opts.args, command],
+    env: [
+      `PATH=${path.dirname(process.execPath)}:${SYSTEM_PATH}`,
+      ...(opts.timeoutGiven ? [`OCI_NETDEV_TIMEOUT=${opts.timeoutSeconds}`] : []),
+    ],
+    timeout: Math.ceil(opts.timeoutSeconds) + RUNTIME_TIMEOUT_MARGIN_S,
+  };
+}
+
+/**
+ * Adds our createRuntime and poststop hooks to BUNDLE/config.json; running it again changes
+ * nothing. The file keeps its mode and owner.
+ */
+export function injectHooks(bundle: string, opts: HookOptions): { added: number } {
+  const file = path.join(bundle, 'config.json');
+  let config: { hooks?: Record<string, Partial<HookEntry>[]> };
+  const text = readRegularFile(file, { where: file, maxBytes: MAX_CONFIG_BYTES, follow: true });
+  const st = fs.statSync(file);
+  try {
+    config = JSON.parse(text.toString('utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError(`${file} is not a JSON object`);
+  config.hooks ??= {};
+  let added = 0;
+  for (const [stage, command] of [['createRuntime', 'create-runtime'], ['poststop', 'poststop']] as const) {
+    const list: Partial<HookEntry>[] = (config.hooks[stage] ??= []);
+    const mine = list.findIndex((h) => h.path === BIN_PATH && h.args?.at(-1) === command);
+    const entry = hookEntry(command, opts);
+    if (mine === -1) {
+      list.push(entry);
+      added++;
+    } else {
+      list[mine] = entry;
+    }
+  }
+  // The bundle may be someone else's: never write through a link planted at the temp name. The
+  // file keeps its mode and owner.
+  replaceFile(file, JSON.stringify(config, null, 2) + '\n', st.mode & 0o7777, { uid: st.uid, gid: st.gid });
+  return { added };
+}
+
+/** A hooks.d file (version 1.0.0) that runs `oci-netdev hook` at both stages when the annotation is set. */
+export function hooksDConfig(opts: HookOptions): object {
+  return {
+    version: '1.0.0',
+    hook: hookEntry('hook', opts),
+    when: { annotations: { [`^${ANNOTATION.replace(/\./g, '\\.')}$`]: '.*' } },
+    stages: ['createRuntime', 'poststop'],
+  };
+}
