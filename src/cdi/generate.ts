@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { replaceFile } from '../state/files';
 import { ConfigError } from '../errors';
 import { deviceArgs, deviceArgSpecs } from '../config';
 import type { DeviceArg } from '../config';
@@ -60,22 +61,10 @@ export function generateCdi(o: GenerateOptions): GenerateResult {
 
 /** Creates the folder if needed; runtimes never see a half-written spec (the temp name is not *.json). */
 function writeAtomically(file: string, text: string): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
   try {
-    try {
-      fs.fchmodSync(fd, 0o644); // whatever the umask
-      fs.writeSync(fd, text);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    replaceFile(file, text, 0o644);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
     throw new ConfigError(`cannot write ${file}: ${(err as Error).message}`);
   }
 }

@@ -3,31 +3,12 @@
 
 import { DEFAULT_STATE_DIR } from '../state/statedir';
 import { Logger } from '../log/logger';
-import type { OptionSpec } from './commands';
+import type { Invocation, OptionSpec } from './commands';
 import { Command, OPTIONS, OptionName, UsageError, commandHelp, findCommand, mainHelp } from './commands';
 import { hookTimeoutSeconds, startWatchdog } from './watchdog';
 
-/** What the command line asks for; `command` undefined: the main help. */
-export interface Parsed {
-  command?: Command;
-  help: boolean;
-  args: string[];
-  stateDir: string;
-  stateDirGiven: boolean;
-  /** --policy or OCI_NETDEV_POLICY; unset means the default file, which may be absent. */
-  policyFile?: string;
-  /** --log-file or OCI_NETDEV_LOG_FILE. */
-  logFile?: string;
-  json: boolean;
-  live: boolean;
-  /** --device SPEC, in order. */
-  devices: string[];
-  /** cdi generate: --out and --cdi-version. */
-  outFile?: string;
-  cdiVersion?: string;
-  /** The arguments as given, for a hook to find its sibling hooks in config.json. */
-  argv: string[];
-}
+/** What the command line asks for, a command's Invocation but its outputs; `command` undefined: the main help. */
+export type Parsed = Omit<Invocation, 'log' | 'out'> & { command?: Command; help: boolean };
 
 /** What a value placeholder stands for, in "needs a ..." errors. */
 const VALUE_NAMES: Record<string, string> = { DIR: 'directory', FILE: 'file', SPEC: 'device SPEC', V: 'version' };
