@@ -176,7 +176,8 @@ t.test('truncated, FIFO and symlinked journals of other containers: createRuntim
   t.match(gc.stdout, new RegExp(`^${truncated.id}: failed \\(journal of container ${truncated.id} \\S+ is corrupt: .*\\)$`, 'm'), 'names the truncated journal');
   t.match(gc.stdout, new RegExp(`^${fifo.id}: failed \\(journal of container ${fifo.id} \\S+: is not a regular file\\)$`, 'm'), 'names the FIFO');
   t.match(gc.stdout, new RegExp(`^${link.id}: failed \\(journal of container ${link.id} \\S+: is a symbolic link\\)$`, 'm'), 'names the symlink');
-  t.equal(gc.stdout.trimEnd().split('\n').length, 6, 'one line per container');
+  t.equal(gc.stdout.trimEnd().split('\n').length, 7, 'one line per container, and the summary');
+  t.match(gc.stdout, /^gc: 3 restored, 0 kept, 3 failed$/m, 'the summary counts them');
   const host = await steady(w.simhost);
   for (const g of [...good, fresh]) t.ok(g.dev in host, `${g.dev} is back on the host`);
   for (const b of bad) t.notOk(b.dev in host, `${b.dev} stays where its journal says nothing about it`);
