@@ -48,9 +48,10 @@ install: build
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
-# Each suite in its own tap run, in this order (tap sorts the files of one run by name), then the
-# leak check alone; one summary line for all of them.
+# The layering rules first (scripts/check-layers.mjs), then each suite in its own tap run, in this
+# order (tap sorts the files of one run by name), then the leak check alone; one summary line for all.
 test: deps build
+	@node scripts/check-layers.mjs
 	@scripts/setup-runtimes.sh
 	@rc=0; { \
 	  for suite in $(SUITES) dist/test/leak-check.test.js; do \
