@@ -21,8 +21,8 @@ export const BIN_PATH = path.resolve(__dirname, '../../../bin/oci-netdev');
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
- * Seconds the runtime waits beyond our own watchdog: its clock also counts node's start, and our
- * watchdog's message (which says to run gc) is more useful than the runtime's plain kill.
+ * Seconds the runtime waits beyond our own bound (alarm(2)): its clock also counts node's start,
+ * and our own bound ends the hook the same way each time, whatever the runtime does on timeout.
  */
 const RUNTIME_TIMEOUT_MARGIN_S = 5;
 
