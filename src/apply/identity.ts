@@ -87,10 +87,15 @@ export function findOnHost(sides: Sides, rec: DeviceRecord): LinkInfo | null {
   return listLinks(sides.host.sock).find((l) => l.index !== index && isTheDevice(sides, rec, l, 'host')) ?? null;
 }
 
-/** Where the device is now: in the container, on the host, or nowhere we can see. */
+/**
+ * Where the device is now: in the container, on the host, or nowhere we can see. Only a device
+ * that came from the host can be home; a created one out of the container is gone (a macvlan of
+ * the host's on the same master is not it).
+ */
 export function locate(sides: Sides, rec: DeviceRecord): Location | null {
   const inside = findInContainer(sides, rec);
   if (inside) return { where: 'container', link: inside };
+  if (rec.kind !== 'host') return null;
   const home = findOnHost(sides, rec);
   return home ? { where: 'host', link: home } : null;
 }

@@ -195,6 +195,26 @@ t.test('mixed config: after a kill -9 in the middle of createRuntime, gc brings 
   checkRestored(t, rig, before, 'after gc');
 });
 
+t.test('status: a created macvlan the container deleted is missing, not "restored" as a host macvlan on its master', async (t) => {
+  const rig = makeRig(t);
+  const master = uniqueName('mst');
+  rig.sb.createVethPair(rig.simhost, master, uniqueName('mpeer'));
+  // The host's own macvlan on the same master: it must never pass for the container's.
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', uniqueName('hmv'), 'link', master, 'type', 'macvlan', 'mode', 'bridge']);
+  const before = nsSnapshot(rig.simhost);
+  const id = uniqueId('gone');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { mv1: { type: 'macvlan', master, name: 'eth3' } } });
+  t.equal(traced(rig, 'create-runtime', ociState(id, bundle, 'creating')).status, 0, 'attached');
+  shOk('ip', ['-n', rig.ctr, 'link', 'del', 'eth3']);
+  const st = cli(rig, ['status', '--json']);
+  t.equal(st.status, 0, 'status exits 0', { stderr: st.stderr });
+  const entries = JSON.parse(st.stdout) as { devices: { key: string; state: string }[] }[];
+  t.same(entries[0].devices.map((d) => [d.key, d.state]), [['mv1', 'missing']], 'missing');
+  t.equal(traced(rig, 'poststop', ociState(id, bundle, 'stopped')).status, 0, 'poststop exits 0');
+  t.same(nsSnapshot(rig.simhost), before, 'the host, its own macvlan included, is as before');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+});
+
 t.test('status lists the container (bundle, pid, age) and host name <-> container name, kind, state, MAC and MTU', async (t) => {
   const rig = makeRig(t);
   const m = mixedHost(rig);
