@@ -1,5 +1,5 @@
-// The CNI specification's data, shared by the plugin (src/cni/plugin) and the runtime
-// (src/cni/runtime): versions, error codes, and results in every version from 0.1.0 to 1.1.0.
+// The CNI specification's data, shared by the plugin front door (src/cni) and the networks the
+// hooks run (this library): versions, error codes, and results in every version 0.1.0 to 1.1.0.
 // Internally a result is always in the 1.x shape; `toVersion` renders it for the other side.
 
 import { NetdevError } from '../errors';

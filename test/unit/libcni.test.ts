@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CniCode, CniError, SUPPORTED_VERSIONS, atLeast, compareVersions, isSupportedVersion, parseCniArgs, parseResult, toVersion,
-} from '../../src/cni/spec';
-import { execPlugin, findPlugin, pluginVersions, splitCniPath, DEFAULT_CNI_PATH } from '../../src/cni/invoke';
+} from '../../src/libcni/spec';
+import { execPlugin, findPlugin, pluginVersions, splitCniPath, DEFAULT_CNI_PATH } from '../../src/libcni/invoke';
 
 /** `fn` throws a CniError for which `ok` holds. */
 function throwsCni(t: Test, fn: () => unknown, ok: (e: CniError) => boolean): void {
