@@ -3,6 +3,7 @@
 // DEL runs it in reverse with the final ADD result. Plugins run in the simulated host, found in a
 // CNI_PATH whose first folder holds `oci-netdev` (a link to bin/oci-netdev), then Debian's
 // /usr/lib/cni.
+import { spawn } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { OCI_NETDEV } from './hook';
@@ -42,8 +43,7 @@ export function cniPath(sb: Sandbox): string[] {
   return [dir, DEBIAN_CNI];
 }
 
-/** Runs one plugin binary `type` with `command`, as libcni's invoke does. */
-export function execPlugin(run: CniRun, command: string, type: string, conf: object, extraEnv: Record<string, string> = {}): PluginOutcome {
+function pluginCommand(run: CniRun, command: string, type: string, extraEnv: Record<string, string>): { argv: [string, string[]]; env: Record<string, string> } {
   const dir = run.path.find((d) => sh('test', ['-x', join(d, type)]).status === 0);
   if (dir === undefined) throw new Error(`plugin ${type} not found in ${run.path.join(':')}`);
   const env: Record<string, string> = {
@@ -55,14 +55,39 @@ export function execPlugin(run: CniRun, command: string, type: string, conf: obj
     CNI_ARGS: run.args ?? '',
     ...extraEnv,
   };
-  const r = sh(...inSimHost(run.simhost, [join(dir, type)]), { input: JSON.stringify(conf), env });
+  return { argv: inSimHost(run.simhost, [join(dir, type)]), env };
+}
+
+function outcome(status: number | null, stdout: string, stderr: string): PluginOutcome {
   let json: Record<string, unknown> | undefined;
   try {
-    json = JSON.parse(r.stdout) as Record<string, unknown>;
+    json = JSON.parse(stdout) as Record<string, unknown>;
   } catch {
     json = undefined;
   }
-  return { status: r.status, json, stdout: r.stdout, stderr: r.stderr };
+  return { status, json, stdout, stderr };
+}
+
+/** Runs one plugin binary `type` with `command`, as libcni's invoke does. */
+export function execPlugin(run: CniRun, command: string, type: string, conf: object, extraEnv: Record<string, string> = {}): PluginOutcome {
+  const { argv, env } = pluginCommand(run, command, type, extraEnv);
+  const r = sh(...argv, { input: JSON.stringify(conf), env });
+  return outcome(r.status, r.stdout, r.stderr);
+}
+
+/** execPlugin without waiting, for runs that race. */
+export function startPlugin(run: CniRun, command: string, type: string, conf: object): Promise<PluginOutcome> {
+  const { argv: [cmd, args], env } = pluginCommand(run, command, type, {});
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  child.stdin.end(JSON.stringify(conf));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status) => resolve(outcome(status, stdout, stderr)));
+  });
 }
 
 /** The config plugin `i` of the list receives. */
