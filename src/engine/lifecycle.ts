@@ -331,9 +331,10 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const lost = errors.filter((e) => e instanceof DeviceLostError);
   for (const e of lost) opts.warn(`container ${j.containerId}: ${e.message}`);
   if (nothingInside) unpin(store.pinPath(j.containerId));
+  j.restoreFailure = errors.map((e) => e.message).join('; ');
   persist();
   const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new NetdevError(`container ${j.containerId}: ${errors.map((e) => e.message).join('; ')}${kept}`);
+  throw new NetdevError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
 }
 
 /**
@@ -395,7 +396,8 @@ export function gc(opts: EngineOptions): GcResult[] {
         results.push({ containerId: id, action: 'kept', reason: `container process ${j.containerPid} is running` });
         continue;
       }
-      const reason = j.phase === 'attached' ? 'container is gone' : `hook died while ${j.phase}`;
+      const reason = j.phase === 'attached' ? 'container is gone'
+        : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
         restore(store, j, opts);
         results.push({ containerId: id, action: 'restored', reason });

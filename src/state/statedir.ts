@@ -57,6 +57,8 @@ export interface Journal {
   plan: Plan;
   /** How many steps have been started; the undo covers exactly these. */
   started: number;
+  /** Why the last restore could not finish, when one ran to its end and failed. */
+  restoreFailure?: string;
 }
 
 /** A container id as one safe path component: anything but [A-Za-z0-9_-] is %-encoded. */
