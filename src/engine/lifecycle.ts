@@ -37,7 +37,7 @@ export interface EngineOptions {
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
-export function processStartTime(pid: number): string | undefined {
+function processStartTime(pid: number): string | undefined {
   return procStat(pid)?.[19];
 }
 
@@ -52,7 +52,7 @@ function procStat(pid: number): string[] | undefined {
 }
 
 /** The journal's container init still runs: same pid and start time, and not a zombie. */
-export function containerAlive(j: Journal): boolean {
+function containerAlive(j: Journal): boolean {
   if (j.containerPid === undefined || j.containerStartTime === undefined) return false;
   const fields = procStat(j.containerPid);
   return fields !== undefined && fields[0] !== 'Z' && fields[19] === j.containerStartTime;
@@ -307,7 +307,7 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const container = ctNs ? sideOf(ctNs) : null;
   if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
-  let nothingInside = true;
+  let nothingInside: boolean;
   const persist = () => store.writeJournal(j);
   try {
     j.phase = 'detaching';
@@ -415,7 +415,7 @@ export function gc(opts: EngineOptions): GcResult[] {
   return results;
 }
 
-export interface StatusDevice {
+interface StatusDevice {
   key: string;
   containerName: string | null;
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
