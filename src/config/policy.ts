@@ -25,7 +25,7 @@ import { hostDeviceName } from './types';
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
 /** Longest glob accepted, in characters; device names have at most 15 bytes. */
-export const MAX_GLOB_LENGTH = 256;
+const MAX_GLOB_LENGTH = 256;
 
 const WHERE: Record<DeviceSource, string> = {
   config: 'linux.netDevices',
@@ -163,9 +163,9 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges';
 
 /** Every macvlan mode, the names allowModes globs match against. */
-export const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
+const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
 
-export interface PolicySection {
+interface PolicySection {
   allowDevices: Glob[];
   allowMasters: Glob[];
   allowModes: Glob[];

@@ -37,7 +37,7 @@ export interface EngineOptions {
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
-export function processStartTime(pid: number): string | undefined {
+function processStartTime(pid: number): string | undefined {
   return procStat(pid)?.[19];
 }
 
@@ -56,7 +56,7 @@ function procStat(pid: number): string[] | undefined {
  * time, and not a zombie); for a CNI attachment, which has no process, the netns path given at ADD
  * still refers to the namespace the journal pinned (the runtime deletes that path with the sandbox).
  */
-export function containerAlive(j: Journal): boolean {
+function containerAlive(j: Journal): boolean {
   if (j.origin) return netnsPathHolds(j);
   if (j.containerPid === undefined || j.containerStartTime === undefined) return false;
   const fields = procStat(j.containerPid);
@@ -354,7 +354,7 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const container = ctNs ? sideOf(ctNs) : null;
   if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
-  let nothingInside = true;
+  let nothingInside: boolean;
   const persist = () => store.writeJournal(j);
   try {
     j.phase = 'detaching';
@@ -378,9 +378,10 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const lost = errors.filter((e) => e instanceof DeviceLostError);
   for (const e of lost) opts.warn(`container ${j.containerId}: ${e.message}`);
   if (nothingInside) unpin(store.pinPath(j.containerId));
+  j.restoreFailure = errors.map((e) => e.message).join('; ');
   persist();
   const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new NetdevError(`container ${j.containerId}: ${errors.map((e) => e.message).join('; ')}${kept}`);
+  throw new NetdevError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
 }
 
 /**
@@ -457,7 +458,8 @@ export function gc(opts: EngineOptions): GcResult[] {
         results.push({ containerId: id, action: 'kept', reason: `container process ${j.containerPid} is running` });
         continue;
       }
-      const reason = j.phase === 'attached' ? 'container is gone' : `hook died while ${j.phase}`;
+      const reason = j.phase === 'attached' ? 'container is gone'
+        : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
         restore(store, j, opts);
         results.push({ containerId: id, action: 'restored', reason });
@@ -475,7 +477,7 @@ export function gc(opts: EngineOptions): GcResult[] {
   return results;
 }
 
-export interface StatusDevice {
+interface StatusDevice {
   key: string;
   containerName: string | null;
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
