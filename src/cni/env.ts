@@ -6,7 +6,7 @@ import type { CniCommand } from '../libcni/invoke';
 import { splitCniPath } from '../libcni/invoke';
 import { CniCode, CniError, parseCniArgs } from '../libcni/spec';
 
-export const CNI_COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
+const CNI_COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
 
 /** The variables each command needs; CNI_NETNS is optional for DEL (the spec), CNI_PATH as skel wants it. */
 const REQUIRED: Record<CniCommand, readonly string[]> = {

@@ -32,7 +32,7 @@ export interface PluginIo {
 }
 
 /** The state dir's key for one attachment. */
-export function attachmentId(network: string, containerId: string, ifname: string): string {
+function attachmentId(network: string, containerId: string, ifname: string): string {
   return `cni:${network}:${containerId}:${ifname}`;
 }
 
