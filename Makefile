@@ -36,6 +36,8 @@ build: node_modules/.package-lock.json
 # and koffi's loader and prebuilt binaries go to $(PREFIX)/lib/oci-netdev, which the hook entries
 # name; $(PREFIX)/bin/oci-netdev links to the launcher. Tests, benchmarks and dev dependencies stay.
 PREFIX ?= /usr/local
+# The CNI plugin: a link named oci-netdev in the runtimes' plugin folder (it is a plugin when CNI_COMMAND is set).
+CNI_BIN_DIR ?= /opt/cni/bin
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
 install: build
 	install -d $(LIBDIR)/bin $(LIBDIR)/dist $(LIBDIR)/node_modules/koffi $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
@@ -46,6 +48,8 @@ install: build
 	cp -R node_modules/koffi/package.json node_modules/koffi/index.js node_modules/koffi/indirect.js \
 	  node_modules/koffi/LICENSE.txt node_modules/koffi/lib node_modules/koffi/build $(LIBDIR)/node_modules/koffi/
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
+	install -d $(DESTDIR)$(CNI_BIN_DIR)
+	ln -sfn $(PREFIX)/lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
 # The layering rules (scripts/check-layers.mjs), ESLint with type information (eslint.config.mjs)
