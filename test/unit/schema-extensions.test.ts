@@ -11,7 +11,7 @@ import { ANNOTATION, loadContainerRequest, parseNetDevices } from '../../src/con
 import { show } from '../../src/config/schema';
 import type { DeviceSpec, OciState } from '../../src/config/types';
 import { BIN_PATH, hooksDConfig } from '../../src/oci/hooks';
-import { DEFAULT_HOOK_TIMEOUT_S } from '../../src/cli/watchdog';
+import { DEFAULT_HOOK_TIMEOUT_S } from '../../src/engine/watchdog';
 
 const REPO = path.resolve(__dirname, '../../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-ext-'));
