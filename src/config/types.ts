@@ -1,7 +1,8 @@
 // The validated request the engine works from. Produced by src/config only.
 
-export type DeviceKind = 'host' | 'veth' | 'macvlan';
-export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
+import type { DeviceKind, MacvlanMode } from '../state/records';
+
+export type { DeviceKind, MacvlanMode } from '../state/records';
 export type DeviceSource = 'config' | 'annotation';
 
 /** What a host entry picks its device by when its key only names the entry (hwaddr, pciBusID, kernelpath). */

@@ -2,13 +2,13 @@
 // netlink in the caller's network namespace (the host's, as the hooks see it), not from /sys.
 
 import { PolicyError, checkPolicy } from '../config';
-import { show } from '../config/schema';
 import { Netns } from '../netns/netns';
 import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
 import { macvlanMasters, policyOf } from './lifecycle';
 import type { EngineOptions } from './lifecycle';
+import { show } from '../errors';
 
 export interface HostDevice {
   name: string;

@@ -10,7 +10,7 @@ import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
-import type { Plan } from '../plan/types';
+import type { Plan } from '../state/records';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
