@@ -16,6 +16,11 @@ export function linksOf(side: Side | null): LinkInfo[] {
   return side ? listLinks(side.sock) : [];
 }
 
+/** The addresses of one side; none in a namespace not made yet or gone (null). */
+export function addressesOf(side: Side | null): Observed['containerAddresses'] {
+  return side ? listAddresses(side.sock) : [];
+}
+
 /** The host as the always-refused rules see it: its links, addresses and default routes. */
 export function observeHost(host: Side, hostLinks = linksOf(host)): Pick<Observed, 'hostLinks' | 'hostAddresses' | 'hostDefaultRoutes'> {
   return { hostLinks, hostAddresses: listAddresses(host.sock), hostDefaultRoutes: listDefaultRoutes(host.sock) };
@@ -29,7 +34,7 @@ export function observe(host: Side, container: Side | null, links: { host: LinkI
   return {
     ...observeHost(host, links.host),
     containerLinks: links.container,
-    containerAddresses: container ? listAddresses(container.sock) : [],
+    containerAddresses: addressesOf(container),
     hostDeviceStates: captureDeviceStates(host.sock, links.host, hostDevices),
     hostNsidInContainer: container ? netnsIdOf(container.sock, host.ns.fd) : null,
   };

@@ -369,7 +369,7 @@ function printStatus(inv: Invocation): void {
     }
     const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
     inv.out(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
-      `${formatAge(e.ageSeconds)} old; bundle ${e.bundle ?? 'unknown'})\n`);
+      `${formatAge(e.ageSeconds)} old; ${e.origin ? `CNI network ${e.origin.network}, container ${e.origin.containerId}, ${e.origin.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
     // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
     const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
       d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,

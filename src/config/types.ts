@@ -3,7 +3,8 @@
 import type { DeviceKind, MacvlanMode } from '../state/records';
 
 export type { DeviceKind, MacvlanMode } from '../state/records';
-export type DeviceSource = 'config' | 'annotation';
+/** Who asked: config.json, the annotation, or a CNI network config (the plugin front door). */
+export type DeviceSource = 'config' | 'annotation' | 'cni';
 
 /** What a host entry picks its device by when its key only names the entry (hwaddr, pciBusID, kernelpath). */
 export type SelectorField = 'hwaddr' | 'pciBusID' | 'kernelpath';

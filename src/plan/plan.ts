@@ -271,6 +271,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
         rec.containerIndex = containerIndex(link.index);
         rec.containerAddresses = rec.original.addresses.filter(isPortable).map((a) => forContainer(a, spec.dad));
+        // A CNI IPAM plugin's addresses come on top of the device's own (config.json gives none for host entries).
+        rec.containerAddresses.push(...(spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad)));
       }
       // The device's addresses are known only now; created devices were checked with the config.
       checkGateways(spec.key, plannedRoutes(spec), rec.adopted ? rec.original.addresses : rec.containerAddresses);

@@ -40,11 +40,21 @@ const FIRST = 'journal.first';
 
 type Phase = 'attaching' | 'attached' | 'detaching';
 
+/** A CNI plugin ADD: the network, the runtime's container id and the interface name. */
+export interface JournalOrigin {
+  door: 'cni';
+  network: string;
+  containerId: string;
+  ifname: string;
+}
+
 /** What the envelope holds (spec/journal.schema.json). */
 export interface Journal {
   containerId: string;
   /** The bundle the container was created from: a poststop from another bundle is not its. */
   bundle?: string;
+  /** Made by another front door than the OCI hooks (spec/journal.schema.json). */
+  origin?: JournalOrigin;
   phase: Phase;
   createdAt: string;
   /** The container's init, to tell a live container from a dead one (pid + start time). */
@@ -57,6 +67,8 @@ export interface Journal {
   plan: Plan;
   /** How many steps have been started; the undo covers exactly these. */
   started: number;
+  /** Why the last restore could not finish, when one ran to its end and failed. */
+  restoreFailure?: string;
 }
 
 /** A container id as one safe path component: anything but [A-Za-z0-9_-] is %-encoded. */
