@@ -76,7 +76,7 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf dist .tap src/config/generated man/oci-netdev.1
+	rm -rf dist .tap src/schema/generated man/oci-netdev.1
 
 # Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
 # shell hook and the CNI plugins (installed by deps). Needs root; about 5 minutes.

@@ -10,7 +10,7 @@ import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc'
 import { readDeviceSysctls, writeDeviceSysctl } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
-import type { DeviceState } from '../plan/types';
+import type { DeviceState } from '../state/records';
 
 /** The state of each requested host device that exists (by name), for the planner. The loopback device is refused anyway. */
 export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): Map<string, DeviceState> {

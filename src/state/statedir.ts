@@ -15,9 +15,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
-import { ConfigError, StateError } from '../errors';
-import { oneLine, validate } from '../config/schema';
-import type { Plan } from '../plan/types';
+import { ConfigError, StateError, oneLine } from '../errors';
+import { validate } from '../schema/validate';
+import type { Plan } from './records';
 import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, writeAll } from './files';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
