@@ -125,3 +125,18 @@ t.test('STATUS: 0 when ADD can be served, code 50 when the IPAM plugin is missin
   t.equal(missing.status, 1, 'without the IPAM plugin it exits 1');
   t.match(missing.json, { code: 50, msg: /no-such-ipam/ }, 'with code 50 naming the plugin');
 });
+
+t.test('DEL after the container deleted its veth end: success, the host end gone, no state left', async (t) => {
+  const rig = makeRig(t);
+  const before = await steady(rig.simhost);
+  const list: CniList = { cniVersion: '1.0.0', name: uniqueId('net'), plugins: [{ type: 'oci-netdev', kind: 'veth', hostName: uniqueName('vh'), stateDir: rig.stateDir }] };
+  const run = runFor(rig, cniPath(rig.sb));
+  const add = chainAdd(list, run);
+  t.notOk(add.failed, 'ADD', { failed: add.failed });
+  shOk('ip', ['-n', rig.ctr, 'link', 'del', 'eth0']);
+  const del = chainDel(list, run, add.result);
+  t.notOk(del.failed, 'DEL succeeds', { failed: del.failed });
+  t.same(await settledTo(rig.simhost, before), before, 'the host is as before');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+  t.notOk(chainDel(list, run, add.result).failed, 'DEL again succeeds');
+});
