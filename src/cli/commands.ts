@@ -9,7 +9,7 @@ import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateC
 import type { OciState } from '../config';
 import { attach, checkAttach, detach, gc, status } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
-import { BIN_PATH, hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
 import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
 import { generateCdi } from '../cdi/generate';
 import type { HookOptions } from '../oci/hooks';
@@ -73,6 +73,8 @@ export interface Invocation {
   cdiVersion?: string;
   /** The command line as given: a hook finds its sibling hooks in config.json by it. */
   argv: string[];
+  /** The oci-netdev executable (bin/oci-netdev, absolute): hook entries name it. */
+  self: string;
   log: Logger;
   out: (text: string) => void;
 }
@@ -323,12 +325,13 @@ function engineOptions(inv: Invocation): EngineOptions {
     ...(inv.policyFile !== undefined ? { policyFile: inv.policyFile } : {}),
     warn: (m) => inv.log.warn(m),
     info: (m, containerId) => inv.log.info(m, containerId),
-    ...(inv.devices.length ? { hookSelf: { path: BIN_PATH, args: inv.argv } } : {}),
+    ...(inv.devices.length ? { hookSelf: { path: inv.self, args: inv.argv } } : {}),
   };
 }
 
 function hookOptions(inv: Invocation): HookOptions {
   return {
+    path: inv.self,
     args: [
       ...(inv.stateDirGiven ? ['--state-dir', inv.stateDir] : []),
       ...(inv.policyFile !== undefined ? ['--policy', inv.policyFile] : []),
