@@ -9,7 +9,7 @@ SUITES := dist/test/unit dist/test/integration dist/test/e2e
 SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
-.PHONY: deps build test demo clean install
+.PHONY: deps build lint test demo clean install
 
 deps: node_modules/.package-lock.json
 	@missing=; \
@@ -27,16 +27,12 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
-# tsc type-checks and compiles everything (tests, bench) to dist/; esbuild links the CLI's compiled
-# modules into dist/oci-netdev.js, which bin/oci-netdev runs with the V8 code cache that
-# code-cache.mjs makes (see README, Building). koffi stays outside: it loads its native module.
-# gen-man.mjs: man/oci-netdev.1 from the same command table as --help.
-ESBUILD_FLAGS := --bundle --platform=node --target=node20 --format=cjs --external:koffi \
-  --minify-whitespace --minify-syntax --log-level=warning
+# tsc type-checks and compiles everything (tests, bench) to dist/; build-cli.mjs bundles the CLI's
+# compiled modules with esbuild into dist/oci-netdev.js and makes its V8 code cache, which
+# bin/oci-netdev runs (README, Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command
+# table as --help.
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p .
-	$(BIN)/esbuild dist/src/cli/main.js $(ESBUILD_FLAGS) --outfile=dist/oci-netdev.js
-	node scripts/code-cache.mjs && node scripts/gen-man.mjs
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs
 
 # `make install` (PREFIX, DESTDIR as usual): the launcher, the bundled CLI and its code cache, and
 # koffi (the package.json the loader resolves, its licence, the native modules for this machine)
@@ -59,10 +55,18 @@ install: build
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
-# The layering rules first (scripts/check-layers.mjs), then each suite in its own tap run, in this
-# order (tap sorts the files of one run by name), then the leak check alone; one summary line for all.
-test: deps build
+# The layering rules (scripts/check-layers.mjs), ESLint with type information (eslint.config.mjs)
+# and knip's unused files, exports and dependencies (knip.json). After the build: the type-aware
+# rules need the generated validators.
+lint: deps build
 	@node scripts/check-layers.mjs
+	$(BIN)/eslint --max-warnings 0 .
+	$(BIN)/knip --no-progress
+	@echo 'lint: eslint and knip are clean'
+
+# lint first, then each suite in its own tap run, in this order (tap sorts the files of one run by
+# name), then the leak check alone; one summary line for all.
+test: deps build lint
 	@scripts/setup-runtimes.sh
 	@rc=0; { \
 	  for suite in $(SUITES) dist/test/leak-check.test.js; do \

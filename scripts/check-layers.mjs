@@ -29,7 +29,7 @@ function imports(file) {
 const layerOf = (path) => (path.startsWith('native/') ? 'native' : path.startsWith('src/') ? path.split('/')[1] : null);
 
 const NODE_IO = new Set(['fs', 'node:fs', 'net', 'node:net', 'child_process', 'node:child_process', 'os', 'node:os']);
-const FRONT_DOORS = new Set(['cli', 'oci', 'cdi']);
+const FRONT_DOORS = new Set(['cli', 'oci', 'cdi', 'cni']);
 
 const rules = [
   ['only native/ loads koffi', (from, imp) => imp.target === 'koffi' && from !== 'native'],

@@ -58,3 +58,10 @@ export class StateError extends NetdevError {}
 
 /** A kernel reply that does not parse. */
 export class DecodeError extends NetdevError {}
+
+/** The short cause of a failed system call for a message: its errno name (ENOENT), else its text. */
+export function causeOf(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === 'string') return code;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -26,7 +26,7 @@ export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo
  * namespace: call it in the host's. A device that enters a namespace takes that namespace's
  * `conf/default` values, so only the sysctls that differ from the host's defaults need a record.
  */
-export function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
+function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
   const defaults = readDeviceSysctls('default');
   const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value);
   return {

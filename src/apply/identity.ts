@@ -27,7 +27,7 @@ export interface Location {
 }
 
 /** Whether the identity holds something only the real device has, so that a scan can find it. */
-export function isDistinctive(id: DeviceIdentity): boolean {
+function isDistinctive(id: DeviceIdentity): boolean {
   return id.permanentMac !== null || id.parentDev !== null || id.hostPeerIndex !== undefined || id.hostLowerIndex !== undefined;
 }
 

@@ -241,7 +241,7 @@ export const COMMANDS: Command[] = [
     description: 'Shows the version of oci-netdev.',
     run: (inv) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      inv.out(`oci-netdev ${require('../../../package.json').version}\n`);
+      inv.out(`oci-netdev ${(require('../../../package.json') as { version: string }).version}\n`);
       return 0;
     },
   },
@@ -260,11 +260,15 @@ export function findCommand(name: string): Command {
   return command;
 }
 
-/** The text before the command list of `oci-netdev --help` and the man page's DESCRIPTION. */
+/**
+ * The text before the command list of `oci-netdev --help` and the man page's DESCRIPTION.
+ * @public scripts/gen-man.mjs reads it (and ENVIRONMENT, optionLabel) from the built module.
+ */
 export const INTRO = `Moves host network devices into a container's network namespace (runtime-spec
 linux.netDevices), creates veth and macvlan devices there, and puts everything
 back when the container stops. Runs as OCI createRuntime and poststop hooks.`;
 
+/** @public for scripts/gen-man.mjs */
 export const ENVIRONMENT: [string, string][] = [
   ['OCI_NETDEV_STATE_DIR', 'state directory, as --state-dir'],
   ['OCI_NETDEV_POLICY', 'policy file, as --policy'],
@@ -299,6 +303,7 @@ function row(left: string, right: string): string {
   return [head, ...rest.map((l) => ' '.repeat(24) + l)].join('\n') + '\n';
 }
 
+/** @public for scripts/gen-man.mjs */
 export const optionLabel = (o: OptionSpec): string => (o.value ? `${o.flag} ${o.value}` : o.flag);
 
 export function commandHelp(c: Command): string {
@@ -386,7 +391,7 @@ function printStatus(inv: Invocation): void {
     }
     const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
     inv.out(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
-      `${formatAge(e.ageSeconds)} old; bundle ${e.bundle ?? 'unknown'})\n`);
+      `${formatAge(e.ageSeconds)} old; ${e.origin ? `CNI network ${e.origin.network}, container ${e.origin.containerId}, ${e.origin.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
     // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
     const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
       d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,

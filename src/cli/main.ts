@@ -6,6 +6,8 @@ import { Logger } from '../log/logger';
 import type { Invocation, OptionSpec } from './commands';
 import { Command, OPTIONS, OptionName, UsageError, commandHelp, findCommand, mainHelp } from './commands';
 import { hookTimeoutSeconds, startWatchdog } from './watchdog';
+import { readFileSync } from 'node:fs';
+import { runPlugin } from '../cni/plugin';
 
 /** What the command line asks for, a command's Invocation but its outputs; `command` undefined: the main help. */
 export type Parsed = Omit<Invocation, 'log' | 'out' | 'self'> & { command?: Command; help: boolean };
@@ -110,6 +112,13 @@ function run(p: Parsed, self: string, log: Logger): number {
 
 /** Runs the command line `argv`; `self` is the executable that runs us (bin/oci-netdev), which hook entries name. */
 export function main(argv: string[], self: string): void {
+  // A CNI runtime runs every plugin with CNI_COMMAND set and the network config on stdin.
+  if (process.env.CNI_COMMAND !== undefined) {
+    process.exitCode = runPlugin({
+      env: process.env, stdin: readFileSync(0, 'utf8'), stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t),
+    });
+    return;
+  }
   let code: number;
   let log: Logger | undefined;
   try {

@@ -68,7 +68,7 @@ export function formatDeviceArg({ key, entry }: DeviceArg): string {
   for (const field of Object.keys(FIELDS)) {
     const list = LIST_FIELD[field];
     if (list !== undefined) for (const v of (entry[list] as string[] | undefined) ?? []) pairs.push(`${field}=${v}`);
-    else if (entry[field] !== undefined) pairs.push(`${field}=${String(entry[field])}`);
+    else if (entry[field] !== undefined) pairs.push(`${field}=${entry[field] as string | number}`);
   }
   return pairs.length ? `${key}:${pairs.join(',')}` : key;
 }

@@ -23,6 +23,7 @@ export const MAX_DEVICES = 256;
 const WHERE: Record<DeviceSource, string> = {
   config: 'linux.netDevices',
   annotation: `annotation ${ANNOTATION}`,
+  cni: 'the CNI network config',
 };
 
 /** One entry as the schema admits it. */

@@ -25,11 +25,12 @@ import { hostDeviceName } from './types';
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
 /** Longest glob accepted, in characters; device names have at most 15 bytes. */
-export const MAX_GLOB_LENGTH = 256;
+const MAX_GLOB_LENGTH = 256;
 
 const WHERE: Record<DeviceSource, string> = {
   config: 'linux.netDevices',
   annotation: `annotation ${ANNOTATION}`,
+  cni: 'the CNI network config',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -162,9 +163,9 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges';
 
 /** Every macvlan mode, the names allowModes globs match against. */
-export const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
+const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
 
-export interface PolicySection {
+interface PolicySection {
   allowDevices: Glob[];
   allowMasters: Glob[];
   allowModes: Glob[];
@@ -182,6 +183,8 @@ export interface Policy {
   exists: boolean;
   config: PolicySection;
   annotation: PolicySection;
+  /** The CNI plugin's network configs, written by root like config.json: every device by default. */
+  cni: PolicySection;
 }
 
 interface SectionDoc {
@@ -200,6 +203,7 @@ interface SectionDoc {
 const DEFAULT_GLOBS: Record<DeviceSource, Record<ListField, string[]>> = {
   config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'] },
   annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [] },
+  cni: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'] },
 };
 
 function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
@@ -237,7 +241,9 @@ function section(source: DeviceSource, doc: SectionDoc | undefined, where: strin
 /** The policy in force when `file` does not exist. */
 export function defaultPolicy(file = DEFAULT_POLICY_FILE): Policy {
   const where = `policy ${show(file)}`;
-  return { file, exists: false, config: section('config', undefined, where), annotation: section('annotation', undefined, where) };
+  return {
+    file, exists: false, config: section('config', undefined, where), annotation: section('annotation', undefined, where), cni: section('cni', undefined, where),
+  };
 }
 
 /** Parses and validates a policy document; `file` is named in errors and refusals. */
@@ -247,8 +253,10 @@ export function parsePolicy(text: string | Buffer, file: string): Policy {
   if (size > MAX_POLICY_BYTES) throw new ConfigError(`${where}: larger than ${sizeText(MAX_POLICY_BYTES)} (${size} bytes)`);
   const doc = parseJson(text, where);
   validate('policy', doc, where);
-  const d = doc as { config?: SectionDoc; annotation?: SectionDoc };
-  return { file, exists: true, config: section('config', d.config, where), annotation: section('annotation', d.annotation, where) };
+  const d = doc as { config?: SectionDoc; annotation?: SectionDoc; cni?: SectionDoc };
+  return {
+    file, exists: true, config: section('config', d.config, where), annotation: section('annotation', d.annotation, where), cni: section('cni', d.cni, where),
+  };
 }
 
 /**
@@ -326,7 +334,7 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
       refuse(d, `host bridge ${show(d.hostBridge)}`, 'allowBridges');
     }
   }
-  for (const source of ['config', 'annotation'] as const) {
+  for (const source of ['config', 'annotation', 'cni'] as const) {
     const mine = devices.filter((d) => d.source === source);
     const max = policy[source].maxDevices;
     if (mine.length > max) {

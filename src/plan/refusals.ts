@@ -11,7 +11,7 @@ import { AF_INET, AF_INET6, IFF_LOOPBACK, RT_SCOPE_LINK } from '../netlink/const
 import type { Observed } from './plan';
 
 /** Stable rule ids, named in refusals as `always-refused: ID`. */
-export type AlwaysRefusedRule =
+type AlwaysRefusedRule =
   | 'loopback'
   | 'default-route'
   | 'default-route-lower'

@@ -159,7 +159,7 @@ export function openAppend(file: string): number {
     fd = fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : (code ?? String(err)));
+    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : (code ?? String(err)), { cause: err });
   }
   if (!fs.fstatSync(fd).isFile()) {
     fs.closeSync(fd);
