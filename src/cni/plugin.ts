@@ -78,7 +78,7 @@ function engineOptions(conf: NetConf, io: PluginIo): EngineOptions {
 }
 
 /** Engine and config errors as CNI errors: bad config 7, a device another container holds 11, the rest ours (100). */
-function toCniError(err: unknown): CniError {
+export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
   if (err instanceof DeviceBusyError) return new CniError(CniCode.tryAgainLater, err.message);
   if (err instanceof ConfigError) return new CniError(CniCode.invalidConfig, err.message);
