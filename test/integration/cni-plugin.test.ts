@@ -3,7 +3,7 @@
 // libcni-like runner of test/helpers/cni.ts: ADD, CHECK, DEL and DEL again, DEL after the
 // container's netns path is gone or without CNI_NETNS, the interface name taken, IPAM failing.
 import t, { Test } from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -171,7 +171,13 @@ t.test('errors are CNI errors on stdout: version, environment, config', async (t
     t.equal(out.status, 1, `${what}: exit 1`);
     t.match(out.json, { code, msg }, `${what}: code ${code}`);
   }
+  const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(policy, JSON.stringify({ cni: { allowDevices: ['nothing-*'] } }), { mode: 0o644 });
+  const refused = execPlugin(s.run, 'ADD', 'oci-netdev', { ...conf, policy });
+  t.match(refused.json, { code: 7, msg: new RegExp(`${s.nic}.*refused for the CNI network config by policy .*cni\\.allowDevices`) },
+    'the policy section cni refuses a device: code 7 naming device, rule and file');
   t.ok(s.nic in ipDetails(s.rig.simhost), 'the NIC never moved');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });
 
 t.test('DEL after the container renamed the device and changed its MAC: the NIC still comes home', async (t) => {
