@@ -9,7 +9,7 @@ import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
-import { NetlinkError, PlanError } from '../errors';
+import { DeviceLostError, NetlinkError, PlanError } from '../errors';
 import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
 import type { DeviceRecord, Operation, Plan } from '../state/records';
@@ -71,7 +71,7 @@ function withChosenIndex(ctx: ApplyContext, act: () => void, repick: () => void)
     try {
       return act();
     } catch (err) {
-      if (!(err instanceof NetlinkError && err.code === 'EBUSY') || attempt === 3) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EBUSY') || attempt === 3) throw err;
       repick();
       ctx.persist();
     }
@@ -190,9 +190,6 @@ function refuseImpostor(ctx: ApplyContext, ct: Side, rec: DeviceRecord): void {
   }
 }
 
-/** Thrown when a device is provably gone; the engine keeps its record and says so. */
-export class DeviceLostError extends PlanError {}
-
 const moveOut: Op = (ctx, rec) => {
   const orig = rec.original!;
   if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
@@ -262,7 +259,7 @@ function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, ju
       addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
     } catch (err) {
       // The kernel may have made it again by itself (an IPv6 address of the device's own).
-      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
     }
   }
   if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
@@ -277,7 +274,7 @@ const copyAddresses: Op = (ctx, rec) => {
       addAddress(sock, link.index, { ...a, label: translateLabel(a.label, from, link.name) }, ctxOf(rec, 'add address'));
     } catch (err) {
       // Already there (a retried step) is what we wanted.
-      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
     }
   }
 };
@@ -306,7 +303,7 @@ const addRoutes: Op = (ctx, rec) => {
       addRoute(sock, { ...r, oif: link.index }, link.index, link.index, ctxOf(rec, 'add route'));
     } catch (err) {
       // Already there (a retried step) is what we wanted.
-      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
     }
   }
 };
@@ -351,11 +348,11 @@ const createMacvlanOp: Op = (ctx, rec) => {
       () => { rec.containerIndex = freeIndex(ct.sock); });
   } catch (err) {
     // The kernel says EINVAL without an extended ack when passthru and other modes meet on one master.
-    if (!(err instanceof NetlinkError && err.code === 'EINVAL' && !err.extack)) throw err;
+    if (!(err instanceof NetlinkError && err.errnoName === 'EINVAL' && !err.extack)) throw err;
     const hint = mode === 'passthru'
       ? `mode passthru needs a master that carries no other macvlan, and ${rec.master} may carry one (here or in another namespace)`
       : `master ${rec.master} may carry a passthru macvlan, which allows no other`;
-    throw new NetlinkError(err.errno, err.code, 'Invalid argument', { ...ctxOf(rec, 'create macvlan'), extack: hint });
+    throw new NetlinkError(err.errno, err.errnoName, 'Invalid argument', { ...ctxOf(rec, 'create macvlan'), extack: hint });
   }
 };
 

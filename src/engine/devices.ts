@@ -1,14 +1,14 @@
 // Which host devices a container could be given: what `oci-netdev cdi generate` offers. Read over
 // netlink in the caller's network namespace (the host's, as the hooks see it), not from /sys.
 
-import { PolicyError, checkPolicy } from '../config';
+import { checkPolicy } from '../config';
 import { Netns } from '../netns/netns';
 import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
 import { macvlanMasters, policyOf } from './lifecycle';
 import type { EngineOptions } from './lifecycle';
-import { show } from '../errors';
+import { PolicyError, show } from '../errors';
 
 export interface HostDevice {
   name: string;

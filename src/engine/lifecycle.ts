@@ -3,7 +3,7 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
+import { ApplyError, ConfigError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
 import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
@@ -11,8 +11,7 @@ import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
-import { applyPlan, ApplyError, rollback } from '../apply/executor';
-import { DeviceLostError } from '../apply/operations';
+import { applyPlan, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
@@ -391,7 +390,7 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   j.restoreFailure = errors.map((e) => e.message).join('; ');
   persist();
   const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new NetdevError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
+  throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
 }
 
 /**

@@ -4,7 +4,7 @@
 // other sender are dropped, and a reply must carry our sequence number and port.
 
 import * as libc from '../../native/libc';
-import { DecodeError, NetlinkError } from '../errors';
+import { DecodeError, NetlinkError, SyscallError } from '../errors';
 import { decodeAttrs, decodeMessages, attrString, MessageBuilder, NlMessage, NLMSG_HDRLEN, align4 } from './codec';
 import {
   NETLINK_ROUTE, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK,
@@ -128,10 +128,10 @@ export class NetlinkSocket {
     try {
       got = libc.receiveNetlink(this.fd, this.buf, libc.MSG_TRUNC);
     } catch (err) {
-      if (err instanceof libc.SyscallError && err.code === 'EAGAIN') {
+      if (err instanceof SyscallError && err.errnoName === 'EAGAIN') {
         throw new NetlinkError(err.errno, 'ETIMEDOUT', 'no reply from the kernel in time', ctx);
       }
-      if (err instanceof libc.SyscallError && err.code === 'ENOBUFS') return undefined;
+      if (err instanceof SyscallError && err.errnoName === 'ENOBUFS') return undefined;
       throw err;
     }
     if (got.senderPort !== 0) {

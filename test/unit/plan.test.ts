@@ -3,8 +3,8 @@ import { fakeLink } from '../helpers/links';
 import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, Observed } from '../../src/plan/plan';
 import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';
-import { DeviceBusyError, PlanError } from '../../src/errors';
-import { PolicyError, defaultPolicy, parsePolicy } from '../../src/config/policy';
+import { DeviceBusyError, PlanError, PolicyError } from '../../src/errors';
+import { defaultPolicy, parsePolicy } from '../../src/config/policy';
 
 const link = fakeLink;
 

@@ -3,9 +3,9 @@
 // (the addRoutes step, the route entries, the bridge checks, gateways of a moved device).
 import t, { Test } from 'tap';
 import { fakeLink } from '../helpers/links';
-import { ConfigError, PlanError } from '../../src/errors';
+import { ConfigError, PlanError, PolicyError } from '../../src/errors';
 import { parseNetDevices } from '../../src/config/load';
-import { checkPolicy, defaultPolicy, parsePolicy, PolicyError } from '../../src/config/policy';
+import { checkPolicy, defaultPolicy, parsePolicy } from '../../src/config/policy';
 import type { DeviceSpec } from '../../src/config/types';
 import { planAttach, Observed } from '../../src/plan/plan';
 import type { AddressInfo } from '../../src/netlink/address';

@@ -3,9 +3,10 @@
 // the DAD flag of the addresses the planner puts in the container. Veths have no parent bus
 // device, so pciBusID and kernelpath are shown here over LinkInfo as the kernel reports a PCI NIC.
 import t from 'tap';
+import { PolicyError } from '../../src/errors';
 import { fakeLink } from '../helpers/links';
 import { parseNetDevices } from '../../src/config/load';
-import { checkPolicy, parsePolicy, PolicyError } from '../../src/config/policy';
+import { checkPolicy, parsePolicy } from '../../src/config/policy';
 import { defaultPolicy } from '../../src/config/policy';
 import type { DeviceSpec } from '../../src/config/types';
 import { ConfigError, PlanError } from '../../src/errors';
