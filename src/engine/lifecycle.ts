@@ -142,7 +142,7 @@ function observeAndPlan(
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
-  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
+  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.kind === 'host' ? d.original.name : d.key, j.containerId);
   const hostLinks = linksOf(host);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
@@ -557,7 +557,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
           key: d.key,
           containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
           kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-          ...(d.master !== undefined ? { master: d.master } : {}),
+          ...(d.kind === 'macvlan' ? { master: d.master } : {}),
           state,
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,
