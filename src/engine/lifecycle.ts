@@ -412,19 +412,15 @@ export function detach(state: OciState, opts: EngineOptions): void {
 export function detachAttachment(id: string, opts: EngineOptions, belongs: (j: Journal) => boolean = () => true): boolean {
   const store = new StateDir(opts.stateDir);
   if (!fs.existsSync(store.containerDir(id))) return false;
-  const lock = store.lockContainer(id);
-  try {
-    const j = store.readJournal(id);
-    if (!j) {
-      store.remove(id);
-      return false;
-    }
-    if (!belongs(j)) return false;
-    restore(store, j, opts);
-    return true;
-  } finally {
-    lock.release();
+  using _lock = store.lockContainer(id);
+  const j = store.readJournal(id);
+  if (!j) {
+    store.remove(id);
+    return false;
   }
+  if (!belongs(j)) return false;
+  restore(store, j, opts);
+  return true;
 }
 
 /** The readable journals of the state dir, for a front door that lists its own attachments (CNI GC). */

@@ -26,7 +26,7 @@ const RECEIVE_BUFFER = 128 * 1024;
 
 const trace = process.env.OCI_NETDEV_TRACE ? (line: string) => process.stderr.write(`trace: ${line}\n`) : undefined;
 
-export class NetlinkSocket {
+export class NetlinkSocket implements Disposable {
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private readonly buf = Buffer.allocUnsafe(RECEIVE_BUFFER);
   private closed = false;
@@ -107,6 +107,10 @@ export class NetlinkSocket {
     if (this.closed) return;
     this.closed = true;
     libc.close(this.fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   private send(msg: MessageBuilder, flags: number, ctx: RequestContext): number {
