@@ -44,7 +44,7 @@ function reason(err: unknown): string {
   return (err as Error).message;
 }
 
-const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.code === 'EEXIST';
+const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.errnoName === 'EEXIST';
 
 /**
  * Puts back the sysctls whose value differs from what the device has now, under its name `device`

@@ -4,15 +4,7 @@
 
 import { OPERATIONS, ApplyContext } from './operations';
 import type { Journal } from '../state/statedir';
-import { NetdevError } from '../errors';
-
-export class ApplyError extends NetdevError {
-  constructor(readonly failure: Error, readonly undoErrors: Error[]) {
-    const cause = failure;
-    const extra = undoErrors.length ? `; rollback also failed: ${undoErrors.map((e) => e.message).join('; ')}` : '';
-    super(`${cause.message}${extra}`, cause instanceof NetdevError ? { device: cause.device, op: cause.op } : {});
-  }
-}
+import { ApplyError } from '../errors';
 
 export function applyPlan(ctx: ApplyContext, journal: Journal): void {
   const { steps, devices } = journal.plan;

@@ -14,6 +14,7 @@ import { generateCdi } from '../cdi/generate';
 import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
 import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
+import { UsageError } from '../errors';
 
 export interface OptionSpec {
   /** Long form, e.g. "--state-dir". */
@@ -229,12 +230,6 @@ export const COMMANDS: Command[] = [
   },
 ];
 
-export class UsageError extends Error {
-  /** The command whose help the hint points to, if one was named. */
-  constructor(message: string, readonly command?: string) {
-    super(message);
-  }
-}
 
 export function findCommand(name: string): Command {
   const command = COMMANDS.find((c) => c.name === name);

@@ -4,10 +4,11 @@
 import { DEFAULT_STATE_DIR } from '../engine/lifecycle';
 import { Logger } from '../log/logger';
 import type { Invocation, OptionSpec } from './commands';
-import { Command, OPTIONS, OptionName, UsageError, commandHelp, findCommand, mainHelp } from './commands';
+import { Command, OPTIONS, OptionName, commandHelp, findCommand, mainHelp } from './commands';
 import { hookTimeoutSeconds, startWatchdog } from '../engine/watchdog';
 import { readFileSync } from 'node:fs';
 import { runPlugin } from '../cni/plugin';
+import { UsageError } from '../errors';
 
 /** What the command line asks for, a command's Invocation but its outputs; `command` undefined: the main help. */
 export type Parsed = Omit<Invocation, 'log' | 'out' | 'self'> & { command?: Command; help: boolean };

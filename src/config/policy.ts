@@ -14,7 +14,7 @@
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
 // (src/plan/refusals.ts) and apply whatever the policy says.
 
-import { ConfigError, preview, show } from '../errors';
+import { ConfigError, PolicyError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
@@ -278,19 +278,6 @@ export function loadPolicy(file = DEFAULT_POLICY_FILE, explicit = false): Policy
 
 // ---------------------------------------------------------------------------------------------
 // Enforcement.
-
-/** A request the policy refuses. Names the device, the source, the rule and the policy file. */
-export class PolicyError extends ConfigError {
-  readonly source: DeviceSource;
-  readonly rule: string;
-  readonly policyFile: string;
-  constructor(message: string, ctx: { device: string; source: DeviceSource; rule: string; policyFile: string }) {
-    super(message, { device: ctx.device, field: ctx.rule, op: 'policy' });
-    this.source = ctx.source;
-    this.rule = ctx.rule;
-    this.policyFile = ctx.policyFile;
-  }
-}
 
 /** "policy FILE", or the default policy and the file that does not exist: how refusals name it. */
 export function policyRef(policy: Policy): string {

@@ -3,7 +3,7 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
+import { ApplyError, ConfigError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
 import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
@@ -11,8 +11,7 @@ import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
-import { applyPlan, ApplyError, rollback } from '../apply/executor';
-import { DeviceLostError } from '../apply/operations';
+import { applyPlan, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
@@ -143,7 +142,7 @@ function observeAndPlan(
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
-  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
+  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.kind === 'host' ? d.original.name : d.key, j.containerId);
   const hostLinks = linksOf(host);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
@@ -391,7 +390,7 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   j.restoreFailure = errors.map((e) => e.message).join('; ');
   persist();
   const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new NetdevError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
+  throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
 }
 
 /**
@@ -413,19 +412,15 @@ export function detach(state: OciState, opts: EngineOptions): void {
 export function detachAttachment(id: string, opts: EngineOptions, belongs: (j: Journal) => boolean = () => true): boolean {
   const store = new StateDir(opts.stateDir);
   if (!fs.existsSync(store.containerDir(id))) return false;
-  const lock = store.lockContainer(id);
-  try {
-    const j = store.readJournal(id);
-    if (!j) {
-      store.remove(id);
-      return false;
-    }
-    if (!belongs(j)) return false;
-    restore(store, j, opts);
-    return true;
-  } finally {
-    lock.release();
+  using _lock = store.lockContainer(id);
+  const j = store.readJournal(id);
+  if (!j) {
+    store.remove(id);
+    return false;
   }
+  if (!belongs(j)) return false;
+  restore(store, j, opts);
+  return true;
 }
 
 /** The readable journals of the state dir, for a front door that lists its own attachments (CNI GC). */
@@ -558,7 +553,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
           key: d.key,
           containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
           kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-          ...(d.master !== undefined ? { master: d.master } : {}),
+          ...(d.kind === 'macvlan' ? { master: d.master } : {}),
           state,
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,

@@ -166,7 +166,7 @@ function dumpRoutes(sock: NetlinkSocket, family: RouteFamily): RouteInfo[] {
       .map(decodeRoute);
   } catch (err) {
     // A namespace that never had an IPv4 route has no main table yet; the dump ends with ENOENT.
-    if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
+    if (err instanceof NetlinkError && err.errnoName === 'ENOENT') return [];
     throw err;
   }
 }

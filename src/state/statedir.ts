@@ -80,12 +80,17 @@ function decodeId(name: string): string {
   return Buffer.from(name.replace(/%([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
 }
 
-export class Lock {
+/** A held flock; `using lock = ...` releases it at the end of the block. */
+export class Lock implements Disposable {
   constructor(private fd: number | null) {}
   release(): void {
     if (this.fd === null) return;
     fs.closeSync(this.fd); // closing drops the flock
     this.fd = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
   }
 }
 

@@ -4,11 +4,12 @@ import t from 'tap';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COMMANDS, OPTIONS, UsageError, commandHelp, gcSummary, mainHelp, usageLine } from '../../src/cli/commands';
+import { COMMANDS, OPTIONS, commandHelp, gcSummary, mainHelp, usageLine } from '../../src/cli/commands';
 import { parseArgs } from '../../src/cli/main';
 import type { OptionName } from '../../src/cli/commands';
 import { OCI_NETDEV } from '../helpers/hook';
 import { REPO_ROOT, sh } from '../helpers/sandbox';
+import { UsageError } from '../../src/errors';
 
 // Without the environment's stand-ins for options, so each run sees only its arguments.
 const env = { OCI_NETDEV_STATE_DIR: '', OCI_NETDEV_POLICY: '', OCI_NETDEV_LOG_FILE: '', OCI_NETDEV_TIMEOUT: '' };

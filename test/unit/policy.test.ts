@@ -5,10 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import { PolicyError } from '../../src/errors';
 import { fakeLink } from '../helpers/links';
 import { ConfigError, DeviceBusyError } from '../../src/errors';
 import {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
   parsePolicy,
 } from '../../src/config/policy';
 import { MAX_DEVICES } from '../../src/config/load';
