@@ -4,7 +4,7 @@
 
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
+import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
 import type { ConfigRequest, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
@@ -20,6 +20,8 @@ import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { captureDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, StateDir } from '../state/statedir';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
+import type { CniSettings } from './networks';
 
 export interface EngineOptions {
   stateDir: string;
@@ -34,6 +36,8 @@ export interface EngineOptions {
   info: (message: string, containerId?: string) => void;
   /** The hook run as its runtime started it: its --device arguments and its siblings' are devices too (CDI). */
   hookSelf?: HookSelf;
+  /** Where CNI networks and plugins are found (type cni entries); the libcni defaults when unset. */
+  cni?: CniSettings;
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
@@ -99,6 +103,7 @@ export function macvlanMasters(journals: Journal[]): Map<number, string> {
 function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
   const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
   checkPolicy(req.devices, policy);
+  checkNetworkPolicy(req.networks, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
@@ -184,8 +189,9 @@ export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
 export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state, opts.hookSelf);
-  if (req.devices.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
+  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
 
@@ -210,8 +216,8 @@ export function attach(state: OciState, opts: EngineOptions): void {
     if (existing) {
       // The same container asking again (a retried hook, or the next of the hook pairs a CDI engine
       // adds per device) finds its devices attached: nothing to do.
-      const held = new Set(existing.plan.devices.map((d) => d.key));
-      const missing = req.devices.filter((d) => !held.has(d.key)).map((d) => d.key);
+      const held = new Set([...existing.plan.devices.map((d) => d.key), ...(existing.networks ?? []).map((n) => n.network)]);
+      const missing = [...req.devices.map((d) => d.key), ...req.networks.map((n) => n.network)].filter((k) => !held.has(k));
       if (existing.phase === 'attached' && existing.bundle === state.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
         if (missing.length === 0) return;
         throw new StateError(`container ${state.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
@@ -237,6 +243,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
         netnsIno: ctNs.ino,
         plan,
         started: 0,
+        ...(networks.length ? { networks } : {}),
       };
       store.createJournal(journal);
     } finally {
@@ -245,7 +252,15 @@ export function attach(state: OciState, opts: EngineOptions): void {
     pin(ctNs, store.pinPath(state.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    applyPlan(contextFor(host, container, j, persist, opts), j);
+    const ctx = contextFor(host, container, j, persist, opts);
+    applyPlan(ctx, j);
+    try {
+      // In the pinned namespace: DEL, whenever it comes, finds the one ADD used.
+      addNetworks(j, store.pinPath(state.id), persist, ctx.info, opts.cni?.timeoutMs);
+    } catch (err) {
+      // A failed ADD is followed by its DEL (the spec), then the devices are undone.
+      throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(state.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);
+    }
     j.phase = 'attached';
     persist();
   } catch (err) {
@@ -313,9 +328,12 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
-    errors = rollback(ctx, j);
+    // Networks first, as they came last; in the namespace their ADD used while it exists.
+    const pinPath = store.pinPath(j.containerId);
+    const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
+    errors = [...delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
-    nothingInside = !container || j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container');
+    nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
   } finally {
     closeSide(host);
     closeSide(container);
@@ -436,7 +454,18 @@ export interface StatusEntry {
   ageSeconds: number;
   pinned: boolean;
   devices: StatusDevice[];
+  /** The CNI networks, from the journal's final results. */
+  networks: StatusNetwork[];
   error?: string;
+}
+
+export interface StatusNetwork {
+  network: string;
+  ifname: string;
+  /** added: the chain finished; adding: it began and did not (a DEL is owed); pending: nothing in place. */
+  state: 'pending' | 'adding' | 'added';
+  addresses: string[];
+  portMappings: Array<{ hostPort: number; containerPort: number; protocol?: string; hostIP?: string }>;
 }
 
 /** What each container holds, read live from its namespace and the host; a bad journal is listed as unreadable. */
@@ -444,7 +473,7 @@ export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
   const { journals, bad } = store.scanJournals();
   const unreadable = (containerId: string, error: string): StatusEntry => ({
-    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], error,
+    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], networks: [], error,
   });
   const entries = journals.map((j) => {
     try {
@@ -484,6 +513,7 @@ function statusOf(store: StateDir, j: Journal): StatusEntry {
           mtu: at?.link.mtu ?? null,
         };
       }),
+      networks: (j.networks ?? []).map(networkStatus),
     };
   } finally {
     closeSide(host);
