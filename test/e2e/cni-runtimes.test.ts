@@ -65,7 +65,7 @@ RUNTIMES.forEach((runtime, n) => {
     let page = '';
     for (let i = 0; i < 100 && !page.includes(PAGE); i++) {
       await new Promise((res) => setTimeout(res, 200));
-      page = sh(...inSimHost(simhost, ['busybox', 'wget', '-q', '-T', '2', '-O', '-', `http://${gateway}:8080/`])).stdout;
+      page = sh(...inSimHost(simhost, ['wget', '-q', '-T', '2', '-O', '-', `http://${gateway}:8080/`])).stdout;
     }
     t.match(page, PAGE, `httpd answers wget http://${gateway}:8080/ from the host`, { out });
     for (let i = 0; i < 50 && !out.includes('PING-OK'); i++) await new Promise((res) => setTimeout(res, 200));
