@@ -9,7 +9,7 @@ SUITES := dist/test/unit dist/test/integration dist/test/e2e
 SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
-.PHONY: deps build test demo clean install
+.PHONY: deps build lint test demo clean install
 
 deps: node_modules/.package-lock.json
 	@missing=; \
@@ -48,10 +48,18 @@ install: build
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
-# The layering rules first (scripts/check-layers.mjs), then each suite in its own tap run, in this
-# order (tap sorts the files of one run by name), then the leak check alone; one summary line for all.
-test: deps build
+# The layering rules (scripts/check-layers.mjs), ESLint with type information (eslint.config.mjs)
+# and knip's unused files, exports and dependencies (knip.json). After the build: the type-aware
+# rules need the generated validators.
+lint: deps build
 	@node scripts/check-layers.mjs
+	$(BIN)/eslint --max-warnings 0 .
+	$(BIN)/knip --no-progress
+	@echo 'lint: eslint and knip are clean'
+
+# lint first, then each suite in its own tap run, in this order (tap sorts the files of one run by
+# name), then the leak check alone; one summary line for all.
+test: deps build lint
 	@scripts/setup-runtimes.sh
 	@rc=0; { \
 	  for suite in $(SUITES) dist/test/leak-check.test.js; do \
@@ -64,7 +72,7 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf dist .tap src/config/generated man/oci-netdev.1
+	rm -rf dist .tap src/schema/generated man/oci-netdev.1
 
 # Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
 # shell hook and the CNI plugins (installed by deps). Needs root; about 5 minutes.

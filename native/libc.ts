@@ -151,7 +151,7 @@ export function errnoName(errno: number): string {
   if (!errnoNames) {
     errnoNames = new Map();
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const table: Record<string, number> = require('os').constants.errno;
+    const table: Record<string, number> = (require('os') as typeof import('os')).constants.errno;
     for (const [name, value] of Object.entries(table)) if (!errnoNames.has(value)) errnoNames.set(value, name);
   }
   return errnoNames.get(errno) ?? `errno ${errno}`;

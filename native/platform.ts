@@ -16,7 +16,7 @@
 /** The C library to open, glibc's soname; musl resolves it to itself (above). */
 export const LIBC_NAME = 'libc.so.6';
 
-export interface StructLayout {
+interface StructLayout {
   readonly size: number;
 }
 

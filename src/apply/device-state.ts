@@ -10,7 +10,7 @@ import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc'
 import { readDeviceSysctls, writeDeviceSysctl } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
-import type { DeviceState } from '../plan/types';
+import type { DeviceState } from '../state/records';
 
 /** The state of each requested host device that exists (by name), for the planner. The loopback device is refused anyway. */
 export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): Map<string, DeviceState> {
@@ -26,7 +26,7 @@ export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo
  * namespace: call it in the host's. A device that enters a namespace takes that namespace's
  * `conf/default` values, so only the sysctls that differ from the host's defaults need a record.
  */
-export function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
+function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
   const defaults = readDeviceSysctls('default');
   const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value);
   return {

@@ -6,7 +6,7 @@ import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
 import { getLink, listLinks, LinkInfo } from '../netlink/link';
 import { netnsIdOf } from '../netlink/nsid';
-import type { DeviceIdentity, DeviceRecord } from '../plan/types';
+import type { DeviceIdentity, DeviceRecord } from '../state/records';
 
 export interface Side {
   ns: Netns;
@@ -27,7 +27,7 @@ export interface Location {
 }
 
 /** Whether the identity holds something only the real device has, so that a scan can find it. */
-export function isDistinctive(id: DeviceIdentity): boolean {
+function isDistinctive(id: DeviceIdentity): boolean {
   return id.permanentMac !== null || id.parentDev !== null || id.hostPeerIndex !== undefined || id.hostLowerIndex !== undefined;
 }
 

@@ -12,7 +12,7 @@ import { addRoute } from '../netlink/route';
 import { NetlinkError, PlanError } from '../errors';
 import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
-import type { DeviceRecord, Operation, Plan } from '../plan/types';
+import type { DeviceRecord, Operation, Plan } from '../state/records';
 import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
 
 export type { Side } from './identity';
@@ -25,9 +25,9 @@ export interface ApplyContext extends Sides {
   /** Writes the journal now: for a record change that an undo depends on. */
   persist(): void;
   /** A loud report that does not stop the run (fallback names, removed altnames, lost devices). */
-  warn(message: string): void;
+  warn: (message: string) => void;
   /** A change made to the kernel, for the logs only. */
-  info(message: string): void;
+  info: (message: string) => void;
   /** When the originals were observed (ms since the epoch): finite address lifetimes are aged by the time since. */
   observedAt?: number;
   /** Links this run has just seen or made in the container, by device key: saves a lookup per step. */
@@ -107,7 +107,7 @@ function aged(a: AddressInfo, elapsed: number): AddressInfo | null {
 }
 
 /** `name` cut to fit `suffix` within the kernel's 15 bytes, at a character boundary. */
-export function fallbackName(name: string, suffix: string): string {
+function fallbackName(name: string, suffix: string): string {
   const chars = Array.from(name);
   while (Buffer.byteLength(chars.join('') + suffix) > MAX_NAME_BYTES) chars.pop();
   return chars.join('') + suffix;

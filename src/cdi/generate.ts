@@ -47,7 +47,7 @@ export function generateCdi(o: GenerateOptions): GenerateResult {
   }
   for (const [key, arg] of given) {
     const type = arg.entry.type ?? 'host';
-    if (type !== 'host') throw new ConfigError(`--device ${key}: type must be host: cdi generate offers host devices only (got ${String(type)})`, { device: key, field: 'type' });
+    if (type !== 'host') throw new ConfigError(`--device ${key}: type must be host: cdi generate offers host devices only (got ${JSON.stringify(type)})`, { device: key, field: 'type' });
     if (!offered.some((d) => d.key === key)) {
       const why = skipped.find((s) => s.name === key)?.refused ?? 'it does not exist in this network namespace';
       throw new ConfigError(`--device ${key}: cannot be offered: ${why}`, { device: key });

@@ -73,7 +73,7 @@ export function buildCdiSpec(devices: DeviceArg[], cdiVersion: string, hook: (co
         name: d.key,
         containerEdits: {
           hooks: [edit('createRuntime', 'create-runtime'), edit('poststop', 'poststop')],
-          ...(atLeast(cdiVersion, NET_DEVICES_SINCE) ? { netDevices: [{ hostInterfaceName: d.key, name: String(d.entry.name ?? d.key) }] } : {}),
+          ...(atLeast(cdiVersion, NET_DEVICES_SINCE) ? { netDevices: [{ hostInterfaceName: d.key, name: (d.entry.name as string | undefined) ?? d.key }] } : {}),
         },
       };
     }),

@@ -4,17 +4,16 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_STATE_DIR } from '../state/statedir';
-import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateConfigFile } from '../config';
-import type { OciState } from '../config';
-import { attach, checkAttach, detach, gc, status } from '../engine/lifecycle';
+import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, status, validateConfig } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
 import { BIN_PATH, hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { runHook } from '../oci/run';
+import type { HookStage } from '../oci/run';
 import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
 import { generateCdi } from '../cdi/generate';
 import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
-import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from './watchdog';
+import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
 import { DEFAULT_CNI_IFNAME } from '../config';
 import { cniTool } from '../engine/networks';
 import type { CniSettings } from '../engine/networks';
@@ -139,31 +138,20 @@ export const COMMANDS: Command[] = [
       '(linux.netDevices) and of the oci-netdev.netDevices annotation. On any failure, everything done is undone. ' +
       'With --device, also those entries and the --device entries of the other oci-netdev createRuntime hooks of ' +
       'config.json (a CDI engine adds one hook per device): the first run attaches them all, the others find them attached.',
-    run: (inv) => {
-      attach(containerState(inv), engineOptions(inv));
-      return 0;
-    },
+    run: (inv) => runHookFor(inv, 'createRuntime'),
   },
   {
     name: 'poststop', operands: '', arity: [0, 0], hook: true, options: DEVICE_HOOK_OPTIONS,
     summary: 'restore every device (OCI state on stdin)',
     description: 'The poststop hook. Reads the OCI state on stdin and puts every device back as it was. A second run does nothing.',
-    run: (inv) => {
-      detach(containerState(inv), engineOptions(inv));
-      return 0;
-    },
+    run: (inv) => runHookFor(inv, 'poststop'),
   },
   {
     name: 'hook', operands: '', arity: [0, 0], hook: true, options: HOOK_OPTIONS,
     summary: 'create-runtime or poststop, chosen by the state\'s status',
     description: 'Either hook, chosen by the status in the OCI state on stdin ("stopped": poststop). ' +
       'hooks.d files use it, as they give one command for both stages.',
-    run: (inv) => {
-      const state = containerState(inv);
-      if (state.status === 'stopped') detach(state, engineOptions(inv));
-      else attach(state, engineOptions(inv));
-      return 0;
-    },
+    run: (inv) => runHookFor(inv, 'byStatus'),
   },
   {
     name: 'inject', operands: 'BUNDLE', arity: [1, 1], options: HOOK_OPTIONS,
@@ -194,14 +182,8 @@ export const COMMANDS: Command[] = [
     run: (inv) => {
       const given = inv.args[0];
       const file = isDirectory(given) ? path.join(given, 'config.json') : given;
-      const req = validateConfigFile(file);
-      if (inv.live) {
-        checkAttach(req, engineOptions(inv));
-        inv.out(`${file}: ok, ${req.devices.length} device(s), attachable on this host now\n`);
-      } else {
-        if (req.devices.length) checkPolicy(req.devices, loadPolicy(inv.policyFile ?? DEFAULT_POLICY_FILE, inv.policyFile !== undefined));
-        inv.out(`${file}: ok, ${req.devices.length} device(s)\n`);
-      }
+      const req = validateConfig(file, engineOptions(inv), inv.live);
+      inv.out(`${file}: ok, ${req.devices.length} device(s)${inv.live ? ', attachable on this host now' : ''}\n`);
       return 0;
     },
   },
@@ -293,7 +275,7 @@ export const COMMANDS: Command[] = [
     description: 'Shows the version of oci-netdev.',
     run: (inv) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      inv.out(`oci-netdev ${require('../../../package.json').version}\n`);
+      inv.out(`oci-netdev ${(require('../../../package.json') as { version: string }).version}\n`);
       return 0;
     },
   },
@@ -312,11 +294,15 @@ export function findCommand(name: string): Command {
   return command;
 }
 
-/** The text before the command list of `oci-netdev --help` and the man page's DESCRIPTION. */
+/**
+ * The text before the command list of `oci-netdev --help` and the man page's DESCRIPTION.
+ * @public scripts/gen-man.mjs reads it (and ENVIRONMENT, optionLabel) from the built module.
+ */
 export const INTRO = `Moves host network devices into a container's network namespace (runtime-spec
 linux.netDevices), creates veth and macvlan devices there, and puts everything
 back when the container stops. Runs as OCI createRuntime and poststop hooks.`;
 
+/** @public for scripts/gen-man.mjs */
 export const ENVIRONMENT: [string, string][] = [
   ['OCI_NETDEV_STATE_DIR', 'state directory, as --state-dir'],
   ['OCI_NETDEV_POLICY', 'policy file, as --policy'],
@@ -354,6 +340,7 @@ function row(left: string, right: string): string {
   return [head, ...rest.map((l) => ' '.repeat(24) + l)].join('\n') + '\n';
 }
 
+/** @public for scripts/gen-man.mjs */
 export const optionLabel = (o: OptionSpec): string => (o.value ? `${o.flag} ${o.value}` : o.flag);
 
 export function commandHelp(c: Command): string {
@@ -421,11 +408,10 @@ function hookOptions(inv: Invocation): HookOptions {
   };
 }
 
-/** The OCI state on stdin; from here on, log lines name its container. */
-function containerState(inv: Invocation): OciState {
-  const state = readStdinState();
-  inv.log.containerId = state.id;
-  return state;
+/** A hook run; once the OCI state on stdin is read, log lines name its container. */
+function runHookFor(inv: Invocation, stage: HookStage): number {
+  runHook(stage, engineOptions(inv), (state) => (inv.log.containerId = state.id));
+  return 0;
 }
 
 function isDirectory(file: string): boolean {
@@ -465,7 +451,7 @@ function printStatus(inv: Invocation): void {
     }
     const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
     inv.out(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
-      `${formatAge(e.ageSeconds)} old; bundle ${e.bundle ?? 'unknown'})\n`);
+      `${formatAge(e.ageSeconds)} old; ${e.origin ? `CNI network ${e.origin.network}, container ${e.origin.containerId}, ${e.origin.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
     // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
     const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
       d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,

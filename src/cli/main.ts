@@ -1,11 +1,13 @@
 // The command line: parses arguments, runs one command of the table in commands.ts, prints
 // results. Every failure is one line on stderr and a non-zero exit; a usage error adds a hint.
 
-import { DEFAULT_STATE_DIR } from '../state/statedir';
+import { DEFAULT_STATE_DIR } from '../engine/lifecycle';
 import { Logger } from '../log/logger';
 import type { Invocation, OptionSpec } from './commands';
 import { Command, OPTIONS, OptionName, UsageError, commandHelp, findCommand, mainHelp } from './commands';
-import { hookTimeoutSeconds, startWatchdog } from './watchdog';
+import { hookTimeoutSeconds, startWatchdog } from '../engine/watchdog';
+import { readFileSync } from 'node:fs';
+import { runPlugin } from '../cni/plugin';
 
 /** What the command line asks for, a command's Invocation but its outputs; `command` undefined: the main help. */
 export type Parsed = Omit<Invocation, 'log' | 'out'> & { command?: Command; help: boolean };
@@ -124,6 +126,13 @@ function run(p: Parsed, log: Logger): number {
 }
 
 export function main(argv: string[]): void {
+  // A CNI runtime runs every plugin with CNI_COMMAND set and the network config on stdin.
+  if (process.env.CNI_COMMAND !== undefined) {
+    process.exitCode = runPlugin({
+      env: process.env, stdin: readFileSync(0, 'utf8'), stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t),
+    });
+    return;
+  }
   let code: number;
   let log: Logger | undefined;
   try {

@@ -4,8 +4,7 @@
 // and rules as linux.netDevices, and count as config.json's (source 'config'): a CDI spec is
 // written by root, like config.json.
 
-import { ConfigError } from '../errors';
-import { preview, show } from './schema';
+import { ConfigError, preview, show } from '../errors';
 
 /** How each field's text becomes JSON; `address` may repeat and fills `addresses`. */
 const FIELDS: Record<string, 'string' | 'integer' | 'list'> = {
@@ -68,7 +67,7 @@ export function formatDeviceArg({ key, entry }: DeviceArg): string {
   for (const field of Object.keys(FIELDS)) {
     const list = LIST_FIELD[field];
     if (list !== undefined) for (const v of (entry[list] as string[] | undefined) ?? []) pairs.push(`${field}=${v}`);
-    else if (entry[field] !== undefined) pairs.push(`${field}=${String(entry[field])}`);
+    else if (entry[field] !== undefined) pairs.push(`${field}=${entry[field] as string | number}`);
   }
   return pairs.length ? `${key}:${pairs.join(',')}` : key;
 }

@@ -4,13 +4,12 @@ export * from './types';
 export { ANNOTATION, MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES } from './load';
 export { deviceArgSpecs, loadContainerRequest, parseNetDevices, parseNetEntries, validateConfigFile } from './load';
 export type { NetEntries } from './load';
+export { checkDevName } from './names';
 export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from './device-arg';
 export type { DeviceArg } from './device-arg';
-export { IFNAMSIZ, checkDevName, isDevNameTemplate, isValidDevName } from './names';
-export type { DevNameOptions } from './names';
 export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
 export {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkNetworkPolicy, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkNetworkPolicy, checkPolicy, loadPolicy,
   parsePolicy,
 } from './policy';
-export type { Glob, Policy, PolicySection } from './policy';
+export type { Policy } from './policy';

@@ -4,8 +4,9 @@
 // again for moved devices, whose addresses are known only once the host is observed.
 
 import * as net from 'node:net';
-import { deviceError, preview } from './schema';
+import { deviceError } from './schema';
 import type { RouteSpec } from './types';
+import { preview } from '../errors';
 
 /** Why `cidr` is not ADDRESS/PREFIX with an IPv4 or IPv6 address, or undefined. */
 export function checkCidr(cidr: string): string | undefined {

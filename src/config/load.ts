@@ -5,11 +5,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError } from '../errors';
+import { ConfigError, preview, show } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceArgs, splitDeviceOptions } from './device-arg';
 import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip';
-import { deviceError, preview, show, validate } from './schema';
+import { deviceError } from './schema';
+import { validate } from '../schema/validate';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
 import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, NetworkSpec, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
@@ -24,6 +25,7 @@ export const MAX_DEVICES = 256;
 const WHERE: Record<DeviceSource, string> = {
   config: 'linux.netDevices',
   annotation: `annotation ${ANNOTATION}`,
+  cni: 'the CNI network config',
 };
 
 /** One entry as the schema admits it. */

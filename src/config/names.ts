@@ -9,7 +9,7 @@
 // Templates: the kernel's dev_alloc_name() accepts one `%d` anywhere and no other '%'; we accept it
 // only at the end (DESIGN "Configuration"), and the 15-byte limit applies to the template itself.
 
-export const IFNAMSIZ = 16;
+const IFNAMSIZ = 16;
 
 /** Bytes the kernel's isspace() is true for: \t \n \v \f \r, space, and Latin-1 NBSP. */
 const KERNEL_SPACE = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]);

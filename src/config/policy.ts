@@ -14,22 +14,23 @@
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
 // (src/plan/refusals.ts) and apply whatever the policy says.
 
-import { ConfigError } from '../errors';
+import { ConfigError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import { preview, show, validate } from './schema';
+import { validate } from '../schema/validate';
 import type { DeviceSource, DeviceSpec, MacvlanMode, NetworkSpec } from './types';
 import { hostDeviceName } from './types';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
 /** Longest glob accepted, in characters; device names have at most 15 bytes. */
-export const MAX_GLOB_LENGTH = 256;
+const MAX_GLOB_LENGTH = 256;
 
 const WHERE: Record<DeviceSource, string> = {
   config: 'linux.netDevices',
   annotation: `annotation ${ANNOTATION}`,
+  cni: 'the CNI network config',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -162,9 +163,9 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges' | 'allowNetworks';
 
 /** Every macvlan mode, the names allowModes globs match against. */
-export const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
+const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
 
-export interface PolicySection {
+interface PolicySection {
   allowDevices: Glob[];
   allowMasters: Glob[];
   allowModes: Glob[];
@@ -184,6 +185,8 @@ export interface Policy {
   exists: boolean;
   config: PolicySection;
   annotation: PolicySection;
+  /** The CNI plugin's network configs, written by root like config.json: every device by default. */
+  cni: PolicySection;
 }
 
 interface SectionDoc {
@@ -203,6 +206,7 @@ interface SectionDoc {
 const DEFAULT_GLOBS: Record<DeviceSource, Record<ListField, string[]>> = {
   config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'], allowNetworks: ['*'] },
   annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [], allowNetworks: [] },
+  cni: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'], allowNetworks: ['*'] },
 };
 
 function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
@@ -242,7 +246,9 @@ function section(source: DeviceSource, doc: SectionDoc | undefined, where: strin
 /** The policy in force when `file` does not exist. */
 export function defaultPolicy(file = DEFAULT_POLICY_FILE): Policy {
   const where = `policy ${show(file)}`;
-  return { file, exists: false, config: section('config', undefined, where), annotation: section('annotation', undefined, where) };
+  return {
+    file, exists: false, config: section('config', undefined, where), annotation: section('annotation', undefined, where), cni: section('cni', undefined, where),
+  };
 }
 
 /** Parses and validates a policy document; `file` is named in errors and refusals. */
@@ -252,8 +258,10 @@ export function parsePolicy(text: string | Buffer, file: string): Policy {
   if (size > MAX_POLICY_BYTES) throw new ConfigError(`${where}: larger than ${sizeText(MAX_POLICY_BYTES)} (${size} bytes)`);
   const doc = parseJson(text, where);
   validate('policy', doc, where);
-  const d = doc as { config?: SectionDoc; annotation?: SectionDoc };
-  return { file, exists: true, config: section('config', d.config, where), annotation: section('annotation', d.annotation, where) };
+  const d = doc as { config?: SectionDoc; annotation?: SectionDoc; cni?: SectionDoc };
+  return {
+    file, exists: true, config: section('config', d.config, where), annotation: section('annotation', d.annotation, where), cni: section('cni', d.cni, where),
+  };
 }
 
 /**
@@ -331,7 +339,7 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
       refuse(d, `host bridge ${show(d.hostBridge)}`, 'allowBridges');
     }
   }
-  for (const source of ['config', 'annotation'] as const) {
+  for (const source of ['config', 'annotation', 'cni'] as const) {
     const mine = devices.filter((d) => d.source === source);
     const max = policy[source].maxDevices;
     if (mine.length > max) {

@@ -4,22 +4,24 @@
 
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
-import type { ConfigRequest, HookSelf, OciState, Policy } from '../config';
+import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
+import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
-import { listLinks, LinkInfo } from '../netlink/link';
-import { listAddresses } from '../netlink/address';
-import { listDefaultRoutes } from '../netlink/route';
-import { netnsIdOf } from '../netlink/nsid';
+import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
-import type { Plan } from '../plan/types';
+import type { Plan } from '../state/records';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
-import { captureDeviceStates } from '../apply/device-state';
-import { BadJournal, Journal, StateDir } from '../state/statedir';
+import { addressesOf, linksOf, observe } from '../apply/observe';
+import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+import type { JournalNetwork } from '../state/statedir';
+
+// The defaults a front door names in its help.
+export { DEFAULT_STATE_DIR } from '../state/statedir';
+export { DEFAULT_POLICY_FILE } from '../config';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
@@ -41,7 +43,7 @@ export interface EngineOptions {
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
-export function processStartTime(pid: number): string | undefined {
+function processStartTime(pid: number): string | undefined {
   return procStat(pid)?.[19];
 }
 
@@ -55,11 +57,27 @@ function procStat(pid: number): string[] | undefined {
   }
 }
 
-/** The journal's container init still runs: same pid and start time, and not a zombie. */
-export function containerAlive(j: Journal): boolean {
+/**
+ * The journal's container is alive: for the OCI hooks, its init still runs (same pid and start
+ * time, and not a zombie); for a CNI attachment, which has no process, the netns path given at ADD
+ * still refers to the namespace the journal pinned (the runtime deletes that path with the sandbox).
+ */
+function containerAlive(j: Journal): boolean {
+  if (j.origin) return netnsPathHolds(j);
   if (j.containerPid === undefined || j.containerStartTime === undefined) return false;
   const fields = procStat(j.containerPid);
   return fields !== undefined && fields[0] !== 'Z' && fields[19] === j.containerStartTime;
+}
+
+function netnsPathHolds(j: Journal): boolean {
+  try {
+    const ns = Netns.open(j.netnsPath);
+    const same = ns.dev === j.netnsDev && ns.ino === j.netnsIno;
+    ns.close();
+    return same;
+  } catch {
+    return false;
+  }
 }
 
 function sideOf(ns: Netns): Side {
@@ -99,9 +117,14 @@ export function macvlanMasters(journals: Journal[]): Map<number, string> {
   return masters;
 }
 
+/** The policy in force: the file asked for, which must exist, else the default file if there is one. */
+export function policyOf(opts: Pick<EngineOptions, 'policyFile'>): Policy {
+  return loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+}
+
 /** The checks on names and config alone, made before anything is observed or touched; the policy in force. */
 function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
-  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  const policy = policyOf(opts);
   checkPolicy(req.devices, policy);
   checkNetworkPolicy(req.networks, policy);
   if (!req.hasNetworkNamespace) {
@@ -121,27 +144,20 @@ function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
  * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
  */
 function observeAndPlan(
-  req: ConfigRequest, policy: Policy, host: Side, container: Side | null, hostNs: Netns, ctNs: Netns | null, others: Journal[],
+  requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: Journal[],
   bad: BadJournal[],
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
   for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
-  const hostLinks = listLinks(host.sock);
-  const containerLinks = container ? listLinks(container.sock) : [];
+  const hostLinks = linksOf(host);
+  const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
-  const devices = resolveSelectors(req.devices, hostLinks);
+  const devices = resolveSelectors(requested, hostLinks);
   if (devices.some((d) => d.select)) checkPolicy(devices, policy);
   try {
-    return planAttach(devices, {
-      hostLinks,
-      hostAddresses: listAddresses(host.sock),
-      containerLinks,
-      containerAddresses: container ? listAddresses(container.sock) : [],
-      hostDefaultRoutes: listDefaultRoutes(host.sock),
-      hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName)),
-      hostNsidInContainer: container ? netnsIdOf(container.sock, hostNs.fd) : null,
-    }, {
+    const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName);
+    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices), {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
       claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
@@ -161,7 +177,7 @@ function observeAndPlan(
  * containers' claims), from the same observation and planner, changing nothing. The container's namespace is
  * observed only if config.json names one that exists.
  */
-export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
+function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   // attach asks nothing of a config without devices, so neither does this.
   if (req.devices.length === 0) return;
   const policy = checkRequest(req, opts);
@@ -177,13 +193,24 @@ export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
     const scan = new StateDir(opts.stateDir).scanJournals();
-    observeAndPlan(req, policy, host, container, hostNs, ctNs, scan.journals, scan.bad);
+    observeAndPlan(req.devices, policy, host, container, ctNs, scan.journals, scan.bad);
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
     if (container) closeSide(container);
     else ctNs?.close();
   }
+}
+
+/**
+ * `validate`: the devices of a config.json and the policy for them; with `live`, also what
+ * createRuntime would decide on this host now (checkAttach). Changes nothing.
+ */
+export function validateConfig(file: string, opts: EngineOptions, live: boolean): ConfigRequest {
+  const req = validateConfigFile(file);
+  if (live) checkAttach(req, opts);
+  else if (req.devices.length) checkPolicy(req.devices, policyOf(opts));
+  return req;
 }
 
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
@@ -194,7 +221,35 @@ export function attach(state: OciState, opts: EngineOptions): void {
   const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
+  attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts, networks);
+}
 
+/** Where a front door attaches devices, and the id the state keeps them under. */
+export interface AttachTarget {
+  /** The journal's id: the OCI container id, or another front door's attachment id. */
+  id: string;
+  netnsPath: string;
+  /** The OCI bundle; a detach from another bundle is not this one's. */
+  bundle?: string;
+  /** The container's init, whose life is the attachment's (OCI). */
+  pid?: number;
+  /** Another front door than the OCI hooks (CNI). */
+  origin?: JournalOrigin;
+}
+
+/**
+ * Attaches `devices` for a front door other than the OCI hooks (the CNI plugin): the policy, then
+ * the same observation, claims, plan, pin, journal and rollback as createRuntime. Returns the
+ * journal, or the existing one when the same target asks again with nothing new.
+ */
+export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts: EngineOptions): Journal {
+  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  checkPolicy(devices, policy);
+  return attachPlanned(target, devices, policy, opts);
+}
+
+function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[] = []): Journal {
+  const nsPath = target.netnsPath;
   const store = new StateDir(opts.stateDir);
   store.ensure();
   const hostNs = Netns.current();
@@ -208,36 +263,38 @@ export function attach(state: OciState, opts: EngineOptions): void {
   }
   const host = sideOf(hostNs);
   const container = sideOf(ctNs);
-  const lock = store.lockContainer(state.id);
+  const lock = store.lockContainer(target.id);
   let journal: Journal | undefined;
   let ownsState = false;
   try {
-    const existing = store.readJournal(state.id);
+    const existing = store.readJournal(target.id);
     if (existing) {
       // The same container asking again (a retried hook, or the next of the hook pairs a CDI engine
       // adds per device) finds its devices attached: nothing to do.
       const held = new Set([...existing.plan.devices.map((d) => d.key), ...(existing.networks ?? []).map((n) => n.network)]);
-      const missing = [...req.devices.map((d) => d.key), ...req.networks.map((n) => n.network)].filter((k) => !held.has(k));
-      if (existing.phase === 'attached' && existing.bundle === state.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
-        if (missing.length === 0) return;
-        throw new StateError(`container ${state.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
+      const missing = [...devices.map((d) => d.key), ...networks.map((n) => n.network)].filter((k) => !held.has(k));
+      if (existing.phase === 'attached' && existing.bundle === target.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
+        if (missing.length === 0) return existing;
+        throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
       }
-      throw new StateError(`container ${state.id} already has devices attached from bundle ${existing.bundle ?? '(unknown)'}; run its poststop first`);
+      const from = existing.bundle !== undefined ? `bundle ${existing.bundle}; run its poststop first` : `namespace ${existing.netnsPath}; detach them first`;
+      throw new StateError(`container ${target.id} already has devices attached from ${from}`);
     }
     ownsState = true;
     const claims = store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanJournals();
-      const others = scan.journals.filter((j) => j.containerId !== state.id);
-      const plan = observeAndPlan(req, policy, host, container, hostNs, ctNs, others, scan.bad.filter((b) => b.containerId !== state.id));
+      const others = scan.journals.filter((j) => j.containerId !== target.id);
+      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id));
       journal = {
-        containerId: state.id,
-        bundle: state.bundle,
+        containerId: target.id,
+        ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
+        ...(target.origin ? { origin: target.origin } : {}),
         phase: 'attaching',
         createdAt: new Date().toISOString(),
-        containerPid: state.pid || undefined,
-        containerStartTime: state.pid ? processStartTime(state.pid) : undefined,
+        containerPid: target.pid,
+        containerStartTime: target.pid ? processStartTime(target.pid) : undefined,
         netnsPath: nsPath,
         netnsDev: ctNs.dev,
         netnsIno: ctNs.ino,
@@ -249,25 +306,26 @@ export function attach(state: OciState, opts: EngineOptions): void {
     } finally {
       claims.release();
     }
-    pin(ctNs, store.pinPath(state.id));
+    pin(ctNs, store.pinPath(target.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
     const ctx = contextFor(host, container, j, persist, opts);
     applyPlan(ctx, j);
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used.
-      addNetworks(j, store.pinPath(state.id), persist, ctx.info, opts.cni?.timeoutMs);
+      addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs);
     } catch (err) {
       // A failed ADD is followed by its DEL (the spec), then the devices are undone.
-      throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(state.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);
+      throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);
     }
     j.phase = 'attached';
     persist();
+    return j;
   } catch (err) {
     // Nothing is left behind unless a rollback step failed: then the journal stays for gc.
     if (ownsState && !(err instanceof ApplyError && err.undoErrors.length)) {
-      unpin(store.pinPath(state.id));
-      store.remove(state.id);
+      unpin(store.pinPath(target.id));
+      store.remove(target.id);
     }
     throw err;
   } finally {
@@ -322,7 +380,7 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const container = ctNs ? sideOf(ctNs) : null;
   if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
-  let nothingInside = true;
+  let nothingInside: boolean;
   const persist = () => store.writeJournal(j);
   try {
     j.phase = 'detaching';
@@ -349,9 +407,10 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   const lost = errors.filter((e) => e instanceof DeviceLostError);
   for (const e of lost) opts.warn(`container ${j.containerId}: ${e.message}`);
   if (nothingInside) unpin(store.pinPath(j.containerId));
+  j.restoreFailure = errors.map((e) => e.message).join('; ');
   persist();
   const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new NetdevError(`container ${j.containerId}: ${errors.map((e) => e.message).join('; ')}${kept}`);
+  throw new NetdevError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
 }
 
 /**
@@ -359,23 +418,38 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
  * container of the same id from another bundle (another runtime's, or a refused twin) is left alone.
  */
 export function detach(state: OciState, opts: EngineOptions): void {
+  detachAttachment(state.id, opts, (j) => {
+    if (j.bundle === undefined || j.bundle === state.bundle) return true;
+    opts.warn(`container ${state.id}: its devices were attached from bundle ${j.bundle}, not ${state.bundle}; nothing restored for this one`);
+    return false;
+  });
+}
+
+/**
+ * Restores the attachment kept under `id` (a CNI DEL, or poststop through `detach`) if `belongs`
+ * accepts its journal. Returns whether there was one to restore; none is not an error.
+ */
+export function detachAttachment(id: string, opts: EngineOptions, belongs: (j: Journal) => boolean = () => true): boolean {
   const store = new StateDir(opts.stateDir);
-  if (!fs.existsSync(store.containerDir(state.id))) return;
-  const lock = store.lockContainer(state.id);
+  if (!fs.existsSync(store.containerDir(id))) return false;
+  const lock = store.lockContainer(id);
   try {
-    const j = store.readJournal(state.id);
+    const j = store.readJournal(id);
     if (!j) {
-      store.remove(state.id);
-      return;
+      store.remove(id);
+      return false;
     }
-    if (j.bundle !== undefined && j.bundle !== state.bundle) {
-      opts.warn(`container ${state.id}: its devices were attached from bundle ${j.bundle}, not ${state.bundle}; nothing restored for this one`);
-      return;
-    }
+    if (!belongs(j)) return false;
     restore(store, j, opts);
+    return true;
   } finally {
     lock.release();
   }
+}
+
+/** The readable journals of the state dir, for a front door that lists its own attachments (CNI GC). */
+export function attachments(opts: EngineOptions): Journal[] {
+  return new StateDir(opts.stateDir).scanJournals().journals;
 }
 
 export interface GcResult {
@@ -413,7 +487,8 @@ export function gc(opts: EngineOptions): GcResult[] {
         results.push({ containerId: id, action: 'kept', reason: `container process ${j.containerPid} is running` });
         continue;
       }
-      const reason = j.phase === 'attached' ? 'container is gone' : `hook died while ${j.phase}`;
+      const reason = j.phase === 'attached' ? 'container is gone'
+        : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
         restore(store, j, opts);
         results.push({ containerId: id, action: 'restored', reason });
@@ -431,7 +506,7 @@ export function gc(opts: EngineOptions): GcResult[] {
   return results;
 }
 
-export interface StatusDevice {
+interface StatusDevice {
   key: string;
   containerName: string | null;
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
@@ -441,6 +516,8 @@ export interface StatusDevice {
   state: 'in' | 'restored' | 'missing' | 'lost';
   mac: string | null;
   mtu: number | null;
+  /** Asked for by inspectAttachment only: the global addresses (CIDRs) it has in the container. */
+  addresses?: string[];
 }
 
 export interface StatusEntry {
@@ -453,6 +530,8 @@ export interface StatusEntry {
   /** Seconds since createRuntime. */
   ageSeconds: number;
   pinned: boolean;
+  /** Made by another front door than the OCI hooks (a CNI ADD). */
+  origin?: JournalOrigin;
   devices: StatusDevice[];
   /** The CNI networks, from the journal's final results. */
   networks: StatusNetwork[];
@@ -485,13 +564,14 @@ export function status(opts: EngineOptions): StatusEntry[] {
   return [...entries, ...bad.map((b) => unreadable(b.containerId, b.reason))];
 }
 
-function statusOf(store: StateDir, j: Journal): StatusEntry {
+function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEntry {
   const pinned = isPinned(store.pinPath(j.containerId));
   const ctNs = openContainerNs(store, j);
   const host = sideOf(Netns.current());
   const container = ctNs ? sideOf(ctNs) : null;
   try {
     const sides = { host, container };
+    const global = withAddresses ? addressesOf(container).filter((a) => a.scope === 0) : [];
     return {
       containerId: j.containerId,
       bundle: j.bundle ?? null,
@@ -500,6 +580,7 @@ function statusOf(store: StateDir, j: Journal): StatusEntry {
       alive: containerAlive(j),
       ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(j.createdAt)) / 1000)),
       pinned,
+      ...(j.origin ? { origin: j.origin } : {}),
       devices: j.plan.devices.map((d): StatusDevice => {
         const at = d.lost ? null : locate(sides, d);
         const state = d.lost ? 'lost' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
@@ -511,6 +592,9 @@ function statusOf(store: StateDir, j: Journal): StatusEntry {
           state,
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,
+          ...(withAddresses ? {
+            addresses: at?.where === 'container' ? global.filter((a) => a.index === at.link.index).map((a) => `${a.local ?? a.address}/${a.prefixlen}`) : [],
+          } : {}),
         };
       }),
       networks: (j.networks ?? []).map(networkStatus),
@@ -519,4 +603,12 @@ function statusOf(store: StateDir, j: Journal): StatusEntry {
     closeSide(host);
     closeSide(container);
   }
+}
+
+/** The attachment kept under `id`, read live, with each device's global addresses in the container (CNI CHECK); null when there is none. */
+export function inspectAttachment(id: string, opts: EngineOptions): { journal: Journal; status: StatusEntry } | null {
+  const store = new StateDir(opts.stateDir);
+  if (!fs.existsSync(store.containerDir(id))) return null;
+  const j = store.readJournal(id);
+  return j ? { journal: j, status: statusOf(store, j, true) } : null;
 }

@@ -12,7 +12,7 @@ export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
 export const DEFAULT_CNI_PATH = ['/opt/cni/bin', '/usr/lib/cni'];
 
 /** A plugin that does not answer in this time is killed and its operation fails. */
-export const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
+const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
 
 export interface InvokeArgs {
   command: CniCommand;
@@ -112,7 +112,7 @@ export function execPlugin(pluginPath: string, stdin: unknown, a: InvokeArgs): u
 export function pluginVersions(pluginPath: string, cniVersion: string, a: Omit<InvokeArgs, 'command'>): string[] {
   const out = execPlugin(pluginPath, { cniVersion }, { ...a, command: 'VERSION' });
   if (isObject(out) && Array.isArray(out.supportedVersions) && out.supportedVersions.every((v) => typeof v === 'string')) {
-    return out.supportedVersions as string[];
+    return out.supportedVersions;
   }
   // A 0.1.0 plugin predates VERSION.
   return ['0.1.0'];

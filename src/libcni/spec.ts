@@ -6,6 +6,7 @@ import { NetdevError } from '../errors';
 
 export const SUPPORTED_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
+/** @public the version of the results oci-netdev writes; the CNI front doors (src/cni) are its users. */
 export const CURRENT_VERSION: CniVersion = '1.1.0';
 
 /** The spec's codes (0-99) and ours (100 and up), as in the README's table. */
@@ -148,7 +149,7 @@ function parseDns(d: unknown): CniDns | undefined {
     const v = d[k];
     if (v === undefined || v === null) return;
     if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) decodeFail(`dns.${k} is not a list of strings`);
-    if (v.length) dns[k] = v as string[];
+    if (v.length) dns[k] = v;
   };
   strings('nameservers');
   strings('search');

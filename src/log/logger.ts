@@ -6,12 +6,13 @@
 import * as fs from 'fs';
 import * as libc from '../../native/libc';
 import { openAppend, writeAll } from '../state/files';
+import { causeOf } from '../errors';
 
 export type Level = 'info' | 'warning' | 'error';
 
 /** The syslog tag. */
-export const TAG = 'oci-netdev';
-export const SYSLOG_SOCKET = '/dev/log';
+const TAG = 'oci-netdev';
+const SYSLOG_SOCKET = '/dev/log';
 const FACILITY_DAEMON = 3;
 const SEVERITY: Record<Level, number> = { error: 3, warning: 4, info: 6 };
 
@@ -86,7 +87,7 @@ export class Logger {
       } catch (err) {
         this.fileFd = null;
         fs.closeSync(file);
-        this.stderr(`${TAG}: WARNING: cannot write log file ${this.opts.file}: ${(err as NodeJS.ErrnoException).code ?? err}\n`);
+        this.stderr(`${TAG}: WARNING: cannot write log file ${this.opts.file}: ${causeOf(err)}\n`);
       }
     }
   }

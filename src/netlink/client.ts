@@ -18,7 +18,7 @@ export interface RequestContext {
 }
 
 /** How long one receive may wait before the kernel is deemed unresponsive. */
-export const DEFAULT_RECEIVE_TIMEOUT_MS = 10_000;
+const DEFAULT_RECEIVE_TIMEOUT_MS = 10_000;
 const DUMP_ATTEMPTS = 5;
 const EINTR = 4;
 const ENOBUFS = 105;
@@ -65,7 +65,7 @@ export class NetlinkSocket {
       for (const m of batch) {
         if (!this.answers(m, seq)) continue;
         if (m.type !== NLMSG_ERROR) { replies.push(m); continue; }
-        this.checkAck(m, ctx);
+        checkAck(m, ctx);
         return replies;
       }
     }
@@ -90,7 +90,7 @@ export class NetlinkSocket {
           if (!this.answers(m, seq)) continue;
           if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
           if (m.type === NLMSG_DONE) { this.checkDone(m, ctx); done = true; }
-          else if (m.type === NLMSG_ERROR) this.checkAck(m, ctx);
+          else if (m.type === NLMSG_ERROR) checkAck(m, ctx);
           else if (m.type !== NLMSG_NOOP) parts.push(m);
         }
       }
@@ -149,14 +149,6 @@ export class NetlinkSocket {
     return m.seq === seq && m.pid === this.port;
   }
 
-  /** An NLMSG_ERROR with error 0 is an ack; anything else is the kernel's refusal. */
-  private checkAck(m: NlMessage, ctx: RequestContext): void {
-    if (m.payload.length < 4) throw new DecodeError('short NLMSG_ERROR', ctx);
-    const errno = -m.payload.readInt32LE(0);
-    if (errno === 0) return;
-    throw refusal(errno, ctx, extendedAck(m));
-  }
-
   /**
    * A dump that fails part-way ends with an NLMSG_DONE whose payload is the negative errno,
    * followed directly by the extended-ack attributes (no echoed request, unlike NLMSG_ERROR).
@@ -168,6 +160,14 @@ export class NetlinkSocket {
     const text = m.flags & NLM_F_ACK_TLVS ? attrText(m.payload, 4) : undefined;
     throw refusal(errno, ctx, text);
   }
+}
+
+/** An NLMSG_ERROR with error 0 is an ack; anything else is the kernel's refusal. */
+export function checkAck(m: NlMessage, ctx: RequestContext): void {
+  if (m.payload.length < 4) throw new DecodeError('short NLMSG_ERROR', ctx);
+  const errno = -m.payload.readInt32LE(0);
+  if (errno === 0) return;
+  throw refusal(errno, ctx, extendedAck(m));
 }
 
 function refusal(errno: number, ctx: RequestContext, extack: string | undefined): NetlinkError {

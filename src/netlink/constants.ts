@@ -12,7 +12,6 @@ export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_DUMP = 0x300;
-export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 // flags on NLMSG_ERROR acks
@@ -35,11 +34,9 @@ export const NLA_TYPE_MASK = 0x3fff;
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
-export const RTM_SETLINK = 19;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
-export const RTM_GETROUTE = 26;
 export const RTM_NEWNSID = 88;
 export const RTM_GETNSID = 90;
 export const RTM_NEWLINKPROP = 108;
@@ -55,14 +52,11 @@ export const IFF_LOOPBACK = 0x8;
 
 // IFLA_* link attributes
 export const IFLA_ADDRESS = 1;
-export const IFLA_BROADCAST = 2;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
 export const IFLA_LINK = 5;
 export const IFLA_MASTER = 10;
-export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
-export const IFLA_NET_NS_PID = 19;
 export const IFLA_IFALIAS = 20;
 export const IFLA_GROUP = 27;
 export const IFLA_NET_NS_FD = 28;
@@ -95,10 +89,7 @@ export const IFA_PROTO = 11;
 // ifa_flags
 export const IFA_F_NODAD = 0x02;
 export const IFA_F_OPTIMISTIC = 0x04;
-export const IFA_F_DADFAILED = 0x08;
 export const IFA_F_HOMEADDRESS = 0x10;
-export const IFA_F_DEPRECATED = 0x20;
-export const IFA_F_TENTATIVE = 0x40;
 export const IFA_F_PERMANENT = 0x80;
 export const IFA_F_MANAGETEMPADDR = 0x100;
 export const IFA_F_NOPREFIXROUTE = 0x200;

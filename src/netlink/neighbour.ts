@@ -6,17 +6,17 @@ import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_EXCL } from './consta
 import { DecodeError } from '../errors';
 
 export const RTM_NEWNEIGH = 28;
-export const RTM_GETNEIGH = 30;
-export const NDMSG_LEN = 12;
+const RTM_GETNEIGH = 30;
+const NDMSG_LEN = 12;
 
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
-export const NDA_IFINDEX = 8;
+const NDA_IFINDEX = 8;
 export const NDA_PROTOCOL = 12;
 
 export const NUD_PERMANENT = 0x80;
 /** The one ndm_flags bit kept: an IPv6 neighbour that is a router. The rest is kernel state or proxy/fdb. */
-export const NTF_ROUTER = 0x80;
+const NTF_ROUTER = 0x80;
 
 /** One permanent neighbour entry; JSON-safe. */
 export interface NeighbourEntry {

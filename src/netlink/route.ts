@@ -15,16 +15,16 @@ import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_EXCL } from './consta
 import { DecodeError, NetlinkError } from '../errors';
 
 export const RTM_NEWROUTE = 24;
-export const RTM_GETROUTE = 26;
+const RTM_GETROUTE = 26;
 export const RTM_NEWNEXTHOP = 104;
-export const RTM_GETNEXTHOP = 106;
+const RTM_GETNEXTHOP = 106;
 
-export const RTMSG_LEN = 12;
+const RTMSG_LEN = 12;
 export const NHMSG_LEN = 8;
-export const RTNEXTHOP_LEN = 8;
-export const NEXTHOP_GRP_LEN = 8;
+const RTNEXTHOP_LEN = 8;
+const NEXTHOP_GRP_LEN = 8;
 
-export const RTA_DST = 1;
+const RTA_DST = 1;
 export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
 export const RTA_MULTIPATH = 9;
@@ -38,7 +38,7 @@ export const NHA_OIF = 5;
 export const RT_TABLE_MAIN = 254;
 export const RTN_UNICAST = 1;
 
-export type RouteFamily = typeof AF_INET | typeof AF_INET6;
+type RouteFamily = typeof AF_INET | typeof AF_INET6;
 
 /** One route as far as we read it. */
 export interface RouteInfo {
@@ -143,7 +143,7 @@ export function defaultRoutesOf(routes: RouteInfo[], nexthops: NexthopInfo[] = [
   for (const r of routes) {
     if (r.family !== AF_INET && r.family !== AF_INET6) continue;
     if (r.dstLen !== 0 || r.table !== RT_TABLE_MAIN || r.type !== RTN_UNICAST) continue;
-    const family = r.family as RouteFamily;
+    const family = r.family;
     add(family, r.oif);
     for (const i of r.multipath) add(family, i);
     const nh = r.nhId ? byId.get(r.nhId) : undefined;
@@ -195,35 +195,35 @@ export function listDefaultRoutes(sock: NetlinkSocket): DefaultRoute[] {
 
 // ---- The routes of one device, in every table and both families ----
 
-export const RTA_SRC = 2;
-export const RTA_PRIORITY = 6;
-export const RTA_PREFSRC = 7;
+const RTA_SRC = 2;
+const RTA_PRIORITY = 6;
+const RTA_PREFSRC = 7;
 export const RTA_METRICS = 8;
 export const RTA_CACHEINFO = 12;
-export const RTA_MFC_STATS = 17;
-export const RTA_PREF = 20;
-export const RTA_EXPIRES = 23;
-export const RTA_PAD = 24;
+const RTA_MFC_STATS = 17;
+const RTA_PREF = 20;
+const RTA_EXPIRES = 23;
+const RTA_PAD = 24;
 
-export const RTPROT_KERNEL = 2;
+const RTPROT_KERNEL = 2;
 /** Installed by an administrator: the routes a config asks for. */
 export const RTPROT_STATIC = 4;
-export const RTPROT_RA = 9;
+const RTPROT_RA = 9;
 /** rtm_table for a table above 255, which then goes in RTA_TABLE. */
-export const RT_TABLE_COMPAT = 252;
-export const RTM_F_CLONED = 0x200;
+const RT_TABLE_COMPAT = 252;
+const RTM_F_CLONED = 0x200;
 /** The one rtm_flags / rtnh_flags bit a caller may set; the others (dead, linkdown, offload) are kernel state. */
-export const RTNH_F_ONLINK = 0x4;
+const RTNH_F_ONLINK = 0x4;
 export const NLM_F_APPEND = 0x800;
 
 /** An attribute kept as it came, to send back unchanged. */
-export interface RawAttr {
+interface RawAttr {
   type: number;
   hex: string;
 }
 
 /** One nexthop of a multipath route. */
-export interface RouteNexthop {
+interface RouteNexthop {
   ifindex: number;
   flags: number;
   hops: number;
@@ -266,7 +266,7 @@ const TYPED = new Set([RTA_DST, RTA_SRC, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY,
 const raw = (type: number, data: Buffer): RawAttr => ({ type, hex: data.toString('hex') });
 
 /** An RTA_MULTIPATH payload in full. */
-export function decodeNexthops(data: Buffer): RouteNexthop[] {
+function decodeNexthops(data: Buffer): RouteNexthop[] {
   const out: RouteNexthop[] = [];
   let off = 0;
   while (off + RTNEXTHOP_LEN <= data.length) {
@@ -331,7 +331,7 @@ export function isKernelRoute(r: RouteEntry): boolean {
 }
 
 /** Whether the route goes out of link `index`: RTA_OIF or any multipath nexthop. */
-export const routeUses = (r: RouteEntry, index: number): boolean =>
+const routeUses = (r: RouteEntry, index: number): boolean =>
   r.oif === index || (r.multipath ?? []).some((nh) => nh.ifindex === index);
 
 /**

@@ -15,19 +15,19 @@ import { AF_UNSPEC, NLM_F_CREATE, NLM_F_EXCL } from './constants';
 import { DecodeError } from '../errors';
 
 export const RTM_NEWQDISC = 36;
-export const RTM_GETQDISC = 38;
+const RTM_GETQDISC = 38;
 export const RTM_NEWTCLASS = 40;
-export const RTM_GETTCLASS = 42;
+const RTM_GETTCLASS = 42;
 export const RTM_NEWTFILTER = 44;
-export const RTM_GETTFILTER = 46;
-export const TCMSG_LEN = 20;
+const RTM_GETTFILTER = 46;
+const TCMSG_LEN = 20;
 
 export const TCA_KIND = 1;
 export const TCA_OPTIONS = 2;
-export const TCA_STAB = 8;
-export const TCA_CHAIN = 11;
-export const TCA_INGRESS_BLOCK = 13;
-export const TCA_EGRESS_BLOCK = 14;
+const TCA_STAB = 8;
+const TCA_CHAIN = 11;
+const TCA_INGRESS_BLOCK = 13;
+const TCA_EGRESS_BLOCK = 14;
 /** The attributes that configure an object; the rest (statistics, offload state) are read-only. */
 const REPLAYED = [TCA_OPTIONS, TCA_STAB, TCA_CHAIN, TCA_INGRESS_BLOCK, TCA_EGRESS_BLOCK];
 

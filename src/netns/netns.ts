@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as libc from '../../native/libc';
 import { NetlinkSocket } from '../netlink/client';
-import { StateError } from '../errors';
+import { StateError, causeOf } from '../errors';
 
 const SELF_PATH = '/proc/thread-self/ns/net';
 
@@ -33,7 +33,7 @@ export class Netns {
       // O_NONBLOCK: a FIFO planted at a namespace path must not hang the hook.
       fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {
-      throw new StateError(`cannot open network namespace ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw new StateError(`cannot open network namespace ${path}: ${causeOf(err)}`);
     }
     const st = fs.fstatSync(fd);
     if (st.dev !== nsfsDevice()) {
@@ -60,11 +60,7 @@ export class Netns {
       try {
         return NetlinkSocket.open();
       } finally {
-        libc.setns(home.fd, libc.CLONE_NEWNET);
-        const back = fs.statSync(SELF_PATH);
-        if (back.ino !== home.ino || back.dev !== home.dev) {
-          throw new StateError(`could not return to network namespace ${home.ino} after entering ${this.path}`);
-        }
+        returnHome(home, this.path);
       }
     } finally {
       home.close();
@@ -75,6 +71,22 @@ export class Netns {
     if (this.closed) return;
     this.closed = true;
     fs.closeSync(this.fd);
+  }
+}
+
+/**
+ * Back to the hook's own namespace after a visit. If that fails, whatever this process did next
+ * would act on the container's namespace as if it were the host's, so the process ends here.
+ */
+function returnHome(home: Netns, visited: string): void {
+  try {
+    libc.setns(home.fd, libc.CLONE_NEWNET);
+    const back = fs.statSync(SELF_PATH);
+    if (back.ino === home.ino && back.dev === home.dev) return;
+    throw new Error(`still in namespace ${back.ino}`);
+  } catch (err) {
+    fs.writeSync(2, `oci-netdev: fatal: could not return to network namespace ${home.ino} after entering ${visited}: ${causeOf(err)}\n`);
+    process.exit(1);
   }
 }
 

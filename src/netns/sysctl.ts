@@ -3,7 +3,7 @@
 // calling thread's namespace: the hook's, the host.
 
 import * as fs from 'fs';
-import { StateError } from '../errors';
+import { StateError, causeOf } from '../errors';
 
 const FAMILIES = ['ipv4', 'ipv6'] as const;
 const confDir = (family: string, device: string) => `/proc/sys/net/${family}/conf/${device}`;
@@ -21,7 +21,7 @@ export function readDeviceSysctls(device: string): DeviceSysctls {
     } catch (err) {
       // No such folder: the family is not there for this device (IPv6 off in the kernel).
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new StateError(`device ${device}: cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      throw new StateError(`device ${device}: cannot read ${dir}: ${causeOf(err)}`);
     }
     for (const name of names.sort()) {
       const path = `${dir}/${name}`;

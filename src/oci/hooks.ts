@@ -67,7 +67,7 @@ export function injectHooks(bundle: string, opts: HookOptions): { added: number 
   const text = readRegularFile(file, { where: file, maxBytes: MAX_CONFIG_BYTES, follow: true });
   const st = fs.statSync(file);
   try {
-    config = JSON.parse(text.toString('utf8'));
+    config = JSON.parse(text.toString('utf8')) as typeof config;
   } catch (err) {
     throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
   }

@@ -12,7 +12,7 @@ import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
 import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
-import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from './types';
+import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from '../state/records';
 
 type IndexedAddress = AddressInfo & { index: number };
 
@@ -76,7 +76,7 @@ export function translateLabel(label: string | undefined, from: string, to: stri
   return label;
 }
 
-export function snapshotOf(link: LinkInfo, addresses: IndexedAddress[], state?: DeviceState): DeviceSnapshot {
+function snapshotOf(link: LinkInfo, addresses: IndexedAddress[], state?: DeviceState): DeviceSnapshot {
   return {
     index: link.index,
     name: link.name,
@@ -117,7 +117,7 @@ export function addressFromCidr(cidr: string): AddressInfo {
 }
 
 /** A route of the config as the kernel takes it; RTA_OIF is filled in when the device is found in the container. */
-export function routeEntryOf(r: PlannedRoute): RouteEntry {
+function routeEntryOf(r: PlannedRoute): RouteEntry {
   const family = r.family === 4 ? AF_INET : AF_INET6;
   return {
     family, dstLen: r.dstLen, srcLen: 0, tos: 0, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC,
@@ -145,7 +145,7 @@ function tempName(group: number, i: number): string {
  * to be on the host: in the host's namespace itself (`hostNsid` undefined), or, seen from the
  * container, in the namespace the container calls `hostNsid`.
  */
-export function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
+function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
   const id: DeviceIdentity = {
     kind: link.kind, permanentMac: link.permanentMac, parentBus: link.parentBus, parentDev: link.parentDev,
   };
@@ -271,6 +271,8 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
         rec.containerIndex = containerIndex(link.index);
         rec.containerAddresses = rec.original.addresses.filter(isPortable).map((a) => forContainer(a, spec.dad));
+        // A CNI IPAM plugin's addresses come on top of the device's own (config.json gives none for host entries).
+        rec.containerAddresses.push(...(spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad)));
       }
       // The device's addresses are known only now; created devices were checked with the config.
       checkGateways(spec.key, plannedRoutes(spec), rec.adopted ? rec.original.addresses : rec.containerAddresses);

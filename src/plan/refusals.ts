@@ -5,13 +5,13 @@
 import type { DeviceSpec } from '../config/types';
 import { PolicyError, policyRef } from '../config/policy';
 import type { Policy } from '../config/policy';
-import { show } from '../config/schema';
 import type { LinkInfo } from '../netlink/link';
 import { AF_INET, AF_INET6, IFF_LOOPBACK, RT_SCOPE_LINK } from '../netlink/constants';
 import type { Observed } from './plan';
+import { show } from '../errors';
 
 /** Stable rule ids, named in refusals as `always-refused: ID`. */
-export type AlwaysRefusedRule =
+type AlwaysRefusedRule =
   | 'loopback'
   | 'default-route'
   | 'default-route-lower'

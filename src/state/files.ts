@@ -6,8 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
-import { ConfigError, NetdevError } from '../errors';
-import { oneLine } from '../config/schema';
+import { ConfigError, NetdevError, oneLine } from '../errors';
 
 /** The error a caller's messages are typed as (ConfigError for inputs, StateError for state). */
 export type ErrorType = new (message: string) => NetdevError;
@@ -159,7 +158,7 @@ export function openAppend(file: string): number {
     fd = fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : (code ?? String(err)));
+    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : (code ?? String(err)), { cause: err });
   }
   if (!fs.fstatSync(fd).isFile()) {
     fs.closeSync(fd);

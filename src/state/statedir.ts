@@ -15,19 +15,19 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
-import { ConfigError, StateError } from '../errors';
-import { oneLine, validate } from '../config/schema';
-import type { Plan } from '../plan/types';
+import { ConfigError, StateError, oneLine } from '../errors';
+import { validate } from '../schema/validate';
+import type { Plan } from './records';
 import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, writeAll } from './files';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
 /** How long a hook waits for another hook's lock before it gives up with an error. */
-export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
+const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 /** NAME_MAX: the longest path component. */
 const MAX_COMPONENT_BYTES = 255;
 
 /** The journal format this code reads and writes; any other is refused. */
-export const JOURNAL_VERSION = 2;
+const JOURNAL_VERSION = 2;
 /** The most a journal file may hold, reserved space included. */
 const MAX_JOURNAL_BYTES = 64 * 1024 * 1024;
 /** Reserved at creation: this, or four times the first journal if more. */
@@ -38,13 +38,23 @@ const SPARE = 'journal.next';
 /** The first journal while its space is reserved; renamed to journal.json once complete. */
 const FIRST = 'journal.first';
 
-export type Phase = 'attaching' | 'attached' | 'detaching';
+type Phase = 'attaching' | 'attached' | 'detaching';
+
+/** A CNI plugin ADD: the network, the runtime's container id and the interface name. */
+export interface JournalOrigin {
+  door: 'cni';
+  network: string;
+  containerId: string;
+  ifname: string;
+}
 
 /** What the envelope holds (spec/journal.schema.json). */
 export interface Journal {
   containerId: string;
   /** The bundle the container was created from: a poststop from another bundle is not its. */
   bundle?: string;
+  /** Made by another front door than the OCI hooks (spec/journal.schema.json). */
+  origin?: JournalOrigin;
   phase: Phase;
   createdAt: string;
   /** The container's init, to tell a live container from a dead one (pid + start time). */
@@ -57,6 +67,8 @@ export interface Journal {
   plan: Plan;
   /** How many steps have been started; the undo covers exactly these. */
   started: number;
+  /** Why the last restore could not finish, when one ran to its end and failed. */
+  restoreFailure?: string;
   /** The CNI networks attached after the devices, in order; DEL runs in reverse. */
   networks?: JournalNetwork[];
 }
@@ -85,7 +97,7 @@ export function encodeId(id: string): string {
   return Buffer.from(id, 'utf8').toString('latin1').replace(/[^A-Za-z0-9_-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-export function decodeId(name: string): string {
+function decodeId(name: string): string {
   return Buffer.from(name.replace(/%([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
 }
 
@@ -139,7 +151,7 @@ export function encodeJournal(j: Journal): Buffer {
 }
 
 /** The journal in `data` (a whole journal file), checked; `where` names it in errors. */
-export function decodeJournal(data: Buffer, id: string, where: string): Journal {
+function decodeJournal(data: Buffer, id: string, where: string): Journal {
   const end = data.indexOf(0x0a);
   let envelope: unknown;
   try {

@@ -13,7 +13,7 @@ import { uniqueId, uniqueName } from '../helpers/names';
 import { listContainers, RUNTIMES } from '../helpers/runtime';
 import { inSimHost, Sandbox, sh, shOk } from '../helpers/sandbox';
 import { ipDetails } from '../helpers/netdevices';
-import { bridgeNetwork, cacheEntries, cniDirs, leases, SYSTEM_CNI } from '../helpers/cni';
+import { bridgeNetwork, cacheEntries, cniDirs, leases, SYSTEM_CNI } from '../helpers/cni-networks';
 
 const PAGE = 'ONDT-CNI-HTTPD';
 

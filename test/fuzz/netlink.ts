@@ -9,8 +9,8 @@
 import { Rng } from './prng';
 import type { CaseResult, Target } from './target';
 import { NetdevError } from '../../src/errors';
-import { MessageBuilder, NLMSG_HDRLEN, NLA_HDRLEN, decodeMessages, decodeAttrs, encodeIfAddr, encodeIfInfo, NlMessage } from '../../src/netlink/codec';
-import { NetlinkSocket } from '../../src/netlink/client';
+import { MessageBuilder, NLMSG_HDRLEN, NLA_HDRLEN, decodeMessages, decodeAttrs, encodeIfAddr, encodeIfInfo } from '../../src/netlink/codec';
+import { checkAck } from '../../src/netlink/client';
 import { decodeLink } from '../../src/netlink/link';
 import { decodeAddress } from '../../src/netlink/address';
 import {
@@ -26,7 +26,6 @@ import {
   AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_MULTI, RTM_NEWADDR, RTM_NEWLINK,
 } from '../../src/netlink/constants';
 
-const checkAck = (NetlinkSocket.prototype as unknown as { checkAck(m: NlMessage, ctx: object): void }).checkAck;
 
 // ---------------------------------------------------------------------------------------------
 // Well-formed replies.
@@ -253,7 +252,10 @@ export function generate(rng: Rng): Buffer {
     // Many tiny attributes: attribute counts are bounded by the bytes.
     const n = rng.range(1, 4000);
     const attrs = Buffer.alloc(n * 4);
-    for (let i = 0; i < n; i++) attrs.writeUInt16LE(4, i * 4), attrs.writeUInt16LE(rng.int(60) | (rng.chance(0.3) ? 0x8000 : 0), i * 4 + 2);
+    for (let i = 0; i < n; i++) {
+      attrs.writeUInt16LE(4, i * 4);
+      attrs.writeUInt16LE(rng.int(60) | (rng.chance(0.3) ? 0x8000 : 0), i * 4 + 2);
+    }
     return new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index: 1 })).raw(attrs).finish(1);
   }
   const valid = wellFormed(rng);
@@ -288,7 +290,7 @@ export function decode(buf: Buffer): unknown[] {
     else if (m.type === RTM_NEWNEXTHOP) nexthops.push(decodeNexthop(m));
     else if (m.type === NLMSG_ERROR) {
       try {
-        checkAck.call(undefined, m, { op: 'fuzz' });
+        checkAck(m, { op: 'fuzz' });
         out.push('ack');
       } catch (err) {
         if (!(err instanceof NetdevError)) throw err;

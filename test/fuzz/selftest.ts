@@ -10,7 +10,7 @@ export const selftestTarget: Target = {
   runCase(rng: Rng, index: number): CaseResult {
     if (index === SELFTEST_CASES.untyped) {
       try {
-        (null as unknown as { x: number }).x;
+        void (null as unknown as { x: number }).x;
       } catch (err) {
         return { ok: false, kind: 'untyped-error', message: String(err), input: 'null' };
       }

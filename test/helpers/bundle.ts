@@ -5,7 +5,7 @@ import { Sandbox, shOk } from './sandbox';
 
 const BUSYBOX = '/bin/busybox';
 
-export interface OciHook {
+interface OciHook {
   path: string;
   args?: string[];
   env?: string[];

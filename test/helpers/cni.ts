@@ -1,112 +1,134 @@
-// CNI test rigs: a per-test NETCONFPATH, libcni cache and host-local data dir, conflists written
-// there, and a recording test plugin (a node script) that logs every call it gets.
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+// A small CNI runtime for the tests, following libcni's semantics: each plugin of a list gets the
+// list's cniVersion and name, ADD runs the list in order with the previous result as prevResult,
+// DEL runs it in reverse with the final ADD result. Plugins run in the simulated host, found in a
+// CNI_PATH whose first folder holds `oci-netdev` (a link to bin/oci-netdev), then Debian's
+// /usr/lib/cni.
+import { spawn } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sandbox } from './sandbox';
+import { OCI_NETDEV } from './hook';
+import { inSimHost, Sandbox, sh } from './sandbox';
 
-/** Debian's containernetworking-plugins. */
-export const SYSTEM_CNI = '/usr/lib/cni';
+export const DEBIAN_CNI = '/usr/lib/cni';
 
-export interface CniDirs {
-  confDir: string;
-  pluginDir: string;
-  cacheDir: string;
-  ipamDir: string;
-  /** The environment that points oci-netdev at these dirs (hooks and `oci-netdev cni`). */
-  env: Record<string, string>;
+export interface CniList {
+  cniVersion: string;
+  name: string;
+  plugins: Record<string, unknown>[];
 }
 
-export function cniDirs(sb: Sandbox): CniDirs {
-  const root = sb.tempDir('cni');
-  const confDir = join(root, 'net.d');
-  const pluginDir = join(root, 'bin');
-  const cacheDir = join(root, 'cache');
-  const ipamDir = join(root, 'ipam');
-  for (const d of [confDir, pluginDir]) mkdirSync(d);
-  return {
-    confDir, pluginDir, cacheDir, ipamDir,
-    env: { NETCONFPATH: confDir, CNI_PATH: `${pluginDir}:${SYSTEM_CNI}`, OCI_NETDEV_CNI_CACHE_DIR: cacheDir },
+export interface CniRun {
+  simhost: string;
+  containerId: string;
+  /** Unset: no CNI_NETNS (a DEL after the sandbox is gone). */
+  netns?: string;
+  ifname: string;
+  /** CNI_PATH folders. */
+  path: string[];
+  args?: string;
+}
+
+export interface PluginOutcome {
+  status: number | null;
+  /** stdout parsed as JSON, when it is. */
+  json: Record<string, unknown> | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** A CNI_PATH with oci-netdev first (a link in a temp folder), then Debian's plugins. */
+export function cniPath(sb: Sandbox): string[] {
+  const dir = sb.tempDir('cnibin');
+  symlinkSync(OCI_NETDEV, join(dir, 'oci-netdev'));
+  return [dir, DEBIAN_CNI];
+}
+
+function pluginCommand(run: CniRun, command: string, type: string, extraEnv: Record<string, string>): { argv: [string, string[]]; env: Record<string, string> } {
+  const dir = run.path.find((d) => sh('test', ['-x', join(d, type)]).status === 0);
+  if (dir === undefined) throw new Error(`plugin ${type} not found in ${run.path.join(':')}`);
+  const env: Record<string, string> = {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: run.containerId,
+    CNI_IFNAME: run.ifname,
+    CNI_PATH: run.path.join(':'),
+    CNI_NETNS: run.netns ?? '',
+    CNI_ARGS: run.args ?? '',
+    ...extraEnv,
   };
+  return { argv: inSimHost(run.simhost, [join(dir, type)]), env };
 }
 
-export function writeConflist(dirs: CniDirs, name: string, plugins: object[], cniVersion = '1.0.0'): void {
-  writeFileSync(join(dirs.confDir, `10-${name}.conflist`), JSON.stringify({ cniVersion, name, plugins }, null, 2));
-}
-
-/** A bridge + host-local network on `bridge` with `subnet`, data kept in the rig's ipam dir, plus `more` plugins. */
-export function bridgeNetwork(dirs: CniDirs, name: string, bridge: string, subnet: string, more: object[] = []): void {
-  writeConflist(dirs, name, [
-    {
-      type: 'bridge', bridge, isGateway: true, ipMasq: false,
-      ipam: { type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
-    },
-    ...more,
-  ]);
-}
-
-/**
- * The recording plugin: appends {type, command, env, conf} to conf.record for each call. ADD passes
- * prevResult on with an interface "if-TYPE" added (a first plugin starts an empty 1.0.0 result);
- * conf.fail = "ADD"/"DEL" makes that command fail with code 111; conf.sleepMs delays ADD (its
- * pid goes to conf.record + ".pid"); conf.versions is what VERSION answers.
- */
-const RECORDER = `#!/usr/bin/env node
-const fs = require('fs');
-const conf = JSON.parse(fs.readFileSync(0, 'utf8') || '{}');
-const cmd = process.env.CNI_COMMAND;
-if (cmd === 'VERSION') {
-  process.stdout.write(JSON.stringify({ cniVersion: conf.cniVersion, supportedVersions: conf.versions || ['0.3.1', '0.4.0', '1.0.0'] }));
-  process.exit(0);
-}
-const env = {};
-for (const k of ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH']) env[k] = process.env[k];
-fs.appendFileSync(conf.record, JSON.stringify({ type: conf.type, command: cmd, env, conf }) + '\\n');
-if (conf.fail === cmd) {
-  process.stdout.write(JSON.stringify({ cniVersion: conf.cniVersion, code: 111, msg: conf.type + ' refuses ' + cmd, details: 'on purpose' }));
-  process.exit(1);
-}
-if (cmd === 'ADD') {
-  if (conf.sleepMs) {
-    fs.writeFileSync(conf.record + '.pid', String(process.pid));
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, conf.sleepMs);
+function outcome(status: number | null, stdout: string, stderr: string): PluginOutcome {
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(stdout) as Record<string, unknown>;
+  } catch {
+    json = undefined;
   }
-  const prev = conf.prevResult || { cniVersion: conf.cniVersion, interfaces: [] };
-  const out = { ...prev, cniVersion: conf.cniVersion, interfaces: [...(prev.interfaces || []), { name: 'if-' + conf.type }] };
-  process.stdout.write(JSON.stringify(out));
+  return { status, json, stdout, stderr };
 }
-`;
 
-/** Recording plugins named `types` in the rig's plugin dir. */
-export function writeRecorders(dirs: CniDirs, types: string[]): void {
-  const script = join(dirs.pluginDir, 'recorder');
-  if (!existsSync(script)) {
-    writeFileSync(script, RECORDER);
-    chmodSync(script, 0o755);
+/** Runs one plugin binary `type` with `command`, as libcni's invoke does. */
+export function execPlugin(run: CniRun, command: string, type: string, conf: object, extraEnv: Record<string, string> = {}): PluginOutcome {
+  const { argv, env } = pluginCommand(run, command, type, extraEnv);
+  const r = sh(...argv, { input: JSON.stringify(conf), env });
+  return outcome(r.status, r.stdout, r.stderr);
+}
+
+/** execPlugin without waiting, for runs that race. */
+export function startPlugin(run: CniRun, command: string, type: string, conf: object): Promise<PluginOutcome> {
+  const { argv: [cmd, args], env } = pluginCommand(run, command, type, {});
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  child.stdin.end(JSON.stringify(conf));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status) => resolve(outcome(status, stdout, stderr)));
+  });
+}
+
+/** The config plugin `i` of the list receives. */
+function pluginConf(list: CniList, i: number, prevResult?: unknown): Record<string, unknown> {
+  return { ...list.plugins[i], cniVersion: list.cniVersion, name: list.name, ...(prevResult !== undefined ? { prevResult } : {}) };
+}
+
+export interface ChainOutcome {
+  /** The final result, or the first failing plugin's outcome. */
+  result?: Record<string, unknown>;
+  failed?: { type: string; outcome: PluginOutcome };
+}
+
+/** ADD in order, each plugin with the previous result; stops at the first error. */
+export function chainAdd(list: CniList, run: CniRun): ChainOutcome {
+  let prev: Record<string, unknown> | undefined;
+  for (let i = 0; i < list.plugins.length; i++) {
+    const type = String(list.plugins[i].type);
+    const out = execPlugin(run, 'ADD', type, pluginConf(list, i, prev));
+    if (out.status !== 0) return { failed: { type, outcome: out } };
+    prev = out.json;
   }
-  for (const t of types) symlinkSync('recorder', join(dirs.pluginDir, t));
+  return { result: prev };
 }
 
-export interface Record_ {
-  type: string;
-  command: string;
-  env: Record<string, string | undefined>;
-  conf: Record<string, unknown> & { prevResult?: { interfaces?: { name: string }[] }; runtimeConfig?: Record<string, unknown> };
+/** CHECK in order, every plugin with the final result. */
+export function chainCheck(list: CniList, run: CniRun, result: unknown): ChainOutcome {
+  for (let i = 0; i < list.plugins.length; i++) {
+    const type = String(list.plugins[i].type);
+    const out = execPlugin(run, 'CHECK', type, pluginConf(list, i, result));
+    if (out.status !== 0) return { failed: { type, outcome: out } };
+  }
+  return {};
 }
 
-export function readRecords(file: string): Record_[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record_);
-}
-
-/** The addresses host-local holds in `network` (its data dir's files named by address). */
-export function leases(dirs: CniDirs, network: string): string[] {
-  const dir = join(dirs.ipamDir, network);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => /^[0-9a-f.:]+$/.test(f) && (f.includes('.') || f.includes(':'))).sort();
-}
-
-/** Entries of libcni's result cache. */
-export function cacheEntries(dirs: CniDirs): string[] {
-  const dir = join(dirs.cacheDir, 'results');
-  return existsSync(dir) ? readdirSync(dir).sort() : [];
+/** DEL in reverse order, every plugin with the final ADD result (when there is one); stops at the first error. */
+export function chainDel(list: CniList, run: CniRun, result?: unknown): ChainOutcome {
+  for (let i = list.plugins.length - 1; i >= 0; i--) {
+    const type = String(list.plugins[i].type);
+    const out = execPlugin(run, 'DEL', type, pluginConf(list, i, result));
+    if (out.status !== 0) return { failed: { type, outcome: out } };
+  }
+  return {};
 }

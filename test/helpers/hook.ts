@@ -39,9 +39,9 @@ export function startHook(
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => {
-    stderr += d;
+    stderr += d.toString();
     opts.onStderr?.(stderr);
   });
   const done = new Promise<ShResult>((resolve, reject) => {

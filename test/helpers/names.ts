@@ -10,7 +10,7 @@ export const NAME_PREFIX = 'ondt-';
 export const RUN_DIR_PREFIX = '/run/oci-netdev-test-';
 
 /** Four hex digits, fresh for each test process. */
-export const RUN_ID = randomBytes(2).toString('hex');
+const RUN_ID = randomBytes(2).toString('hex');
 export const RUN_DIR = RUN_DIR_PREFIX + RUN_ID;
 
 const IFNAMSIZ = 15;

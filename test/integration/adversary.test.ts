@@ -228,6 +228,35 @@ t.test('the NIC sent out and back by the container so that it comes back at a ne
   t.same(await settledTo(rig.simhost, before), before, 'the host is exactly as before: the NIC is not lost');
 });
 
+t.test('the NIC hidden by the container in a netns of its own, an impostor at its ifindex: poststop fails and says so, gc names the failed restore, and the NIC comes home once it is back', async (t) => {
+  const rig = makeRig(t);
+  const nic = standIn(rig);
+  const hidden = rig.sb.createNetns('own');
+  const before = await steady(rig.simhost);
+  const id = uniqueId('adv');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic.name]: { name: 'eth1' } } });
+  const created = run(rig, 'create-runtime', id, bundle);
+  t.equal(created.status, 0, 'createRuntime exits 0', { stderr: userStderr(created.stderr) });
+  const index = linkIn(rig.ctr, 'eth1')!.ifindex;
+  inCtr(rig, ['link', 'set', 'eth1', 'netns', hidden]);
+  const fake = uniqueName('fake');
+  inCtr(rig, ['link', 'add', 'eth1', 'index', String(index), 'type', 'veth', 'peer', 'name', fake]);
+
+  const r = run(rig, 'poststop', id, bundle);
+  t.equal(r.status, 1, 'poststop fails: the NIC is not where it can be proven', { stdout: r.stdout });
+  t.ok(linkIn(rig.ctr, 'eth1'), 'the impostor is left in the container');
+  const gc = cli(rig, ['gc']);
+  t.match(gc.stdout, `${id}: failed (an earlier restore did not finish: `, 'gc says a restore failed, not that a hook died');
+
+  // The NIC back where it was given: the next gc brings it home.
+  shOk('ip', ['-n', hidden, 'link', 'set', 'eth1', 'name', uniqueName('back'), 'netns', rig.ctr]);
+  inCtr(rig, ['link', 'del', 'eth1']);
+  const again = cli(rig, ['gc']);
+  t.match(again.stdout, `${id}: restored (an earlier restore did not finish)`, 'gc restores it');
+  t.same(await settledTo(rig.simhost, before), before, 'the host is exactly as before');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+});
+
 t.test("a created veth's container end moved by the container into a netns of its own: poststop takes the pair away all the same", async (t) => {
   const rig = makeRig(t);
   const hidden = rig.sb.createNetns('own');

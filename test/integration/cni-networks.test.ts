@@ -10,7 +10,7 @@ import { OCI_NETDEV, startHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { inSimHost, netnsPath, nsSnapshot, sh, ShResult, shOk } from '../helpers/sandbox';
 import { cli, configBundle, ipDetails, makeRig, nonLoopback, ociState, ping, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
-import { bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni';
+import { bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
 
 function cniRig(t: Test): { rig: Rig; dirs: CniDirs } {
   const rig = makeRig(t);

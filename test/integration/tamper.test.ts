@@ -218,7 +218,7 @@ async function attachGrouped(t: Test, rig: Rig, containerPid?: number): Promise<
   const d = ipDetails(rig.ctr);
   const group = d.eth2?.group;
   t.ok(group && group !== 'default' && d.eth3?.group === group, `the created devices share link group ${group}`);
-  return { nic, master, vethHost, id, bundle, group: group!, before };
+  return { nic, master, vethHost, id, bundle, group, before };
 }
 
 /** poststop (or gc) exited 0, the NIC and the master are back exactly, every created device is gone. */

@@ -1,0 +1,294 @@
+// oci-netdev as a CNI plugin: the verbs ADD, DEL, CHECK, STATUS, GC and VERSION over the same
+// engine, journal, claims and policy as the OCI hooks. A runtime runs bin/oci-netdev with
+// CNI_COMMAND set; the result goes to stdout in the version the config asks for, an error as
+// {"cniVersion","code","msg","details"} on stdout with exit 1, logs to stderr.
+//
+// Each attachment is kept in the state dir under its own id, made from the network name, the
+// container id and the interface name, with that origin in its journal. The namespace stays pinned
+// from ADD to DEL; `oci-netdev status` and `gc` see these attachments too (alive while the netns
+// path given at ADD still refers to the pinned namespace).
+
+import { ConfigError, DeviceBusyError, NetdevError } from '../errors';
+import { DEFAULT_POLICY_FILE, loadPolicy, parseNetDevices } from '../config';
+import type { DeviceSpec } from '../config';
+import { DEFAULT_STATE_DIR } from '../state/statedir';
+import type { JournalOrigin } from '../state/statedir';
+import { attachDevices, attachments, detachAttachment, inspectAttachment } from '../engine/lifecycle';
+import type { EngineOptions } from '../engine/lifecycle';
+import { execPlugin, findPlugin, pluginVersions } from '../libcni/invoke';
+import type { CniCommand } from '../libcni/invoke';
+import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, atLeast, isSupportedVersion, parseResult, toVersion } from '../libcni/spec';
+import type { CniResult, CniRoute } from '../libcni/spec';
+import { readCniEnv } from './env';
+import type { CniEnv } from './env';
+import { configVersion, decodeJson, decodeNetConf, defaultHostName, negotiate } from './netconf';
+import type { NetConf } from './netconf';
+
+export interface PluginIo {
+  env: NodeJS.ProcessEnv;
+  stdin: string;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+/** The state dir's key for one attachment. */
+function attachmentId(network: string, containerId: string, ifname: string): string {
+  return `cni:${network}:${containerId}:${ifname}`;
+}
+
+/** Runs one CNI command; returns the exit status (0, or 1 with the error printed on stdout). */
+export function runPlugin(io: PluginIo): number {
+  let version: string = CURRENT_VERSION;
+  try {
+    const env = readCniEnv(io.env);
+    if (env.command === 'VERSION') {
+      const asked = io.stdin.trim() ? configVersion(decodeJson(io.stdin)) : CURRENT_VERSION;
+      io.stdout(JSON.stringify({ cniVersion: isSupportedVersion(asked) ? asked : CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
+      return 0;
+    }
+    const raw = decodeJson(io.stdin);
+    const asked = configVersion(raw);
+    if (isSupportedVersion(asked)) version = asked;
+    negotiate(asked, env.command);
+    const conf = decodeNetConf(raw, env.command);
+    const opts = engineOptions(conf, io);
+    const result = VERBS[env.command](conf, env, opts);
+    if (result) io.stdout(JSON.stringify(toVersion(result, conf.cniVersion)) + '\n');
+    return 0;
+  } catch (err) {
+    const e = toCniError(err);
+    io.stdout(JSON.stringify(e.toJSON(version)) + '\n');
+    io.stderr(`oci-netdev: ${e.message}\n`);
+    return 1;
+  }
+}
+
+type Verb = (conf: NetConf, env: CniEnv, opts: EngineOptions) => CniResult | undefined;
+
+const VERBS: Record<Exclude<CniCommand, 'VERSION'>, Verb> = { ADD: add, DEL: del, CHECK: check, STATUS: status, GC: gc };
+
+function engineOptions(conf: NetConf, io: PluginIo): EngineOptions {
+  const policyFile = conf.policyFile ?? (io.env.OCI_NETDEV_POLICY || undefined);
+  return {
+    stateDir: conf.stateDir ?? (io.env.OCI_NETDEV_STATE_DIR || DEFAULT_STATE_DIR),
+    ...(policyFile !== undefined ? { policyFile } : {}),
+    warn: (m) => io.stderr(`oci-netdev: warning: ${m}\n`),
+    info: (m) => io.stderr(`oci-netdev: ${m}\n`),
+  };
+}
+
+/** Engine and config errors as CNI errors: bad config 7, a device another container holds 11, the rest ours (100). */
+export function toCniError(err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof DeviceBusyError) return new CniError(CniCode.tryAgainLater, err.message);
+  if (err instanceof ConfigError) return new CniError(CniCode.invalidConfig, err.message);
+  if (err instanceof NetdevError) return new CniError(CniCode.engine, err.message);
+  return new CniError(CniCode.internal, err instanceof Error ? err.message : String(err));
+}
+
+function ipamArgs(env: CniEnv, command: CniCommand, netns = env.netns) {
+  return {
+    command, containerId: env.containerId, ifname: env.ifname, path: env.path,
+    ...(netns !== undefined ? { netns } : {}),
+    ...(env.args.length ? { args: env.args.map(([k, v]) => `${k}=${v}`).join(';') } : {}),
+  };
+}
+
+/**
+ * Runs the IPAM plugin on the config as received. One that refuses the config's version (code 1:
+ * Debian's host-local stops at 1.0.0) gets it again in the highest version both speak that is
+ * not newer, which is what its answer means to the result parser anyway.
+ */
+function runIpam(conf: NetConf, env: CniEnv, command: 'ADD' | 'DEL' | 'CHECK'): unknown {
+  const plugin = findPlugin(conf.ipamType!, env.path);
+  const args = ipamArgs(env, command);
+  try {
+    return execPlugin(plugin, conf.raw, args);
+  } catch (err) {
+    if (!(err instanceof CniError) || err.code !== CniCode.incompatibleVersion) throw err;
+    const theirs = pluginVersions(plugin, conf.cniVersion, args);
+    const best = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && atLeast(conf.cniVersion, v)).at(-1);
+    if (best === undefined || best === conf.cniVersion) throw err;
+    return execPlugin(plugin, { ...conf.raw, cniVersion: best }, args);
+  }
+}
+
+/** CNI_ARGS MAC= (a MAC the runtime asks for) over the config's `mac`; runtimeConfig.mac over both. */
+function macOf(conf: NetConf, env: CniEnv): string | undefined {
+  const runtime = (conf.raw.runtimeConfig as { mac?: unknown } | undefined)?.mac;
+  if (runtime !== undefined) return conf.mac;
+  const fromArgs = env.args.find(([k]) => k === 'MAC')?.[1];
+  if (fromArgs === undefined) return conf.mac;
+  if (!/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(fromArgs)) {
+    throw new CniError(CniCode.invalidEnvironment, `CNI_ARGS: MAC ${JSON.stringify(fromArgs)} is not a MAC address`);
+  }
+  return fromArgs.toLowerCase();
+}
+
+/** The keys CNI_ARGS may hold; others need IgnoreUnknown=true, as in libcni's argument loader. */
+function checkArgs(env: CniEnv): void {
+  const ignore = env.args.some(([k, v]) => k === 'IgnoreUnknown' && ['1', 'true', 'True'].includes(v));
+  const unknown = env.args.find(([k]) => k !== 'MAC' && k !== 'IgnoreUnknown');
+  if (unknown && !ignore) {
+    throw new CniError(CniCode.unsupportedField, `CNI_ARGS: unknown key ${unknown[0]}=${unknown[1]} (give IgnoreUnknown=true to ignore it)`);
+  }
+}
+
+/** IPAM's routes as the engine's: a route without gw goes through the gateway of its family, as libcni's ConfigureIface does. */
+function routesOf(ipam: CniResult): { dst: string; gw?: string }[] {
+  const gatewayOf = (dst: string) => ipam.ips?.find((ip) => ip.address.includes(':') === dst.includes(':') && ip.gateway)?.gateway;
+  return (ipam.routes ?? []).map((r: CniRoute) => {
+    const gw = r.gw ?? gatewayOf(r.dst);
+    return { dst: r.dst, ...(gw !== undefined ? { gw } : {}) };
+  });
+}
+
+/** The one device the config asks for, as the engine's spec, with IPAM's addresses and routes. */
+function deviceSpec(conf: NetConf, env: CniEnv, ipam: CniResult | undefined): DeviceSpec {
+  const entry: Record<string, unknown> = { type: conf.kind, name: env.ifname };
+  let key = env.ifname;
+  if (conf.kind === 'host') {
+    if (conf.pick!.by === 'device') key = conf.pick!.value;
+    else entry[conf.pick!.by] = conf.pick!.value;
+  } else if (conf.kind === 'veth') {
+    key = conf.hostName ?? defaultHostName(env.containerId, env.ifname);
+  } else {
+    entry.master = conf.master;
+    entry.mode = conf.mode;
+  }
+  if (conf.mtu !== undefined) entry.mtu = conf.mtu;
+  const mac = macOf(conf, env);
+  if (mac !== undefined) entry.mac = mac;
+  const addresses = (ipam?.ips ?? []).map((ip) => ip.address);
+  if (addresses.length && conf.kind !== 'host') entry.addresses = addresses;
+  const routes = ipam ? routesOf(ipam) : [];
+  if (routes.length) entry.routes = routes;
+  const [spec] = parseNetDevices({ [key]: entry }, 'cni');
+  // Host entries take no addresses in config.json; here they are IPAM's, added to the device's own.
+  if (addresses.length && conf.kind === 'host') spec.addresses = addresses;
+  return spec;
+}
+
+function originOf(conf: NetConf, env: CniEnv): JournalOrigin {
+  return { door: 'cni', network: conf.name, containerId: env.containerId, ifname: env.ifname };
+}
+
+function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
+  checkArgs(env);
+  deviceSpec(conf, env, undefined); // a bad config fails before IPAM reserves anything
+  const id = attachmentId(conf.name, env.containerId, env.ifname);
+  if (inspectAttachment(id, opts)) {
+    throw new CniError(CniCode.engine, `container ${env.containerId} already has ${env.ifname} attached on network ${conf.name}; DEL it first`);
+  }
+  let ipam: CniResult | undefined;
+  if (conf.ipamType !== undefined) {
+    ipam = parseResult(runIpam(conf, env, 'ADD'));
+    if (!ipam.ips?.length) {
+      releaseIpam(conf, env, opts);
+      throw new CniError(CniCode.delegate, `${conf.ipamType}: IPAM returned no IP addresses`);
+    }
+  }
+  try {
+    attachDevices({ id, netnsPath: env.netns!, origin: originOf(conf, env) }, [deviceSpec(conf, env, ipam)], opts);
+  } catch (err) {
+    if (ipam) releaseIpam(conf, env, opts);
+    throw err;
+  }
+  const seen = inspectAttachment(id, opts)?.status.devices[0];
+  const prev = conf.prevResult;
+  const interfaces = [...(prev?.interfaces ?? [])];
+  const index = interfaces.length;
+  interfaces.push({
+    name: seen?.containerName ?? env.ifname,
+    ...(seen?.mac ? { mac: seen.mac } : {}),
+    ...(seen?.mtu ? { mtu: seen.mtu } : {}),
+    sandbox: env.netns!,
+  });
+  const ips = [...(prev?.ips ?? []), ...(ipam?.ips ?? []).map((ip) => ({ ...ip, interface: index }))];
+  const routes = [...(prev?.routes ?? []), ...(ipam?.routes ?? [])];
+  const dns = ipam?.dns ?? prev?.dns;
+  return {
+    cniVersion: conf.cniVersion,
+    interfaces,
+    ...(ips.length ? { ips } : {}),
+    ...(routes.length ? { routes } : {}),
+    ...(dns ? { dns } : {}),
+  };
+}
+
+/** IPAM DEL after a failed ADD: its failure is logged, the ADD's error is what the runtime needs. */
+function releaseIpam(conf: NetConf, env: CniEnv, opts: EngineOptions): void {
+  try {
+    runIpam(conf, env, 'DEL');
+  } catch (err) {
+    opts.warn(`releasing the IPAM reservation failed: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Best effort and idempotent: the device comes home as at poststop if there is an attachment
+ * (whether or not the netns path or the device still exist in the container), then IPAM
+ * releases. A restore that fails keeps its journal for `oci-netdev gc` and is reported on stderr,
+ * so that the chain's other DELs still run.
+ */
+function del(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
+  const id = attachmentId(conf.name, env.containerId, env.ifname);
+  try {
+    detachAttachment(id, opts);
+  } catch (err) {
+    if (!(err instanceof NetdevError)) throw err;
+    opts.warn(`${err.message}`);
+  }
+  if (conf.ipamType !== undefined) runIpam(conf, env, 'DEL');
+  return undefined;
+}
+
+function check(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
+  const prev = conf.prevResult;
+  if (!prev) throw new CniError(CniCode.invalidConfig, 'network config: prevResult: required for CHECK');
+  const found = inspectAttachment(attachmentId(conf.name, env.containerId, env.ifname), opts);
+  if (!found) throw new CniError(CniCode.engine, `container ${env.containerId} has no ${env.ifname} attached on network ${conf.name}`);
+  const fail = (what: string) => new CniError(CniCode.engine, `CHECK ${env.ifname} on network ${conf.name}: ${what}`);
+  if (found.journal.netnsPath !== env.netns || !found.status.alive) throw fail(`the namespace ${env.netns} is not the one attached at ADD`);
+  const dev = found.status.devices[0];
+  if (dev.state !== 'in') throw fail(`the device is ${dev.state}, not in the container`);
+  if (dev.containerName !== env.ifname) throw fail(`the device is called ${dev.containerName ?? '?'} in the container`);
+  const index = (prev.interfaces ?? []).findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);
+  if (index < 0) throw fail('prevResult lists no such interface in this sandbox');
+  const itf = prev.interfaces![index];
+  if (itf.mac && itf.mac.toLowerCase() !== dev.mac) throw fail(`MAC is ${dev.mac ?? '?'}, prevResult says ${itf.mac}`);
+  if (itf.mtu && itf.mtu !== dev.mtu) throw fail(`MTU is ${dev.mtu ?? '?'}, prevResult says ${itf.mtu}`);
+  for (const ip of (prev.ips ?? []).filter((i) => i.interface === index)) {
+    if (!dev.addresses?.includes(ip.address)) throw fail(`address ${ip.address} of prevResult is missing`);
+  }
+  if (conf.ipamType !== undefined) runIpam(conf, env, 'CHECK');
+  return undefined;
+}
+
+/** Ready for ADD: the policy reads, and the IPAM plugin the config names is there. */
+function status(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
+  try {
+    loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  } catch (err) {
+    throw new CniError(CniCode.notAvailable, (err as Error).message);
+  }
+  if (conf.ipamType !== undefined) findPlugin(conf.ipamType, env.path);
+  return undefined;
+}
+
+/** DEL, IPAM included, for every attachment of this network the runtime no longer lists. */
+function gc(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
+  const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}\0${a.ifname}`));
+  const failed: string[] = [];
+  for (const j of attachments(opts)) {
+    const o = j.origin;
+    if (o?.door !== 'cni' || o.network !== conf.name || valid.has(`${o.containerId}\0${o.ifname}`)) continue;
+    try {
+      del(conf, { ...env, containerId: o.containerId, ifname: o.ifname, netns: undefined }, opts);
+    } catch (err) {
+      failed.push(`${o.containerId} ${o.ifname}: ${(err as Error).message}`);
+    }
+  }
+  if (failed.length) throw new CniError(CniCode.engine, `GC: ${failed.join('; ')}`);
+  return undefined;
+}
