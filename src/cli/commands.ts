@@ -14,13 +14,7 @@ import { generateCdi } from '../cdi/generate';
 import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
 import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
-import { DEFAULT_CNI_IFNAME } from '../config';
-import { cniTool } from '../engine/networks';
-import type { CniSettings } from '../engine/networks';
-import { DEFAULT_CACHE_DIR } from '../libcni/api';
-import { DEFAULT_NETCONF_PATH } from '../libcni/conf';
-import { DEFAULT_CNI_PATH, splitCniPath } from '../libcni/invoke';
-import { parseCniArgs } from '../libcni/spec';
+import { cniSettings, cniTool, DEFAULT_CACHE_DIR, DEFAULT_CNI_IFNAME, DEFAULT_CNI_PATH, DEFAULT_NETCONF_PATH } from '../engine/networks';
 
 export interface OptionSpec {
   /** Long form, e.g. "--state-dir". */
@@ -253,9 +247,9 @@ export const COMMANDS: Command[] = [
         network, ...(netns !== undefined ? { netns } : {}),
         ...(inv.cniRun.containerId !== undefined ? { containerId: inv.cniRun.containerId } : {}),
         ifname: inv.cniRun.ifname ?? DEFAULT_CNI_IFNAME,
-        args: parseCniArgs(inv.cniRun.args),
+        ...(inv.cniRun.args !== undefined ? { args: inv.cniRun.args } : {}),
         runtimeConfig: runtimeConfigArg(inv.cniRun.runtimeConfig),
-      }, cniSettings(inv));
+      }, cniSettings(inv.cni));
       if (result) inv.out(JSON.stringify(result, null, 2) + '\n');
       return 0;
     },
@@ -368,15 +362,7 @@ function engineOptions(inv: Invocation): EngineOptions {
     warn: (m) => inv.log.warn(m),
     info: (m, containerId) => inv.log.info(m, containerId),
     ...(inv.devices.length ? { hookSelf: { path: BIN_PATH, args: inv.argv } } : {}),
-    cni: cniSettings(inv),
-  };
-}
-
-function cniSettings(inv: Invocation): CniSettings {
-  return {
-    confDir: inv.cni.confDir ?? DEFAULT_NETCONF_PATH,
-    path: splitCniPath(inv.cni.path),
-    cacheDir: inv.cni.cacheDir ?? DEFAULT_CACHE_DIR,
+    cni: cniSettings(inv.cni),
   };
 }
 

@@ -2,8 +2,7 @@
 
 export * from './types';
 export { ANNOTATION, MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES } from './load';
-export { deviceArgSpecs, loadContainerRequest, parseNetDevices, parseNetEntries, validateConfigFile } from './load';
-export type { NetEntries } from './load';
+export { deviceArgSpecs, loadContainerRequest, parseNetDevices, validateConfigFile } from './load';
 export { checkDevName } from './names';
 export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from './device-arg';
 export type { DeviceArg } from './device-arg';

@@ -18,12 +18,12 @@ import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import type { JournalNetwork } from '../state/statedir';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
+import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
 export { DEFAULT_STATE_DIR } from '../state/statedir';
 export { DEFAULT_POLICY_FILE } from '../config';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
-import type { CniSettings } from './networks';
 
 export interface EngineOptions {
   stateDir: string;

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { addNetworkList, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
 import type { CniOptions, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
-import { DEFAULT_CNI_PATH, findPlugin } from '../libcni/invoke';
-import { parseResult, toVersion } from '../libcni/spec';
+import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
+import { parseCniArgs, parseResult, toVersion } from '../libcni/spec';
 import type { Journal, JournalNetwork } from '../state/statedir';
 import type { StatusNetwork } from './lifecycle';
 
@@ -25,6 +25,17 @@ export interface CniSettings {
 }
 
 export const DEFAULT_CNI_SETTINGS: CniSettings = { confDir: DEFAULT_NETCONF_PATH, path: DEFAULT_CNI_PATH, cacheDir: DEFAULT_CACHE_DIR };
+
+// The defaults a front door names in its help.
+export { DEFAULT_CACHE_DIR } from '../libcni/api';
+export { DEFAULT_NETCONF_PATH } from '../libcni/conf';
+export { DEFAULT_CNI_PATH } from '../libcni/invoke';
+export { DEFAULT_CNI_IFNAME } from '../config';
+
+/** The settings from what was given (options or NETCONFPATH, CNI_PATH as text), the defaults for the rest. */
+export function cniSettings(given: { confDir?: string; path?: string; cacheDir?: string }): CniSettings {
+  return { confDir: given.confDir ?? DEFAULT_NETCONF_PATH, path: splitCniPath(given.path), cacheDir: given.cacheDir ?? DEFAULT_CACHE_DIR };
+}
 
 /**
  * Each network's list, loaded and with every plugin found, before anything is touched: a missing
@@ -105,12 +116,13 @@ export interface CniToolRequest {
   /** cnitool's default: derived from the netns path. */
   containerId?: string;
   ifname: string;
-  args: Array<[string, string]>;
+  /** CNI_ARGS as text, K=V;K2=V2. */
+  args?: string;
   runtimeConfig: Record<string, unknown>;
 }
 
 /** cnitool's container id for a namespace path: "cni-" and the start of its sha512. */
-export function containerIdFor(netns: string): string {
+function containerIdFor(netns: string): string {
   return `cni-${createHash('sha512').update(netns).digest('hex').slice(0, 20)}`;
 }
 
@@ -127,7 +139,7 @@ export function cniTool(op: 'add' | 'check' | 'del' | 'status' | 'gc', req: CniT
   }
   const netns = req.netns ?? '';
   const rt: RuntimeConf = {
-    containerId: req.containerId ?? containerIdFor(netns), netns, ifname: req.ifname, args: req.args, capabilityArgs: req.runtimeConfig,
+    containerId: req.containerId ?? containerIdFor(netns), netns, ifname: req.ifname, args: parseCniArgs(req.args), capabilityArgs: req.runtimeConfig,
   };
   // CHECK and DEL without arguments of their own get those ADD was given (portmap needs its mappings to remove them).
   if (op !== 'add' && !rt.args.length && !Object.keys(rt.capabilityArgs).length) {

@@ -56,7 +56,7 @@ export function parseNetworkList(doc: unknown, where: string): NetworkList {
   if (typeof name !== 'string' || !name) invalid(where, 'the network has no name');
   const plugins = (raw.plugins as unknown[]).map((p) => checkPlugin(p, `${where}: network ${name}`));
   if (!plugins.length) invalid(where, `network ${name} has no plugins`);
-  const named = [raw.cniVersion, ...(Array.isArray(raw.cniVersions) ? raw.cniVersions : [])].filter((v) => v !== undefined && v !== '');
+  const named = [raw.cniVersion, ...(Array.isArray(raw.cniVersions) ? (raw.cniVersions as unknown[]) : [])].filter((v) => v !== undefined && v !== '');
   const versions = [...new Set(named.filter(isSupportedVersion))].sort((a, b) => compareVersions(b, a));
   if (!versions.length) {
     throw new CniError(CniCode.incompatibleVersion, `${where}: network ${name}: no supported cniVersion (got ${JSON.stringify(named)})`);

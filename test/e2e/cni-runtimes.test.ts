@@ -13,7 +13,8 @@ import { uniqueId, uniqueName } from '../helpers/names';
 import { listContainers, RUNTIMES } from '../helpers/runtime';
 import { inSimHost, Sandbox, sh, shOk } from '../helpers/sandbox';
 import { ipDetails } from '../helpers/netdevices';
-import { bridgeNetwork, cacheEntries, cniDirs, leases, SYSTEM_CNI } from '../helpers/cni-networks';
+import { DEBIAN_CNI } from '../helpers/cni';
+import { bridgeNetwork, cacheEntries, cniDirs, leases } from '../helpers/cni-networks';
 
 const PAGE = 'ONDT-CNI-HTTPD';
 
@@ -41,11 +42,11 @@ RUNTIMES.forEach((runtime, n) => {
     });
     mkdirSync(join(bundle, 'rootfs/www'));
     writeFileSync(join(bundle, 'rootfs/www/index.html'), `${PAGE}\n`);
-    const injected = shOk(OCI_NETDEV, ['--state-dir', stateDir, '--cni-conf-dir', dirs.confDir, '--cni-path', SYSTEM_CNI,
+    const injected = shOk(OCI_NETDEV, ['--state-dir', stateDir, '--cni-conf-dir', dirs.confDir, '--cni-path', DEBIAN_CNI,
       '--cni-cache-dir', dirs.cacheDir, 'inject', bundle]);
     t.match(injected, /added 2 hook\(s\)/);
     const hooks = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')).hooks;
-    t.match(hooks.createRuntime[0].args, ['oci-netdev', '--state-dir', stateDir, '--cni-conf-dir', dirs.confDir, '--cni-path', SYSTEM_CNI,
+    t.match(hooks.createRuntime[0].args, ['oci-netdev', '--state-dir', stateDir, '--cni-conf-dir', dirs.confDir, '--cni-path', DEBIAN_CNI,
       '--cni-cache-dir', dirs.cacheDir, 'create-runtime'], 'the hook entries carry the CNI options');
 
     const root = sb.tempDir(`${runtime}-root`);
@@ -57,8 +58,8 @@ RUNTIMES.forEach((runtime, n) => {
     const [cmd, argv] = inSimHost(simhost, [runtime, '--root', root, 'run', '--bundle', bundle, id]);
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (out += d));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
 
     // The page through the port mapping, from the host's namespace, once httpd listens.

@@ -2,10 +2,8 @@
 // there, and a recording test plugin (a node script) that logs every call it gets.
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEBIAN_CNI } from './cni';
 import { Sandbox } from './sandbox';
-
-/** Debian's containernetworking-plugins. */
-export const SYSTEM_CNI = '/usr/lib/cni';
 
 export interface CniDirs {
   confDir: string;
@@ -25,7 +23,7 @@ export function cniDirs(sb: Sandbox): CniDirs {
   for (const d of [confDir, pluginDir]) mkdirSync(d);
   return {
     confDir, pluginDir, cacheDir, ipamDir,
-    env: { NETCONFPATH: confDir, CNI_PATH: `${pluginDir}:${SYSTEM_CNI}`, OCI_NETDEV_CNI_CACHE_DIR: cacheDir },
+    env: { NETCONFPATH: confDir, CNI_PATH: `${pluginDir}:${DEBIAN_CNI}`, OCI_NETDEV_CNI_CACHE_DIR: cacheDir },
   };
 }
 
