@@ -169,7 +169,7 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir'],
+    name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir', 'cniConfDir', 'cniPath'],
     summary: 'check a config.json (or BUNDLE/config.json) and the policy; --live: against this host too',
     description: 'Checks the netDevices and the annotation of a config.json, or of BUNDLE/config.json when given a ' +
       'directory, and that the policy allows them. Touches nothing.',
@@ -177,7 +177,8 @@ export const COMMANDS: Command[] = [
       const given = inv.args[0];
       const file = isDirectory(given) ? path.join(given, 'config.json') : given;
       const req = validateConfig(file, engineOptions(inv), inv.live);
-      inv.out(`${file}: ok, ${req.devices.length} device(s)${inv.live ? ', attachable on this host now' : ''}\n`);
+      const networks = req.networks.length ? `, ${req.networks.length} CNI network(s)` : '';
+      inv.out(`${file}: ok, ${req.devices.length} device(s)${networks}${inv.live ? ', attachable on this host now' : ''}\n`);
       return 0;
     },
   },

@@ -179,8 +179,10 @@ function observeAndPlan(
  */
 function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   // attach asks nothing of a config without devices, so neither does this.
-  if (req.devices.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
+  // The networks and their plugins exist; nothing is run.
+  prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const hostNs = Netns.current();
   let ctNs: Netns | null = null;
   let host: Side | null = null;
@@ -209,7 +211,11 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
 export function validateConfig(file: string, opts: EngineOptions, live: boolean): ConfigRequest {
   const req = validateConfigFile(file);
   if (live) checkAttach(req, opts);
-  else if (req.devices.length) checkPolicy(req.devices, policyOf(opts));
+  else if (req.devices.length || req.networks.length) {
+    const policy = policyOf(opts);
+    checkPolicy(req.devices, policy);
+    checkNetworkPolicy(req.networks, policy);
+  }
   return req;
 }
 

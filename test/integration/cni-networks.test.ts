@@ -271,3 +271,24 @@ t.test('16 containers at once on one bridge network: 16 distinct addresses, all 
   t.same(veths(rig.simhost), [], 'no veth left');
   t.same(cacheEntries(dirs), [], 'no cache entry left');
 });
+
+t.test('validate counts the networks; --live refuses a network or plugin that cannot be found', async (t) => {
+  const { rig, dirs } = cniRig(t);
+  const record = join(dirs.confDir, 'calls.jsonl');
+  writeRecorders(dirs, ['rec-a']);
+  const net = uniqueId('val');
+  writeConflist(dirs, net, [{ type: 'rec-a', record }]);
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [net]: { type: 'cni' } } });
+  const ok = sh(...inSimHost(rig.simhost, [OCI_NETDEV, 'validate', '--live', '--state-dir', rig.stateDir, bundle]), { env: dirs.env });
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, ': ok, 0 device(s), 1 CNI network(s), attachable on this host now');
+  const gone = sh(...inSimHost(rig.simhost, [OCI_NETDEV, 'validate', '--live', '--state-dir', rig.stateDir, bundle]),
+    { env: { ...dirs.env, NETCONFPATH: rig.sb.tempDir('empty') } });
+  t.not(gone.status, 0);
+  t.match(gone.stderr, `network ${net} not found in`);
+  const noPlugin = sh(...inSimHost(rig.simhost, [OCI_NETDEV, 'validate', '--live', '--state-dir', rig.stateDir, bundle]),
+    { env: { ...dirs.env, CNI_PATH: '/nonexistent' } });
+  t.not(noPlugin.status, 0);
+  t.match(noPlugin.stderr, 'plugin rec-a not found in /nonexistent');
+  t.same(readRecords(record), [], 'no plugin ran');
+});
