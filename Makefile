@@ -27,24 +27,31 @@ node_modules/.package-lock.json: package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
-# bundle.mjs: bin/oci-netdev runs the CLI as one file with a V8 code cache (see BENCHMARKS.md).
-# gen-man.mjs: man/oci-netdev.1 from the same command table as --help.
+# tsc type-checks and compiles everything (tests, bench) to dist/; build-cli.mjs bundles the CLI's
+# compiled modules with esbuild into dist/oci-netdev.js and makes its V8 code cache, which
+# bin/oci-netdev runs (README, Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command
+# table as --help.
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/bundle.mjs && node scripts/gen-man.mjs
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs
 
-# `make install` (PREFIX, DESTDIR as usual): the launcher, the built CLI, package.json (the version)
-# and koffi's loader and prebuilt binaries go to $(PREFIX)/lib/oci-netdev, which the hook entries
-# name; $(PREFIX)/bin/oci-netdev links to the launcher. Tests, benchmarks and dev dependencies stay.
+# `make install` (PREFIX, DESTDIR as usual): the launcher, the bundled CLI and its code cache, and
+# koffi (the package.json the loader resolves, its licence, the native modules for this machine)
+# go to $(PREFIX)/lib/oci-netdev, which the hook entries name; $(PREFIX)/bin/oci-netdev links to the
+# launcher. Tests, benchmarks and dev dependencies stay. test/integration/install.test.ts runs it.
 PREFIX ?= /usr/local
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
+# koffi's native modules for this machine only: glibc and musl (native/koffi-loader.ts tries both).
+ARCH := $(shell node -p process.arch)
 install: build
 	install -d $(LIBDIR)/bin $(LIBDIR)/dist $(LIBDIR)/node_modules/koffi $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 bin/oci-netdev $(LIBDIR)/bin/oci-netdev
-	install -m 0644 package.json $(LIBDIR)/package.json
-	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/dist/native
-	cp -R dist/src dist/native dist/oci-netdev.js dist/oci-netdev.cache $(LIBDIR)/dist/
-	cp -R node_modules/koffi/package.json node_modules/koffi/index.js node_modules/koffi/indirect.js \
-	  node_modules/koffi/LICENSE.txt node_modules/koffi/lib node_modules/koffi/build $(LIBDIR)/node_modules/koffi/
+	install -m 0644 dist/oci-netdev.js dist/oci-netdev.cache $(LIBDIR)/dist/
+	install -m 0644 node_modules/koffi/package.json node_modules/koffi/LICENSE.txt $(LIBDIR)/node_modules/koffi/
+	rm -rf $(LIBDIR)/node_modules/koffi/build
+	for variant in linux musl; do \
+	  install -d $(LIBDIR)/node_modules/koffi/build/koffi/$${variant}_$(ARCH); \
+	  install -m 0644 node_modules/koffi/build/koffi/$${variant}_$(ARCH)/koffi.node $(LIBDIR)/node_modules/koffi/build/koffi/$${variant}_$(ARCH)/; \
+	done
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 

@@ -161,11 +161,11 @@ function bundleFor(fleet: Fleet, variant: Variant, ns: string): string {
 }
 
 /** One hook process as a runtime starts it: no environment, the state on stdin. */
-export function hook(stage: 'create-runtime' | 'poststop', id: string, bundle: string, stateDir = STATE_DIR) {
+export function hook(stage: 'create-runtime' | 'poststop', id: string, bundle: string, stateDir = STATE_DIR, executable = HOOK) {
   const state = stage === 'create-runtime'
     ? { ociVersion: '1.0.2', id, status: 'creating', pid: process.pid, bundle }
     : { ociVersion: '1.0.2', id, status: 'stopped', bundle };
-  const r = run(HOOK, ['--state-dir', stateDir, stage], { argv0: 'oci-netdev', env: {}, input: JSON.stringify(state) });
+  const r = run(executable, ['--state-dir', stateDir, stage], { argv0: 'oci-netdev', env: {}, input: JSON.stringify(state) });
   if (r.status !== 0) throw new Error(`oci-netdev ${stage} ${id} failed (${r.status}): ${r.stderr.trim()}`);
   return r.ms;
 }

@@ -18,7 +18,8 @@ export let loadedFrom: string | undefined;
 /** koffi's native module; `version` is the one expected (a parameter for the tests). */
 export function loadKoffi(version = KOFFI_VERSION): typeof Koffi {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const root = require.resolve('koffi').replace(/\/[^/]*$/, '');
+  // By its package.json: the entry point (index.js) is neither loaded nor installed (make install).
+  const root = require.resolve('koffi/package.json').replace(/\/[^/]*$/, '');
   const failures: string[] = [];
   for (const variant of ['linux', 'musl']) {
     const file = `${root}/build/koffi/${variant}_${process.arch}/koffi.node`;

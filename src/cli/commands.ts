@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, status, validateConfig } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
-import { BIN_PATH, hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
 import { runHook } from '../oci/run';
 import type { HookStage } from '../oci/run';
 import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
@@ -96,6 +96,8 @@ export interface Invocation {
   cniRun: { ifname?: string; args?: string; runtimeConfig?: string; containerId?: string };
   /** The command line as given: a hook finds its sibling hooks in config.json by it. */
   argv: string[];
+  /** The oci-netdev executable (bin/oci-netdev, absolute): hook entries name it. */
+  self: string;
   log: Logger;
   out: (text: string) => void;
 }
@@ -362,7 +364,7 @@ function engineOptions(inv: Invocation): EngineOptions {
     ...(inv.policyFile !== undefined ? { policyFile: inv.policyFile } : {}),
     warn: (m) => inv.log.warn(m),
     info: (m, containerId) => inv.log.info(m, containerId),
-    ...(inv.devices.length ? { hookSelf: { path: BIN_PATH, args: inv.argv } } : {}),
+    ...(inv.devices.length ? { hookSelf: { path: inv.self, args: inv.argv } } : {}),
     cni: cniSettings(inv.cni),
   };
 }
@@ -382,6 +384,7 @@ function runtimeConfigArg(text: string | undefined): Record<string, unknown> {
 
 function hookOptions(inv: Invocation): HookOptions {
   return {
+    path: inv.self,
     args: [
       ...(inv.stateDirGiven ? ['--state-dir', inv.stateDir] : []),
       ...(inv.policyFile !== undefined ? ['--policy', inv.policyFile] : []),

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { runPlugin } from '../cni/plugin';
 
 /** What the command line asks for, a command's Invocation but its outputs; `command` undefined: the main help. */
-export type Parsed = Omit<Invocation, 'log' | 'out'> & { command?: Command; help: boolean };
+export type Parsed = Omit<Invocation, 'log' | 'out' | 'self'> & { command?: Command; help: boolean };
 
 /** What a value placeholder stands for, in "needs a ..." errors. */
 const VALUE_NAMES: Record<string, string> = {
@@ -114,7 +114,7 @@ function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undef
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
-function run(p: Parsed, log: Logger): number {
+function run(p: Parsed, self: string, log: Logger): number {
   const out = (text: string) => process.stdout.write(text);
   if (p.help) {
     out(p.command ? commandHelp(p.command) : mainHelp());
@@ -122,10 +122,11 @@ function run(p: Parsed, log: Logger): number {
   }
   const command = p.command!;
   if (command.hook) startWatchdog(hookTimeoutSeconds());
-  return command.run({ ...p, log, out });
+  return command.run({ ...p, self, log, out });
 }
 
-export function main(argv: string[]): void {
+/** Runs the command line `argv`; `self` is the executable that runs us (bin/oci-netdev), which hook entries name. */
+export function main(argv: string[], self: string): void {
   // A CNI runtime runs every plugin with CNI_COMMAND set and the network config on stdin.
   if (process.env.CNI_COMMAND !== undefined) {
     process.exitCode = runPlugin({
@@ -138,7 +139,7 @@ export function main(argv: string[]): void {
   try {
     const parsed = parseArgs(argv);
     log = new Logger(parsed.logFile !== undefined ? { file: parsed.logFile } : {});
-    code = run(parsed, log);
+    code = run(parsed, self, log);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     // A usage error is for the person at the terminal, not the logs.

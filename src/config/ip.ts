@@ -3,7 +3,6 @@
 // adds them (a gateway the device cannot reach). Pure: the planner runs the reachability check
 // again for moved devices, whose addresses are known only once the host is observed.
 
-import * as net from 'node:net';
 import { deviceError } from './schema';
 import type { RouteSpec } from './types';
 import { preview } from '../errors';
@@ -12,8 +11,9 @@ import { preview } from '../errors';
 export function checkCidr(cidr: string): string | undefined {
   const m = /^([^/]+)\/(0|[1-9][0-9]{0,2})$/.exec(cidr);
   if (!m) return 'must be a CIDR, ADDRESS/PREFIX';
-  const bits = net.isIPv4(m[1]) ? 32 : net.isIPv6(m[1]) && !m[1].includes('%') ? 128 : 0;
-  if (!bits) return 'must be a CIDR with an IPv4 or IPv6 address';
+  const ip = parseIp(m[1]);
+  if (!ip) return 'must be a CIDR with an IPv4 or IPv6 address';
+  const bits = width(ip.family);
   if (Number(m[2]) > bits) return `must have an IPv${bits === 32 ? 4 : 6} prefix length from 0 to ${bits}`;
   return undefined;
 }
@@ -26,19 +26,46 @@ interface Ip {
   value: bigint;
 }
 
+// Parsed here rather than with node:net's isIPv4/isIPv6, which cost a hook about 20 ms: loading
+// node:net (the stream stack) and compiling its IPv6 expression. The forms accepted are the same
+// (test/unit/ip.test.ts compares the two), less IPv6 zone indexes ("%eth0"), which we refuse.
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const IPV4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
+const GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+function parseIpv4(text: string): bigint | undefined {
+  const m = IPV4.exec(text);
+  return m ? m.slice(1).reduce((acc, o) => (acc << 8n) | BigInt(o), 0n) : undefined;
+}
+
+/** The 16-bit groups of one side of "::" (a dotted IPv4 tail allowed where `last`), or undefined. */
+function ipv6Groups(part: string, last: boolean): bigint[] | undefined {
+  if (part === '') return [];
+  const out: bigint[] = [];
+  const texts = part.split(':');
+  for (const [i, g] of texts.entries()) {
+    if (GROUP.test(g)) out.push(BigInt(parseInt(g, 16)));
+    else if (last && i === texts.length - 1 && parseIpv4(g) !== undefined) {
+      const v4 = parseIpv4(g)!;
+      out.push(v4 >> 16n, v4 & 0xffffn);
+    } else return undefined;
+  }
+  return out;
+}
+
 function parseIp(text: string): Ip | undefined {
-  if (net.isIPv4(text)) return { family: 4, value: text.split('.').reduce((acc, o) => (acc << 8n) | BigInt(o), 0n) };
-  if (!net.isIPv6(text) || text.includes('%')) return undefined;
-  // Expand "::" and a dotted IPv4 tail into eight groups.
-  const groups = (part: string) => (part ? part.split(':') : []).flatMap((g) => {
-    if (!g.includes('.')) return [g];
-    const v4 = parseIp(g)!.value;
-    return [(v4 >> 16n).toString(16), (v4 & 0xffffn).toString(16)];
-  });
-  const halves = text.split('::').map(groups);
-  const zeros = halves.length > 1 ? 8 - halves[0].length - halves[1].length : 0;
-  const all = [...halves[0], ...Array<string>(zeros).fill('0'), ...(halves[1] ?? [])];
-  return { family: 6, value: all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return { family: 4, value: v4 };
+  // "::" stands for one or more zero groups, once at most.
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const head = ipv6Groups(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? ipv6Groups(halves[1], true) : [];
+  if (!head || !tail) return undefined;
+  const given = head.length + tail.length;
+  if (halves.length === 2 ? given > 7 : given !== 8) return undefined;
+  const all = [...head, ...Array<bigint>(8 - given).fill(0n), ...tail];
+  return { family: 6, value: all.reduce((acc, g) => (acc << 16n) | g, 0n) };
 }
 
 const width = (f: Family) => (f === 4 ? 32 : 128);

@@ -14,9 +14,6 @@ import { ConfigError } from '../errors';
 import { ANNOTATION, MAX_CONFIG_BYTES } from '../config';
 import { readRegularFile, replaceFile } from '../state/files';
 
-/** The installed executable, as hook entries must name it (absolute). */
-export const BIN_PATH = path.resolve(__dirname, '../../../bin/oci-netdev');
-
 /** After the node folder, the usual system folders, for anything else a hook may start. */
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -36,6 +33,8 @@ export interface HookEntry {
 }
 
 export interface HookOptions {
+  /** The oci-netdev executable (bin/oci-netdev, absolute), as the entries must name it. */
+  path: string;
   /** Options the hook is run with, before its command (--state-dir, --policy, --log-file). */
   args: string[];
   /** The watchdog's bound (OCI_NETDEV_TIMEOUT or its default). */
@@ -47,7 +46,7 @@ export interface HookOptions {
 /** The entry that runs `oci-netdev COMMAND` with `opts`, startable from an empty environment. */
 export function hookEntry(command: string, opts: HookOptions): HookEntry {
   return {
-    path: BIN_PATH,
+    path: opts.path,
     args: ['oci-netdev', ...opts.args, command],
     env: [
       `PATH=${path.dirname(process.execPath)}:${SYSTEM_PATH}`,
@@ -76,7 +75,7 @@ export function injectHooks(bundle: string, opts: HookOptions): { added: number 
   let added = 0;
   for (const [stage, command] of [['createRuntime', 'create-runtime'], ['poststop', 'poststop']] as const) {
     const list: Partial<HookEntry>[] = (config.hooks[stage] ??= []);
-    const mine = list.findIndex((h) => h.path === BIN_PATH && h.args?.at(-1) === command);
+    const mine = list.findIndex((h) => h.path === opts.path && h.args?.at(-1) === command);
     const entry = hookEntry(command, opts);
     if (mine === -1) {
       list.push(entry);

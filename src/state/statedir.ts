@@ -11,7 +11,6 @@
 // torn one. The fsyncs cost 1-4 ms a write on a disk-backed /run (nothing on a tmpfs); see
 // BENCHMARKS.md.
 
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
@@ -19,6 +18,7 @@ import { ConfigError, StateError, oneLine } from '../errors';
 import { validate } from '../schema/validate';
 import type { Plan } from './records';
 import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, writeAll } from './files';
+import { sha256Hex as sha256 } from './sha256';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
 /** How long a hook waits for another hook's lock before it gives up with an error. */
@@ -141,8 +141,6 @@ export interface BadJournal {
   /** One line naming the journal and what is wrong with it. */
   reason: string;
 }
-
-const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** The file's first line: the envelope holding the journal and the sha256 of its text. */
 export function encodeJournal(j: Journal): Buffer {

@@ -81,8 +81,8 @@ export function startPlugin(run: CniRun, command: string, type: string, conf: ob
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdin.end(JSON.stringify(conf));
   return new Promise((resolve, reject) => {
     child.once('error', reject);

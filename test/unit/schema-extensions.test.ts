@@ -10,7 +10,7 @@ import { ConfigError } from '../../src/errors';
 import { ANNOTATION, loadContainerRequest, parseNetDevices } from '../../src/config/load';
 import { show } from '../../src/errors';
 import type { DeviceSpec, OciState } from '../../src/config/types';
-import { BIN_PATH, hooksDConfig } from '../../src/oci/hooks';
+import { hooksDConfig } from '../../src/oci/hooks';
 import { DEFAULT_HOOK_TIMEOUT_S } from '../../src/engine/watchdog';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -176,7 +176,7 @@ t.test('hooks-d prints a hooks.d 1.0.0 file for podman and CRI-O', async (t) => 
   t.same(hook, {
     version: '1.0.0',
     hook: {
-      path: BIN_PATH, args: ['oci-netdev', '--state-dir', '/run/ondt-x', 'hook'],
+      path: path.join(REPO, 'bin/oci-netdev'), args: ['oci-netdev', '--state-dir', '/run/ondt-x', 'hook'],
       env: [`PATH=${path.dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`],
       timeout: DEFAULT_HOOK_TIMEOUT_S + 5,
     },
@@ -185,7 +185,7 @@ t.test('hooks-d prints a hooks.d 1.0.0 file for podman and CRI-O', async (t) => 
   });
   t.ok(path.isAbsolute(hook.hook.path) && fs.existsSync(hook.hook.path), 'the hook path is the absolute path of the binary');
   t.equal(hook.hook.path, path.join(REPO, 'bin/oci-netdev'));
-  t.same(hooksDConfig({ args: [], timeoutSeconds: 30.5, timeoutGiven: true }), {
+  t.same(hooksDConfig({ path: hook.hook.path, args: [], timeoutSeconds: 30.5, timeoutGiven: true }), {
     ...hook, hook: { ...hook.hook, args: ['oci-netdev', 'hook'], env: [hook.hook.env[0], 'OCI_NETDEV_TIMEOUT=30.5'], timeout: 36 },
   }, 'without --state-dir the default applies; a given timeout goes to the runtime (rounded up, plus a margin) and to the hook\'s watchdog');
   const re = new RegExp(Object.keys(hook.when.annotations)[0]);

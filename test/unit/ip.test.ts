@@ -1,0 +1,78 @@
+// The address parser of src/config/ip.ts against node:net, which it replaces in the hooks (loading
+// node:net cost a hook about 20 ms): the same strings are addresses for both, and each parses to
+// the address the WHATWG URL parser (built into node) reads from it.
+import t from 'tap';
+import type { Test } from 'tap';
+import * as net from 'node:net';
+import { checkCidr, plannedRoutes } from '../../src/config/ip';
+
+/** What node:net says of `text`: 4, 6, or 0 (not an address); zone indexes are not addresses for us. */
+const nodeFamily = (text: string): number => (text.includes('%') ? 0 : net.isIP(text));
+
+/** The canonical text of a valid address: dotted quad, or RFC 5952 IPv6 as URL hosts print it. */
+const canonical = (text: string): string => (net.isIPv4(text) ? text : new URL(`http://[${text}]/`).hostname.slice(1, -1));
+
+function ours(text: string): { family: number; dst?: string } {
+  if (checkCidr(`${text}/0`) !== undefined) return { family: 0 };
+  const [r] = plannedRoutes({ routes: [{ dst: `${text}/0` }] });
+  return { family: r.family, dst: r.dst };
+}
+
+function agree(t: Test, text: string): boolean {
+  const family = nodeFamily(text);
+  const got = ours(text);
+  const want = family ? { family, dst: canonical(text) } : { family: 0 };
+  if (got.family === want.family && got.dst === want.dst) return true;
+  t.same(got, want, JSON.stringify(text));
+  return false;
+}
+
+t.test('hand-picked addresses and near misses', async (t) => {
+  const cases = [
+    '0.0.0.0', '255.255.255.255', '10.1.2.3', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.04', '1..2.3', ' 1.2.3.4', '1.2.3.4 ',
+    '::', '::1', '1::', 'fe80::1', 'FE80::A:b', '2001:db8::', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::3:4:5:6:7:8',
+    '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7:8::', '::1:2:3:4:5:6:7:8', ':::', '1:::2', '1::2::3', ':1::', '1::2:', '12345::', 'g::1',
+    '::ffff:1.2.3.4', '::1.2.3.4', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5::1.2.3.4', '1:2:3:4:5:6::1.2.3.4', '1.2.3.4::', '1.2.3.4::1',
+    '::1.2.3.4:1', '::256.1.1.1', '::01.2.3.4', 'fe80::1%eth0', '', ':', '.', '1', '::ffff:', '0:0:0:0:0:0:0:0', '1:0:0:2:0:0:0:3',
+  ];
+  let mismatches = 0;
+  for (const c of cases) if (!agree(t, c)) mismatches++;
+  t.equal(mismatches, 0, `${cases.length} strings, read alike`);
+});
+
+t.test('random strings and random addresses', async (t) => {
+  // A fixed seed: a failure names its string and replays.
+  let seed = 0x2545f491;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const pick = (s: string) => s[rand(s.length)];
+  const group = () => Array.from({ length: 1 + rand(5) }, () => pick('0123456789abcdefABCDEF')).join('');
+  const quad = () => Array.from({ length: 4 }, () => String(rand(300))).join('.');
+  const made: string[] = [];
+  for (let i = 0; i < 4000; i++) {
+    // Mostly well-formed: n groups, maybe a "::" somewhere, maybe an IPv4 tail.
+    const n = rand(10);
+    const groups = Array.from({ length: n }, group);
+    if (rand(3) === 0) groups.push(quad());
+    let text = groups.join(':');
+    if (rand(2)) {
+      const at = rand(groups.length + 1);
+      text = `${groups.slice(0, at).join(':')}::${groups.slice(at).join(':')}`;
+    }
+    made.push(text);
+    // And noise from the characters addresses are made of.
+    made.push(Array.from({ length: rand(16) }, () => pick('0123456789aF:.:.')).join(''));
+  }
+  let mismatches = 0;
+  let addresses = 0;
+  for (const text of made) {
+    if (!agree(t, text) && ++mismatches > 5) break;
+    if (nodeFamily(text)) addresses++;
+  }
+  t.equal(mismatches, 0, `${made.length} strings, read alike`);
+  t.ok(addresses > 500, `and ${addresses} of them are addresses (the test covers both sides)`);
+});
