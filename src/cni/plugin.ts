@@ -105,7 +105,7 @@ function runIpam(conf: NetConf, env: CniEnv, command: 'ADD' | 'DEL' | 'CHECK'): 
   try {
     return execPlugin(plugin, conf.raw, args);
   } catch (err) {
-    if (!(err instanceof CniError) || err.code !== CniCode.incompatibleVersion) throw err;
+    if (!(err instanceof CniError) || err.cniCode !== CniCode.incompatibleVersion) throw err;
     const theirs = pluginVersions(plugin, conf.cniVersion, args);
     const best = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && atLeast(conf.cniVersion, v)).at(-1);
     if (best === undefined || best === conf.cniVersion) throw err;
