@@ -6,14 +6,14 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 TAP := $(BIN)/tap --reporter=tap
 SUITES := dist/test/unit dist/test/integration dist/test/e2e
-SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins
+SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins wget
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: deps build lint test demo clean install
 
 deps: node_modules/.package-lock.json
 	@missing=; \
-	for c in runc crun podman ip nsenter; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for c in runc crun podman ip nsenter wget; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	for p in busybox-static containernetworking-plugins; do \
 	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = 'install ok installed' ] || missing="$$missing $$p"; \
 	done; \
@@ -39,6 +39,8 @@ build: node_modules/.package-lock.json
 # go to $(PREFIX)/lib/oci-netdev, which the hook entries name; $(PREFIX)/bin/oci-netdev links to the
 # launcher. Tests, benchmarks and dev dependencies stay. test/integration/install.test.ts runs it.
 PREFIX ?= /usr/local
+# The CNI plugin: a link named oci-netdev in the runtimes' plugin folder (it is a plugin when CNI_COMMAND is set).
+CNI_BIN_DIR ?= /opt/cni/bin
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
 # koffi's native modules for this machine only: glibc and musl (native/koffi-loader.ts tries both).
 ARCH := $(shell node -p process.arch)
@@ -53,6 +55,8 @@ install: build
 	  install -m 0644 node_modules/koffi/build/koffi/$${variant}_$(ARCH)/koffi.node $(LIBDIR)/node_modules/koffi/build/koffi/$${variant}_$(ARCH)/; \
 	done
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
+	install -d $(DESTDIR)$(CNI_BIN_DIR)
+	ln -sfn $(PREFIX)/lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
 # The layering rules (scripts/check-layers.mjs), ESLint with type information (eslint.config.mjs)

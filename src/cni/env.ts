@@ -35,6 +35,8 @@ export function readCniEnv(env: NodeJS.ProcessEnv): CniEnv {
     throw new CniError(CniCode.invalidEnvironment, `CNI_COMMAND: unknown command ${JSON.stringify(command)}; expected one of ${CNI_COMMANDS.join(', ')}`);
   }
   const cmd = command as CniCommand;
+  // libcni probes plugins with VERSION and placeholder values (CNI_NETNS=dummy): VERSION reads none of them.
+  if (cmd === 'VERSION') return { command: cmd, containerId: '', ifname: '', args: [], path: [] };
   const missing = REQUIRED[cmd].filter((v) => !env[v]);
   if (missing.length) {
     throw new CniError(CniCode.invalidEnvironment, `required environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing for ${cmd}`);

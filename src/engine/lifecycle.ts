@@ -4,7 +4,7 @@
 
 import * as fs from 'fs';
 import { ApplyError, ConfigError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
+import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
 import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
@@ -16,6 +16,9 @@ import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+import type { JournalNetwork } from '../state/statedir';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
+import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
 export { DEFAULT_STATE_DIR } from '../state/statedir';
@@ -34,6 +37,8 @@ export interface EngineOptions {
   info: (message: string, containerId?: string) => void;
   /** The hook run as its runtime started it: its --device arguments and its siblings' are devices too (CDI). */
   hookSelf?: HookSelf;
+  /** Where CNI networks and plugins are found (type cni entries); the libcni defaults when unset. */
+  cni?: CniSettings;
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
@@ -120,6 +125,7 @@ export function policyOf(opts: Pick<EngineOptions, 'policyFile'>): Policy {
 function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
   const policy = policyOf(opts);
   checkPolicy(req.devices, policy);
+  checkNetworkPolicy(req.networks, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
@@ -172,8 +178,10 @@ function observeAndPlan(
  */
 function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   // attach asks nothing of a config without devices, so neither does this.
-  if (req.devices.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
+  // The networks and their plugins exist; nothing is run.
+  prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const hostNs = Netns.current();
   let ctNs: Netns | null = null;
   let host: Side | null = null;
@@ -202,18 +210,23 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
 export function validateConfig(file: string, opts: EngineOptions, live: boolean): ConfigRequest {
   const req = validateConfigFile(file);
   if (live) checkAttach(req, opts);
-  else if (req.devices.length) checkPolicy(req.devices, policyOf(opts));
+  else if (req.devices.length || req.networks.length) {
+    const policy = policyOf(opts);
+    checkPolicy(req.devices, policy);
+    checkNetworkPolicy(req.networks, policy);
+  }
   return req;
 }
 
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
 export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state, opts.hookSelf);
-  if (req.devices.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
+  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
-  attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts);
+  attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts, networks);
 }
 
 /** Where a front door attaches devices, and the id the state keeps them under. */
@@ -240,7 +253,7 @@ export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts:
   return attachPlanned(target, devices, policy, opts);
 }
 
-function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Policy, opts: EngineOptions): Journal {
+function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[] = []): Journal {
   const nsPath = target.netnsPath;
   const store = new StateDir(opts.stateDir);
   store.ensure();
@@ -263,8 +276,8 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     if (existing) {
       // The same container asking again (a retried hook, or the next of the hook pairs a CDI engine
       // adds per device) finds its devices attached: nothing to do.
-      const held = new Set(existing.plan.devices.map((d) => d.key));
-      const missing = devices.filter((d) => !held.has(d.key)).map((d) => d.key);
+      const held = new Set([...existing.plan.devices.map((d) => d.key), ...(existing.networks ?? []).map((n) => n.network)]);
+      const missing = [...devices.map((d) => d.key), ...networks.map((n) => n.network)].filter((k) => !held.has(k));
       if (existing.phase === 'attached' && existing.bundle === target.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
         if (missing.length === 0) return existing;
         throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
@@ -292,6 +305,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
         netnsIno: ctNs.ino,
         plan,
         started: 0,
+        ...(networks.length ? { networks } : {}),
       };
       store.createJournal(journal);
     } finally {
@@ -300,7 +314,15 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     pin(ctNs, store.pinPath(target.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    applyPlan(contextFor(host, container, j, persist, opts), j);
+    const ctx = contextFor(host, container, j, persist, opts);
+    applyPlan(ctx, j);
+    try {
+      // In the pinned namespace: DEL, whenever it comes, finds the one ADD used.
+      addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs);
+    } catch (err) {
+      // A failed ADD is followed by its DEL (the spec), then the devices are undone.
+      throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);
+    }
     j.phase = 'attached';
     persist();
     return j;
@@ -369,9 +391,12 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
-    errors = rollback(ctx, j);
+    // Networks first, as they came last; in the namespace their ADD used while it exists.
+    const pinPath = store.pinPath(j.containerId);
+    const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
+    errors = [...delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
-    nothingInside = !container || j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container');
+    nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
   } finally {
     closeSide(host);
     closeSide(container);
@@ -509,7 +534,18 @@ export interface StatusEntry {
   /** Made by another front door than the OCI hooks (a CNI ADD). */
   origin?: JournalOrigin;
   devices: StatusDevice[];
+  /** The CNI networks, from the journal's final results. */
+  networks: StatusNetwork[];
   error?: string;
+}
+
+export interface StatusNetwork {
+  network: string;
+  ifname: string;
+  /** added: the chain finished; adding: it began and did not (a DEL is owed); pending: nothing in place. */
+  state: 'pending' | 'adding' | 'added';
+  addresses: string[];
+  portMappings: Array<{ hostPort: number; containerPort: number; protocol?: string; hostIP?: string }>;
 }
 
 /** What each container holds, read live from its namespace and the host; a bad journal is listed as unreadable. */
@@ -517,7 +553,7 @@ export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
   const { journals, bad } = store.scanJournals();
   const unreadable = (containerId: string, error: string): StatusEntry => ({
-    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], error,
+    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], networks: [], error,
   });
   const entries = journals.map((j) => {
     try {
@@ -562,6 +598,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
           } : {}),
         };
       }),
+      networks: (j.networks ?? []).map(networkStatus),
     };
   } finally {
     closeSide(host);

@@ -1,12 +1,13 @@
-// oci-netdev as a CNI plugin creating devices (kind veth, kind macvlan) with host-local IPAM, and
-// the verbs that look at many attachments: GC with cni.dev/valid-attachments, STATUS.
+// oci-netdev as a CNI plugin creating devices (kind veth with host-local IPAM, kind macvlan with
+// static IPAM), and the verbs that look at many attachments: GC with cni.dev/valid-attachments,
+// STATUS.
 import t, { Test } from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { ipDetails, makeRig, Rig, stateEntries } from '../helpers/netdevices';
-import { netnsPath, settledTo, steady } from '../helpers/sandbox';
+import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
 
 function runFor(rig: Rig, path: string[], ctr = rig.ctr, ifname = 'eth0'): CniRun {
   return { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(ctr), ifname, path };
@@ -60,14 +61,14 @@ t.test('kind veth: a host end with a stable default name, the container end as C
   t.same(reservations(ipamDir, list.name), [], 'the reservation is released');
 });
 
-t.test('kind macvlan on a host master, the MAC from CNI_ARGS, a 0.4.0 result', async (t) => {
+t.test('kind macvlan on a host master with static IPAM, the MAC from CNI_ARGS, a 0.4.0 result', async (t) => {
   const rig = makeRig(t);
   const master = uniqueName('mst');
   rig.sb.createVethPair(rig.simhost, master, uniqueName('peer'));
-  const ipamDir = rig.sb.tempDir('ipam');
+  const ipam = { type: 'static', addresses: [{ address: '10.124.0.2/24', gateway: '10.124.0.1' }], routes: [{ dst: '0.0.0.0/0' }] };
   const list: CniList = {
     cniVersion: '0.4.0', name: uniqueId('net'),
-    plugins: [{ type: 'oci-netdev', kind: 'macvlan', master, mode: 'bridge', stateDir: rig.stateDir, ipam: hostLocal(ipamDir) }],
+    plugins: [{ type: 'oci-netdev', kind: 'macvlan', master, mode: 'bridge', stateDir: rig.stateDir, ipam }],
   };
   const run = { ...runFor(rig, cniPath(rig.sb), rig.ctr, 'net1'), args: 'IgnoreUnknown=true;MAC=02:00:5e:00:53:99;K8S_POD_NAME=x' };
   await lifecycle(t, rig, list, run, (result) => {
@@ -75,7 +76,8 @@ t.test('kind macvlan on a host master, the MAC from CNI_ARGS, a 0.4.0 result', a
     t.equal(net1?.linkinfo?.info_kind, 'macvlan', 'the container has a macvlan net1');
     t.equal(net1?.address, '02:00:5e:00:53:99', 'with the MAC of CNI_ARGS');
     t.same(v4(rig.ctr, 'net1'), ['10.124.0.2/24'], 'and the IPAM address');
-    t.match(result, { cniVersion: '0.4.0', ips: [{ version: '4', address: '10.124.0.2/24', interface: 0 }] }, '0.4.0 results carry ips[].version');
+    t.match(shOk('ip', ['-n', rig.ctr, 'route', 'show', 'default']), /default via 10\.124\.0\.1 dev net1/, 'the static route through its gateway');
+    t.match(result, { cniVersion: '0.4.0', ips: [{ version: '4', address: '10.124.0.2/24', gateway: '10.124.0.1', interface: 0 }] }, '0.4.0 results carry ips[].version');
   });
   t.ok(master in ipDetails(rig.simhost), 'the master stays on the host');
 });
@@ -122,4 +124,19 @@ t.test('STATUS: 0 when ADD can be served, code 50 when the IPAM plugin is missin
   const missing = execPlugin(run, 'STATUS', 'oci-netdev', { ...conf, ipam: { type: 'no-such-ipam' } });
   t.equal(missing.status, 1, 'without the IPAM plugin it exits 1');
   t.match(missing.json, { code: 50, msg: /no-such-ipam/ }, 'with code 50 naming the plugin');
+});
+
+t.test('DEL after the container deleted its veth end: success, the host end gone, no state left', async (t) => {
+  const rig = makeRig(t);
+  const before = await steady(rig.simhost);
+  const list: CniList = { cniVersion: '1.0.0', name: uniqueId('net'), plugins: [{ type: 'oci-netdev', kind: 'veth', hostName: uniqueName('vh'), stateDir: rig.stateDir }] };
+  const run = runFor(rig, cniPath(rig.sb));
+  const add = chainAdd(list, run);
+  t.notOk(add.failed, 'ADD', { failed: add.failed });
+  shOk('ip', ['-n', rig.ctr, 'link', 'del', 'eth0']);
+  const del = chainDel(list, run, add.result);
+  t.notOk(del.failed, 'DEL succeeds', { failed: del.failed });
+  t.same(await settledTo(rig.simhost, before), before, 'the host is as before');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+  t.notOk(chainDel(list, run, add.result).failed, 'DEL again succeeds');
 });

@@ -3,7 +3,7 @@
 // libcni-like runner of test/helpers/cni.ts: ADD, CHECK, DEL and DEL again, DEL after the
 // container's netns path is gone or without CNI_NETNS, the interface name taken, IPAM failing.
 import t, { Test } from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -171,5 +171,52 @@ t.test('errors are CNI errors on stdout: version, environment, config', async (t
     t.equal(out.status, 1, `${what}: exit 1`);
     t.match(out.json, { code, msg }, `${what}: code ${code}`);
   }
+  const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(policy, JSON.stringify({ cni: { allowDevices: ['nothing-*'] } }), { mode: 0o644 });
+  const refused = execPlugin(s.run, 'ADD', 'oci-netdev', { ...conf, policy });
+  t.match(refused.json, { code: 7, msg: new RegExp(`${s.nic}.*refused for the CNI network config by policy .*cni\\.allowDevices`) },
+    'the policy section cni refuses a device: code 7 naming device, rule and file');
   t.ok(s.nic in ipDetails(s.rig.simhost), 'the NIC never moved');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+});
+
+t.test('DEL after the container renamed the device and changed its MAC: the NIC still comes home', async (t) => {
+  const s = setup(t);
+  const before = await steady(s.rig.simhost);
+  const list = nicList(s);
+  const add = chainAdd(list, s.run);
+  t.notOk(add.failed, 'ADD', { failed: add.failed });
+  shOk('ip', ['-n', s.rig.ctr, 'link', 'set', 'eth0', 'down']);
+  shOk('ip', ['-n', s.rig.ctr, 'link', 'set', 'eth0', 'name', 'renamed0', 'address', '02:00:5e:00:53:11']);
+  t.notOk(chainDel(list, s.run, add.result).failed, 'the chain DELs');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the NIC is home as it was');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+});
+
+t.test('oci-netdev status and gc: an attachment whose netns path is gone is restored, a live one kept', async (t) => {
+  const s = setup(t);
+  const other = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, other, uniqueName('peer'));
+  const before = await steady(s.rig.simhost);
+  const list = nicList(s);
+  const liveCtr = s.rig.sb.createNetns('ctr');
+  const liveList: CniList = { ...list, plugins: [{ type: 'oci-netdev', device: other, stateDir: s.rig.stateDir }] };
+  const liveRun = { ...s.run, containerId: uniqueId('ctr'), netns: netnsPath(liveCtr) };
+  t.notOk(chainAdd(list, s.run).failed, 'ADD the one to be orphaned');
+  t.notOk(chainAdd(liveList, liveRun).failed, 'ADD the live one');
+  shOk('ip', ['netns', 'del', s.rig.ctr]);
+  const cli = (args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', ...args, '--state-dir', s.rig.stateDir]);
+  const entries = JSON.parse(cli(['status', '--json'])) as { origin?: { containerId: string }; alive: boolean }[];
+  t.same(entries.map((e) => [e.origin?.containerId, e.alive]).sort(), [[s.run.containerId, false], [liveRun.containerId, true]].sort(),
+    'status shows both, alive while the netns path holds');
+  t.match(cli(['gc']), /1 restored, 1 kept/, 'gc restores the orphan and keeps the live one');
+  shOk('ip', ['netns', 'add', s.rig.ctr]); // for the sandbox's teardown
+  t.ok(s.nic in ipDetails(s.rig.simhost), 'the orphan\'s NIC is home');
+  t.ok(ipDetails(liveCtr).eth0, 'the live one keeps its device');
+  t.notOk(chainDel(liveList, liveRun).failed, 'DEL the live one');
+  t.notOk(chainDel(list, s.run).failed, 'the orphan\'s DEL after gc succeeds and releases its address');
+  t.same(reservations(s, list.name), [], 'no address held');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });

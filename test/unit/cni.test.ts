@@ -35,6 +35,8 @@ t.test('environment: the variables each command needs, a valid CNI_IFNAME, CNI_A
   throwsCode(t, () => readCniEnv({ ...ENV, CNI_ARGS: 'novalue' }), 4, /CNI_ARGS/);
   t.same(readCniEnv({ ...ENV, CNI_ARGS: 'IgnoreUnknown=1;MAC=02:00:00:00:00:01' }).args, [['IgnoreUnknown', '1'], ['MAC', '02:00:00:00:00:01']]);
   t.match(readCniEnv({ CNI_COMMAND: 'VERSION' }), { command: 'VERSION' }, 'VERSION needs nothing else');
+  t.match(readCniEnv({ CNI_COMMAND: 'VERSION', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_ARGS: 'x' }), { command: 'VERSION' },
+    'and ignores the placeholders libcni probes with');
   t.match(readCniEnv({ CNI_COMMAND: 'GC', CNI_PATH: '/x' }), { command: 'GC' }, 'GC needs CNI_PATH only');
 });
 
