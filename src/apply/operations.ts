@@ -36,7 +36,7 @@ export interface ApplyContext extends Sides {
   vethGroupChecked?: boolean;
 }
 
-type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
+export type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
 
 /** An operation for one kind of device; a step that names a device of another kind is a broken journal. */
 function forKind<K extends DeviceRecord['kind']>(kind: K, op: (ctx: ApplyContext, rec: Extract<DeviceRecord, { kind: K }>) => void): Op {
