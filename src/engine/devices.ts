@@ -6,7 +6,7 @@ import { show } from '../config/schema';
 import { Netns } from '../netns/netns';
 import { listLinks } from '../netlink/link';
 import { listAddresses } from '../netlink/address';
-import { listDefaultRoutes } from '../netlink/route';
+import { defaultRoutesThrough } from '../netlink/route';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
 import { macvlanMasters } from './lifecycle';
@@ -28,7 +28,7 @@ export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile'>
   const sock = ns.socket();
   try {
     const hostLinks = listLinks(sock);
-    const observed = { hostLinks, hostAddresses: listAddresses(sock), hostDefaultRoutes: listDefaultRoutes(sock), containerLinks: [], containerAddresses: [] };
+    const observed = { hostLinks, hostAddresses: listAddresses(sock), hostDefaultRoutes: defaultRoutesThrough(sock, hostLinks.map((l) => l.index)), containerLinks: [], containerAddresses: [] };
     const masters = macvlanMasters(journals);
     return [...hostLinks].sort((a, b) => a.index - b.index).map((link): HostDevice => {
       const spec = { key: link.name, kind: 'host' as const, name: link.name, source: 'config' as const };

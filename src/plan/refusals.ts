@@ -136,6 +136,34 @@ function dependencies(observed: Observed, roots: Map<number, string>): Map<numbe
   return phrase;
 }
 
+/**
+ * The links whose default routes the refusals of the links `indexes` can depend on: every link
+ * joined to them through lower devices, veth peers, masters and ports, either way (more than
+ * dependencies() follows, and few enough to look up one by one).
+ */
+export function linksAround(hostLinks: LinkInfo[], indexes: number[]): number[] {
+  const neighbours = new Map<number, number[]>();
+  const join = (a: number, b: number) => {
+    neighbours.set(a, [...(neighbours.get(a) ?? []), b]);
+    neighbours.set(b, [...(neighbours.get(b) ?? []), a]);
+  };
+  for (const l of hostLinks) {
+    if (l.linkIndex !== null && l.linkNetnsid === null && l.linkIndex !== l.index) join(l.index, l.linkIndex);
+    if (l.masterIndex !== null) join(l.index, l.masterIndex);
+  }
+  const seen = new Set(indexes);
+  const queue = [...seen];
+  while (queue.length) {
+    for (const n of neighbours.get(queue.shift()!) ?? []) {
+      if (!seen.has(n)) {
+        seen.add(n);
+        queue.push(n);
+      }
+    }
+  }
+  return [...seen];
+}
+
 /** The devices stacked on `link` in the host namespace (not its veth peer): "macvlan m0", "port p0". */
 function uppers(link: LinkInfo, observed: Observed): string[] {
   return observed.hostLinks.filter((u) => u.index !== link.index).flatMap((u) => {
