@@ -9,16 +9,18 @@ import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../c
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import { listLinks, LinkInfo } from '../netlink/link';
 import { listAddresses } from '../netlink/address';
-import { listDefaultRoutes } from '../netlink/route';
+import { defaultRoutesThrough } from '../netlink/route';
 import { netnsIdOf } from '../netlink/nsid';
 import { planAttach } from '../plan/plan';
+import { linksAround } from '../plan/refusals';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../plan/types';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
-import { captureDeviceStates } from '../apply/device-state';
+import { captureDeviceStates, captureDeviceStatesAhead } from '../apply/device-state';
+import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 
 export interface EngineOptions {
@@ -133,7 +135,7 @@ function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
  */
 function observeAndPlan(
   requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, hostNs: Netns, ctNs: Netns | null, others: Journal[],
-  bad: BadJournal[],
+  bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
@@ -149,8 +151,11 @@ function observeAndPlan(
       hostAddresses: listAddresses(host.sock),
       containerLinks,
       containerAddresses: container ? listAddresses(container.sock) : [],
-      hostDefaultRoutes: listDefaultRoutes(host.sock),
-      hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName)),
+      // Only the links the refusals of these devices can depend on: a lookup each, not the table.
+      hostDefaultRoutes: defaultRoutesThrough(host.sock, linksAround(hostLinks, hostLinks
+        .filter((l) => devices.some((d) => (d.kind === 'host' && hostDeviceName(d) === l.name) || (d.kind === 'macvlan' && d.master === l.name)))
+        .map((l) => l.index))),
+      hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName), early),
       hostNsidInContainer: container ? netnsIdOf(container.sock, hostNs.fd) : null,
     }, {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
@@ -164,6 +169,22 @@ function observeAndPlan(
     // Another container's unreadable journal blocks nobody, but a device it may hold is named.
     throw mayBeHeld(err, devices, hostLinks, bad);
   }
+}
+
+/**
+ * The host devices' routes, neighbours, sysctls and tc, read before the claims lock so that hooks
+ * do not queue behind each other's reads (BENCHMARKS.md, 2026-12-02). Selectors that match nothing
+ * yet are the planner's to report, under the lock.
+ */
+function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
+  const hostLinks = listLinks(host.sock);
+  let devices: DeviceSpec[];
+  try {
+    devices = resolveSelectors(requested, hostLinks);
+  } catch {
+    return new Map();
+  }
+  return captureDeviceStatesAhead(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName));
 }
 
 /**
@@ -264,12 +285,13 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       throw new StateError(`container ${target.id} already has devices attached from ${from}`);
     }
     ownsState = true;
+    const early = readAhead(devices, host);
     const claims = store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanJournals();
       const others = scan.journals.filter((j) => j.containerId !== target.id);
-      const plan = observeAndPlan(devices, policy, host, container, hostNs, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id));
+      const plan = observeAndPlan(devices, policy, host, container, hostNs, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
