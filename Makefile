@@ -39,6 +39,8 @@ build: node_modules/.package-lock.json
 # go to $(PREFIX)/lib/oci-netdev, which the hook entries name; $(PREFIX)/bin/oci-netdev links to the
 # launcher. Tests, benchmarks and dev dependencies stay. test/integration/install.test.ts runs it.
 PREFIX ?= /usr/local
+# The CNI plugin: a link named oci-netdev in the runtimes' plugin folder (it is a plugin when CNI_COMMAND is set).
+CNI_BIN_DIR ?= /opt/cni/bin
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
 # koffi's native modules for this machine only: glibc and musl (native/koffi-loader.ts tries both).
 ARCH := $(shell node -p process.arch)
@@ -53,6 +55,8 @@ install: build
 	  install -m 0644 node_modules/koffi/build/koffi/$${variant}_$(ARCH)/koffi.node $(LIBDIR)/node_modules/koffi/build/koffi/$${variant}_$(ARCH)/; \
 	done
 	ln -sfn ../lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev
+	install -d $(DESTDIR)$(CNI_BIN_DIR)
+	ln -sfn $(PREFIX)/lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
 
 # The layering rules (scripts/check-layers.mjs), ESLint with type information (eslint.config.mjs)
@@ -79,7 +83,7 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf dist .tap src/config/generated man/oci-netdev.1
+	rm -rf dist .tap src/schema/generated man/oci-netdev.1
 
 # Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
 # shell hook and the CNI plugins (installed by deps). Needs root; about 5 minutes.

@@ -1,11 +1,42 @@
-// The layering rules of DESIGN.md that the code already keeps, checked on every `make test` so
-// that it goes on keeping them: only native/ reaches C, the planner does no I/O, nothing below the
-// front doors imports them, and the netlink layer stands on native/ alone. Reads the TypeScript
-// sources' import lines; prints one line per violation and exits 1 if there is any.
+// The layering of DESIGN.md, checked on every `make lint`. Reads the import and re-export lines of
+// the TypeScript sources; prints one line per violation and exits 1 if there is any.
+//
+// Layers, top to bottom; a layer may import those below it, never one above it nor another of its
+// own rank ("sideways"):
+//   cli                       arguments only: it calls a front door, the engine or the logger
+//   oci, cdi, cni             the front doors (cdi belongs to the OCI front door: it may use oci)
+//   engine, log               attach, detach, gc, status; the logger of the front doors
+//   apply                     the executor: steps against the kernel, the observation before planning
+//   plan                      pure functions from wanted and observed state to steps
+//   config, libcni            reading and validating the inputs; the CNI protocol library
+//   state, netns              the journal and safe files; namespace handles and pins
+//   netlink                   the rtnetlink codec and client
+//   native                    the only code that touches C (koffi)
+//   schema                    the validators compiled from spec/, for config and the journal
+//   errors                    the error hierarchy, which every layer uses
+// and some layers may not reach past the one that wraps what they need:
+//   cli imports only front doors, the engine, log and errors (types from anywhere below);
+//   the engine works on devices through apply and netns, never with netlink directly;
+//   the planner does no I/O (only types, and constants, from the layers that do).
+// A type-only import may go down any number of layers; it may not go up or sideways either.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
+
+const RANK = {
+  cli: 9,
+  oci: 8, cdi: 8.5, cni: 8,
+  engine: 7, log: 7,
+  apply: 6,
+  plan: 5,
+  config: 4, libcni: 4,
+  state: 3, netns: 3,
+  netlink: 2,
+  native: 1,
+  schema: 0.5,
+  errors: 0,
+};
 
 function sources(dir) {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
@@ -15,38 +46,52 @@ function sources(dir) {
   });
 }
 
-/** Each import of a file: what it names (a package, or a repository path) and whether it is type-only. */
+/** Each import or re-export of a file: what it names (a package, or a repository path) and whether it is type-only. */
 function imports(file) {
   const text = readFileSync(join(ROOT, file), 'utf8');
-  return [...text.matchAll(/^\s*import\s+(type\s+)?[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => {
+  return [...text.matchAll(/^\s*(?:import|export)\s+(type\s+)?[^'";]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => {
     const spec = m[2];
     const target = spec.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), spec)) : spec;
     return { target, typeOnly: Boolean(m[1]) };
   });
 }
 
-/** The layer of a repository path: native, or the folder under src/. */
-const layerOf = (path) => (path.startsWith('native/') ? 'native' : path.startsWith('src/') ? path.split('/')[1] : null);
+/** The layer of a repository path: native, errors, or the folder under src/. */
+function layerOf(path) {
+  if (path.startsWith('native/')) return 'native';
+  if (path === 'src/errors' || path === 'src/errors.ts') return 'errors';
+  return path.startsWith('src/') ? path.split('/')[1] : null;
+}
 
 const NODE_IO = new Set(['fs', 'node:fs', 'net', 'node:net', 'child_process', 'node:child_process', 'os', 'node:os']);
-const FRONT_DOORS = new Set(['cli', 'oci', 'cdi', 'cni']);
 
 const rules = [
+  ['every folder of src/ has its place in the layers', (from, _imp, file) => from !== null && !(from in RANK) && `${file} is in no layer`],
   ['only native/ loads koffi', (from, imp) => imp.target === 'koffi' && from !== 'native'],
-  ['native/ stands on nothing of src/', (from, imp) => from === 'native' && layerOf(imp.target) !== null && layerOf(imp.target) !== 'native'],
+  ['dependencies point down', (from, imp) => {
+    const to = layerOf(imp.target);
+    return to !== null && to !== from && to in RANK && from in RANK && RANK[to] >= RANK[from];
+  }],
+  ['cli calls a front door, the engine or the logger', (from, imp) => from === 'cli' && !imp.typeOnly
+    && ['config', 'libcni', 'plan', 'apply', 'state', 'netns', 'netlink', 'native'].includes(layerOf(imp.target))],
+  ['the engine works on devices through apply and netns, not netlink', (from, imp) => from === 'engine' && !imp.typeOnly
+    && layerOf(imp.target) === 'netlink'],
   ['the planner does no I/O', (from, imp) => from === 'plan' && (NODE_IO.has(imp.target)
-    || (!imp.typeOnly && ['native', 'netns', 'state', 'apply', 'engine', 'log'].includes(layerOf(imp.target))))],
-  ['nothing below the front doors imports them', (from, imp) => !FRONT_DOORS.has(from) && FRONT_DOORS.has(layerOf(imp.target))
-    && !(from === 'cdi' || from === 'oci')],
-  ['the netlink layer stands on native/ and errors only', (from, imp) => from === 'netlink' && layerOf(imp.target) !== null
-    && !['netlink', 'native', 'errors'].includes(layerOf(imp.target))],
+    || (!imp.typeOnly && ['native', 'netns', 'state', 'libcni'].includes(layerOf(imp.target))))],
 ];
 
 const violations = [];
 for (const file of [...sources('src'), ...sources('native')]) {
   const from = layerOf(file);
+  const seen = new Set();
   for (const imp of imports(file)) {
-    for (const [rule, broken] of rules) if (broken(from, imp)) violations.push(`${file}: imports ${imp.target}: ${rule}`);
+    for (const [rule, broken] of rules) {
+      const hit = broken(from, imp, file);
+      if (!hit) continue;
+      const line = typeof hit === 'string' ? `${hit}: ${rule}` : `${file}: imports ${imp.target}: ${rule}`;
+      if (!seen.has(line)) violations.push(line);
+      seen.add(line);
+    }
   }
 }
 for (const v of violations) console.error(`check-layers: ${v}`);

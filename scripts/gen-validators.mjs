@@ -2,10 +2,10 @@
 // Compiles the JSON Schemas in spec/ into validators at build time, so the hooks never load ajv
 // (DESIGN: requiring ajv and compiling at start-up costs about 60 ms per hook call).
 //
-// Output: src/config/generated/validators.ts, TypeScript source holding ajv's standalone code
+// Output: src/schema/generated/validators.ts, TypeScript source holding ajv's standalone code
 // (ES module syntax, `// @ts-nocheck`). The ordinary `npx tsc -p .` then compiles it to
-// dist/src/config/generated/validators.js with everything else: no allowJs, no copy step.
-// It is a build output (ignored by git); src/config/schema.ts is its only importer and types it.
+// dist/src/schema/generated/validators.js with everything else: no allowJs, no copy step.
+// It is a build output (ignored by git); src/schema/validate.ts is its only importer and types it.
 //
 // Build: node scripts/gen-validators.mjs && npx tsc -p .
 //
@@ -24,7 +24,7 @@ const Ajv = require('ajv');
 const standaloneCode = require('ajv/dist/standalone');
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'src/config/generated/validators.ts');
+const out = join(root, 'src/schema/generated/validators.ts');
 
 /** Export name -> schema file in spec/. */
 const schemas = {

@@ -65,3 +65,21 @@ export function causeOf(err: unknown): string {
   if (typeof code === 'string') return code;
   return err instanceof Error ? err.message : String(err);
 }
+
+// Text helpers for messages, which stay on one line whatever the input holds.
+
+/** A name or key as it appears in messages: bare when plain printable ASCII, else JSON-quoted. */
+export function show(name: string): string {
+  return /^[!#-~]+$/.test(name) ? name : JSON.stringify(name);
+}
+
+/** A value for "(got ...)": scalars only, shortened. */
+export function preview(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? text.slice(0, 37) + '...' : text;
+}
+
+/** Collapse whitespace so that foreign text (JSON.parse, fs errors) keeps the message on one line. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}

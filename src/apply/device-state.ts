@@ -10,7 +10,7 @@ import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc'
 import { readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
-import type { DeviceState } from '../plan/types';
+import type { DeviceState } from '../state/records';
 
 /** Device states read ahead (before the claims lock), by host device name, with the ifindex read. */
 export type EarlyDeviceStates = Map<string, { index: number; state: DeviceState }>;

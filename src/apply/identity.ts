@@ -6,7 +6,7 @@ import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
 import { getLink, listLinks, LinkInfo } from '../netlink/link';
 import { netnsIdOf } from '../netlink/nsid';
-import type { DeviceIdentity, DeviceRecord } from '../plan/types';
+import type { DeviceIdentity, DeviceRecord } from '../state/records';
 
 export interface Side {
   ns: Netns;

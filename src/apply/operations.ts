@@ -12,7 +12,7 @@ import { addRoute } from '../netlink/route';
 import { NetlinkError, PlanError } from '../errors';
 import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
-import type { DeviceRecord, Operation, Plan } from '../plan/types';
+import type { DeviceRecord, Operation, Plan } from '../state/records';
 import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
 
 export type { Side } from './identity';

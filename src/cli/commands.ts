@@ -4,17 +4,16 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_STATE_DIR } from '../state/statedir';
-import { DEFAULT_POLICY_FILE, checkPolicy, loadPolicy, readStdinState, validateConfigFile } from '../config';
-import type { OciState } from '../config';
-import { attach, checkAttach, detach, gc, status } from '../engine/lifecycle';
+import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, status, validateConfig } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
 import { hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { runHook } from '../oci/run';
+import type { HookStage } from '../oci/run';
 import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
 import { generateCdi } from '../cdi/generate';
 import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
-import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from './watchdog';
+import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
 
 export interface OptionSpec {
   /** Long form, e.g. "--state-dir". */
@@ -111,31 +110,20 @@ export const COMMANDS: Command[] = [
       '(linux.netDevices) and of the oci-netdev.netDevices annotation. On any failure, everything done is undone. ' +
       'With --device, also those entries and the --device entries of the other oci-netdev createRuntime hooks of ' +
       'config.json (a CDI engine adds one hook per device): the first run attaches them all, the others find them attached.',
-    run: (inv) => {
-      attach(containerState(inv), engineOptions(inv));
-      return 0;
-    },
+    run: (inv) => runHookFor(inv, 'createRuntime'),
   },
   {
     name: 'poststop', operands: '', arity: [0, 0], hook: true, options: DEVICE_HOOK_OPTIONS,
     summary: 'restore every device (OCI state on stdin)',
     description: 'The poststop hook. Reads the OCI state on stdin and puts every device back as it was. A second run does nothing.',
-    run: (inv) => {
-      detach(containerState(inv), engineOptions(inv));
-      return 0;
-    },
+    run: (inv) => runHookFor(inv, 'poststop'),
   },
   {
     name: 'hook', operands: '', arity: [0, 0], hook: true, options: HOOK_OPTIONS,
     summary: 'create-runtime or poststop, chosen by the state\'s status',
     description: 'Either hook, chosen by the status in the OCI state on stdin ("stopped": poststop). ' +
       'hooks.d files use it, as they give one command for both stages.',
-    run: (inv) => {
-      const state = containerState(inv);
-      if (state.status === 'stopped') detach(state, engineOptions(inv));
-      else attach(state, engineOptions(inv));
-      return 0;
-    },
+    run: (inv) => runHookFor(inv, 'byStatus'),
   },
   {
     name: 'inject', operands: 'BUNDLE', arity: [1, 1], options: HOOK_OPTIONS,
@@ -166,14 +154,8 @@ export const COMMANDS: Command[] = [
     run: (inv) => {
       const given = inv.args[0];
       const file = isDirectory(given) ? path.join(given, 'config.json') : given;
-      const req = validateConfigFile(file);
-      if (inv.live) {
-        checkAttach(req, engineOptions(inv));
-        inv.out(`${file}: ok, ${req.devices.length} device(s), attachable on this host now\n`);
-      } else {
-        if (req.devices.length) checkPolicy(req.devices, loadPolicy(inv.policyFile ?? DEFAULT_POLICY_FILE, inv.policyFile !== undefined));
-        inv.out(`${file}: ok, ${req.devices.length} device(s)\n`);
-      }
+      const req = validateConfig(file, engineOptions(inv), inv.live);
+      inv.out(`${file}: ok, ${req.devices.length} device(s)${inv.live ? ', attachable on this host now' : ''}\n`);
       return 0;
     },
   },
@@ -347,11 +329,10 @@ function hookOptions(inv: Invocation): HookOptions {
   };
 }
 
-/** The OCI state on stdin; from here on, log lines name its container. */
-function containerState(inv: Invocation): OciState {
-  const state = readStdinState();
-  inv.log.containerId = state.id;
-  return state;
+/** A hook run; once the OCI state on stdin is read, log lines name its container. */
+function runHookFor(inv: Invocation, stage: HookStage): number {
+  runHook(stage, engineOptions(inv), (state) => (inv.log.containerId = state.id));
+  return 0;
 }
 
 function isDirectory(file: string): boolean {

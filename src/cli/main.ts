@@ -1,11 +1,11 @@
 // The command line: parses arguments, runs one command of the table in commands.ts, prints
 // results. Every failure is one line on stderr and a non-zero exit; a usage error adds a hint.
 
-import { DEFAULT_STATE_DIR } from '../state/statedir';
+import { DEFAULT_STATE_DIR } from '../engine/lifecycle';
 import { Logger } from '../log/logger';
 import type { Invocation, OptionSpec } from './commands';
 import { Command, OPTIONS, OptionName, UsageError, commandHelp, findCommand, mainHelp } from './commands';
-import { hookTimeoutSeconds, startWatchdog } from './watchdog';
+import { hookTimeoutSeconds, startWatchdog } from '../engine/watchdog';
 import { readFileSync } from 'node:fs';
 import { runPlugin } from '../cni/plugin';
 

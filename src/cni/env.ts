@@ -6,7 +6,7 @@ import type { CniCommand } from '../libcni/invoke';
 import { splitCniPath } from '../libcni/invoke';
 import { CniCode, CniError, parseCniArgs } from '../libcni/spec';
 
-export const CNI_COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
+const CNI_COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
 
 /** The variables each command needs; CNI_NETNS is optional for DEL (the spec), CNI_PATH as skel wants it. */
 const REQUIRED: Record<CniCommand, readonly string[]> = {
@@ -35,6 +35,8 @@ export function readCniEnv(env: NodeJS.ProcessEnv): CniEnv {
     throw new CniError(CniCode.invalidEnvironment, `CNI_COMMAND: unknown command ${JSON.stringify(command)}; expected one of ${CNI_COMMANDS.join(', ')}`);
   }
   const cmd = command as CniCommand;
+  // libcni probes plugins with VERSION and placeholder values (CNI_NETNS=dummy): VERSION reads none of them.
+  if (cmd === 'VERSION') return { command: cmd, containerId: '', ifname: '', args: [], path: [] };
   const missing = REQUIRED[cmd].filter((v) => !env[v]);
   if (missing.length) {
     throw new CniError(CniCode.invalidEnvironment, `required environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing for ${cmd}`);

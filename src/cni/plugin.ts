@@ -15,9 +15,9 @@ import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
 import { attachDevices, attachments, detachAttachment, inspectAttachment } from '../engine/lifecycle';
 import type { EngineOptions } from '../engine/lifecycle';
-import { execPlugin, findPlugin } from '../libcni/invoke';
+import { execPlugin, findPlugin, pluginVersions } from '../libcni/invoke';
 import type { CniCommand } from '../libcni/invoke';
-import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, isSupportedVersion, parseResult, toVersion } from '../libcni/spec';
+import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, atLeast, isSupportedVersion, parseResult, toVersion } from '../libcni/spec';
 import type { CniResult, CniRoute } from '../libcni/spec';
 import { readCniEnv } from './env';
 import type { CniEnv } from './env';
@@ -32,7 +32,7 @@ export interface PluginIo {
 }
 
 /** The state dir's key for one attachment. */
-export function attachmentId(network: string, containerId: string, ifname: string): string {
+function attachmentId(network: string, containerId: string, ifname: string): string {
   return `cni:${network}:${containerId}:${ifname}`;
 }
 
@@ -94,8 +94,23 @@ function ipamArgs(env: CniEnv, command: CniCommand, netns = env.netns) {
   };
 }
 
+/**
+ * Runs the IPAM plugin on the config as received. One that refuses the config's version (code 1:
+ * Debian's host-local stops at 1.0.0) gets it again in the highest version both speak that is
+ * not newer, which is what its answer means to the result parser anyway.
+ */
 function runIpam(conf: NetConf, env: CniEnv, command: 'ADD' | 'DEL' | 'CHECK'): unknown {
-  return execPlugin(findPlugin(conf.ipamType!, env.path), conf.raw, ipamArgs(env, command));
+  const plugin = findPlugin(conf.ipamType!, env.path);
+  const args = ipamArgs(env, command);
+  try {
+    return execPlugin(plugin, conf.raw, args);
+  } catch (err) {
+    if (!(err instanceof CniError) || err.code !== CniCode.incompatibleVersion) throw err;
+    const theirs = pluginVersions(plugin, conf.cniVersion, args);
+    const best = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && atLeast(conf.cniVersion, v)).at(-1);
+    if (best === undefined || best === conf.cniVersion) throw err;
+    return execPlugin(plugin, { ...conf.raw, cniVersion: best }, args);
+  }
 }
 
 /** CNI_ARGS MAC= (a MAC the runtime asks for) over the config's `mac`; runtimeConfig.mac over both. */

@@ -4,8 +4,7 @@
 // and rules as linux.netDevices, and count as config.json's (source 'config'): a CDI spec is
 // written by root, like config.json.
 
-import { ConfigError } from '../errors';
-import { preview, show } from './schema';
+import { ConfigError, preview, show } from '../errors';
 
 /** How each field's text becomes JSON; `address` may repeat and fills `addresses`. */
 const FIELDS: Record<string, 'string' | 'integer' | 'list'> = {

@@ -5,11 +5,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError } from '../errors';
+import { ConfigError, preview, show } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceArgs, splitDeviceOptions } from './device-arg';
 import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip';
-import { deviceError, preview, show, validate } from './schema';
+import { deviceError } from './schema';
+import { validate } from '../schema/validate';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
 import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';

@@ -14,11 +14,11 @@
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
 // (src/plan/refusals.ts) and apply whatever the policy says.
 
-import { ConfigError } from '../errors';
+import { ConfigError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import { preview, show, validate } from './schema';
+import { validate } from '../schema/validate';
 import type { DeviceSource, DeviceSpec, MacvlanMode } from './types';
 import { hostDeviceName } from './types';
 

@@ -1,7 +1,6 @@
 // JSON parsing for the state, config.json and the annotation (bounded reads: state/files.ts).
 
-import { ConfigError } from '../errors';
-import { oneLine } from './schema';
+import { ConfigError, oneLine } from '../errors';
 
 /** Parse JSON text, naming `where` in the error. */
 export function parseJson(text: string | Buffer, where: string): unknown {

@@ -1,82 +1,8 @@
-// Runs the validators compiled from spec/ (scripts/gen-validators.mjs) and turns the first
-// failure into a one-line ConfigError. Also the small text helpers every config message uses.
+// The message helper every config check uses for a field of one device entry.
 
-import { ConfigError } from '../errors';
-import * as generated from './generated/validators';
-
-/** The fields of an ajv error (compiled with verbose: true) that we read. */
-interface SchemaError {
-  instancePath: string;
-  keyword: string;
-  params: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] };
-  message?: string;
-  parentSchema?: { 'x-message'?: string };
-  data?: unknown;
-}
-type Validator = ((data: unknown) => boolean) & { errors?: SchemaError[] | null };
-
-const validators = generated as unknown as Record<'netDevices' | 'state' | 'config' | 'policy' | 'journal', Validator>;
-export type SchemaName = keyof typeof validators;
-
-/** A name or key as it appears in messages: bare when plain printable ASCII, else JSON-quoted. */
-export function show(name: string): string {
-  return /^[!#-~]+$/.test(name) ? name : JSON.stringify(name);
-}
-
-/** A value for "(got ...)": scalars only, shortened. */
-export function preview(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? text.slice(0, 37) + '...' : text;
-}
-
-/** Collapse whitespace so that foreign text (JSON.parse, fs errors) keeps the message on one line. */
-export function oneLine(text: string): string {
-  return text.replace(/\s+/g, ' ').trim();
-}
+import { ConfigError, show } from '../errors';
 
 /** The error for one field of one device entry. */
 export function deviceError(device: string, field: string, problem: string): ConfigError {
   return new ConfigError(`device ${show(device)}: ${field}: ${problem}`, { device, field });
-}
-
-/**
- * Validate `data` against a schema from spec/, throwing a ConfigError for the first problem.
- * `where` names the document (e.g. "OCI state"). With `byDevice` the data is a netDevices object
- * and messages start with "device KEY" instead.
- */
-export function validate(schema: SchemaName, data: unknown, where: string, byDevice = false): void {
-  const check = validators[schema];
-  if (check(data)) return;
-  // `if` only reports that a `then` failed; the failure itself is reported before it.
-  const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
-  const first = errors[0];
-  if (!first) throw new ConfigError(`${where}: invalid`);
-  // allErrors may report one field twice (type and minimum): count the other fields.
-  const locate = (e: SchemaError) => `${e.instancePath}/${e.params.missingProperty ?? e.params.additionalProperty ?? ''}`;
-  const others = new Set(errors.map(locate)).size - 1;
-  const more = others > 0 ? ` (and ${others} more problem${others > 1 ? 's' : ''})` : '';
-  const path = first.instancePath
-    .split('/')
-    .slice(1)
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  const named = first.params.missingProperty ?? first.params.additionalProperty;
-  if (named !== undefined) path.push(named);
-  const device = byDevice ? path.shift() : undefined;
-  // Keys come from the input: show() quotes any with control characters, so a message stays one line.
-  const field = path.map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i ? `.${show(s)}` : show(s))).join('') || undefined;
-
-  const custom = first.parentSchema?.['x-message'];
-  let problem: string;
-  if (first.keyword === 'additionalProperties') problem = 'unknown field';
-  else if (first.keyword === 'required') problem = custom ?? 'is required';
-  else {
-    problem =
-      first.keyword === 'enum' && !custom
-        ? `must be one of ${(first.params.allowedValues ?? []).join(', ')}`
-        : (custom ?? first.message ?? 'is invalid');
-    if (first.data === null || typeof first.data !== 'object') problem += ` (got ${preview(first.data)})`;
-  }
-  const head = device !== undefined ? `device ${show(device)}` : where;
-  const message = [head, field, problem + more].filter((s) => s !== undefined).join(': ');
-  throw new ConfigError(message, { device, field });
 }

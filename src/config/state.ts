@@ -3,7 +3,7 @@
 import { ConfigError } from '../errors';
 import { parseJson } from './read';
 import { readBounded, sizeText } from '../state/files';
-import { validate } from './schema';
+import { validate } from '../schema/validate';
 import type { OciState } from './types';
 
 export const MAX_STATE_BYTES = 1024 * 1024;

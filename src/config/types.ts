@@ -1,7 +1,8 @@
 // The validated request the engine works from. Produced by src/config only.
 
-export type DeviceKind = 'host' | 'veth' | 'macvlan';
-export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
+import type { DeviceKind, MacvlanMode } from '../state/records';
+
+export type { DeviceKind, MacvlanMode } from '../state/records';
 /** Who asked: config.json, the annotation, or a CNI network config (the plugin front door). */
 export type DeviceSource = 'config' | 'annotation' | 'cni';
 

@@ -1,16 +1,14 @@
 // Which host devices a container could be given: what `oci-netdev cdi generate` offers. Read over
 // netlink in the caller's network namespace (the host's, as the hooks see it), not from /sys.
 
-import { DEFAULT_POLICY_FILE, PolicyError, checkPolicy, loadPolicy } from '../config';
-import { show } from '../config/schema';
+import { PolicyError, checkPolicy } from '../config';
 import { Netns } from '../netns/netns';
-import { listLinks } from '../netlink/link';
-import { listAddresses } from '../netlink/address';
-import { defaultRoutesThrough } from '../netlink/route';
+import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
-import { macvlanMasters } from './lifecycle';
+import { macvlanMasters, policyOf } from './lifecycle';
 import type { EngineOptions } from './lifecycle';
+import { show } from '../errors';
 
 export interface HostDevice {
   name: string;
@@ -20,15 +18,15 @@ export interface HostDevice {
 
 /** Every device of this network namespace, in ifindex order, each with why it is refused, if it is. */
 export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile'>): HostDevice[] {
-  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  const policy = policyOf(opts);
   const journals = new StateDir(opts.stateDir).scanJournals().journals;
   const held = new Map<string, string>();
   for (const j of journals) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
   const ns = Netns.current();
   const sock = ns.socket();
   try {
-    const hostLinks = listLinks(sock);
-    const observed = { hostLinks, hostAddresses: listAddresses(sock), hostDefaultRoutes: defaultRoutesThrough(sock, hostLinks.map((l) => l.index)), containerLinks: [], containerAddresses: [] };
+    const observed = { ...observeHost({ ns, sock }), containerLinks: [], containerAddresses: [] };
+    const { hostLinks } = observed;
     const masters = macvlanMasters(journals);
     return [...hostLinks].sort((a, b) => a.index - b.index).map((link): HostDevice => {
       const spec = { key: link.name, kind: 'host' as const, name: link.name, source: 'config' as const };

@@ -4,24 +4,25 @@
 
 import * as fs from 'fs';
 import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy } from '../config';
+import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
 import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
-import { listLinks, LinkInfo } from '../netlink/link';
-import { listAddresses } from '../netlink/address';
-import { defaultRoutesThrough } from '../netlink/route';
-import { netnsIdOf } from '../netlink/nsid';
+import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
-import { linksAround } from '../plan/refusals';
 import { resolveSelectors } from '../plan/select';
-import type { Plan } from '../plan/types';
+import type { Plan } from '../state/records';
 import { applyPlan, ApplyError, rollback } from '../apply/executor';
 import { DeviceLostError } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
-import { captureDeviceStates, captureDeviceStatesAhead } from '../apply/device-state';
+import { addressesOf, linksOf, observe } from '../apply/observe';
+import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+
+// The defaults a front door names in its help.
+export { DEFAULT_STATE_DIR } from '../state/statedir';
+export { DEFAULT_POLICY_FILE } from '../config';
 
 export interface EngineOptions {
   stateDir: string;
@@ -113,9 +114,14 @@ export function macvlanMasters(journals: Journal[]): Map<number, string> {
   return masters;
 }
 
+/** The policy in force: the file asked for, which must exist, else the default file if there is one. */
+export function policyOf(opts: Pick<EngineOptions, 'policyFile'>): Policy {
+  return loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+}
+
 /** The checks on names and config alone, made before anything is observed or touched; the policy in force. */
 function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
-  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  const policy = policyOf(opts);
   checkPolicy(req.devices, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
@@ -134,30 +140,21 @@ function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
  * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
  */
 function observeAndPlan(
-  requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, hostNs: Netns, ctNs: Netns | null, others: Journal[],
+  requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: Journal[],
   bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
   for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
-  const hostLinks = listLinks(host.sock);
-  const containerLinks = container ? listLinks(container.sock) : [];
+  const hostLinks = linksOf(host);
+  const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
   const devices = resolveSelectors(requested, hostLinks);
   if (devices.some((d) => d.select)) checkPolicy(devices, policy);
   try {
-    return planAttach(devices, {
-      hostLinks,
-      hostAddresses: listAddresses(host.sock),
-      containerLinks,
-      containerAddresses: container ? listAddresses(container.sock) : [],
-      // Only the links the refusals of these devices can depend on: a lookup each, not the table.
-      hostDefaultRoutes: defaultRoutesThrough(host.sock, linksAround(hostLinks, hostLinks
-        .filter((l) => devices.some((d) => (d.kind === 'host' && hostDeviceName(d) === l.name) || (d.kind === 'macvlan' && d.master === l.name)))
-        .map((l) => l.index))),
-      hostDeviceStates: captureDeviceStates(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName), early),
-      hostNsidInContainer: container ? netnsIdOf(container.sock, hostNs.fd) : null,
-    }, {
+    const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName);
+    const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
+    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early), {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
       claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
@@ -177,7 +174,7 @@ function observeAndPlan(
  * yet are the planner's to report, under the lock.
  */
 function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
-  const hostLinks = listLinks(host.sock);
+  const hostLinks = linksOf(host);
   let devices: DeviceSpec[];
   try {
     devices = resolveSelectors(requested, hostLinks);
@@ -193,7 +190,7 @@ function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
  * containers' claims), from the same observation and planner, changing nothing. The container's namespace is
  * observed only if config.json names one that exists.
  */
-export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
+function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   // attach asks nothing of a config without devices, so neither does this.
   if (req.devices.length === 0) return;
   const policy = checkRequest(req, opts);
@@ -209,13 +206,24 @@ export function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
     const scan = new StateDir(opts.stateDir).scanJournals();
-    observeAndPlan(req.devices, policy, host, container, hostNs, ctNs, scan.journals, scan.bad);
+    observeAndPlan(req.devices, policy, host, container, ctNs, scan.journals, scan.bad);
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
     if (container) closeSide(container);
     else ctNs?.close();
   }
+}
+
+/**
+ * `validate`: the devices of a config.json and the policy for them; with `live`, also what
+ * createRuntime would decide on this host now (checkAttach). Changes nothing.
+ */
+export function validateConfig(file: string, opts: EngineOptions, live: boolean): ConfigRequest {
+  const req = validateConfigFile(file);
+  if (live) checkAttach(req, opts);
+  else if (req.devices.length) checkPolicy(req.devices, policyOf(opts));
+  return req;
 }
 
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
@@ -291,7 +299,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanJournals();
       const others = scan.journals.filter((j) => j.containerId !== target.id);
-      const plan = observeAndPlan(devices, policy, host, container, hostNs, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
+      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
@@ -553,7 +561,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
   const container = ctNs ? sideOf(ctNs) : null;
   try {
     const sides = { host, container };
-    const global = withAddresses && container ? listAddresses(container.sock).filter((a) => a.scope === 0) : [];
+    const global = withAddresses ? addressesOf(container).filter((a) => a.scope === 0) : [];
     return {
       containerId: j.containerId,
       bundle: j.bundle ?? null,

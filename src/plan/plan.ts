@@ -12,7 +12,7 @@ import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
 import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
-import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from './types';
+import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from '../state/records';
 
 type IndexedAddress = AddressInfo & { index: number };
 

@@ -5,10 +5,10 @@
 import type { DeviceSpec } from '../config/types';
 import { PolicyError, policyRef } from '../config/policy';
 import type { Policy } from '../config/policy';
-import { show } from '../config/schema';
 import type { LinkInfo } from '../netlink/link';
 import { AF_INET, AF_INET6, IFF_LOOPBACK, RT_SCOPE_LINK } from '../netlink/constants';
 import type { Observed } from './plan';
+import { show } from '../errors';
 
 /** Stable rule ids, named in refusals as `always-refused: ID`. */
 type AlwaysRefusedRule =
@@ -134,34 +134,6 @@ function dependencies(observed: Observed, roots: Map<number, string>): Map<numbe
     }
   }
   return phrase;
-}
-
-/**
- * The links whose default routes the refusals of the links `indexes` can depend on: every link
- * joined to them through lower devices, veth peers, masters and ports, either way (more than
- * dependencies() follows, and few enough to look up one by one).
- */
-export function linksAround(hostLinks: LinkInfo[], indexes: number[]): number[] {
-  const neighbours = new Map<number, number[]>();
-  const join = (a: number, b: number) => {
-    neighbours.set(a, [...(neighbours.get(a) ?? []), b]);
-    neighbours.set(b, [...(neighbours.get(b) ?? []), a]);
-  };
-  for (const l of hostLinks) {
-    if (l.linkIndex !== null && l.linkNetnsid === null && l.linkIndex !== l.index) join(l.index, l.linkIndex);
-    if (l.masterIndex !== null) join(l.index, l.masterIndex);
-  }
-  const seen = new Set(indexes);
-  const queue = [...seen];
-  while (queue.length) {
-    for (const n of neighbours.get(queue.shift()!) ?? []) {
-      if (!seen.has(n)) {
-        seen.add(n);
-        queue.push(n);
-      }
-    }
-  }
-  return [...seen];
 }
 
 /** The devices stacked on `link` in the host namespace (not its veth peer): "macvlan m0", "port p0". */

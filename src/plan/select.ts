@@ -4,9 +4,8 @@
 
 import type { DeviceSelector, DeviceSpec } from '../config/types';
 import { hostDeviceName } from '../config/types';
-import { show } from '../config/schema';
 import type { LinkInfo } from '../netlink/link';
-import { PlanError } from '../errors';
+import { PlanError, show } from '../errors';
 
 /** Whether `link` is the device `select` describes. */
 export function selects(select: DeviceSelector, link: LinkInfo): boolean {

@@ -6,8 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
-import { ConfigError, NetdevError } from '../errors';
-import { oneLine } from '../config/schema';
+import { ConfigError, NetdevError, oneLine } from '../errors';
 
 /** The error a caller's messages are typed as (ConfigError for inputs, StateError for state). */
 export type ErrorType = new (message: string) => NetdevError;

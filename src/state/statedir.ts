@@ -14,9 +14,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
-import { ConfigError, StateError } from '../errors';
-import { oneLine, validate } from '../config/schema';
-import type { Plan } from '../plan/types';
+import { ConfigError, StateError, oneLine } from '../errors';
+import { validate } from '../schema/validate';
+import type { Plan } from './records';
 import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, writeAll } from './files';
 import { sha256Hex as sha256 } from './sha256';
 

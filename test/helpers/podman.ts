@@ -15,6 +15,10 @@ export interface PodmanOptions {
   stateDir: string;
   /** Policy file for the hook (--policy in the hooks.d file). */
   policyFile?: string;
+  /** Global options added to the private ones (e.g. --network-config-dir). */
+  extraArgs?: string[];
+  /** Environment for every podman run (e.g. CONTAINERS_CONF for a private containers.conf). */
+  env?: Record<string, string>;
 }
 
 export interface Podman {
@@ -46,12 +50,13 @@ export function makePodman(sb: Sandbox, simhost: string, opts: PodmanOptions): P
     '--hooks-dir', hooksDir,
     '--storage-driver', 'vfs',
     '--events-backend', 'none',
+    ...(opts.extraArgs ?? []),
   ];
   const hookFile = join(hooksDir, 'oci-netdev.json');
   shOk('mkdir', ['-p', hooksDir]);
   const hooksD = shOk(OCI_NETDEV, ['--state-dir', opts.stateDir, ...(opts.policyFile ? ['--policy', opts.policyFile] : []), 'hooks-d']);
   writeFileSync(hookFile, hooksD);
-  const run = (args: string[], timeoutMs = 120_000): ShResult => sh(...inSimHost(simhost, ['podman', ...globalArgs, ...args]), { timeoutMs });
+  const run = (args: string[], timeoutMs = 120_000): ShResult => sh(...inSimHost(simhost, ['podman', ...globalArgs, ...args]), { timeoutMs, ...(opts.env ? { env: opts.env } : {}) });
   sb.defer(() => {
     const rm = run(['rm', '--all', '--force']);
     const left = run(['ps', '--all', '--quiet']);

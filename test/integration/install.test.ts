@@ -4,7 +4,7 @@
 // found where make install put them.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { inSimHost, linkSnapshot, REPO_ROOT, sh, shOk } from '../helpers/sandbox';
@@ -39,6 +39,11 @@ t.test('make install puts a working oci-netdev under DESTDIR/PREFIX', async (t) 
   t.same(readdirSync(join(lib, 'node_modules/koffi/build/koffi')).sort(), [`linux_${process.arch}`, `musl_${process.arch}`],
     "koffi's native modules for this machine only");
   t.equal(readFileSync(join(destdir, 'usr/share/man/man1/oci-netdev.1'), 'utf8'), readFileSync(join(REPO_ROOT, 'man/oci-netdev.1'), 'utf8'), 'the man page');
+
+  t.equal(readlinkSync(join(destdir, 'opt/cni/bin/oci-netdev')), '/usr/lib/oci-netdev/bin/oci-netdev', 'CNI_BIN_DIR/oci-netdev links to the installed launcher');
+  const cni = bare([join(lib, 'bin/oci-netdev')], { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
+  t.match(JSON.parse(cni.stdout || '{}'), { cniVersion: '1.0.0', supportedVersions: ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] },
+    `with CNI_COMMAND set, the installed copy answers as a CNI plugin: ${cni.stderr}`);
 
   const version = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
   const v = bare([bin, '--version'], {});

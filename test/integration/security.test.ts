@@ -581,7 +581,7 @@ t.test('the watchdog ends a process blocked in recv inside a C call', async (t) 
   const dist = resolve(__dirname, '../..');
   const script = `
     const libc = require(${JSON.stringify(join(dist, 'native/libc.js'))});
-    require(${JSON.stringify(join(dist, 'src/cli/watchdog.js'))}).startWatchdog(1);
+    require(${JSON.stringify(join(dist, 'src/engine/watchdog.js'))}).startWatchdog(1);
     const fd = libc.netlinkSocket(0);
     libc.setReceiveTimeout(fd, 600000);
     process.stdout.write('waiting\\n');

@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import t, { Test } from 'tap';
 import { ConfigError } from '../../src/errors';
 import { ANNOTATION, loadContainerRequest, parseNetDevices } from '../../src/config/load';
-import { show } from '../../src/config/schema';
+import { show } from '../../src/errors';
 import type { DeviceSpec, OciState } from '../../src/config/types';
 import { hooksDConfig } from '../../src/oci/hooks';
-import { DEFAULT_HOOK_TIMEOUT_S } from '../../src/cli/watchdog';
+import { DEFAULT_HOOK_TIMEOUT_S } from '../../src/engine/watchdog';
 
 const REPO = path.resolve(__dirname, '../../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-ext-'));
@@ -158,11 +158,11 @@ t.test('the annotation is merged with linux.netDevices', async (t) => {
 });
 
 t.test('validators are generated at build time, not compiled at start-up', async (t) => {
-  const generated = path.join(REPO, 'dist/src/config/generated/validators.js');
+  const generated = path.join(REPO, 'dist/src/schema/generated/validators.js');
   const code = fs.readFileSync(generated, 'utf8');
   t.notMatch(code, /require\(["']ajv/, 'the generated validators do not load ajv');
   t.match(code, /passthru/, 'and they hold the netDevices schema');
-  const schemaJs = fs.readFileSync(path.join(REPO, 'dist/src/config/schema.js'), 'utf8');
+  const schemaJs = fs.readFileSync(path.join(REPO, 'dist/src/schema/validate.js'), 'utf8');
   t.notMatch(schemaJs, /require\(["']ajv/, 'nor does the module that runs them');
 });
 

@@ -1,12 +1,15 @@
-// What the planner produces and the journal stores: one record per requested
-// device and an ordered list of steps, each naming its undo. JSON-safe.
+// What the journal stores, as the planner produces it (src/plan): one record per requested device
+// and an ordered list of steps, each naming its undo. JSON-safe; spec/journal.schema.json.
 
-import type { DeviceKind, MacvlanMode } from '../config/types';
 import type { AddressInfo } from '../netlink/address';
 import type { NeighbourEntry } from '../netlink/neighbour';
 import type { RouteEntry } from '../netlink/route';
 import type { TcObject } from '../netlink/tc';
-import type { DeviceSysctls } from '../netns/sysctl';
+
+export type DeviceKind = 'host' | 'veth' | 'macvlan';
+export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
+/** A device's writable conf sysctls, "ipv4/rp_filter" -> "0" (src/netns/sysctl.ts reads and writes them). */
+export type DeviceSysctls = Record<string, string>;
 
 /** What a move to another namespace destroys, recorded before it (src/apply/device-state.ts). */
 export interface DeviceState {

@@ -1,0 +1,134 @@
+// A small CNI runtime for the tests, following libcni's semantics: each plugin of a list gets the
+// list's cniVersion and name, ADD runs the list in order with the previous result as prevResult,
+// DEL runs it in reverse with the final ADD result. Plugins run in the simulated host, found in a
+// CNI_PATH whose first folder holds `oci-netdev` (a link to bin/oci-netdev), then Debian's
+// /usr/lib/cni.
+import { spawn } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { OCI_NETDEV } from './hook';
+import { inSimHost, Sandbox, sh } from './sandbox';
+
+const DEBIAN_CNI = '/usr/lib/cni';
+
+export interface CniList {
+  cniVersion: string;
+  name: string;
+  plugins: Record<string, unknown>[];
+}
+
+export interface CniRun {
+  simhost: string;
+  containerId: string;
+  /** Unset: no CNI_NETNS (a DEL after the sandbox is gone). */
+  netns?: string;
+  ifname: string;
+  /** CNI_PATH folders. */
+  path: string[];
+  args?: string;
+}
+
+export interface PluginOutcome {
+  status: number | null;
+  /** stdout parsed as JSON, when it is. */
+  json: Record<string, unknown> | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** A CNI_PATH with oci-netdev first (a link in a temp folder), then Debian's plugins. */
+export function cniPath(sb: Sandbox): string[] {
+  const dir = sb.tempDir('cnibin');
+  symlinkSync(OCI_NETDEV, join(dir, 'oci-netdev'));
+  return [dir, DEBIAN_CNI];
+}
+
+function pluginCommand(run: CniRun, command: string, type: string, extraEnv: Record<string, string>): { argv: [string, string[]]; env: Record<string, string> } {
+  const dir = run.path.find((d) => sh('test', ['-x', join(d, type)]).status === 0);
+  if (dir === undefined) throw new Error(`plugin ${type} not found in ${run.path.join(':')}`);
+  const env: Record<string, string> = {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: run.containerId,
+    CNI_IFNAME: run.ifname,
+    CNI_PATH: run.path.join(':'),
+    CNI_NETNS: run.netns ?? '',
+    CNI_ARGS: run.args ?? '',
+    ...extraEnv,
+  };
+  return { argv: inSimHost(run.simhost, [join(dir, type)]), env };
+}
+
+function outcome(status: number | null, stdout: string, stderr: string): PluginOutcome {
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(stdout) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { status, json, stdout, stderr };
+}
+
+/** Runs one plugin binary `type` with `command`, as libcni's invoke does. */
+export function execPlugin(run: CniRun, command: string, type: string, conf: object, extraEnv: Record<string, string> = {}): PluginOutcome {
+  const { argv, env } = pluginCommand(run, command, type, extraEnv);
+  const r = sh(...argv, { input: JSON.stringify(conf), env });
+  return outcome(r.status, r.stdout, r.stderr);
+}
+
+/** execPlugin without waiting, for runs that race. */
+export function startPlugin(run: CniRun, command: string, type: string, conf: object): Promise<PluginOutcome> {
+  const { argv: [cmd, args], env } = pluginCommand(run, command, type, {});
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(JSON.stringify(conf));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (status) => resolve(outcome(status, stdout, stderr)));
+  });
+}
+
+/** The config plugin `i` of the list receives. */
+function pluginConf(list: CniList, i: number, prevResult?: unknown): Record<string, unknown> {
+  return { ...list.plugins[i], cniVersion: list.cniVersion, name: list.name, ...(prevResult !== undefined ? { prevResult } : {}) };
+}
+
+export interface ChainOutcome {
+  /** The final result, or the first failing plugin's outcome. */
+  result?: Record<string, unknown>;
+  failed?: { type: string; outcome: PluginOutcome };
+}
+
+/** ADD in order, each plugin with the previous result; stops at the first error. */
+export function chainAdd(list: CniList, run: CniRun): ChainOutcome {
+  let prev: Record<string, unknown> | undefined;
+  for (let i = 0; i < list.plugins.length; i++) {
+    const type = String(list.plugins[i].type);
+    const out = execPlugin(run, 'ADD', type, pluginConf(list, i, prev));
+    if (out.status !== 0) return { failed: { type, outcome: out } };
+    prev = out.json;
+  }
+  return { result: prev };
+}
+
+/** CHECK in order, every plugin with the final result. */
+export function chainCheck(list: CniList, run: CniRun, result: unknown): ChainOutcome {
+  for (let i = 0; i < list.plugins.length; i++) {
+    const type = String(list.plugins[i].type);
+    const out = execPlugin(run, 'CHECK', type, pluginConf(list, i, result));
+    if (out.status !== 0) return { failed: { type, outcome: out } };
+  }
+  return {};
+}
+
+/** DEL in reverse order, every plugin with the final ADD result (when there is one); stops at the first error. */
+export function chainDel(list: CniList, run: CniRun, result?: unknown): ChainOutcome {
+  for (let i = list.plugins.length - 1; i >= 0; i--) {
+    const type = String(list.plugins[i].type);
+    const out = execPlugin(run, 'DEL', type, pluginConf(list, i, result));
+    if (out.status !== 0) return { failed: { type, outcome: out } };
+  }
+  return {};
+}

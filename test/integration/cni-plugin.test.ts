@@ -1,0 +1,222 @@
+// oci-netdev as a CNI plugin moving a host NIC (a veth end standing in for one, in a throwaway
+// simulated host), in chains with Debian's reference plugins (host-local IPAM, tuning) run by the
+// libcni-like runner of test/helpers/cni.ts: ADD, CHECK, DEL and DEL again, DEL after the
+// container's netns path is gone or without CNI_NETNS, the interface name taken, IPAM failing.
+import t, { Test } from 'tap';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
+import { uniqueId, uniqueName } from '../helpers/names';
+import { ipDetails, makeRig, Rig, stateEntries } from '../helpers/netdevices';
+import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
+
+interface Setup {
+  rig: Rig;
+  nic: string;
+  ipamDir: string;
+  tuningDir: string;
+  run: CniRun;
+}
+
+function setup(t: Test): Setup {
+  const rig = makeRig(t);
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '198.51.100.7/24', 'dev', nic]);
+  return {
+    rig, nic, ipamDir: rig.sb.tempDir('ipam'), tuningDir: rig.sb.tempDir('tuning'),
+    run: { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(rig.ctr), ifname: 'eth0', path: cniPath(rig.sb) },
+  };
+}
+
+function hostLocal(s: Setup, extra: object = {}): object {
+  return { type: 'host-local', dataDir: s.ipamDir, ranges: [[{ subnet: '10.123.0.0/24', gateway: '10.123.0.1', ...extra }]], routes: [{ dst: '0.0.0.0/0' }] };
+}
+
+/** oci-netdev moving the NIC with host-local, then tuning setting MAC and MTU. */
+function nicList(s: Setup, name = uniqueId('net')): CniList {
+  return {
+    cniVersion: '1.0.0',
+    name,
+    plugins: [
+      { type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir, ipam: hostLocal(s) },
+      { type: 'tuning', mac: '02:00:5e:00:53:77', mtu: 1280, dataDir: s.tuningDir },
+    ],
+  };
+}
+
+/** The addresses host-local holds for `network` (its files other than its bookkeeping). */
+function reservations(s: Setup, network: string): string[] {
+  const dir = join(s.ipamDir, network);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')) : [];
+}
+
+const v4 = (ns: string, dev: string) => (ipDetails(ns)[dev]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`).sort();
+
+t.test('a moved NIC with host-local then tuning: ADD, CHECK, DEL, DEL again', async (t) => {
+  const s = setup(t);
+  const before = await steady(s.rig.simhost);
+  const list = nicList(s);
+
+  const add = chainAdd(list, s.run);
+  t.notOk(add.failed, 'the chain ADDs', { failed: add.failed });
+  const result = add.result as { cniVersion: string; interfaces: { name: string; mac: string; sandbox: string }[]; ips: { address: string; gateway: string; interface: number }[] };
+  t.equal(result.cniVersion, '1.0.0', 'the result speaks the list version');
+  t.same(result.interfaces.map((i) => [i.name, i.sandbox]), [['eth0', s.run.netns]], 'one interface, eth0 in the sandbox');
+  t.equal(result.interfaces[0].mac, '02:00:5e:00:53:77', 'tuning rewrote the MAC in the result');
+  t.same(result.ips.map((i) => [i.address, i.gateway, i.interface]), [['10.123.0.2/24', '10.123.0.1', 0]], 'the IPAM address, on interface 0');
+  t.notOk(s.nic in ipDetails(s.rig.simhost), 'the NIC left the host');
+  const eth0 = ipDetails(s.rig.ctr).eth0;
+  t.equal(eth0?.address, '02:00:5e:00:53:77', 'the container sees eth0 with the MAC tuning set');
+  t.equal(eth0?.mtu, 1280, 'and its MTU');
+  t.same(v4(s.rig.ctr, 'eth0'), ['10.123.0.2/24', '198.51.100.7/24'], 'its own permanent address and the IPAM one');
+  t.match(shOk('ip', ['-n', s.rig.ctr, 'route', 'show', 'default']), /default via 10\.123\.0\.1 dev eth0/, 'the IPAM route through the gateway');
+  t.same(reservations(s, list.name), ['10.123.0.2'], 'host-local holds the address');
+  t.match(shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', 'status', '--state-dir', s.rig.stateDir]),
+    `CNI network ${list.name}, container ${s.run.containerId}, eth0`, 'oci-netdev status names the CNI attachment');
+
+  t.notOk(chainCheck(list, s.run, result).failed, 'CHECK passes');
+  shOk('ip', ['-n', s.rig.ctr, 'addr', 'del', '10.123.0.2/24', 'dev', 'eth0']);
+  const broken = chainCheck(list, s.run, result).failed;
+  t.equal(broken?.type, 'oci-netdev', 'CHECK fails once the IPAM address is gone from the container');
+  t.match(broken?.outcome.json, { code: 100, msg: /10\.123\.0\.2\/24/ }, 'naming the address');
+
+  t.notOk(chainDel(list, s.run, result).failed, 'the chain DELs');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before: name, MAC, MTU, address, up');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+  t.notOk(chainDel(list, s.run, result).failed, 'a second DEL succeeds');
+  t.same(await settledTo(s.rig.simhost, before), before, 'and changes nothing');
+});
+
+t.test('DEL after the container netns path is gone, and DEL without CNI_NETNS', async (t) => {
+  for (const variant of ['path deleted', 'no CNI_NETNS'] as const) {
+    await t.test(variant, async (t) => {
+      const s = setup(t);
+      const before = await steady(s.rig.simhost);
+      const list = nicList(s);
+      const add = chainAdd(list, s.run);
+      t.notOk(add.failed, 'ADD', { failed: add.failed });
+      if (variant === 'path deleted') {
+        // The namespace stays alive through oci-netdev's pin; the sandbox's own path goes.
+        shOk('ip', ['netns', 'del', s.rig.ctr]);
+        t.notOk(existsSync(netnsPath(s.rig.ctr)), 'the netns path is gone');
+        const del = chainDel(list, s.run, add.result);
+        t.notOk(del.failed, 'the chain DELs with a CNI_NETNS that no longer exists', { failed: del.failed });
+        shOk('ip', ['netns', 'add', s.rig.ctr]); // for the sandbox's teardown
+      } else {
+        const del = chainDel(list, { ...s.run, netns: undefined }, add.result);
+        t.notOk(del.failed, 'the chain DELs without CNI_NETNS', { failed: del.failed });
+      }
+      t.same(await settledTo(s.rig.simhost, before), before, 'the NIC is home as it was');
+      t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+      t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+    });
+  }
+});
+
+t.test('ADD with the interface name taken in the container fails and rolls back, IPAM included', async (t) => {
+  const s = setup(t);
+  shOk('ip', ['-n', s.rig.ctr, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0']);
+  const before = await steady(s.rig.simhost);
+  const list = nicList(s);
+  const add = chainAdd(list, s.run);
+  t.equal(add.failed?.type, 'oci-netdev', 'oci-netdev fails the ADD');
+  t.equal(add.failed?.outcome.status, 1, 'with exit 1');
+  t.match(add.failed?.outcome.json, { cniVersion: '1.0.0', code: Number, msg: /eth0/ }, 'and a CNI error on stdout naming eth0');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
+  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+  t.notOk(chainDel(list, s.run).failed, 'the runtime\'s DEL after the failed ADD succeeds');
+  t.ok(ipDetails(s.rig.ctr).other0, 'the container\'s own devices are untouched');
+});
+
+t.test('ADD failing in IPAM leaves the NIC on the host', async (t) => {
+  const s = setup(t);
+  const other = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, other, uniqueName('peer'));
+  const network = uniqueId('net');
+  // A range of one address: the first container takes it, the second finds none.
+  const ipam = hostLocal(s, { rangeStart: '10.123.0.9', rangeEnd: '10.123.0.9' });
+  const first: CniList = { cniVersion: '1.0.0', name: network, plugins: [{ type: 'oci-netdev', device: other, stateDir: s.rig.stateDir, ipam }] };
+  const ctr2 = s.rig.sb.createNetns('ctr');
+  const firstRun = { ...s.run, containerId: uniqueId('ctr'), netns: netnsPath(ctr2) };
+  const added = chainAdd(first, firstRun);
+  t.notOk(added.failed, 'the first container takes the only address', { failed: added.failed });
+  const before = await steady(s.rig.simhost);
+
+  const second: CniList = { ...first, plugins: [{ type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir, ipam }] };
+  const add = chainAdd(second, s.run);
+  t.equal(add.failed?.type, 'oci-netdev', 'the second ADD fails');
+  t.match(add.failed?.outcome.json, { code: Number, msg: /host-local/ }, 'with the IPAM plugin named');
+  t.same(await settledTo(s.rig.simhost, before), before, 'its NIC stays on the host as it was');
+  t.same(Object.keys(ipDetails(s.rig.ctr)), ['lo'], 'nothing reached its container');
+  t.same(reservations(s, network), ['10.123.0.9'], 'the first container keeps its address');
+  t.notOk(chainDel(first, firstRun, added.result).failed, 'the first container DELs');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+});
+
+t.test('errors are CNI errors on stdout: version, environment, config', async (t) => {
+  const s = setup(t);
+  const conf = { cniVersion: '1.0.0', name: 'n', type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir };
+  const cases: [string, object, Record<string, string>, number, RegExp][] = [
+    ['an unsupported version', { ...conf, cniVersion: '0.9.9' }, {}, 1, /0\.9\.9/],
+    ['CHECK below 0.4.0', { ...conf, cniVersion: '0.3.1' }, { CNI_COMMAND: 'CHECK' }, 1, /CHECK/],
+    ['no CNI_IFNAME', conf, { CNI_IFNAME: '' }, 4, /CNI_IFNAME/],
+    ['a bad mtu', { ...conf, mtu: 'big' }, {}, 7, /mtu/],
+    ['no device', { ...conf, device: undefined }, {}, 7, /device/],
+  ];
+  for (const [what, c, env, code, msg] of cases) {
+    const out = execPlugin(s.run, env.CNI_COMMAND ?? 'ADD', 'oci-netdev', c, env);
+    t.equal(out.status, 1, `${what}: exit 1`);
+    t.match(out.json, { code, msg }, `${what}: code ${code}`);
+  }
+  const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(policy, JSON.stringify({ cni: { allowDevices: ['nothing-*'] } }), { mode: 0o644 });
+  const refused = execPlugin(s.run, 'ADD', 'oci-netdev', { ...conf, policy });
+  t.match(refused.json, { code: 7, msg: new RegExp(`${s.nic}.*refused for the CNI network config by policy .*cni\\.allowDevices`) },
+    'the policy section cni refuses a device: code 7 naming device, rule and file');
+  t.ok(s.nic in ipDetails(s.rig.simhost), 'the NIC never moved');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+});
+
+t.test('DEL after the container renamed the device and changed its MAC: the NIC still comes home', async (t) => {
+  const s = setup(t);
+  const before = await steady(s.rig.simhost);
+  const list = nicList(s);
+  const add = chainAdd(list, s.run);
+  t.notOk(add.failed, 'ADD', { failed: add.failed });
+  shOk('ip', ['-n', s.rig.ctr, 'link', 'set', 'eth0', 'down']);
+  shOk('ip', ['-n', s.rig.ctr, 'link', 'set', 'eth0', 'name', 'renamed0', 'address', '02:00:5e:00:53:11']);
+  t.notOk(chainDel(list, s.run, add.result).failed, 'the chain DELs');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the NIC is home as it was');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+});
+
+t.test('oci-netdev status and gc: an attachment whose netns path is gone is restored, a live one kept', async (t) => {
+  const s = setup(t);
+  const other = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, other, uniqueName('peer'));
+  const before = await steady(s.rig.simhost);
+  const list = nicList(s);
+  const liveCtr = s.rig.sb.createNetns('ctr');
+  const liveList: CniList = { ...list, plugins: [{ type: 'oci-netdev', device: other, stateDir: s.rig.stateDir }] };
+  const liveRun = { ...s.run, containerId: uniqueId('ctr'), netns: netnsPath(liveCtr) };
+  t.notOk(chainAdd(list, s.run).failed, 'ADD the one to be orphaned');
+  t.notOk(chainAdd(liveList, liveRun).failed, 'ADD the live one');
+  shOk('ip', ['netns', 'del', s.rig.ctr]);
+  const cli = (args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', ...args, '--state-dir', s.rig.stateDir]);
+  const entries = JSON.parse(cli(['status', '--json'])) as { origin?: { containerId: string }; alive: boolean }[];
+  t.same(entries.map((e) => [e.origin?.containerId, e.alive]).sort(), [[s.run.containerId, false], [liveRun.containerId, true]].sort(),
+    'status shows both, alive while the netns path holds');
+  t.match(cli(['gc']), /1 restored, 1 kept/, 'gc restores the orphan and keeps the live one');
+  shOk('ip', ['netns', 'add', s.rig.ctr]); // for the sandbox's teardown
+  t.ok(s.nic in ipDetails(s.rig.simhost), 'the orphan\'s NIC is home');
+  t.ok(ipDetails(liveCtr).eth0, 'the live one keeps its device');
+  t.notOk(chainDel(liveList, liveRun).failed, 'DEL the live one');
+  t.notOk(chainDel(list, s.run).failed, 'the orphan\'s DEL after gc succeeds and releases its address');
+  t.same(reservations(s, list.name), [], 'no address held');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+});
