@@ -15,6 +15,8 @@ import { applyPlan, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
+import { captureDeviceStatesAhead } from '../apply/device-state';
+import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import type { JournalNetwork } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
@@ -144,7 +146,7 @@ function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
  */
 function observeAndPlan(
   requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: Journal[],
-  bad: BadJournal[],
+  bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
@@ -156,7 +158,8 @@ function observeAndPlan(
   if (devices.some((d) => d.select)) checkPolicy(devices, policy);
   try {
     const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName);
-    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices), {
+    const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
+    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early), {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
       claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
@@ -168,6 +171,22 @@ function observeAndPlan(
     // Another container's unreadable journal blocks nobody, but a device it may hold is named.
     throw mayBeHeld(err, devices, hostLinks, bad);
   }
+}
+
+/**
+ * The host devices' routes, neighbours, sysctls and tc, read before the claims lock so that hooks
+ * do not queue behind each other's reads (BENCHMARKS.md, 2026-12-02). Selectors that match nothing
+ * yet are the planner's to report, under the lock.
+ */
+function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
+  const hostLinks = linksOf(host);
+  let devices: DeviceSpec[];
+  try {
+    devices = resolveSelectors(requested, hostLinks);
+  } catch {
+    return new Map();
+  }
+  return captureDeviceStatesAhead(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName));
 }
 
 /**
@@ -286,12 +305,13 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       throw new StateError(`container ${target.id} already has devices attached from ${from}`);
     }
     ownsState = true;
+    const early = readAhead(devices, host);
     const claims = store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanJournals();
       const others = scan.journals.filter((j) => j.containerId !== target.id);
-      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id));
+      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
