@@ -14,7 +14,7 @@ export interface Phases2 {
 }
 
 /** The macvlan master: a veth end in the simulated host. */
-export const MASTER = `${PREFIX}m`;
+const MASTER = `${PREFIX}m`;
 
 export function createMaster(): void {
   ipBatch([`link add ${MASTER} type veth peer name ${PREFIX}mp`, `link set ${MASTER} up`]);

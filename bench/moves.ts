@@ -58,13 +58,13 @@ export function hostView(ns?: string): Map<string, HostView> {
 
 let nsCounter = 0;
 /** A fresh, empty network namespace. */
-export function freshNetns(): string {
+function freshNetns(): string {
   const ns = `${NS_PREFIX}c${++nsCounter}`;
   ok('ip', ['netns', 'add', ns]);
   return ns;
 }
 
-export function deleteNetns(ns: string): void {
+function deleteNetns(ns: string): void {
   ok('ip', ['netns', 'del', ns]);
 }
 

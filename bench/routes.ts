@@ -7,7 +7,7 @@ import { HOOK, NS_PREFIX, PREFIX, RID, RUN_DIR, fmt, log, median, nsPath, ok, ru
 import { settle } from './moves';
 
 /** BENCH_ROUTES overrides the size of the large table. */
-export const ROUTES = Number(process.env.BENCH_ROUTES) || 1_000_000;
+const ROUTES = Number(process.env.BENCH_ROUTES) || 1_000_000;
 
 export interface RoutesResult {
   routes: number;

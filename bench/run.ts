@@ -369,7 +369,7 @@ async function outer(): Promise<void> {
     if (!existsSync(need)) throw new Error(`missing ${need} (make bench builds and installs what it needs)`);
   }
   mkdirSync(RUN_DIR, { recursive: true });
-  let code: number | null = 1;
+  let code: number | null;
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   try {
     ok('ip', ['netns', 'add', SIM]);

@@ -74,21 +74,6 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
-/** Least-squares line through (x, y): slope and intercept. */
-export function fit(points: [number, number][]): { slope: number; intercept: number } {
-  const n = points.length;
-  const mx = points.reduce((a, [x]) => a + x, 0) / n;
-  const my = points.reduce((a, [, y]) => a + y, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  for (const [x, y] of points) {
-    sxy += (x - mx) * (y - my);
-    sxx += (x - mx) ** 2;
-  }
-  const slope = sxx ? sxy / sxx : 0;
-  return { slope, intercept: my - slope * mx };
-}
-
 export const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
 export const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
 
