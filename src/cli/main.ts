@@ -75,7 +75,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const [least, most] = command.arity;
   if (args.length < least || args.length > most) {
-    const wanted = most === 0 ? 'no arguments' : least === most ? `${command.operands} (${least} argument${least === 1 ? '' : 's'})` : `at most ${most} argument${most === 1 ? '' : 's'}`;
+    const wanted = most === 0 ? 'no arguments'
+      : least === most ? `${command.operands} (${least} argument${least === 1 ? '' : 's'})`
+      : least === 0 ? `at most ${most} argument${most === 1 ? '' : 's'}`
+      : `${command.operands} (${least} to ${most} arguments)`;
     throw new UsageError(`${command.name} takes ${wanted}`, command.name);
   }
   // The environment stands in for an option only where the command takes that option.

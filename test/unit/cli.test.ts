@@ -132,6 +132,7 @@ t.test('hooks-d carries the CNI options into its hook entry; NETCONFPATH and CNI
   t.same(JSON.parse(fromEnv.stdout).hook.args, ['oci-netdev', '--cni-conf-dir', '/etc/ondt/net.d', '--cni-path', '/opt/ondt', 'hook']);
   t.match(run(['hooks-d', '--cni-conf-dir', 'rel']).stderr, 'CNI conf dir must be an absolute path (got rel)');
   t.match(run(['cni', 'add', 'net']).stderr, 'cni add takes NETWORK NETNS');
+  t.match(run(['cni', 'add']).stderr, 'cni takes add|check|del NETWORK NETNS | status|gc NETWORK (2 to 3 arguments)', 'too few arguments: what the command takes, not "at most"');
   t.match(run(['cni', 'status', 'net', '/run/netns/x']).stderr, 'cni status takes NETWORK');
   t.match(run(['cni', 'up', 'net', '/run/netns/x']).stderr, 'unknown cni command up');
   t.match(run(['cni', 'add', 'net', '/run/netns/x', '--runtime-config', '[1]']).stderr, '--runtime-config: must be a JSON object');
