@@ -13,7 +13,7 @@ import { DEFAULT_POLICY_FILE, loadPolicy, parseNetDevices } from '../config';
 import type { DeviceSpec } from '../config';
 import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
-import { attachDevices, attachments, detachAttachment, inspectAttachment } from '../engine/lifecycle';
+import { attachDevices, attachments, checkContainerNetns, detachAttachment, inspectAttachment } from '../engine/lifecycle';
 import type { EngineOptions } from '../engine/lifecycle';
 import { execPlugin, findPlugin, pluginVersions } from '../libcni/invoke';
 import type { CniCommand } from '../libcni/invoke';
@@ -176,6 +176,12 @@ function originOf(conf: NetConf, env: CniEnv): JournalOrigin {
 function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
   checkArgs(env);
   deviceSpec(conf, env, undefined); // a bad config fails before IPAM reserves anything
+  try {
+    checkContainerNetns(env.netns!);
+  } catch (err) {
+    if (!(err instanceof NetdevError)) throw err;
+    throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS: ${err.message}`);
+  }
   const id = attachmentId(conf.name, env.containerId, env.ifname);
   if (inspectAttachment(id, opts)) {
     throw new CniError(CniCode.engine, `container ${env.containerId} already has ${env.ifname} attached on network ${conf.name}; DEL it first`);

@@ -134,6 +134,24 @@ function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
 }
 
 /**
+ * Refuses a namespace path that cannot be opened, is not a network namespace, or is the host's
+ * own: for a front door that names the path's source in its own error (CNI_NETNS).
+ */
+export function checkContainerNetns(nsPath: string): void {
+  const hostNs = Netns.current();
+  try {
+    const ctNs = Netns.open(nsPath);
+    try {
+      requireOwnNamespace(ctNs, hostNs, nsPath);
+    } finally {
+      ctNs.close();
+    }
+  } finally {
+    hostNs.close();
+  }
+}
+
+/**
  * Observes the host and the container's namespace (null: not made yet, so nothing in it but the
  * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
  */
