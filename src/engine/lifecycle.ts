@@ -17,6 +17,7 @@ import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+import { execDelegate } from '../libcni/invoke';
 
 // The defaults a front door names in its help.
 export { DEFAULT_STATE_DIR } from '../state/statedir';
@@ -490,6 +491,7 @@ export function gc(opts: EngineOptions): GcResult[] {
         : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
         restore(store, j, opts);
+        releaseIpam(j, opts);
         results.push({ containerId: id, action: 'restored', reason });
       } catch (err) {
         results.push({ containerId: id, action: 'failed', reason: `${reason}: ${(err as Error).message}` });
@@ -503,6 +505,21 @@ export function gc(opts: EngineOptions): GcResult[] {
     }
   }
   return results;
+}
+
+/**
+ * A CNI attachment restored without its runtime's DEL: its IPAM reservation is released as that
+ * DEL would have (IPAM DEL without a namespace). A failure is a warning; the devices are home.
+ */
+function releaseIpam(j: Journal, opts: EngineOptions): void {
+  const o = j.origin;
+  if (!o?.ipam) return;
+  const version = typeof o.ipam.config.cniVersion === 'string' ? o.ipam.config.cniVersion : '0.1.0';
+  try {
+    execDelegate(o.ipam.plugin, o.ipam.config, version, { command: 'DEL', containerId: o.containerId, ifname: o.ifname, path: o.ipam.path });
+  } catch (err) {
+    opts.warn(`container ${j.containerId}: releasing its IPAM reservation (${o.ipam.plugin}) failed: ${(err as Error).message}`);
+  }
 }
 
 interface StatusDevice {

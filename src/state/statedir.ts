@@ -51,6 +51,8 @@ export interface JournalOrigin {
   network: string;
   containerId: string;
   ifname: string;
+  /** The IPAM plugin that reserved addresses, the config it was given and CNI_PATH: for gc's IPAM DEL. */
+  ipam?: { plugin: string; config: Record<string, unknown>; path: string[] };
 }
 
 /** What the envelope holds (spec/journal.schema.json). */
