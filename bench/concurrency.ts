@@ -1,5 +1,7 @@
 // 32 runc containers started at once, each asking for 2 moved devices: success count, hook times
-// (p50/p99, from a timing wrapper around each hook) and leaks afterwards.
+// (p50/p99, from a timing wrapper around each hook) and leaks afterwards. The same containers also
+// run with the iproute2 shell hook and with the CNI host-device plugin as their hooks
+// (bench/oci-shell-hook.sh), and with no devices and no hooks at all (runc alone).
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,11 +12,15 @@ export const CONTAINERS = 32;
 export const DEVICES_EACH = 2;
 const RUNC_ROOT = `${RUN_DIR}/runc`;
 const STATE_DIR = `${RUN_DIR}/cstate`;
-const LOG = `${RUN_DIR}/hook-times.log`;
 const TIMER = `${REPO}/bench/hook-timer.sh`;
+const SHELL_HOOK = `${REPO}/bench/oci-shell-hook.sh`;
 
-export interface ConcurrencyResult {
-  started: number;
+/** What moves the devices of the 32 containers: oci-netdev, or one of the two it is compared with. */
+export type HookMethod = 'ours' | 'iproute2' | 'cni';
+export const HOOK_METHODS: HookMethod[] = ['ours', 'iproute2', 'cni'];
+
+/** One run of the 32 containers with one method's hooks. */
+export interface MethodRun {
   succeeded: number;
   createP50: number;
   createP99: number;
@@ -25,10 +31,16 @@ export interface ConcurrencyResult {
   /** Each `runc run` from start to exit. */
   runcP50: number;
   runcP99: number;
+}
+
+export interface ConcurrencyResult {
+  started: number;
+  runs: Record<HookMethod, MethodRun>;
   /** The same 32 containers without devices and hooks. */
   baselineWallMs: number;
   baselineP50: number;
   baselineP99: number;
+  /** After oci-netdev's run (the others are checked, not counted: CNI restores less). */
   leaks: string[];
   failures: string[];
 }
@@ -41,13 +53,21 @@ function makeRootfs(rootfs: string): void {
 
 const CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_NET_ADMIN', 'CAP_NET_RAW'];
 
-/** A bundle for `id`; without netDevices, a plain container (no hooks) for the runc-only baseline. */
-function makeBundle(dir: string, rootfs: string, id: string, netDevices: object | null): void {
+/**
+ * A bundle for `id` whose hooks move `netDevices` (host name -> { name }) by `method`; without
+ * them, a plain container (no hooks) for the runc-only baseline.
+ */
+function makeBundle(dir: string, rootfs: string, id: string, netDevices: Record<string, { name: string }> | null, method: HookMethod = 'ours'): void {
   mkdirSync(dir, { recursive: true });
-  const hookEntry = (stage: string) => ({
-    path: TIMER,
-    args: ['hook-timer', LOG, `${stage}:${id}`, HOOK, '--state-dir', STATE_DIR, stage],
-  });
+  const log = `${RUN_DIR}/hook-times-${method}.log`;
+  const specs = Object.entries(netDevices ?? {}).map(([dev, { name }]) => `${dev}:${name}`);
+  const hookEntry = (stage: string) => (method === 'ours'
+    ? { path: TIMER, args: ['hook-timer', log, `${stage}:${id}`, HOOK, '--state-dir', STATE_DIR, stage] }
+    : {
+      path: TIMER,
+      args: ['hook-timer', log, `${stage}:${id}`, SHELL_HOOK, method, stage, `${RUN_DIR}/shell-hooks`, ...specs],
+      env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({
     ociVersion: '1.0.2-dev',
     process: {
@@ -71,7 +91,7 @@ function makeBundle(dir: string, rootfs: string, id: string, netDevices: object 
     linux: {
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      ...(netDevices && { netDevices }),
+      ...(netDevices && method === 'ours' && { netDevices }),
     },
   }));
 }
@@ -110,28 +130,19 @@ function mountsUnder(dir: string): string[] {
     .map((l) => l.split(' ')[4]).filter((m) => m.startsWith(dir + '/'));
 }
 
-export async function concurrency(): Promise<ConcurrencyResult> {
-  const fleet = new Fleet(CONTAINERS * DEVICES_EACH, 'k', 204);
-  const rootfs = `${RUN_DIR}/rootfs`;
-  makeRootfs(rootfs);
+/** The 32 containers with `method`'s hooks, all at once; hook times from the timer's log. */
+async function runMethod(method: HookMethod, fleet: Fleet, rootfs: string): Promise<{ run: MethodRun; failures: string[] }> {
   const ids: string[] = [];
-  const plain: string[] = [];
   for (let j = 0; j < CONTAINERS; j++) {
-    const id = `onb-${RID}-k${j}`;
+    const id = `onb-${RID}-${method[0]}${j}`;
     const nics = fleet.nics.slice(j * DEVICES_EACH, (j + 1) * DEVICES_EACH);
-    makeBundle(`${RUN_DIR}/cc/${id}`, rootfs, id, Object.fromEntries(nics.map((nic, k) => [nic.name, { name: `eth${k + 1}` }])));
+    makeBundle(`${RUN_DIR}/cc/${id}`, rootfs, id, Object.fromEntries(nics.map((nic, k) => [nic.name, { name: `eth${k + 1}` }])), method);
     ids.push(id);
-    makeBundle(`${RUN_DIR}/cc/${id}p`, rootfs, `${id}p`, null);
-    plain.push(`${id}p`);
   }
-  // The same containers without devices or hooks: what runc and the kernel cost on their own.
-  const baseline = await runAll(plain, `${RUN_DIR}/cc`);
-  const baseFailed = baseline.results.filter((r) => r.code !== 0);
-  if (baseFailed.length) throw new Error(`runc alone failed: ${baseFailed.map((r) => `${r.id}: ${r.stderr.trim()}`).join('; ')}`);
   const { results, wallMs } = await runAll(ids, `${RUN_DIR}/cc`);
-
+  const log = `${RUN_DIR}/hook-times-${method}.log`;
   const times = new Map<string, { ms: number; rc: number }>();
-  for (const line of (existsSync(LOG) ? readFileSync(LOG, 'utf8') : '').split('\n').filter(Boolean)) {
+  for (const line of (existsSync(log) ? readFileSync(log, 'utf8') : '').split('\n').filter(Boolean)) {
     const [label, start, end, rc] = line.split(' ');
     times.set(label, { ms: (Number(end) - Number(start)) * 1000, rc: Number(rc) });
   }
@@ -141,12 +152,71 @@ export async function concurrency(): Promise<ConcurrencyResult> {
     const c = times.get(`create-runtime:${r.id}`);
     const p = times.get(`poststop:${r.id}`);
     if (r.code === 0 && c?.rc === 0 && p?.rc === 0) succeeded++;
-    else failures.push(`${r.id}: runc ${r.code}, create-runtime ${c?.rc ?? 'not run'}, poststop ${p?.rc ?? 'not run'}: ${r.stderr.trim().split('\n').pop()}`);
+    else failures.push(`${method} ${r.id}: runc ${r.code}, create-runtime ${c?.rc ?? 'not run'}, poststop ${p?.rc ?? 'not run'}: ${r.stderr.trim().split('\n').pop()}`);
   }
   const creates = [...times].filter(([k]) => k.startsWith('create-runtime:')).map(([, v]) => v.ms);
   const poststops = [...times].filter(([k]) => k.startsWith('poststop:')).map(([, v]) => v.ms);
+  return {
+    run: {
+      succeeded,
+      wallMs,
+      runcP50: percentile(results.map((r) => r.ms), 50),
+      runcP99: percentile(results.map((r) => r.ms), 99),
+      createP50: creates.length ? percentile(creates, 50) : NaN,
+      createP99: creates.length ? percentile(creates, 99) : NaN,
+      poststopP50: poststops.length ? percentile(poststops, 50) : NaN,
+      poststopP99: poststops.length ? percentile(poststops, 99) : NaN,
+    },
+    failures,
+  };
+}
 
-  // Leaks: devices not back as they were, state left, pins left, containers left, stray links.
+export async function concurrency(): Promise<ConcurrencyResult> {
+  const fleet = new Fleet(CONTAINERS * DEVICES_EACH, 'k', 204);
+  const rootfs = `${RUN_DIR}/rootfs`;
+  makeRootfs(rootfs);
+  mkdirSync(`${RUN_DIR}/shell-hooks`, { recursive: true });
+  const plain: string[] = [];
+  for (let j = 0; j < CONTAINERS; j++) {
+    const id = `onb-${RID}-k${j}p`;
+    makeBundle(`${RUN_DIR}/cc/${id}`, rootfs, id, null);
+    plain.push(id);
+  }
+  // The same containers without devices or hooks: what runc and the kernel cost on their own.
+  const baseline = await runAll(plain, `${RUN_DIR}/cc`);
+  const baseFailed = baseline.results.filter((r) => r.code !== 0);
+  if (baseFailed.length) throw new Error(`runc alone failed: ${baseFailed.map((r) => `${r.id}: ${r.stderr.trim()}`).join('; ')}`);
+
+  const runs = {} as Record<HookMethod, MethodRun>;
+  const failures: string[] = [];
+  let leaks: string[] = [];
+  for (const method of HOOK_METHODS) {
+    const r = await runMethod(method, fleet, rootfs);
+    runs[method] = r.run;
+    failures.push(...r.failures);
+    if (method === 'ours') leaks = oursLeaks(fleet);
+    // host-device leaves each device down, without its addresses and with its alias set.
+    if (method === 'cni') {
+      fleet.verify('cni concurrency', true);
+      fleet.reset();
+    } else {
+      fleet.verify(`${method} concurrency`);
+    }
+  }
+  fleet.destroy();
+  return {
+    started: CONTAINERS,
+    runs,
+    baselineWallMs: baseline.wallMs,
+    baselineP50: percentile(baseline.results.map((r) => r.ms), 50),
+    baselineP99: percentile(baseline.results.map((r) => r.ms), 99),
+    leaks,
+    failures,
+  };
+}
+
+/** Devices not back as they were, state left, pins left, containers left, stray links. */
+function oursLeaks(fleet: Fleet): string[] {
   const leaks = fleet.differences();
   const state = existsSync(STATE_DIR) ? readdirSync(STATE_DIR).filter((f) => f !== 'claims.lock') : [];
   if (state.length) leaks.push(`state dir holds ${state.join(' ')}`);
@@ -157,22 +227,5 @@ export async function concurrency(): Promise<ConcurrencyResult> {
   const expected = new Set(fleet.nics.flatMap((n) => [n.name, n.name.replace(`${PREFIX}k`, `${PREFIX}kp`)]));
   const extra = stray.map((l) => l.ifname).filter((n) => n !== 'lo' && !expected.has(n) && !n.startsWith(PREFIX));
   if (extra.length) leaks.push(`unexpected links on the host: ${extra.join(' ')}`);
-
-  fleet.destroy();
-  return {
-    started: ids.length,
-    succeeded,
-    runcP50: percentile(results.map((r) => r.ms), 50),
-    runcP99: percentile(results.map((r) => r.ms), 99),
-    baselineWallMs: baseline.wallMs,
-    baselineP50: percentile(baseline.results.map((r) => r.ms), 50),
-    baselineP99: percentile(baseline.results.map((r) => r.ms), 99),
-    createP50: creates.length ? percentile(creates, 50) : NaN,
-    createP99: creates.length ? percentile(creates, 99) : NaN,
-    poststopP50: poststops.length ? percentile(poststops, 50) : NaN,
-    poststopP99: poststops.length ? percentile(poststops, 99) : NaN,
-    wallMs,
-    leaks,
-    failures,
-  };
+  return leaks;
 }

@@ -8,11 +8,13 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { CONTAINERS, DEVICES_EACH, concurrency } from './concurrency';
-import type { ConcurrencyResult } from './concurrency';
+import { CONTAINERS, DEVICES_EACH, HOOK_METHODS, concurrency } from './concurrency';
+import type { ConcurrencyResult, HookMethod } from './concurrency';
 import { CREATED_METHODS, createMaster, deleteMaster, measureCreated } from './created';
 import type { CreatedMethod, Kind } from './created';
 import { Fleet, METHODS, hook, measure, settle, withFreshNetns } from './moves';
+import { routes } from './routes';
+import type { RoutesResult } from './routes';
 import type { Method, Variant } from './moves';
 import {
   CNI_DIR, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, SIM, fmt, log, median, nsPath, ok, ratio, run, table,
@@ -20,7 +22,7 @@ import {
 
 /** BENCH_SIZES=1,32 and BENCH_ONLY=startup,moves,created,concurrency narrow a run (for development). */
 const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1, 8, 32];
-const ONLY = new Set(process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ['startup', 'moves', 'created', 'concurrency']);
+const ONLY = new Set(process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ['startup', 'moves', 'created', 'routes', 'concurrency']);
 /** Rounds per size; BENCH_ROUNDS overrides all of them. */
 const ROUNDS: Record<number, number> = { 1: 9, 8: 9, 32: 5 };
 const STARTUP_ROUNDS = 31;
@@ -195,10 +197,11 @@ interface Results {
   mv?: MoveStats;
   cr?: CreatedStats;
   rss: { create: number; poststop: number; node: number };
+  rt?: RoutesResult;
   cc?: ConcurrencyResult;
 }
 
-function report({ st, mv, cr, rss, cc }: Results): string {
+function report({ st, mv, cr, rss, rt, cc }: Results): string {
   const rows: string[][] = [];
   const perN = (label: string, f: (n: number) => string, target = '') => rows.push([label, ...SIZES.map(f), target]);
   const three = (label: string, cells: string[], target = '') => rows.push([label, ...cells, target]);
@@ -275,16 +278,32 @@ function report({ st, mv, cr, rss, cc }: Results): string {
     rows.push(['peak RSS, MiB', 'create-runtime', 'poststop', 'node -e 0', '']);
     three(`  moving N=${big}`, [(rss.create / 1024).toFixed(1), (rss.poststop / 1024).toFixed(1), (rss.node / 1024).toFixed(1)]);
   }
+  if (rt) {
+    rows.push([`one device moved in and out, host with ${rt.routes} routes, ms`, 'no routes', `${rt.routes}`, 'ratio', '']);
+    three('  create-runtime', [fmt(rt.create[0]), fmt(rt.create[1]), ratio(rt.create[1], rt.create[0])],
+      `<=1.10x: ${verdict(rt.create[1] / rt.create[0], 1.1)}`);
+    three('  poststop', [fmt(rt.poststop[0]), fmt(rt.poststop[1]), ratio(rt.poststop[1], rt.poststop[0])],
+      `<=1.10x: ${verdict(rt.poststop[1] / rt.poststop[0], 1.1)}`);
+    three('  peak RSS of create-runtime, MiB', [(rt.rssCreate[0] / 1024).toFixed(1), (rt.rssCreate[1] / 1024).toFixed(1), ratio(rt.rssCreate[1], rt.rssCreate[0])]);
+    three('  peak RSS of poststop, MiB', [(rt.rssPoststop[0] / 1024).toFixed(1), (rt.rssPoststop[1] / 1024).toFixed(1), ratio(rt.rssPoststop[1], rt.rssPoststop[0])]);
+    three(`  (loading the ${rt.routes} routes: one ip -batch, s)`, ['', (rt.loadMs / 1000).toFixed(1), '']);
+  }
   if (cc) {
+    const o = cc.runs.ours;
     rows.push([`${CONTAINERS} runc containers at once, ${DEVICES_EACH} devices each`, 'ok', 'wall, ms', 'leaks', '']);
-    three('  runc run (create-runtime, start, exit, poststop)', [`${cc.succeeded}/${cc.started}`, fmt(cc.wallMs), String(cc.leaks.length)],
+    three('  runc run with oci-netdev (create-runtime, start, exit, poststop)', [`${o.succeeded}/${cc.started}`, fmt(o.wallMs), String(cc.leaks.length)],
       `leaks 0: ${cc.leaks.length === 0 ? 'met' : 'NOT met'}`);
+    three('  the same with the iproute2 shell hook', [`${cc.runs.iproute2.succeeded}/${cc.started}`, fmt(cc.runs.iproute2.wallMs), '']);
+    three('  the same with CNI host-device (ADD/DEL per device)', [`${cc.runs.cni.succeeded}/${cc.started}`, fmt(cc.runs.cni.wallMs), '']);
     three('  the same without devices and hooks (runc alone)', [`${cc.started}/${cc.started}`, fmt(cc.baselineWallMs), '']);
     rows.push(['  per container, ms', 'p50', 'p99', '', '']);
-    three('    runc run, with oci-netdev', [fmt(cc.runcP50), fmt(cc.runcP99), '']);
+    const names: Record<HookMethod, string> = { ours: 'oci-netdev', iproute2: 'iproute2 shell hook', cni: 'CNI host-device' };
+    for (const m of HOOK_METHODS) three(`    runc run, ${names[m]}`, [fmt(cc.runs[m].runcP50), fmt(cc.runs[m].runcP99), '']);
     three('    runc run, runc alone', [fmt(cc.baselineP50), fmt(cc.baselineP99), '']);
-    three('    hook: create-runtime', [fmt(cc.createP50), fmt(cc.createP99), '']);
-    three('    hook: poststop', [fmt(cc.poststopP50), fmt(cc.poststopP99), '']);
+    for (const m of HOOK_METHODS) {
+      three(`    create-runtime hook, ${names[m]}`, [fmt(cc.runs[m].createP50), fmt(cc.runs[m].createP99), '']);
+      three(`    poststop hook, ${names[m]}`, [fmt(cc.runs[m].poststopP50), fmt(cc.runs[m].poststopP99), '']);
+    }
   }
   return table(['measurement (medians)', '', '', '', 'target'], rows);
 }
@@ -311,7 +330,12 @@ async function inner(): Promise<void> {
     res.cc = await concurrency();
     for (const f of res.cc.failures) log(`concurrency failure: ${f}`);
     for (const l of res.cc.leaks) log(`concurrency leak: ${l}`);
-    if (res.cc.leaks.length || res.cc.succeeded !== res.cc.started) process.exitCode = 1;
+    if (res.cc.leaks.length || HOOK_METHODS.some((m) => res.cc!.runs[m].succeeded !== res.cc!.started)) process.exitCode = 1;
+  }
+  if (ONLY.has('routes')) {
+    // Last: a namespace that held a million routes takes the kernel a while to free.
+    log('a large routing table');
+    res.rt = routes(rounds(1));
   }
   process.stdout.write(`${header.join('\n')}\nrounds: ${SIZES.map((n) => `N=${n}: ${rounds(n)}`).join(', ')}; startup: ${STARTUP_ROUNDS}\n\n`);
   process.stdout.write(report(res) + '\n');

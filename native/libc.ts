@@ -7,19 +7,11 @@
 import type * as Koffi from 'koffi';
 import { loadKoffi } from './koffi-loader';
 import { LIBC_NAME, LINUX, Platform, platformFor } from './platform';
+import { SyscallError } from '../src/errors';
 
-export class SyscallError extends Error {
-  readonly syscall: string;
-  readonly errno: number;
-  readonly code: string;
-  constructor(syscall: string, errno: number, detail?: string) {
-    const code = errnoName(errno);
-    super(`${syscall}${detail ? ` ${detail}` : ''}: ${code} (${strerror(errno)})`);
-    this.name = 'SyscallError';
-    this.syscall = syscall;
-    this.errno = errno;
-    this.code = code;
-  }
+/** A failed call as the typed error every layer knows: errno with its name and text. */
+function syscallError(syscall: string, errno: number, detail?: string): SyscallError {
+  return new SyscallError(syscall, errno, errnoName(errno), strerror(errno), detail);
 }
 
 // Numbers every Linux architecture shares (platform.ts); callers pass some of them to the functions below.
@@ -124,7 +116,7 @@ export function lazyFunction<F extends (...args: never[]) => unknown>(prototype:
       try {
         bound = lib.func(prototype) as unknown as F;
       } catch (err) {
-        throw new SyscallError(symbol, facts().ENOSYS, `not available in ${LIBC_NAME} (${(err as Error).message})`);
+        throw syscallError(symbol, facts().ENOSYS, `not available in ${LIBC_NAME} (${(err as Error).message})`);
       }
     }
     return bound(...args);
@@ -141,7 +133,7 @@ function check(syscall: string, call: () => number, detail?: string): number {
     const r = call();
     if (r >= 0) return r;
     const errno = library().koffi.errno();
-    if (errno !== facts().EINTR) throw new SyscallError(syscall, errno, detail);
+    if (errno !== facts().EINTR) throw syscallError(syscall, errno, detail);
   }
 }
 
@@ -243,7 +235,7 @@ export function sendToKernel(fd: number, msg: Buffer): void {
 export function sendToPort(fd: number, msg: Buffer, port: number): void {
   const addr = netlinkAddress(port);
   const n = check('sendto', () => libc.sendto(fd, msg, msg.length, 0, addr, addr.length));
-  if (n !== msg.length) throw new SyscallError('sendto', 0, `short write ${n}/${msg.length}`);
+  if (n !== msg.length) throw syscallError('sendto', 0, `short write ${n}/${msg.length}`);
 }
 
 /** Receives one datagram; returns its full length (may exceed buf with MSG_TRUNC). */
@@ -262,7 +254,7 @@ export function receiveNetlink(fd: number, buf: Buffer, flags = 0): { length: nu
 export function encodeUnixAddress(path: string, platform: Platform = facts()): { addr: Buffer; length: number } {
   const { sockaddrUn } = platform;
   const bytes = Buffer.from(path, 'utf8');
-  if (bytes.length + 1 > sockaddrUn.pathMax) throw new SyscallError('sockaddr_un', platform.ENAMETOOLONG, path);
+  if (bytes.length + 1 > sockaddrUn.pathMax) throw syscallError('sockaddr_un', platform.ENAMETOOLONG, path);
   const addr = Buffer.alloc(sockaddrUn.size);
   addr.writeUInt16LE(AF_UNIX, sockaddrUn.family);
   bytes.copy(addr, sockaddrUn.path);
@@ -290,7 +282,7 @@ export function unixDatagramSocket(path: string, how: 'connect' | 'bind' = 'conn
 /** Sends one datagram on a connected socket without blocking or raising SIGPIPE. */
 export function sendDatagram(fd: number, msg: Buffer): void {
   const n = check('send', () => libc.send(fd, msg, msg.length, MSG_DONTWAIT | MSG_NOSIGNAL));
-  if (n !== msg.length) throw new SyscallError('send', 0, `short write ${n}/${msg.length}`);
+  if (n !== msg.length) throw syscallError('send', 0, `short write ${n}/${msg.length}`);
 }
 
 export function setns(fd: number, nstype: number): void {
@@ -333,7 +325,7 @@ export function exchangeNames(dirFd: number, a: string, b: string): void {
  * retry could close a descriptor another part of the process has just been given.
  */
 export function close(fd: number): void {
-  if (libc.close(fd) < 0) throw new SyscallError('close', library().koffi.errno());
+  if (libc.close(fd) < 0) throw syscallError('close', library().koffi.errno());
 }
 
 /**

@@ -7,16 +7,44 @@ import type { LinkInfo } from '../netlink/link';
 import { addRoute, describeRoute, listDeviceRoutes, RouteEntry } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
 import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc';
-import { readDeviceSysctls, writeDeviceSysctl } from '../netns/sysctl';
+import { readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import type { DeviceState } from '../state/records';
 
-/** The state of each requested host device that exists (by name), for the planner. The loopback device is refused anyway. */
-export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): Map<string, DeviceState> {
+/** Device states read ahead (before the claims lock), by host device name, with the ifindex read. */
+export type EarlyDeviceStates = Map<string, { index: number; state: DeviceState }>;
+
+/**
+ * The state of each requested host device that exists (by name), for the planner; one read ahead
+ * is taken when the name still has the same ifindex. The loopback device is refused anyway.
+ */
+export function captureDeviceStates(
+  hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[], early: EarlyDeviceStates = new Map(),
+): Map<string, DeviceState> {
   const out = new Map<string, DeviceState>();
   for (const link of hostLinks) {
-    if (keys.includes(link.name) && !(link.flags & IFF_LOOPBACK)) out.set(link.name, captureDeviceState(hostSock, link));
+    if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
+    const ahead = early.get(link.name);
+    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(hostSock, link));
+  }
+  return out;
+}
+
+/**
+ * captureDeviceStates ahead of planning, outside the claims lock: the reads are the slow part of an
+ * observation, and under the lock every other hook would wait for them. A device that cannot be
+ * read now (another hook is moving it) is left out: the planner reads it, or refuses it, under the lock.
+ */
+export function captureDeviceStatesAhead(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): EarlyDeviceStates {
+  const out: EarlyDeviceStates = new Map();
+  for (const link of hostLinks) {
+    if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
+    try {
+      out.set(link.name, { index: link.index, state: captureDeviceState(hostSock, link) });
+    } catch {
+      // read again under the lock
+    }
   }
   return out;
 }
@@ -28,7 +56,7 @@ export function captureDeviceStates(hostSock: NetlinkSocket, hostLinks: LinkInfo
  */
 function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
   const defaults = readDeviceSysctls('default');
-  const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value);
+  const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name));
   return {
     routes: listDeviceRoutes(hostSock, link.index),
     neighbours: listPermanentNeighbours(hostSock, link.index),
@@ -44,7 +72,7 @@ function reason(err: unknown): string {
   return (err as Error).message;
 }
 
-const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.code === 'EEXIST';
+const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.errnoName === 'EEXIST';
 
 /**
  * Puts back the sysctls whose value differs from what the device has now, under its name `device`

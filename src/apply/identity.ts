@@ -78,7 +78,7 @@ export function findInContainer(sides: Sides, rec: DeviceRecord): LinkInfo | nul
  * else (distinctive identities only) anywhere on the host.
  */
 export function findOnHost(sides: Sides, rec: DeviceRecord): LinkInfo | null {
-  const index = rec.adopted ? undefined : rec.original?.index;
+  const index = rec.kind === 'host' && !rec.adopted ? rec.original.index : undefined;
   if (index !== undefined) {
     const at = getLink(sides.host.sock, { index });
     if (at && isTheDevice(sides, rec, at, 'host')) return at;

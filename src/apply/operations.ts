@@ -9,10 +9,10 @@ import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
-import { NetlinkError, PlanError } from '../errors';
+import { DeviceLostError, NetlinkError, PlanError } from '../errors';
 import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
-import type { DeviceRecord, Operation, Plan } from '../state/records';
+import type { DeviceRecord, HostRecord, Operation, Plan } from '../state/records';
 import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
 
 export type { Side } from './identity';
@@ -36,7 +36,15 @@ export interface ApplyContext extends Sides {
   vethGroupChecked?: boolean;
 }
 
-type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
+export type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
+
+/** An operation for one kind of device; a step that names a device of another kind is a broken journal. */
+function forKind<K extends DeviceRecord['kind']>(kind: K, op: (ctx: ApplyContext, rec: Extract<DeviceRecord, { kind: K }>) => void): Op {
+  return (ctx, rec) => {
+    if (rec.kind !== kind) throw new PlanError(`device ${rec.key}: a step for a ${kind} device on a ${rec.kind} device`, { device: rec.key });
+    op(ctx, rec as Extract<DeviceRecord, { kind: K }>);
+  };
+}
 
 const ctxOf = (rec: DeviceRecord, op: string) => ({ op, device: rec.key });
 
@@ -71,17 +79,17 @@ function withChosenIndex(ctx: ApplyContext, act: () => void, repick: () => void)
     try {
       return act();
     } catch (err) {
-      if (!(err instanceof NetlinkError && err.code === 'EBUSY') || attempt === 3) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EBUSY') || attempt === 3) throw err;
       repick();
       ctx.persist();
     }
   }
 }
 
-const moveIn: Op = (ctx, rec) => {
+const moveIn = forKind('host', (ctx, rec) => {
   if (rec.adopted) return;
   const ct = container(ctx, rec);
-  const orig = rec.original!;
+  const orig = rec.original;
   const link = getLink(ctx.host.sock, { index: orig.index });
   if (!link || link.name !== orig.name || !isTheDevice(ctx, rec, link, 'host')) {
     throw new PlanError(`device ${rec.key}: changed on the host while being planned`, { device: rec.key, op: 'move into container' });
@@ -96,7 +104,7 @@ const moveIn: Op = (ctx, rec) => {
   if (!moved) throw new PlanError(`device ${rec.key}: not in the container after the move`, { device: rec.key, op: 'move into container' });
   ctx.seen.set(rec.key, moved);
   rec.containerName = moved.name;
-};
+});
 
 /** An address with finite lifetimes aged by `elapsed` seconds; null once it has expired. Infinite stays infinite. */
 function aged(a: AddressInfo, elapsed: number): AddressInfo | null {
@@ -119,8 +127,8 @@ function hostNames(ctx: ApplyContext): Set<string> {
 }
 
 /** A free name on the host for the device coming back: its own, else a loud fallback. */
-function hostNameFor(ctx: ApplyContext, rec: DeviceRecord, current: LinkInfo | undefined): string {
-  const wanted = rec.original!.name;
+function hostNameFor(ctx: ApplyContext, rec: HostRecord, current: LinkInfo | undefined): string {
+  const wanted = rec.original.name;
   const holder = getLink(ctx.host.sock, { name: wanted });
   if (!holder || holder.index === current?.index) return wanted;
   const taken = hostNames(ctx);
@@ -152,9 +160,9 @@ function setWhileDown(sock: NetlinkSocket, link: LinkInfo, changes: LinkChanges,
  * container's additions), and so are its own when the host uses them now (the move would fail
  * with EEXIST); those are recorded and reported, and put back later if they come free.
  */
-function dropAltNames(ctx: ApplyContext, ct: Side, rec: DeviceRecord, inside: LinkInfo): void {
+function dropAltNames(ctx: ApplyContext, ct: Side, rec: HostRecord, inside: LinkInfo): void {
   if (!inside.altNames.length) return;
-  const orig = rec.original!;
+  const orig = rec.original;
   const taken = hostNames(ctx);
   for (const alt of inside.altNames) {
     const own = orig.altNames.includes(alt);
@@ -168,8 +176,8 @@ function dropAltNames(ctx: ApplyContext, ct: Side, rec: DeviceRecord, inside: Li
 }
 
 /** The device's own alternative names, back where the host has them free. */
-function restoreAltNames(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo): void {
-  const missing = rec.original!.altNames.filter((a) => !home.altNames.includes(a));
+function restoreAltNames(ctx: ApplyContext, rec: HostRecord, home: LinkInfo): void {
+  const missing = rec.original.altNames.filter((a) => !home.altNames.includes(a));
   if (!missing.length) return;
   const taken = hostNames(ctx);
   for (const alt of missing) {
@@ -190,11 +198,8 @@ function refuseImpostor(ctx: ApplyContext, ct: Side, rec: DeviceRecord): void {
   }
 }
 
-/** Thrown when a device is provably gone; the engine keeps its record and says so. */
-export class DeviceLostError extends PlanError {}
-
-const moveOut: Op = (ctx, rec) => {
-  const orig = rec.original!;
+const moveOut = forKind('host', (ctx, rec) => {
+  const orig = rec.original;
   if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   const ct = ctx.container;
   const inside = ct ? findInContainer(ctx, rec) : null;
@@ -226,11 +231,11 @@ const moveOut: Op = (ctx, rec) => {
     throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   }
   convergeOnHost(ctx, rec, home, inside !== null);
-};
+});
 
 /** Name, MTU, MAC, alias, group, altnames, state and addresses as recorded, on the device at home. */
-function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, justMoved: boolean): void {
-  const orig = rec.original!;
+function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, justMoved: boolean): void {
+  const orig = rec.original;
   const name = home.name === orig.name ? orig.name : hostNameFor(ctx, rec, home);
   const fix = {
     ...(home.name !== name ? { name } : {}),
@@ -252,7 +257,7 @@ function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, ju
   if (!orig.up && !wasDown) setLink(ctx.host.sock, home.index, { up: false }, ctxOf(rec, 'restore state'));
   // A device that just changed namespace has no addresses left: the kernel flushes them.
   const present = new Set(justMoved ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
-  const labelFrom = rec.adopted ? rec.containerName! : orig.name;
+  const labelFrom = (rec.adopted ? rec.containerName : undefined) ?? orig.name;
   const elapsed = ctx.observedAt === undefined ? 0 : Math.max(0, Math.floor((Date.now() - ctx.observedAt) / 1000));
   for (const a of orig.addresses.filter(isRestorable)) {
     if (present.has(`${a.address}/${a.prefixlen}`)) continue;
@@ -262,7 +267,7 @@ function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, ju
       addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
     } catch (err) {
       // The kernel may have made it again by itself (an IPv6 address of the device's own).
-      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
     }
   }
   if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
@@ -271,13 +276,13 @@ function convergeOnHost(ctx: ApplyContext, rec: DeviceRecord, home: LinkInfo, ju
 const copyAddresses: Op = (ctx, rec) => {
   const { sock } = container(ctx, rec);
   const link = inContainer(ctx, rec);
-  const from = rec.original?.name ?? rec.key;
+  const from = rec.kind === 'host' ? rec.original.name : rec.key;
   for (const a of rec.containerAddresses) {
     try {
       addAddress(sock, link.index, { ...a, label: translateLabel(a.label, from, link.name) }, ctxOf(rec, 'add address'));
     } catch (err) {
       // Already there (a retried step) is what we wanted.
-      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
     }
   }
 };
@@ -306,7 +311,7 @@ const addRoutes: Op = (ctx, rec) => {
       addRoute(sock, { ...r, oif: link.index }, link.index, link.index, ctxOf(rec, 'add route'));
     } catch (err) {
       // Already there (a retried step) is what we wanted.
-      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+      if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
     }
   }
 };
@@ -315,7 +320,7 @@ const addRoutes: Op = (ctx, rec) => {
  * The pair in one request, the host end with its MAC and in its bridge; then the host end's
  * addresses. All of it goes when the host end is deleted, so deleteCreated undoes it.
  */
-const createVethOp: Op = (ctx, rec) => {
+const createVethOp = forKind('veth', (ctx, rec) => {
   const ct = container(ctx, rec);
   const bridge = rec.hostBridge;
   if (bridge) {
@@ -325,45 +330,47 @@ const createVethOp: Op = (ctx, rec) => {
     }
   }
   withChosenIndex(ctx,
-    () => createVeth(ctx.host.sock, { name: rec.key, index: rec.hostIndex!, master: bridge?.index, mac: rec.hostMac }, {
-      name: rec.tempName!, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+    () => createVeth(ctx.host.sock, { name: rec.key, index: rec.hostIndex, master: bridge?.index, mac: rec.hostMac }, {
+      name: rec.tempName, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
     }, ctxOf(rec, 'create veth')),
     () => {
       rec.hostIndex = freeIndex(ctx.host.sock);
       rec.identity.hostPeerIndex = rec.hostIndex;
       rec.containerIndex = freeIndex(ct.sock);
     });
-  for (const a of rec.hostAddresses ?? []) addAddress(ctx.host.sock, rec.hostIndex!, a, ctxOf(rec, 'add host end address'));
-};
+  for (const a of rec.hostAddresses ?? []) addAddress(ctx.host.sock, rec.hostIndex, a, ctxOf(rec, 'add host end address'));
+});
 
-const createMacvlanOp: Op = (ctx, rec) => {
+const createMacvlanOp = forKind('macvlan', (ctx, rec) => {
   const ct = container(ctx, rec);
-  const master = getLink(ctx.host.sock, { index: rec.identity.hostLowerIndex! });
+  const master = getLink(ctx.host.sock, { index: rec.identity.hostLowerIndex });
   if (!master || master.name !== rec.master) {
     throw new PlanError(`device ${rec.key}: macvlan master ${rec.master} changed on the host while being planned`, { device: rec.key });
   }
-  const mode = rec.mode ?? 'bridge';
+  const mode = rec.mode;
   try {
     withChosenIndex(ctx,
       () => createMacvlan(ctx.host.sock, master.index, mode, {
-        name: rec.tempName!, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
+        name: rec.tempName, index: rec.containerIndex, netnsFd: ct.ns.fd, group: ctx.plan.group, mtu: rec.mtu, mac: rec.mac,
       }, ctxOf(rec, 'create macvlan')),
       () => { rec.containerIndex = freeIndex(ct.sock); });
   } catch (err) {
     // The kernel says EINVAL without an extended ack when passthru and other modes meet on one master.
-    if (!(err instanceof NetlinkError && err.code === 'EINVAL' && !err.extack)) throw err;
+    if (!(err instanceof NetlinkError && err.errnoName === 'EINVAL' && !err.extack)) throw err;
     const hint = mode === 'passthru'
       ? `mode passthru needs a master that carries no other macvlan, and ${rec.master} may carry one (here or in another namespace)`
       : `master ${rec.master} may carry a passthru macvlan, which allows no other`;
-    throw new NetlinkError(err.errno, err.code, 'Invalid argument', { ...ctxOf(rec, 'create macvlan'), extack: hint });
+    throw new NetlinkError(err.errno, err.errnoName, 'Invalid argument', { ...ctxOf(rec, 'create macvlan'), extack: hint });
   }
-};
+});
 
 const renameInContainer: Op = (ctx, rec) => {
   const { sock } = container(ctx, rec);
   const link = inContainer(ctx, rec);
   setLink(sock, link.index, { name: rec.targetName }, ctxOf(rec, 'rename'));
-  rec.containerName = isTemplate(rec.targetName) ? getLink(sock, { index: link.index })!.name : rec.targetName;
+  const renamed = isTemplate(rec.targetName) ? getLink(sock, { index: link.index }) : link;
+  if (!renamed) throw new PlanError(`device ${rec.key}: gone from the container after the rename`, { device: rec.key, op: 'rename' });
+  rec.containerName = isTemplate(rec.targetName) ? renamed.name : rec.targetName;
   ctx.seen.set(rec.key, { ...link, name: rec.containerName });
 };
 
@@ -386,7 +393,7 @@ function deleteVethsByGroup(ctx: ApplyContext): void {
 const deleteCreated: Op = (ctx, rec) => {
   if (rec.kind === 'veth') {
     deleteVethsByGroup(ctx);
-    const hostEnd = getLink(ctx.host.sock, { index: rec.hostIndex! });
+    const hostEnd = getLink(ctx.host.sock, { index: rec.hostIndex });
     if (hostEnd && hostEnd.kind === 'veth' && hostEnd.group === ctx.plan.group) {
       deleteLink(ctx.host.sock, hostEnd.index, ctxOf(rec, 'delete veth'));
     }

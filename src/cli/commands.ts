@@ -14,6 +14,8 @@ import { generateCdi } from '../cdi/generate';
 import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
 import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
+import { UsageError } from '../errors';
+import { cniSettings, cniTool, DEFAULT_CACHE_DIR, DEFAULT_CNI_IFNAME, DEFAULT_CNI_PATH, DEFAULT_NETCONF_PATH } from '../engine/networks';
 
 export interface OptionSpec {
   /** Long form, e.g. "--state-dir". */
@@ -48,6 +50,25 @@ export const OPTIONS = {
     flag: '--cdi-version', value: 'V',
     help: `${CDI_VERSIONS.join(', ')} (default ${DEFAULT_CDI_VERSION}, the newest podman 4.3 reads); 1.1.0 also adds netDevices edits, for engines that move devices themselves`,
   },
+  cniConfDir: {
+    flag: '--cni-conf-dir', value: 'DIR',
+    help: `where CNI networks (type cni entries) are found: .conflist, .conf and .json files (env NETCONFPATH, default ${DEFAULT_NETCONF_PATH})`,
+  },
+  cniPath: {
+    flag: '--cni-path', value: 'DIRS',
+    help: `colon-separated directories holding the CNI plugins (env CNI_PATH, default ${DEFAULT_CNI_PATH.join(':')})`,
+  },
+  cniCacheDir: {
+    flag: '--cni-cache-dir', value: 'DIR',
+    help: `libcni's cache of results, under DIR/results (env OCI_NETDEV_CNI_CACHE_DIR, default ${DEFAULT_CACHE_DIR})`,
+  },
+  ifname: { flag: '--ifname', value: 'NAME', help: `the interface in the namespace, CNI_IFNAME (env CNI_IFNAME, default ${DEFAULT_CNI_IFNAME})` },
+  cniArgs: { flag: '--args', value: 'ARGS', help: 'CNI_ARGS given to every plugin, K=V;K2=V2 (env CNI_ARGS)' },
+  runtimeConfig: {
+    flag: '--runtime-config', value: 'JSON',
+    help: 'capability args: a JSON object whose keys go to the plugins that declare the capability, e.g. {"portMappings":[...]} (env CAP_ARGS)',
+  },
+  containerId: { flag: '--container-id', value: 'ID', help: 'CNI_CONTAINERID (default: cni- and a hash of NETNS, as cnitool)' },
   live: {
     flag: '--live',
     help: 'also check against this host, as createRuntime would in this network namespace: the devices exist, the always-refused rules, the target names are free in the namespace config.json names (if it exists), each MTU is within the device\'s range, other containers\' claims (read from the state directory); nothing is changed',
@@ -70,6 +91,10 @@ export interface Invocation {
   /** --out FILE. */
   outFile?: string;
   cdiVersion?: string;
+  /** --cni-conf-dir, --cni-path, --cni-cache-dir or their environment variables, where given. */
+  cni: { confDir?: string; path?: string; cacheDir?: string };
+  /** The `cni` command's --ifname, --args, --runtime-config, --container-id (or their environment). */
+  cniRun: { ifname?: string; args?: string; runtimeConfig?: string; containerId?: string };
   /** The command line as given: a hook finds its sibling hooks in config.json by it. */
   argv: string[];
   /** The oci-netdev executable (bin/oci-netdev, absolute): hook entries name it. */
@@ -94,11 +119,11 @@ export interface Command {
   run: (inv: Invocation) => number;
 }
 
-const HOOK_OPTIONS: OptionName[] = ['stateDir', 'policy', 'logFile'];
+const HOOK_OPTIONS: OptionName[] = ['stateDir', 'policy', 'logFile', 'cniConfDir', 'cniPath', 'cniCacheDir'];
 /** The hooks a CDI spec writes also carry --device entries. */
 const DEVICE_HOOK_OPTIONS: OptionName[] = [...HOOK_OPTIONS, 'device'];
 
-const PASSED_ON = 'Options given (--state-dir, --policy, --log-file) go into the hook entries; each entry also ' +
+const PASSED_ON = 'Options given (--state-dir, --policy, --log-file, and the --cni ones) go into the hook entries; each entry also ' +
   'has an env whose PATH starts with the folder of the node running this command (runtimes start hooks ' +
   'with no environment), and a timeout from OCI_NETDEV_TIMEOUT.';
 
@@ -147,7 +172,7 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir'],
+    name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir', 'cniConfDir', 'cniPath'],
     summary: 'check a config.json (or BUNDLE/config.json) and the policy; --live: against this host too',
     description: 'Checks the netDevices and the annotation of a config.json, or of BUNDLE/config.json when given a ' +
       'directory, and that the policy allows them. Touches nothing.',
@@ -155,7 +180,8 @@ export const COMMANDS: Command[] = [
       const given = inv.args[0];
       const file = isDirectory(given) ? path.join(given, 'config.json') : given;
       const req = validateConfig(file, engineOptions(inv), inv.live);
-      inv.out(`${file}: ok, ${req.devices.length} device(s)${inv.live ? ', attachable on this host now' : ''}\n`);
+      const networks = req.networks.length ? `, ${req.networks.length} CNI network(s)` : '';
+      inv.out(`${file}: ok, ${req.devices.length} device(s)${networks}${inv.live ? ', attachable on this host now' : ''}\n`);
       return 0;
     },
   },
@@ -209,6 +235,30 @@ export const COMMANDS: Command[] = [
     },
   },
   {
+    name: 'cni', operands: 'add|check|del NETWORK NETNS | status|gc NETWORK', arity: [2, 3],
+    options: ['ifname', 'cniArgs', 'runtimeConfig', 'containerId', 'cniConfDir', 'cniPath', 'cniCacheDir'],
+    summary: 'run a CNI network\'s plugins on a network namespace, as cnitool does',
+    description: 'Runs the plugin chain of the CNI network NETWORK (found in NETCONFPATH) on the network namespace NETNS, as ' +
+      'cnitool and libcni do: add prints the result JSON and caches it (DIR/results of --cni-cache-dir), check and del ' +
+      'use the cached result, del runs the chain in reverse. status and gc run the plugins\' STATUS and GC (CNI 1.1.0 ' +
+      'plugins only; gc keeps the attachments the cache holds).',
+    run: (inv) => {
+      const [op, network, netns] = inv.args;
+      if (!['add', 'check', 'del', 'status', 'gc'].includes(op)) throw new UsageError(`unknown cni command ${op} (add, check, del, status, gc)`, 'cni');
+      const needsNetns = op === 'add' || op === 'check' || op === 'del';
+      if (needsNetns !== (netns !== undefined)) throw new UsageError(`cni ${op} takes ${needsNetns ? 'NETWORK NETNS' : 'NETWORK'}`, 'cni');
+      const result = cniTool(op as Parameters<typeof cniTool>[0], {
+        network, ...(netns !== undefined ? { netns } : {}),
+        ...(inv.cniRun.containerId !== undefined ? { containerId: inv.cniRun.containerId } : {}),
+        ifname: inv.cniRun.ifname ?? DEFAULT_CNI_IFNAME,
+        ...(inv.cniRun.args !== undefined ? { args: inv.cniRun.args } : {}),
+        runtimeConfig: runtimeConfigArg(inv.cniRun.runtimeConfig),
+      }, cniSettings(inv.cni));
+      if (result) inv.out(JSON.stringify(result, null, 2) + '\n');
+      return 0;
+    },
+  },
+  {
     name: 'help', operands: '[COMMAND]', arity: [0, 1], options: [],
     summary: 'show this help, or the help of COMMAND',
     description: 'Shows the help of oci-netdev, or of COMMAND.',
@@ -229,12 +279,6 @@ export const COMMANDS: Command[] = [
   },
 ];
 
-export class UsageError extends Error {
-  /** The command whose help the hint points to, if one was named. */
-  constructor(message: string, readonly command?: string) {
-    super(message);
-  }
-}
 
 export function findCommand(name: string): Command {
   const command = COMMANDS.find((c) => c.name === name);
@@ -256,6 +300,9 @@ export const ENVIRONMENT: [string, string][] = [
   ['OCI_NETDEV_POLICY', 'policy file, as --policy'],
   ['OCI_NETDEV_LOG_FILE', 'log file, as --log-file'],
   ['OCI_NETDEV_TIMEOUT', `seconds one hook run may take before it is killed (default ${DEFAULT_HOOK_TIMEOUT_S}); oci-netdev gc restores what it left. inject and hooks-d write it into the hook entries`],
+  ['NETCONFPATH', 'CNI network files, as --cni-conf-dir'],
+  ['CNI_PATH', 'CNI plugin directories, as --cni-path'],
+  ['OCI_NETDEV_CNI_CACHE_DIR', 'libcni\'s result cache, as --cni-cache-dir'],
   ['OCI_NETDEV_TRACE=1', 'print one line per netlink request on stderr'],
 ];
 
@@ -313,7 +360,21 @@ function engineOptions(inv: Invocation): EngineOptions {
     warn: (m) => inv.log.warn(m),
     info: (m, containerId) => inv.log.info(m, containerId),
     ...(inv.devices.length ? { hookSelf: { path: inv.self, args: inv.argv } } : {}),
+    cni: cniSettings(inv.cni),
   };
+}
+
+/** --runtime-config: a JSON object. */
+function runtimeConfigArg(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--runtime-config: not JSON: ${(err as Error).message}`, 'cni');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('--runtime-config: must be a JSON object', 'cni');
+  return v as Record<string, unknown>;
 }
 
 function hookOptions(inv: Invocation): HookOptions {
@@ -323,6 +384,9 @@ function hookOptions(inv: Invocation): HookOptions {
       ...(inv.stateDirGiven ? ['--state-dir', inv.stateDir] : []),
       ...(inv.policyFile !== undefined ? ['--policy', inv.policyFile] : []),
       ...(inv.logFile !== undefined ? ['--log-file', inv.logFile] : []),
+      ...(inv.cni.confDir !== undefined ? ['--cni-conf-dir', inv.cni.confDir] : []),
+      ...(inv.cni.path !== undefined ? ['--cni-path', inv.cni.path] : []),
+      ...(inv.cni.cacheDir !== undefined ? ['--cni-cache-dir', inv.cni.cacheDir] : []),
     ],
     timeoutSeconds: hookTimeoutSeconds(),
     timeoutGiven: Boolean(process.env.OCI_NETDEV_TIMEOUT),
@@ -380,6 +444,11 @@ function printStatus(inv: Invocation): void {
     ])];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) inv.out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+    for (const n of e.networks) {
+      const ports = n.portMappings.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol ?? 'tcp'}`);
+      inv.out(`  network ${n.network} as ${n.ifname} (${n.state}): ${n.addresses.join(' ') || 'no address'}` +
+        `${ports.length ? `; ports ${ports.join(' ')}` : ''}\n`);
+    }
   }
 }
 

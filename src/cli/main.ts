@@ -4,16 +4,19 @@
 import { DEFAULT_STATE_DIR } from '../engine/lifecycle';
 import { Logger } from '../log/logger';
 import type { Invocation, OptionSpec } from './commands';
-import { Command, OPTIONS, OptionName, UsageError, commandHelp, findCommand, mainHelp } from './commands';
+import { Command, OPTIONS, OptionName, commandHelp, findCommand, mainHelp } from './commands';
 import { hookTimeoutSeconds, startWatchdog } from '../engine/watchdog';
 import { readFileSync } from 'node:fs';
-import { runPlugin } from '../cni/plugin';
+import type * as CniPlugin from '../cni/plugin';
+import { UsageError } from '../errors';
 
 /** What the command line asks for, a command's Invocation but its outputs; `command` undefined: the main help. */
 export type Parsed = Omit<Invocation, 'log' | 'out' | 'self'> & { command?: Command; help: boolean };
 
 /** What a value placeholder stands for, in "needs a ..." errors. */
-const VALUE_NAMES: Record<string, string> = { DIR: 'directory', FILE: 'file', SPEC: 'device SPEC', V: 'version' };
+const VALUE_NAMES: Record<string, string> = {
+  DIR: 'directory', FILE: 'file', SPEC: 'device SPEC', V: 'version', DIRS: 'directory list', NAME: 'name', ARGS: 'K=V list', JSON: 'JSON object', ID: 'id',
+};
 
 const BY_FLAG = new Map(Object.entries(OPTIONS).map(([name, o]) => [o.flag, name as OptionName]));
 
@@ -56,7 +59,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (name === undefined && version) return parseArgs(['version'], env);
   const command = name === undefined ? undefined : findCommand(name);
   const parsed: Parsed = {
-    ...(command ? { command } : {}), help, args, stateDir: DEFAULT_STATE_DIR, stateDirGiven: false, json: false, live: false, devices,
+    ...(command ? { command } : {}), help, args, stateDir: DEFAULT_STATE_DIR, stateDirGiven: false, json: false, live: false, devices, cni: {}, cniRun: {},
     argv: argv[0] === 'oci-netdev' ? argv.slice(1) : argv,
   };
   if (help) return parsed;
@@ -84,7 +87,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const stateDir = fromEnv('stateDir', 'OCI_NETDEV_STATE_DIR');
   const policyFile = fromEnv('policy', 'OCI_NETDEV_POLICY');
   const logFile = fromEnv('logFile', 'OCI_NETDEV_LOG_FILE');
-  for (const [what, value] of [['state dir', stateDir], ['policy file', policyFile], ['log file', logFile]] as const) {
+  const cniConfDir = fromEnv('cniConfDir', 'NETCONFPATH');
+  const cniCacheDir = fromEnv('cniCacheDir', 'OCI_NETDEV_CNI_CACHE_DIR');
+  const paths = [['state dir', stateDir], ['policy file', policyFile], ['log file', logFile], ['CNI conf dir', cniConfDir], ['CNI cache dir', cniCacheDir]] as const;
+  for (const [what, value] of paths) {
     if (value !== undefined && !value.startsWith('/')) throw new UsageError(`${what} must be an absolute path (got ${value})`, command.name);
   }
   return {
@@ -96,7 +102,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     live: given.has('live'),
     ...(typeof given.get('out') === 'string' ? { outFile: given.get('out') as string } : {}),
     ...(typeof given.get('cdiVersion') === 'string' ? { cdiVersion: given.get('cdiVersion') as string } : {}),
+    cni: defined({ confDir: cniConfDir, path: fromEnv('cniPath', 'CNI_PATH'), cacheDir: cniCacheDir }),
+    cniRun: defined({
+      ifname: fromEnv('ifname', 'CNI_IFNAME'), args: fromEnv('cniArgs', 'CNI_ARGS'), runtimeConfig: fromEnv('runtimeConfig', 'CAP_ARGS'),
+      containerId: fromEnv('containerId', 'CNI_CONTAINERID'),
+    }),
   };
+}
+
+/** `o` without its undefined fields. */
+function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 function run(p: Parsed, self: string, log: Logger): number {
@@ -114,6 +130,10 @@ function run(p: Parsed, self: string, log: Logger): number {
 export function main(argv: string[], self: string): void {
   // A CNI runtime runs every plugin with CNI_COMMAND set and the network config on stdin.
   if (process.env.CNI_COMMAND !== undefined) {
+    // Required here, not above: the CNI front door brings node:crypto and node:child_process,
+    // which cost every hook run 10-50 ms to load and which a hook does not use.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runPlugin } = require('../cni/plugin') as typeof CniPlugin;
     process.exitCode = runPlugin({
       env: process.env, stdin: readFileSync(0, 'utf8'), stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t),
     });

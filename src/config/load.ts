@@ -13,7 +13,8 @@ import { deviceError } from './schema';
 import { validate } from '../schema/validate';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
-import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
+import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, NetworkSpec, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
+import { DEFAULT_CNI_IFNAME } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -30,7 +31,7 @@ const WHERE: Record<DeviceSource, string> = {
 /** One entry as the schema admits it. */
 interface Entry {
   name?: string;
-  type?: DeviceKind;
+  type?: DeviceKind | 'cni';
   mtu?: number;
   mac?: string;
   master?: string;
@@ -45,6 +46,20 @@ interface Entry {
   pciBusID?: string;
   kernelpath?: string;
   dad?: boolean;
+  args?: Record<string, string>;
+  runtimeConfig?: Record<string, unknown>;
+  portMappings?: object[];
+}
+
+/** The fields a cni entry may have; the others describe devices. */
+const CNI_FIELDS = new Set(['name', 'type', 'args', 'runtimeConfig', 'portMappings']);
+/** libcni's rule for network names (they name cache files). */
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** The devices and the CNI networks of a netDevices object. */
+export interface NetEntries {
+  devices: DeviceSpec[];
+  networks: NetworkSpec[];
 }
 
 /** The parts of config.json we read, as spec/config.schema.json admits them. */
@@ -78,7 +93,7 @@ function requestOf(config: Config, stateAnnotations?: Record<string, string>, ho
   return {
     ...(ns?.path ? { netnsPath: ns.path } : {}),
     hasNetworkNamespace: ns !== undefined,
-    devices: configDevices(config, stateAnnotations, hookTexts),
+    ...configDevices(config, stateAnnotations, hookTexts),
   };
 }
 
@@ -87,10 +102,35 @@ function requestOf(config: Config, stateAnnotations?: Record<string, string>, ho
  * order as written (JavaScript puts integer-like keys such as "10" first).
  */
 export function parseNetDevices(obj: unknown, source: DeviceSource): DeviceSpec[] {
+  return parseNetEntries(obj, source).devices;
+}
+
+/** parseNetDevices, with the cni entries as networks. */
+export function parseNetEntries(obj: unknown, source: DeviceSource): NetEntries {
   validate('netDevices', obj, WHERE[source], true);
-  const devices = Object.entries(obj as Record<string, Entry>).map(([key, entry]) => toSpec(key, entry, source));
-  checkTogether(devices, WHERE[source]);
-  return devices;
+  const entries = Object.entries(obj as Record<string, Entry>);
+  const devices = entries.filter(([, e]) => e.type !== 'cni').map(([key, entry]) => toSpec(key, entry, source));
+  const networks = entries.filter(([, e]) => e.type === 'cni').map(([key, entry]) => toNetwork(key, entry, source));
+  checkTogether(devices, networks, WHERE[source]);
+  return { devices, networks };
+}
+
+/** Meaning checks on one cni entry the schema has accepted. */
+function toNetwork(key: string, entry: Entry, source: DeviceSource): NetworkSpec {
+  if (!NETWORK_NAME.test(key) || Buffer.byteLength(key) > 255) {
+    throw deviceError(key, 'key', 'must be a CNI network name: letters, digits, _ . and -, starting with a letter or digit');
+  }
+  const extra = Object.keys(entry).find((f) => !CNI_FIELDS.has(f));
+  if (extra !== undefined) throw deviceError(key, extra, 'is not allowed for type cni');
+  const ifname = entry.name ?? DEFAULT_CNI_IFNAME;
+  const problem = checkDevName(ifname, { template: false });
+  if (problem) throw deviceError(key, 'name', `${problem} (got ${preview(ifname)})`);
+  const runtimeConfig: Record<string, unknown> = { ...entry.runtimeConfig };
+  if (entry.portMappings !== undefined) {
+    if (runtimeConfig.portMappings !== undefined) throw deviceError(key, 'portMappings', 'given both here and in runtimeConfig');
+    runtimeConfig.portMappings = entry.portMappings.map((m) => ({ protocol: 'tcp', ...m }));
+  }
+  return { network: key, ifname, args: Object.entries(entry.args ?? {}), runtimeConfig, source };
 }
 
 function readConfig(file: string): Config {
@@ -142,20 +182,20 @@ function sameFile(a: string, b: string): boolean {
  * the same name: a runtime that knows CDI netDevices edits moves the device itself, and the hook
  * adopts it with the extension fields of its --device.
  */
-function configDevices(config: Config, stateAnnotations?: Record<string, string>, hookTexts: string[] = []): DeviceSpec[] {
-  let fromConfig = parseNetDevices(config.linux?.netDevices ?? {}, 'config');
+function configDevices(config: Config, stateAnnotations?: Record<string, string>, hookTexts: string[] = []): NetEntries {
+  let fromConfig = parseNetEntries(config.linux?.netDevices ?? {}, 'config');
   const hookArgs = deviceArgs(hookTexts);
   if (hookArgs.length) {
     const merged = { ...(config.linux?.netDevices as Record<string, object> | undefined) };
     for (const { key, entry } of hookArgs) {
-      const standard = fromConfig.find((d) => d.key === key);
+      const standard = fromConfig.devices.find((d) => d.key === key);
       const plainMove = standard && Object.keys(merged[key]).every((f) => f === 'name') && standard.name === (entry.name ?? key);
-      if (standard && !plainMove) {
+      if ((standard && !plainMove) || fromConfig.networks.some((n) => n.network === key)) {
         throw deviceError(key, 'key', `given in both ${WHERE.config} and a hook's --device argument, and not as the same plain move`);
       }
       merged[key] = entry;
     }
-    fromConfig = parseNetDevices(merged, 'config');
+    fromConfig = parseNetEntries(merged, 'config');
   }
   const text = stateAnnotations?.[ANNOTATION] ?? config.annotations?.[ANNOTATION];
   if (text === undefined) return fromConfig;
@@ -165,19 +205,20 @@ function configDevices(config: Config, stateAnnotations?: Record<string, string>
     const limit = sizeText(MAX_ANNOTATION_BYTES);
     throw new ConfigError(`${WHERE.annotation}: larger than ${limit} (${size} bytes)`, { field: ANNOTATION });
   }
-  const fromAnnotation = parseNetDevices(parseJson(text, WHERE.annotation), 'annotation');
-  const keys = new Set(fromConfig.map((d) => d.key));
-  for (const d of fromAnnotation) {
-    if (keys.has(d.key)) throw deviceError(d.key, 'key', `given in both ${WHERE.config} and ${WHERE.annotation}`);
+  const fromAnnotation = parseNetEntries(parseJson(text, WHERE.annotation), 'annotation');
+  const keys = new Set([...fromConfig.devices.map((d) => d.key), ...fromConfig.networks.map((n) => n.network)]);
+  for (const key of [...fromAnnotation.devices.map((d) => d.key), ...fromAnnotation.networks.map((n) => n.network)]) {
+    if (keys.has(key)) throw deviceError(key, 'key', `given in both ${WHERE.config} and ${WHERE.annotation}`);
   }
-  const devices = [...fromConfig, ...fromAnnotation];
-  checkTogether(devices, `${WHERE.config} and ${WHERE.annotation} together`);
-  return devices;
+  const devices = [...fromConfig.devices, ...fromAnnotation.devices];
+  const networks = [...fromConfig.networks, ...fromAnnotation.networks];
+  checkTogether(devices, networks, `${WHERE.config} and ${WHERE.annotation} together`);
+  return { devices, networks };
 }
 
 /** Meaning checks on one entry the schema has accepted. */
 function toSpec(key: string, entry: Entry, source: DeviceSource): DeviceSpec {
-  const kind = entry.type ?? 'host';
+  const kind = (entry.type ?? 'host') as DeviceKind; // cni entries are toNetwork's
   const keyProblem = checkDevName(key, { template: false });
   if (keyProblem) throw deviceError(key, 'key', keyProblem);
   const spec: DeviceSpec = { key, kind, name: entry.name ?? key, source };
@@ -244,9 +285,9 @@ function checkCidrs(key: string, field: string, cidrs: string[]): string[] {
 const addressOf = (cidr: string) => ({ address: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]) });
 
 /** Checks across entries: count, unique container names, a macvlan master not moved away. */
-function checkTogether(devices: DeviceSpec[], where: string): void {
-  if (devices.length > MAX_DEVICES) {
-    throw new ConfigError(`${where}: at most ${MAX_DEVICES} devices (got ${devices.length})`);
+function checkTogether(devices: DeviceSpec[], networks: NetworkSpec[], where: string): void {
+  if (devices.length + networks.length > MAX_DEVICES) {
+    throw new ConfigError(`${where}: at most ${MAX_DEVICES} devices (got ${devices.length + networks.length})`);
   }
   const byName = new Map<string, string>();
   for (const d of devices) {
@@ -256,6 +297,13 @@ function checkTogether(devices: DeviceSpec[], where: string): void {
       throw deviceError(d.key, 'name', `container name ${show(d.name)} is already used by device ${show(other)}`);
     }
     if (!isDevNameTemplate(d.name)) byName.set(d.name, d.key);
+  }
+  for (const n of networks) {
+    const other = byName.get(n.ifname);
+    if (other !== undefined) {
+      throw deviceError(n.network, 'name', `container name ${show(n.ifname)} is already used by device ${show(other)}`);
+    }
+    byName.set(n.ifname, n.network);
   }
   // A selector's device is known only on the host: the engine checks it there (src/plan/select.ts).
   const moved = new Set(devices.filter((d) => d.kind === 'host' && !d.select).map((d) => d.key));

@@ -14,12 +14,12 @@
 // kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
 // (src/plan/refusals.ts) and apply whatever the policy says.
 
-import { ConfigError, preview, show } from '../errors';
+import { ConfigError, PolicyError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../state/files';
 import { validate } from '../schema/validate';
-import type { DeviceSource, DeviceSpec, MacvlanMode } from './types';
+import type { DeviceSource, DeviceSpec, MacvlanMode, NetworkSpec } from './types';
 import { hostDeviceName } from './types';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
@@ -160,7 +160,7 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 // ---------------------------------------------------------------------------------------------
 // The policy document.
 
-type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges';
+type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges' | 'allowNetworks';
 
 /** Every macvlan mode, the names allowModes globs match against. */
 const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
@@ -171,9 +171,11 @@ interface PolicySection {
   allowModes: Glob[];
   /** Host bridges that the host end of a veth may join (hostBridge). */
   allowBridges: Glob[];
+  /** CNI networks (type cni entries) by name. */
+  allowNetworks: Glob[];
   maxDevices: number;
   /** Which fields the file gave; the others hold their defaults. */
-  given: { allowDevices: boolean; allowMasters: boolean; allowModes: boolean; allowBridges: boolean; maxDevices: boolean };
+  given: { allowDevices: boolean; allowMasters: boolean; allowModes: boolean; allowBridges: boolean; allowNetworks: boolean; maxDevices: boolean };
 }
 
 export interface Policy {
@@ -192,6 +194,7 @@ interface SectionDoc {
   allowMasters?: string[];
   allowModes?: string[];
   allowBridges?: string[];
+  allowNetworks?: string[];
   maxDevices?: number;
 }
 
@@ -201,9 +204,9 @@ interface SectionDoc {
  * the whole master over, vepa and private depend on the switch beyond it).
  */
 const DEFAULT_GLOBS: Record<DeviceSource, Record<ListField, string[]>> = {
-  config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'] },
-  annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [] },
-  cni: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'] },
+  config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'], allowNetworks: ['*'] },
+  annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [], allowNetworks: [] },
+  cni: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'], allowNetworks: ['*'] },
 };
 
 function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
@@ -227,12 +230,14 @@ function section(source: DeviceSource, doc: SectionDoc | undefined, where: strin
     allowMasters: globs('allowMasters'),
     allowModes: globs('allowModes'),
     allowBridges: globs('allowBridges'),
+    allowNetworks: globs('allowNetworks'),
     maxDevices: doc?.maxDevices ?? MAX_DEVICES,
     given: {
       allowDevices: doc?.allowDevices !== undefined,
       allowMasters: doc?.allowMasters !== undefined,
       allowModes: doc?.allowModes !== undefined,
       allowBridges: doc?.allowBridges !== undefined,
+      allowNetworks: doc?.allowNetworks !== undefined,
       maxDevices: doc?.maxDevices !== undefined,
     },
   };
@@ -279,19 +284,6 @@ export function loadPolicy(file = DEFAULT_POLICY_FILE, explicit = false): Policy
 // ---------------------------------------------------------------------------------------------
 // Enforcement.
 
-/** A request the policy refuses. Names the device, the source, the rule and the policy file. */
-export class PolicyError extends ConfigError {
-  readonly source: DeviceSource;
-  readonly rule: string;
-  readonly policyFile: string;
-  constructor(message: string, ctx: { device: string; source: DeviceSource; rule: string; policyFile: string }) {
-    super(message, { device: ctx.device, field: ctx.rule, op: 'policy' });
-    this.source = ctx.source;
-    this.rule = ctx.rule;
-    this.policyFile = ctx.policyFile;
-  }
-}
-
 /** "policy FILE", or the default policy and the file that does not exist: how refusals name it. */
 export function policyRef(policy: Policy): string {
   return policy.exists ? `policy ${show(policy.file)}` : `the default policy (${show(policy.file)} does not exist)`;
@@ -301,7 +293,7 @@ function listText(policy: Policy, source: DeviceSource, field: ListField): strin
   const s = policy[source];
   const rule = `${source}.${field}`;
   if (s.given[field]) return `${rule} ${JSON.stringify(s[field].map((g) => g.pattern))}`;
-  const what = field === 'allowModes' ? 'mode' : field === 'allowBridges' ? 'bridge' : 'device';
+  const what = { allowModes: 'mode', allowBridges: 'bridge', allowNetworks: 'network' }[field as string] ?? 'device';
   const defaults = DEFAULT_GLOBS[source][field];
   const allows = defaults.includes('*') ? `every ${what}` : defaults.length ? `only ${defaults.join(', ')}` : `no ${what}`;
   return `${rule}, which allows ${allows} by default`;
@@ -346,5 +338,18 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
         { device: d.key, source, rule, policyFile: policy.file },
       );
     }
+  }
+}
+
+/** The first cni entry whose network the policy of its source does not allow, thrown as a PolicyError. */
+export function checkNetworkPolicy(networks: NetworkSpec[], policy: Policy): void {
+  for (const n of networks) {
+    if (policy[n.source].allowNetworks.some((g) => g.matches(n.network))) continue;
+    const rule = `${n.source}.allowNetworks`;
+    throw new PolicyError(
+      `device ${show(n.network)}: CNI network ${show(n.network)} is refused for ${WHERE[n.source]} by ${policyRef(policy)}: ` +
+        `it matches no pattern of ${listText(policy, n.source, 'allowNetworks')}`,
+      { device: n.network, source: n.source, rule, policyFile: policy.file },
+    );
   }
 }

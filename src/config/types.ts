@@ -48,6 +48,22 @@ export interface DeviceSpec {
   source: DeviceSource;
 }
 
+/** A `type: "cni"` entry: a CNI network whose plugin chain runs for the container. */
+export interface NetworkSpec {
+  /** The entry key: the network's name (a conflist's `name`). */
+  network: string;
+  /** CNI_IFNAME: the interface the chain makes in the container. */
+  ifname: string;
+  /** CNI_ARGS pairs, in the order given. */
+  args: Array<[string, string]>;
+  /** Capability args (runtimeConfig), portMappings included. */
+  runtimeConfig: Record<string, unknown>;
+  source: DeviceSource;
+}
+
+/** The interface name a cni entry gets when it gives none. */
+export const DEFAULT_CNI_IFNAME = 'eth0';
+
 /** One entry of `routes`: dst a CIDR with no host bits, gw of the same family. */
 export interface RouteSpec {
   dst: string;
@@ -88,6 +104,8 @@ export interface ConfigRequest {
   /** False when config.json has no network namespace entry at all. */
   hasNetworkNamespace: boolean;
   devices: DeviceSpec[];
+  /** The cni entries, in the order given, after the devices. */
+  networks: NetworkSpec[];
 }
 
 export interface ContainerRequest extends ConfigRequest {

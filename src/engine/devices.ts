@@ -1,14 +1,14 @@
 // Which host devices a container could be given: what `oci-netdev cdi generate` offers. Read over
 // netlink in the caller's network namespace (the host's, as the hooks see it), not from /sys.
 
-import { PolicyError, checkPolicy } from '../config';
+import { checkPolicy } from '../config';
 import { Netns } from '../netns/netns';
 import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
 import { macvlanMasters, policyOf } from './lifecycle';
 import type { EngineOptions } from './lifecycle';
-import { show } from '../errors';
+import { PolicyError, show } from '../errors';
 
 export interface HostDevice {
   name: string;
@@ -22,28 +22,23 @@ export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile'>
   const journals = new StateDir(opts.stateDir).scanJournals().journals;
   const held = new Map<string, string>();
   for (const j of journals) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
-  const ns = Netns.current();
-  const sock = ns.socket();
-  try {
-    const observed = { ...observeHost({ ns, sock }), containerLinks: [], containerAddresses: [] };
-    const { hostLinks } = observed;
-    const masters = macvlanMasters(journals);
-    return [...hostLinks].sort((a, b) => a.index - b.index).map((link): HostDevice => {
-      const spec = { key: link.name, kind: 'host' as const, name: link.name, source: 'config' as const };
-      const holder = held.get(link.name);
-      if (holder !== undefined) return { name: link.name, refused: `held by container ${holder}` };
-      const refusal = hostDeviceRefusal(link, observed, masters);
-      if (refusal) return { name: link.name, refused: `always-refused: ${refusal.rule} (${refusal.reason})` };
-      try {
-        checkPolicy([spec], policy);
-      } catch (err) {
-        if (!(err instanceof PolicyError)) throw err;
-        return { name: link.name, refused: err.message.slice(`device ${show(link.name)}: `.length) };
-      }
-      return { name: link.name };
-    });
-  } finally {
-    sock.close();
-    ns.close();
-  }
+  using ns = Netns.current();
+  using sock = ns.socket();
+  const observed = { ...observeHost({ ns, sock }), containerLinks: [], containerAddresses: [] };
+  const { hostLinks } = observed;
+  const masters = macvlanMasters(journals);
+  return [...hostLinks].sort((a, b) => a.index - b.index).map((link): HostDevice => {
+    const spec = { key: link.name, kind: 'host' as const, name: link.name, source: 'config' as const };
+    const holder = held.get(link.name);
+    if (holder !== undefined) return { name: link.name, refused: `held by container ${holder}` };
+    const refusal = hostDeviceRefusal(link, observed, masters);
+    if (refusal) return { name: link.name, refused: `always-refused: ${refusal.rule} (${refusal.reason})` };
+    try {
+      checkPolicy([spec], policy);
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      return { name: link.name, refused: err.message.slice(`device ${show(link.name)}: `.length) };
+    }
+    return { name: link.name };
+  });
 }

@@ -3,21 +3,25 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ConfigError, NetdevError, PlanError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
+import { ApplyError, ConfigError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
+import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
 import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
-import { applyPlan, ApplyError, rollback } from '../apply/executor';
-import { DeviceLostError } from '../apply/operations';
+import { applyPlan, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
+import { captureDeviceStatesAhead } from '../apply/device-state';
+import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
+import type { JournalNetwork } from '../state/statedir';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
+import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
 export { DEFAULT_STATE_DIR } from '../state/statedir';
@@ -36,6 +40,8 @@ export interface EngineOptions {
   info: (message: string, containerId?: string) => void;
   /** The hook run as its runtime started it: its --device arguments and its siblings' are devices too (CDI). */
   hookSelf?: HookSelf;
+  /** Where CNI networks and plugins are found (type cni entries); the libcni defaults when unset. */
+  cni?: CniSettings;
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
@@ -122,6 +128,7 @@ export function policyOf(opts: Pick<EngineOptions, 'policyFile'>): Policy {
 function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
   const policy = policyOf(opts);
   checkPolicy(req.devices, policy);
+  checkNetworkPolicy(req.networks, policy);
   if (!req.hasNetworkNamespace) {
     throw new ConfigError('config.json has no network namespace (linux.namespaces type "network"); devices cannot be moved', { field: 'linux.namespaces' });
   }
@@ -158,11 +165,11 @@ export function checkContainerNetns(nsPath: string): void {
  */
 function observeAndPlan(
   requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: Journal[],
-  bad: BadJournal[],
+  bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
-  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.original?.name ?? d.key, j.containerId);
+  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.kind === 'host' ? d.original.name : d.key, j.containerId);
   const hostLinks = linksOf(host);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
@@ -170,7 +177,8 @@ function observeAndPlan(
   if (devices.some((d) => d.select)) checkPolicy(devices, policy);
   try {
     const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName);
-    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices), {
+    const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
+    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early), {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
       claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
@@ -185,6 +193,22 @@ function observeAndPlan(
 }
 
 /**
+ * The host devices' routes, neighbours, sysctls and tc, read before the claims lock so that hooks
+ * do not queue behind each other's reads (BENCHMARKS.md, 2026-12-02). Selectors that match nothing
+ * yet are the planner's to report, under the lock.
+ */
+function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
+  const hostLinks = linksOf(host);
+  let devices: DeviceSpec[];
+  try {
+    devices = resolveSelectors(requested, hostLinks);
+  } catch {
+    return new Map();
+  }
+  return captureDeviceStatesAhead(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName));
+}
+
+/**
  * `validate --live`: what createRuntime would decide for `req` on this host now (the policy, the
  * namespace requirement, the always-refused rules, devices and names, MTU ranges, other
  * containers' claims), from the same observation and planner, changing nothing. The container's namespace is
@@ -192,8 +216,10 @@ function observeAndPlan(
  */
 function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   // attach asks nothing of a config without devices, so neither does this.
-  if (req.devices.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
+  // The networks and their plugins exist; nothing is run.
+  prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const hostNs = Netns.current();
   let ctNs: Netns | null = null;
   let host: Side | null = null;
@@ -222,18 +248,23 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
 export function validateConfig(file: string, opts: EngineOptions, live: boolean): ConfigRequest {
   const req = validateConfigFile(file);
   if (live) checkAttach(req, opts);
-  else if (req.devices.length) checkPolicy(req.devices, policyOf(opts));
+  else if (req.devices.length || req.networks.length) {
+    const policy = policyOf(opts);
+    checkPolicy(req.devices, policy);
+    checkNetworkPolicy(req.networks, policy);
+  }
   return req;
 }
 
 /** createRuntime: validate, observe, plan, pin, journal and apply; any failure leaves the host as it was. */
 export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state, opts.hookSelf);
-  if (req.devices.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
+  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
-  attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts);
+  attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts, networks);
 }
 
 /** Where a front door attaches devices, and the id the state keeps them under. */
@@ -260,7 +291,7 @@ export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts:
   return attachPlanned(target, devices, policy, opts);
 }
 
-function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Policy, opts: EngineOptions): Journal {
+function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[] = []): Journal {
   const nsPath = target.netnsPath;
   const store = new StateDir(opts.stateDir);
   store.ensure();
@@ -283,8 +314,8 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     if (existing) {
       // The same container asking again (a retried hook, or the next of the hook pairs a CDI engine
       // adds per device) finds its devices attached: nothing to do.
-      const held = new Set(existing.plan.devices.map((d) => d.key));
-      const missing = devices.filter((d) => !held.has(d.key)).map((d) => d.key);
+      const held = new Set([...existing.plan.devices.map((d) => d.key), ...(existing.networks ?? []).map((n) => n.network)]);
+      const missing = [...devices.map((d) => d.key), ...networks.map((n) => n.network)].filter((k) => !held.has(k));
       if (existing.phase === 'attached' && existing.bundle === target.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
         if (missing.length === 0) return existing;
         throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
@@ -293,12 +324,13 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       throw new StateError(`container ${target.id} already has devices attached from ${from}`);
     }
     ownsState = true;
+    const early = readAhead(devices, host);
     const claims = store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanJournals();
       const others = scan.journals.filter((j) => j.containerId !== target.id);
-      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id));
+      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
@@ -312,6 +344,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
         netnsIno: ctNs.ino,
         plan,
         started: 0,
+        ...(networks.length ? { networks } : {}),
       };
       store.createJournal(journal);
     } finally {
@@ -320,7 +353,15 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     pin(ctNs, store.pinPath(target.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    applyPlan(contextFor(host, container, j, persist, opts), j);
+    const ctx = contextFor(host, container, j, persist, opts);
+    applyPlan(ctx, j);
+    try {
+      // In the pinned namespace: DEL, whenever it comes, finds the one ADD used.
+      addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs);
+    } catch (err) {
+      // A failed ADD is followed by its DEL (the spec), then the devices are undone.
+      throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);
+    }
     j.phase = 'attached';
     persist();
     return j;
@@ -389,9 +430,12 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
-    errors = rollback(ctx, j);
+    // Networks first, as they came last; in the namespace their ADD used while it exists.
+    const pinPath = store.pinPath(j.containerId);
+    const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
+    errors = [...delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
-    nothingInside = !container || j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container');
+    nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
   } finally {
     closeSide(host);
     closeSide(container);
@@ -410,7 +454,7 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
   j.restoreFailure = errors.map((e) => e.message).join('; ');
   persist();
   const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new NetdevError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
+  throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
 }
 
 /**
@@ -432,19 +476,15 @@ export function detach(state: OciState, opts: EngineOptions): void {
 export function detachAttachment(id: string, opts: EngineOptions, belongs: (j: Journal) => boolean = () => true): boolean {
   const store = new StateDir(opts.stateDir);
   if (!fs.existsSync(store.containerDir(id))) return false;
-  const lock = store.lockContainer(id);
-  try {
-    const j = store.readJournal(id);
-    if (!j) {
-      store.remove(id);
-      return false;
-    }
-    if (!belongs(j)) return false;
-    restore(store, j, opts);
-    return true;
-  } finally {
-    lock.release();
+  using _lock = store.lockContainer(id);
+  const j = store.readJournal(id);
+  if (!j) {
+    store.remove(id);
+    return false;
   }
+  if (!belongs(j)) return false;
+  restore(store, j, opts);
+  return true;
 }
 
 /** The readable journals of the state dir, for a front door that lists its own attachments (CNI GC). */
@@ -549,7 +589,18 @@ export interface StatusEntry {
   /** Made by another front door than the OCI hooks (a CNI ADD). */
   origin?: JournalOrigin;
   devices: StatusDevice[];
+  /** The CNI networks, from the journal's final results. */
+  networks: StatusNetwork[];
   error?: string;
+}
+
+export interface StatusNetwork {
+  network: string;
+  ifname: string;
+  /** added: the chain finished; adding: it began and did not (a DEL is owed); pending: nothing in place. */
+  state: 'pending' | 'adding' | 'added';
+  addresses: string[];
+  portMappings: Array<{ hostPort: number; containerPort: number; protocol?: string; hostIP?: string }>;
 }
 
 /** What each container holds, read live from its namespace and the host; a bad journal is listed as unreadable. */
@@ -557,7 +608,7 @@ export function status(opts: EngineOptions): StatusEntry[] {
   const store = new StateDir(opts.stateDir);
   const { journals, bad } = store.scanJournals();
   const unreadable = (containerId: string, error: string): StatusEntry => ({
-    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], error,
+    containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], networks: [], error,
   });
   const entries = journals.map((j) => {
     try {
@@ -593,7 +644,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
           key: d.key,
           containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
           kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-          ...(d.master !== undefined ? { master: d.master } : {}),
+          ...(d.kind === 'macvlan' ? { master: d.master } : {}),
           state,
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,
@@ -602,6 +653,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
           } : {}),
         };
       }),
+      networks: (j.networks ?? []).map(networkStatus),
     };
   } finally {
     closeSide(host);

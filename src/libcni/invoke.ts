@@ -129,7 +129,7 @@ export function execDelegate(type: string, conf: Record<string, unknown>, cniVer
   try {
     return execPlugin(plugin, conf, a);
   } catch (err) {
-    if (!(err instanceof CniError) || err.code !== CniCode.incompatibleVersion) throw err;
+    if (!(err instanceof CniError) || err.cniCode !== CniCode.incompatibleVersion) throw err;
     const theirs = pluginVersions(plugin, cniVersion, a);
     const best = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && atLeast(cniVersion, v)).at(-1);
     if (best === undefined || best === cniVersion) throw err;

@@ -2,7 +2,7 @@
 // hooks run (this library): versions, error codes, and results in every version 0.1.0 to 1.1.0.
 // Internally a result is always in the 1.x shape; `toVersion` renders it for the other side.
 
-import { NetdevError } from '../errors';
+import { CniError } from '../errors';
 
 export const SUPPORTED_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -29,20 +29,8 @@ export const CniCode = {
   internal: 999,
 } as const;
 
-/** A CNI error: what a plugin prints on stdout, or what a plugin we ran printed. */
-export class CniError extends NetdevError {
-  readonly code: number;
-  readonly details?: string;
-  constructor(code: number, msg: string, details?: string) {
-    super(msg, { op: 'cni' });
-    this.code = code;
-    this.details = details;
-  }
-
-  toJSON(cniVersion: string): { cniVersion: string; code: number; msg: string; details?: string } {
-    return { cniVersion, code: this.code, msg: this.message, ...(this.details ? { details: this.details } : {}) };
-  }
-}
+// CniError (the spec's error object, with its numeric code as cniCode) is in src/errors.ts with the others.
+export { CniError } from '../errors';
 
 export function isSupportedVersion(v: unknown): v is CniVersion {
   return typeof v === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(v);

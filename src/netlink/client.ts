@@ -4,7 +4,7 @@
 // other sender are dropped, and a reply must carry our sequence number and port.
 
 import * as libc from '../../native/libc';
-import { DecodeError, NetlinkError } from '../errors';
+import { DecodeError, NetlinkError, SyscallError } from '../errors';
 import { decodeAttrs, decodeMessages, attrString, MessageBuilder, NlMessage, NLMSG_HDRLEN, align4 } from './codec';
 import {
   NETLINK_ROUTE, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK,
@@ -26,7 +26,7 @@ const RECEIVE_BUFFER = 128 * 1024;
 
 const trace = process.env.OCI_NETDEV_TRACE ? (line: string) => process.stderr.write(`trace: ${line}\n`) : undefined;
 
-export class NetlinkSocket {
+export class NetlinkSocket implements Disposable {
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private readonly buf = Buffer.allocUnsafe(RECEIVE_BUFFER);
   private closed = false;
@@ -109,6 +109,10 @@ export class NetlinkSocket {
     libc.close(this.fd);
   }
 
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   private send(msg: MessageBuilder, flags: number, ctx: RequestContext): number {
     this.seq = (this.seq + 1) >>> 0 || 1;
     const bytes = msg.finish(this.seq);
@@ -128,10 +132,10 @@ export class NetlinkSocket {
     try {
       got = libc.receiveNetlink(this.fd, this.buf, libc.MSG_TRUNC);
     } catch (err) {
-      if (err instanceof libc.SyscallError && err.code === 'EAGAIN') {
+      if (err instanceof SyscallError && err.errnoName === 'EAGAIN') {
         throw new NetlinkError(err.errno, 'ETIMEDOUT', 'no reply from the kernel in time', ctx);
       }
-      if (err instanceof libc.SyscallError && err.code === 'ENOBUFS') return undefined;
+      if (err instanceof SyscallError && err.errnoName === 'ENOBUFS') return undefined;
       throw err;
     }
     if (got.senderPort !== 0) {

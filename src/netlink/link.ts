@@ -101,7 +101,7 @@ export function getLink(sock: NetlinkSocket, by: { name: string } | { index: num
     const link = reply.find((m) => m.type === RTM_NEWLINK);
     return link ? decodeLink(link) : null;
   } catch (err) {
-    if (err instanceof NetlinkError && err.code === 'ENODEV') return null;
+    if (err instanceof NetlinkError && err.errnoName === 'ENODEV') return null;
     throw err;
   }
 }
@@ -206,7 +206,7 @@ export function deleteLinkGroup(sock: NetlinkSocket, group: number, ctx: { op: s
     sock.request(req, ctx);
     return true;
   } catch (err) {
-    if (err instanceof NetlinkError && err.code === 'ENODEV') return false;
+    if (err instanceof NetlinkError && err.errnoName === 'ENODEV') return false;
     throw err;
   }
 }

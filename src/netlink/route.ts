@@ -156,17 +156,17 @@ export function defaultRoutesOf(routes: RouteInfo[], nexthops: NexthopInfo[] = [
   return out;
 }
 
-function dumpRoutes(sock: NetlinkSocket, family: RouteFamily): RouteInfo[] {
-  // With NETLINK_GET_STRICT_CHK the kernel filters by table and type itself; older kernels send
-  // everything and defaultRoutesOf filters again.
-  const req = new MessageBuilder(RTM_GETROUTE, 0).raw(encodeRtMsg({ family, table: RT_TABLE_MAIN, type: RTN_UNICAST }));
+/** The main table's unicast routes out of link `index` (the kernel filters, under NETLINK_GET_STRICT_CHK). */
+function dumpRoutesOf(sock: NetlinkSocket, family: RouteFamily, index: number): RouteInfo[] {
+  // Older kernels send everything and defaultRoutesOf filters again.
+  const req = new MessageBuilder(RTM_GETROUTE, 0).raw(encodeRtMsg({ family, table: RT_TABLE_MAIN, type: RTN_UNICAST })).u32(RTA_OIF, index);
   try {
-    return sock.dump(req, { op: `list IPv${family === AF_INET ? 4 : 6} routes` })
+    return sock.dump(req, { op: `list IPv${family === AF_INET ? 4 : 6} routes`, device: `#${index}` })
       .filter((m) => m.type === RTM_NEWROUTE)
       .map(decodeRoute);
   } catch (err) {
     // A namespace that never had an IPv4 route has no main table yet; the dump ends with ENOENT.
-    if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
+    if (err instanceof NetlinkError && err.errnoName === 'ENOENT') return [];
     throw err;
   }
 }
@@ -186,11 +186,56 @@ function dumpNexthops(sock: NetlinkSocket): NexthopInfo[] {
   }
 }
 
-/** Every (family, link) pair that carries a default route in the socket's namespace. */
-export function listDefaultRoutes(sock: NetlinkSocket): DefaultRoute[] {
-  const routes = [...dumpRoutes(sock, AF_INET), ...dumpRoutes(sock, AF_INET6)];
-  const unresolved = routes.some((r) => r.dstLen === 0 && r.nhId && !r.oif && !r.multipath.length);
-  return defaultRoutesOf(routes, unresolved ? dumpNexthops(sock) : []);
+/** RTM_GETROUTE: answer with the routing table entry the lookup matched, not a route made from it. */
+const RTM_F_FIB_MATCH = 0x2000;
+const EHOSTUNREACH = 113;
+const ENETUNREACH = 101;
+/**
+ * Per family, a destination that in practice only a default route covers: the last address below
+ * the IPv4 limited broadcast, and the IPv6 unspecified address (IPv4's, 0.0.0.0, is looked up as
+ * a local address).
+ */
+const PROBE = { [AF_INET]: '255.255.255.254', [AF_INET6]: '::' } as const;
+
+/**
+ * Which of the links `indexes` carry a default route in the socket's namespace, without reading
+ * the routing table: a host with a million routes pays for a lookup per link and family, not for
+ * the table. The kernel's own lookup (RTM_GETROUTE, RTM_F_FIB_MATCH) of the probe, out of that
+ * link only (RTA_OIF), names the entry it matched. A default route of the main table there is the
+ * answer; a miss (EHOSTUNREACH, ENETUNREACH) means none. Anything else (a more specific route that
+ * covers the probe, a rule that looks in another table first, an older kernel without
+ * RTM_F_FIB_MATCH) is read from the main table's routes out of that link, which the kernel filters.
+ * A lookup stops at a reject route (unreachable, blackhole), so a default route behind one of a
+ * lower metric is not seen; the kernel would not route through it either.
+ */
+export function defaultRoutesThrough(sock: NetlinkSocket, indexes: number[]): DefaultRoute[] {
+  const out: DefaultRoute[] = [];
+  for (const index of new Set(indexes)) {
+    for (const family of [AF_INET, AF_INET6] as const) {
+      const req = new MessageBuilder(RTM_GETROUTE, 0)
+        .raw(encodeRtMsg({ family, dstLen: family === AF_INET ? 32 : 128, flags: RTM_F_FIB_MATCH }))
+        .attr(RTA_DST, parseIp(PROBE[family]))
+        .u32(RTA_OIF, index);
+      let matched: RouteInfo | undefined;
+      try {
+        matched = sock.request(req, { op: `look up the default route (IPv${family === AF_INET ? 4 : 6})`, device: `#${index}` })
+          .filter((m) => m.type === RTM_NEWROUTE).map(decodeRoute)[0];
+      } catch (err) {
+        if (!(err instanceof NetlinkError)) throw err;
+        if (err.errno === EHOSTUNREACH || err.errno === ENETUNREACH) continue;
+      }
+      if (matched && matched.dstLen === 0 && matched.table === RT_TABLE_MAIN && matched.type === RTN_UNICAST) {
+        out.push({ family, index });
+        continue;
+      }
+      const routes = dumpRoutesOf(sock, family, index);
+      const unresolved = routes.some((r) => r.dstLen === 0 && r.nhId && !r.oif && !r.multipath.length);
+      for (const d of defaultRoutesOf(routes, unresolved ? dumpNexthops(sock) : [])) {
+        if (!out.some((o) => o.family === d.family && o.index === d.index)) out.push(d);
+      }
+    }
+  }
+  return out;
 }
 
 // ---- The routes of one device, in every table and both families ----

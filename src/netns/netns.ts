@@ -8,7 +8,8 @@ import { StateError, causeOf } from '../errors';
 
 const SELF_PATH = '/proc/thread-self/ns/net';
 
-export class Netns {
+/** A network namespace handle (an open nsfs file); `using ns = ...` closes it at the end of the block. */
+export class Netns implements Disposable {
   private closed = false;
 
   private constructor(readonly fd: number, readonly path: string, readonly dev: number, readonly ino: number) {}
@@ -53,17 +54,13 @@ export class Netns {
    * the namespace only long enough to create it, then returns and checks it did.
    */
   socket(): NetlinkSocket {
-    const home = Netns.current();
+    using home = Netns.current();
+    if (this.sameAs(home)) return NetlinkSocket.open();
+    libc.setns(this.fd, libc.CLONE_NEWNET);
     try {
-      if (this.sameAs(home)) return NetlinkSocket.open();
-      libc.setns(this.fd, libc.CLONE_NEWNET);
-      try {
-        return NetlinkSocket.open();
-      } finally {
-        returnHome(home, this.path);
-      }
+      return NetlinkSocket.open();
     } finally {
-      home.close();
+      returnHome(home, this.path);
     }
   }
 
@@ -71,6 +68,10 @@ export class Netns {
     if (this.closed) return;
     this.closed = true;
     fs.closeSync(this.fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 

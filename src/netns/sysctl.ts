@@ -11,6 +11,10 @@ const confDir = (family: string, device: string) => `/proc/sys/net/${family}/con
 /** "ipv4/rp_filter" -> "0", for every file of the device the owner may write and read. */
 export type DeviceSysctls = Record<string, string>;
 
+/**
+ * Every readable per-device sysctl of `device`, writable or not (see writable()): a stat per file
+ * cost a hook more than the reads, and the callers keep only the few that differ.
+ */
 export function readDeviceSysctls(device: string): DeviceSysctls {
   const out: DeviceSysctls = {};
   for (const family of FAMILIES) {
@@ -24,17 +28,20 @@ export function readDeviceSysctls(device: string): DeviceSysctls {
       throw new StateError(`device ${device}: cannot read ${dir}: ${causeOf(err)}`);
     }
     for (const name of names.sort()) {
-      const path = `${dir}/${name}`;
-      // Read-only files (mc_forwarding, ...) are the kernel's to set.
-      if (!(fs.statSync(path).mode & 0o200)) continue;
       try {
-        out[`${family}/${name}`] = fs.readFileSync(path, 'utf8').trimEnd();
+        out[`${family}/${name}`] = fs.readFileSync(`${dir}/${name}`, 'utf8').trimEnd();
       } catch {
         // Some refuse reading until set (ipv6 stable_secret says EIO): nothing to restore then.
       }
     }
   }
   return out;
+}
+
+/** Whether the owner may write sysctl `key` ("ipv4/mc_forwarding" may not: it is the kernel's to set). */
+export function writable(device: string, key: string): boolean {
+  const [family, name] = key.split('/');
+  return (fs.statSync(`${confDir(family, device)}/${name}`).mode & 0o200) !== 0;
 }
 
 /** Writes one value ("ipv6/disable_ipv6", "1"); throws with the errno name on refusal. */

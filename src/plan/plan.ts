@@ -195,8 +195,7 @@ function adoptable(spec: DeviceSpec, observed: Observed, ctx: PlanContext): Link
 }
 
 /** The bridge a veth host end joins: it must exist and be a bridge whose MTU the veth would not lower. */
-function bridgeFor(spec: DeviceSpec, link: LinkInfo | undefined): { name: string; index: number } {
-  const name = spec.hostBridge!;
+function bridgeFor(spec: DeviceSpec, name: string, link: LinkInfo | undefined): { name: string; index: number } {
   const refuse = (why: string) => new PlanError(`device ${spec.key}: hostBridge ${name} ${why}`, { device: spec.key, op: 'plan' });
   if (!link) throw refuse('does not exist on the host');
   if (link.kind !== 'bridge') throw refuse(`is not a bridge (it is ${link.kind ? `a ${link.kind}` : 'a device without a kind'})`);
@@ -238,41 +237,50 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
     const device = hostDeviceName(spec);
     const owner = ctx.claims.get(device);
     if (owner !== undefined && spec.kind !== 'macvlan') throw new DeviceBusyError(device, owner);
-    const rec: DeviceRecord = {
+    const common = {
       key: spec.key,
-      kind: spec.kind,
       targetName: spec.name,
-      identity: { kind: spec.kind === 'host' ? null : spec.kind, permanentMac: null, parentBus: null, parentDev: null },
-      containerIndex: 0,
       adopted: false,
-      containerAddresses: [],
+      containerAddresses: [] as AddressInfo[],
       mtu: spec.mtu,
       mac: spec.mac,
     };
     const step = (op: Step['do'], undo?: Step['undo']) => steps.push({ device: spec.key, do: op, ...(undo ? { undo } : {}) });
+    let rec: DeviceRecord;
 
     if (spec.kind === 'host') {
       const link = hostByName.get(device);
       if (!link) {
         const inside = adoptable(spec, observed, ctx);
         requireMtuInRange(spec, inside);
-        rec.adopted = true;
-        rec.original = { ...snapshotOf(inside, observed.containerAddresses), name: spec.key };
-        rec.identity = identityOf(inside, observed.hostNsidInContainer ?? null);
-        rec.containerIndex = inside.index;
-        rec.containerName = inside.name;
+        rec = {
+          ...common,
+          kind: 'host',
+          adopted: true,
+          original: { ...snapshotOf(inside, observed.containerAddresses), name: spec.key },
+          identity: identityOf(inside, observed.hostNsidInContainer ?? null),
+          containerIndex: inside.index,
+          containerName: inside.name,
+        };
       } else {
         const refusal = hostDeviceRefusal(link, observed, ctx.macvlanMasters);
         if (refusal) throw alwaysRefusedError(spec, `host device ${device}`, refusal, ctx.policy);
         requireFreeTarget(spec);
         requireMtuInRange(spec, link);
-        rec.original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(device));
-        rec.identity = identityOf(link);
-        // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
-        rec.containerIndex = containerIndex(link.index);
-        rec.containerAddresses = rec.original.addresses.filter(isPortable).map((a) => forContainer(a, spec.dad));
-        // A CNI IPAM plugin's addresses come on top of the device's own (config.json gives none for host entries).
-        rec.containerAddresses.push(...(spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad)));
+        const original = snapshotOf(link, observed.hostAddresses, observed.hostDeviceStates?.get(device));
+        rec = {
+          ...common,
+          kind: 'host',
+          original,
+          identity: identityOf(link),
+          // The kernel keeps a moving device's ifindex when it is free; we ask for it explicitly.
+          containerIndex: containerIndex(link.index),
+          containerAddresses: [
+            ...original.addresses.filter(isPortable).map((a) => forContainer(a, spec.dad)),
+            // A CNI IPAM plugin's addresses come on top of the device's own (config.json gives none for host entries).
+            ...(spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad)),
+          ],
+        };
       }
       // The device's addresses are known only now; created devices were checked with the config.
       checkGateways(spec.key, plannedRoutes(spec), rec.adopted ? rec.original.addresses : rec.containerAddresses);
@@ -280,18 +288,27 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       step('copyAddresses');
     } else {
       requireFreeTarget(spec);
-      rec.tempName = tempName(ctx.group, i);
-      rec.containerIndex = containerIndex();
-      rec.containerAddresses = (spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad));
+      const created = {
+        ...common,
+        tempName: tempName(ctx.group, i),
+        containerIndex: containerIndex(),
+        containerAddresses: (spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad)),
+      };
+      const identity = { kind: spec.kind, permanentMac: null, parentBus: null, parentDev: null };
       if (spec.kind === 'veth') {
         if (hostByName.has(spec.key)) {
           throw new PlanError(`device ${spec.key}: the veth host end already exists on the host`, { device: spec.key, op: 'plan' });
         }
-        rec.hostIndex = hostIndex();
-        rec.identity.hostPeerIndex = rec.hostIndex;
-        if (spec.hostBridge !== undefined) rec.hostBridge = bridgeFor(spec, hostByName.get(spec.hostBridge));
-        if (spec.hostMac !== undefined) rec.hostMac = spec.hostMac;
-        if (spec.hostAddresses !== undefined) rec.hostAddresses = spec.hostAddresses.map(addressFromCidr);
+        const hostEnd = hostIndex();
+        rec = {
+          ...created,
+          kind: 'veth',
+          identity: { ...identity, hostPeerIndex: hostEnd },
+          hostIndex: hostEnd,
+          ...(spec.hostBridge !== undefined ? { hostBridge: bridgeFor(spec, spec.hostBridge, hostByName.get(spec.hostBridge)) } : {}),
+          ...(spec.hostMac !== undefined ? { hostMac: spec.hostMac } : {}),
+          ...(spec.hostAddresses !== undefined ? { hostAddresses: spec.hostAddresses.map(addressFromCidr) } : {}),
+        };
         step('createVeth', 'deleteCreated');
       } else {
         const master = spec.master ?? '';
@@ -303,11 +320,10 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
         if (spec.mtu !== undefined && spec.mtu > masterLink.mtu) {
           throw new PlanError(`device ${spec.key}: mtu ${spec.mtu} is above the MTU ${masterLink.mtu} of macvlan master ${master}`, { device: spec.key, op: 'plan' });
         }
-        rec.master = master;
-        rec.mode = spec.mode ?? 'bridge';
-        rec.identity.hostLowerIndex = masterLink.index;
-        const refusal = rec.mode === 'passthru' ? passthruRefusal(masterLink, observed) : undefined;
+        const mode = spec.mode ?? 'bridge';
+        const refusal = mode === 'passthru' ? passthruRefusal(masterLink, observed) : undefined;
         if (refusal) throw alwaysRefusedError(spec, `macvlan mode passthru on master ${master}`, refusal, ctx.policy);
+        rec = { ...created, kind: 'macvlan', identity: { ...identity, hostLowerIndex: masterLink.index }, master, mode };
         step('createMacvlan', 'deleteCreated');
       }
       step('renameInContainer');

@@ -3,12 +3,12 @@
 // on a master the host uses. Pure, like the rest of the planner.
 
 import type { DeviceSpec } from '../config/types';
-import { PolicyError, policyRef } from '../config/policy';
+import { policyRef } from '../config/policy';
 import type { Policy } from '../config/policy';
 import type { LinkInfo } from '../netlink/link';
 import { AF_INET, AF_INET6, IFF_LOOPBACK, RT_SCOPE_LINK } from '../netlink/constants';
 import type { Observed } from './plan';
-import { show } from '../errors';
+import { PolicyError, show } from '../errors';
 
 /** Stable rule ids, named in refusals as `always-refused: ID`. */
 type AlwaysRefusedRule =

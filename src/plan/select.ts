@@ -27,10 +27,11 @@ export function selects(select: DeviceSelector, link: LinkInfo): boolean {
  */
 export function resolveSelectors(specs: DeviceSpec[], hostLinks: LinkInfo[]): DeviceSpec[] {
   const resolved = specs.map((spec) => {
-    if (!spec.select) return spec;
-    const { by, value } = spec.select;
+    const selector = spec.select;
+    if (!selector) return spec;
+    const { by, value } = selector;
     const what = `device ${show(spec.key)}: ${by} ${value}`;
-    const found = hostLinks.filter((l) => selects(spec.select!, l));
+    const found = hostLinks.filter((l) => selects(selector, l));
     if (found.length === 0) throw new PlanError(`${what} matches no device in the host network namespace`, { device: spec.key, op: 'select' });
     if (found.length > 1) {
       const names = found.map((l) => show(l.name)).join(', ');

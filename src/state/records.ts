@@ -52,35 +52,22 @@ export interface DeviceIdentity {
   hostLowerIndex?: number;
 }
 
-export interface DeviceRecord {
+/** What every record holds, whatever the kind. */
+interface RecordBase {
   key: string;
-  kind: DeviceKind;
   /** Requested name in the container; may end in %d. */
   targetName: string;
   identity: DeviceIdentity;
   /** The ifindex the device has in the container's namespace, chosen at planning. */
   containerIndex: number;
-  /** host: the device as it was; adopted devices record what the runtime left in the container. */
-  original?: DeviceSnapshot;
-  /** The runtime had already moved it (netDevices-aware runc/crun). */
+  /** The runtime had already moved it (netDevices-aware runc/crun); always false for created devices. */
   adopted: boolean;
   /** Addresses to add in the container (host devices: their global permanent ones). */
   containerAddresses: AddressInfo[];
   mtu?: number;
   mac?: string;
-  master?: string;
-  mode?: MacvlanMode;
-  /** veth: the ifindex of the host end, chosen at planning. */
-  hostIndex?: number;
-  /** veth: the host bridge its host end joins at creation, as observed at planning. */
-  hostBridge?: { name: string; index: number };
-  /** veth: MAC and addresses of the host end, which go with it when it is deleted. */
-  hostMac?: string;
-  hostAddresses?: AddressInfo[];
   /** Routes added in the container once the device is up (RTA_OIF filled in then), gateway-less ones first. */
   containerRoutes?: RouteEntry[];
-  /** Created devices: the temporary name used before the rename. */
-  tempName?: string;
   /** Filled in as the steps run. */
   containerName?: string;
   /** Alternative names taken off the device because they clashed on the host at restore. */
@@ -88,6 +75,40 @@ export interface DeviceRecord {
   /** Why the device is provably gone; the record stays in the journal. */
   lost?: string;
 }
+
+/** A host device moved into the container (or adopted there, moved by the runtime). */
+export interface HostRecord extends RecordBase {
+  kind: 'host';
+  /** The device as it was; adopted devices record what the runtime left in the container. */
+  original: DeviceSnapshot;
+}
+
+/** A veth pair created for the container: one end inside, one on the host. */
+export interface VethRecord extends RecordBase {
+  kind: 'veth';
+  identity: DeviceIdentity & { hostPeerIndex: number };
+  /** The temporary name used in the container before the rename. */
+  tempName: string;
+  /** The ifindex of the host end, chosen at planning. */
+  hostIndex: number;
+  /** The host bridge its host end joins at creation, as observed at planning. */
+  hostBridge?: { name: string; index: number };
+  /** MAC and addresses of the host end, which go with it when it is deleted. */
+  hostMac?: string;
+  hostAddresses?: AddressInfo[];
+}
+
+/** A macvlan created in the container on a host master. */
+export interface MacvlanRecord extends RecordBase {
+  kind: 'macvlan';
+  identity: DeviceIdentity & { hostLowerIndex: number };
+  /** The temporary name used in the container before the rename. */
+  tempName: string;
+  master: string;
+  mode: MacvlanMode;
+}
+
+export type DeviceRecord = HostRecord | VethRecord | MacvlanRecord;
 
 export type Operation =
   | 'moveIn' | 'moveOut'

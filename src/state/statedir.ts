@@ -76,6 +76,27 @@ export interface Journal {
   started: number;
   /** Why the last restore could not finish, when one ran to its end and failed. */
   restoreFailure?: string;
+  /** The CNI networks attached after the devices, in order; DEL runs in reverse. */
+  networks?: JournalNetwork[];
+}
+
+/**
+ * One CNI network of a container, with all that DEL needs whatever happens to the files and
+ * options it was added with: the list as loaded, the plugin path, the cache dir, the arguments.
+ */
+export interface JournalNetwork {
+  network: string;
+  ifname: string;
+  args: Array<[string, string]>;
+  runtimeConfig: Record<string, unknown>;
+  /** The network list as loaded (a .conf made into a list). */
+  config: Record<string, unknown>;
+  cniPath: string[];
+  cacheDir: string;
+  /** pending: not started; adding: its ADD began, so a DEL is owed; added: `result` holds the final result. */
+  state: 'pending' | 'adding' | 'added';
+  /** The final ADD result, in the list's version. */
+  result?: Record<string, unknown>;
 }
 
 /** A container id as one safe path component: anything but [A-Za-z0-9_-] is %-encoded. */
@@ -100,12 +121,17 @@ function decodeId(name: string): string {
   return Buffer.from(name.replace(/%([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
 }
 
-export class Lock {
+/** A held flock; `using lock = ...` releases it at the end of the block. */
+export class Lock implements Disposable {
   constructor(private fd: number | null) {}
   release(): void {
     if (this.fd === null) return;
     fs.closeSync(this.fd); // closing drops the flock
     this.fd = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
   }
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { OCI_NETDEV } from './hook';
 import { inSimHost, Sandbox, sh } from './sandbox';
 
-const DEBIAN_CNI = '/usr/lib/cni';
+export const DEBIAN_CNI = '/usr/lib/cni';
 
 export interface CniList {
   cniVersion: string;

@@ -1,5 +1,6 @@
 // A stand-in syslog daemon: a unix datagram socket bound at a path, read without waiting.
 import * as libc from '../../native/libc';
+import { SyscallError } from '../../src/errors';
 
 export interface SyslogListener {
   path: string;
@@ -20,7 +21,7 @@ export function listenSyslog(path: string): SyslogListener {
           const n = libc.receive(fd, buf);
           out.push(buf.toString('utf8', 0, n));
         } catch (err) {
-          if (err instanceof libc.SyscallError && err.code === 'EAGAIN') return out;
+          if (err instanceof SyscallError && err.errnoName === 'EAGAIN') return out;
           throw err;
         }
       }

@@ -12,7 +12,7 @@ import {
 import { NetlinkSocket } from '../../src/netlink/client';
 import { getLink, listLinks } from '../../src/netlink/link';
 import { Netns } from '../../src/netns/netns';
-import { NetlinkError } from '../../src/errors';
+import { NetlinkError, SyscallError } from '../../src/errors';
 import { uniqueName } from '../helpers/names';
 import { inSimHost, netnsPath, REPO_ROOT, Sandbox } from '../helpers/sandbox';
 
@@ -52,7 +52,7 @@ function forge(attacker: number, victim: NetlinkSocket, msg: Buffer): boolean {
     libc.sendToPort(attacker, msg, victim.port);
     return true;
   } catch (err) {
-    if (err instanceof libc.SyscallError && err.code === 'ECONNREFUSED') return false;
+    if (err instanceof SyscallError && err.errnoName === 'ECONNREFUSED') return false;
     throw err;
   }
 }

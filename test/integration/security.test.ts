@@ -618,7 +618,7 @@ t.test('time bounds: netlink receive timeout, lock wait deadline, hook watchdog'
   const err = t.throws(() => (sock as unknown as { receive(ctx: object): unknown }).receive({ op: 'wait for nothing' })) as NetlinkError;
   sock.close();
   t.ok(err instanceof NetlinkError, 'a NetlinkError');
-  t.equal(err.code, 'ETIMEDOUT');
+  t.equal(err.errnoName, 'ETIMEDOUT');
   t.match(err.message, /wait for nothing: ETIMEDOUT \(no reply from the kernel in time\)/);
   t.ok(Date.now() - started < 2000, 'after the receive timeout');
 

@@ -4,11 +4,12 @@ import t from 'tap';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COMMANDS, OPTIONS, UsageError, commandHelp, gcSummary, mainHelp, usageLine } from '../../src/cli/commands';
+import { COMMANDS, OPTIONS, commandHelp, gcSummary, mainHelp, usageLine } from '../../src/cli/commands';
 import { parseArgs } from '../../src/cli/main';
 import type { OptionName } from '../../src/cli/commands';
 import { OCI_NETDEV } from '../helpers/hook';
 import { REPO_ROOT, sh } from '../helpers/sandbox';
+import { UsageError } from '../../src/errors';
 
 // Without the environment's stand-ins for options, so each run sees only its arguments.
 const env = { OCI_NETDEV_STATE_DIR: '', OCI_NETDEV_POLICY: '', OCI_NETDEV_LOG_FILE: '', OCI_NETDEV_TIMEOUT: '' };
@@ -120,4 +121,18 @@ t.test('inject keeps config.json\'s mode, and writes env and timeout into each e
   t.equal(run(['inject', dir]).stdout, `${dir}/config.json: hooks already present\n`, 'a second run adds nothing');
   t.equal(statSync(file).mode & 0o7777, 0o640, 'and keeps 0640 too');
   t.equal(JSON.parse(readFileSync(file, 'utf8')).hooks.poststop[0].timeout, 125, 'without OCI_NETDEV_TIMEOUT: the default 120 s, plus the margin');
+});
+
+t.test('hooks-d carries the CNI options into its hook entry; NETCONFPATH and CNI_PATH stand in for them', async (t) => {
+  const given = run(['hooks-d', '--cni-conf-dir', '/etc/ondt/net.d', '--cni-path', '/opt/ondt:/usr/lib/cni', '--cni-cache-dir', '/var/lib/ondt']);
+  t.equal(given.status, 0, given.stderr);
+  t.same(JSON.parse(given.stdout).hook.args,
+    ['oci-netdev', '--cni-conf-dir', '/etc/ondt/net.d', '--cni-path', '/opt/ondt:/usr/lib/cni', '--cni-cache-dir', '/var/lib/ondt', 'hook']);
+  const fromEnv = run(['hooks-d'], { NETCONFPATH: '/etc/ondt/net.d', CNI_PATH: '/opt/ondt' });
+  t.same(JSON.parse(fromEnv.stdout).hook.args, ['oci-netdev', '--cni-conf-dir', '/etc/ondt/net.d', '--cni-path', '/opt/ondt', 'hook']);
+  t.match(run(['hooks-d', '--cni-conf-dir', 'rel']).stderr, 'CNI conf dir must be an absolute path (got rel)');
+  t.match(run(['cni', 'add', 'net']).stderr, 'cni add takes NETWORK NETNS');
+  t.match(run(['cni', 'status', 'net', '/run/netns/x']).stderr, 'cni status takes NETWORK');
+  t.match(run(['cni', 'up', 'net', '/run/netns/x']).stderr, 'unknown cni command up');
+  t.match(run(['cni', 'add', 'net', '/run/netns/x', '--runtime-config', '[1]']).stderr, '--runtime-config: must be a JSON object');
 });

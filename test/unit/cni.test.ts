@@ -14,7 +14,7 @@ function throwsCode(t: Test, fn: () => unknown, code: number, msg: RegExp): void
     t.fail(`expected code ${code}`);
   } catch (e) {
     t.ok(e instanceof CniError, 'a CniError');
-    t.equal((e as CniError).code, code, `code ${code}: ${(e as Error).message}`);
+    t.equal((e as CniError).cniCode, code, `code ${code}: ${(e as Error).message}`);
     t.match((e as Error).message, msg);
   }
 }
@@ -96,12 +96,12 @@ t.test('config decoding: our keys checked and named (code 7), unknown keys ignor
 });
 
 t.test('error codes: config 7, a held device 11, the engine 100, anything else 999', async (t) => {
-  t.equal(toCniError(new ConfigError('bad')).code, CniCode.invalidConfig);
+  t.equal(toCniError(new ConfigError('bad')).cniCode, CniCode.invalidConfig);
   const busy = toCniError(new DeviceBusyError('eth1', 'ctr-a'));
-  t.equal(busy.code, CniCode.tryAgainLater);
+  t.equal(busy.cniCode, CniCode.tryAgainLater);
   t.match(busy.message, 'held by container ctr-a', 'naming the owner');
-  t.equal(toCniError(new PlanError('no')).code, CniCode.engine);
-  t.equal(toCniError(new TypeError('bug')).code, CniCode.internal);
+  t.equal(toCniError(new PlanError('no')).cniCode, CniCode.engine);
+  t.equal(toCniError(new TypeError('bug')).cniCode, CniCode.internal);
   const e = new CniError(CniCode.decode, 'x');
   t.equal(toCniError(e), e, 'a CniError passes as it is');
   t.same(new CniError(11, 'm', 'd').toJSON('1.0.0'), { cniVersion: '1.0.0', code: 11, msg: 'm', details: 'd' });

@@ -200,7 +200,7 @@ t.test('NLMSG_ERROR with extended ack from the kernel', async (t) => {
   t.type(err, NetlinkError);
   const ne = err as NetlinkError;
   t.equal(ne.errno, 22);
-  t.equal(ne.code, 'EINVAL');
+  t.equal(ne.errnoName, 'EINVAL');
   t.equal(ne.extack, 'mtu less than device minimum');
   t.equal(ne.device, 'ontfix-nic');
   t.match(ne.message, /^set mtu device ontfix-nic: EINVAL \(.+\): mtu less than device minimum$/);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { ConfigError } from '../../src/errors';
 import {
+  parseNetEntries,
   ANNOTATION,
   MAX_ANNOTATION_BYTES,
   MAX_CONFIG_BYTES,
@@ -93,7 +94,7 @@ t.test('rejects bad fields naming the device and the field', async (t) => {
   rejects(t, { eth1: { mtu: '1500' } }, 'eth1', 'mtu', /device eth1: mtu: must be an integer .*\(got "1500"\)/);
   rejects(t, { mv0: { type: 'macvlan' } }, 'mv0', 'master', 'device mv0: master: is required for type macvlan');
   rejects(t, { mv0: { type: 'macvlan', master: 'br0', mode: 'source' } }, 'mv0', 'mode', 'device mv0: mode: must be one of bridge, private, vepa, passthru (got "source")');
-  rejects(t, { v0: { type: 'bridge' } }, 'v0', 'type', 'device v0: type: must be one of host, veth, macvlan (got "bridge")');
+  rejects(t, { v0: { type: 'bridge' } }, 'v0', 'type', 'device v0: type: must be one of host, veth, macvlan, cni (got "bridge")');
   rejects(t, { v0: { type: 'veth', addresses: ['10.0.0.1'] } }, 'v0', 'addresses[0]', /device v0: addresses\[0\]: must be a CIDR/);
   rejects(t, { v0: { type: 'veth', addresses: ['10.0.0.1/24', '10.0.0.1/33'] } }, 'v0', 'addresses[1]', 'device v0: addresses[1]: must have an IPv4 prefix length from 0 to 32 (got "10.0.0.1/33")');
   rejects(t, { v0: { type: 'veth', addresses: ['fd00::1/129'] } }, 'v0', 'addresses[0]', /IPv6 prefix length from 0 to 128/);
@@ -261,4 +262,25 @@ t.test('validateConfigFile', async (t) => {
   t.throws(() => validateConfigFile(path.join(wrong.bundle, 'config.json')), {
     message: /config.json .*: linux.netDevices: must be object/,
   });
+});
+
+t.test('type cni entries: network name key, CNI_IFNAME, args, runtimeConfig and the portMappings shortcut', async (t) => {
+  const { devices, networks } = parseNetEntries({
+    eth1: { name: 'net1' },
+    web: { type: 'cni', args: { K8S_POD_NAME: 'x' }, runtimeConfig: { bandwidth: { ingressRate: 1 } }, portMappings: [{ hostPort: 8080, containerPort: 80 }] },
+    'db.net-2': { type: 'cni', name: 'eth1' },
+  }, 'config');
+  t.same(devices.map((d) => d.key), ['eth1'], 'devices apart');
+  t.same(networks, [
+    { network: 'web', ifname: 'eth0', args: [['K8S_POD_NAME', 'x']], runtimeConfig: { bandwidth: { ingressRate: 1 }, portMappings: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }] }, source: 'config' },
+    { network: 'db.net-2', ifname: 'eth1', args: [], runtimeConfig: {}, source: 'config' },
+  ]);
+  const bad = (obj: object, re: RegExp) => t.throws(() => parseNetEntries(obj, 'config'), re);
+  bad({ web: { type: 'cni', mtu: 1500 } }, /device web: mtu: is not allowed for type cni/);
+  bad({ eth1: { portMappings: [] } }, /device eth1: portMappings: is only allowed for type cni/);
+  bad({ web: { type: 'cni', portMappings: [{ hostPort: 0, containerPort: 80 }] } }, /hostPort: must be a port from 1 to 65535/);
+  bad({ web: { type: 'cni', args: { 'A;B': 'x' } } }, /device web/);
+  bad({ '-bad': { type: 'cni' } }, /device -bad: key: must be a CNI network name/);
+  bad({ eth1: { name: 'eth0' }, web: { type: 'cni' } }, /device web: name: container name eth0 is already used by device eth1/);
+  bad({ web: { type: 'cni', portMappings: [{ hostPort: 1, containerPort: 1 }], runtimeConfig: { portMappings: [] } } }, /given both here and in runtimeConfig/);
 });

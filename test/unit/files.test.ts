@@ -114,6 +114,7 @@ const journal = (id: string): Journal => ({
   plan: { group: 7, devices: [{
     key: 'eth9', kind: 'host', targetName: 'net0', identity: { kind: null, permanentMac: null, parentBus: null, parentDev: null },
     containerIndex: 9, adopted: false, containerAddresses: [],
+    original: { index: 9, name: 'eth9', mtu: 1500, mac: null, up: false, alias: '', group: 0, altNames: [], addresses: [] },
   }], steps: [{ device: 'eth9', do: 'moveIn', undo: 'moveOut' }] },
   started: 0,
 });

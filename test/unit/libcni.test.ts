@@ -75,16 +75,16 @@ t.test('bad results are decode errors that say what is wrong', async (t) => {
     [{ cniVersion: '0.2.0', ip4: { gateway: '10.0.0.1' } }, /ip4\.ip is missing/],
   ];
   for (const [raw, msg] of bad) {
-    throwsCni(t, () => parseResult(raw), (e) => e.code === CniCode.decode && msg.test(e.message));
+    throwsCni(t, () => parseResult(raw), (e) => e.cniCode === CniCode.decode && msg.test(e.message));
   }
-  throwsCni(t, () => toVersion(parseResult(result040), '0.5.0'), (e) => e.code === CniCode.incompatibleVersion);
+  throwsCni(t, () => toVersion(parseResult(result040), '0.5.0'), (e) => e.cniCode === CniCode.incompatibleVersion);
 });
 
 t.test('CNI_ARGS', async (t) => {
   t.same(parseCniArgs('IgnoreUnknown=true;MAC=02:00:00:00:00:09'), [['IgnoreUnknown', 'true'], ['MAC', '02:00:00:00:00:09']]);
   t.same(parseCniArgs(undefined), []);
   t.same(parseCniArgs('K=a=b'), [['K', 'a=b']], 'a value may hold =');
-  throwsCni(t, () => parseCniArgs('K'), (e) => e.code === CniCode.invalidEnvironment);
+  throwsCni(t, () => parseCniArgs('K'), (e) => e.cniCode === CniCode.invalidEnvironment);
 });
 
 t.test('running a plugin', async (t) => {
@@ -106,17 +106,17 @@ t.test('running a plugin', async (t) => {
   t.same(splitCniPath(''), DEFAULT_CNI_PATH);
   t.same(splitCniPath('/a::/b'), ['/a', '/b']);
   t.equal(findPlugin('echoenv', ['/nonexistent', dir]), echo);
-  throwsCni(t, () => findPlugin('notexec', [dir]), (e) => e.code === CniCode.notAvailable);
-  throwsCni(t, () => findPlugin('../echoenv', [dir]), (e) => e.code === CniCode.invalidConfig);
+  throwsCni(t, () => findPlugin('notexec', [dir]), (e) => e.cniCode === CniCode.notAvailable);
+  throwsCni(t, () => findPlugin('../echoenv', [dir]), (e) => e.cniCode === CniCode.invalidConfig);
 
   const out = parseResult(execPlugin(echo, { a: 1 }, { command: 'ADD', containerId: 'c1', ifname: 'eth3', path: [dir] }));
   t.same(out.interfaces, [{ name: 'ADD-eth3-c1' }], 'the CNI_* environment reaches the plugin');
   t.equal(out.dns?.domain, 'a:1', 'the config reaches it on stdin');
 
   throwsCni(t, () => execPlugin(failing, {}, { command: 'ADD', path: [dir] }),
-    (e) => e.code === 7 && e.message === 'failing: bad config' && e.details === 'key x');
+    (e) => e.cniCode === 7 && e.message === 'failing: bad config' && e.details === 'key x');
   throwsCni(t, () => execPlugin(crashing, {}, { command: 'DEL', path: [dir] }),
-    (e) => e.code === CniCode.delegate && /exited with 2: panic: something/.test(e.message));
+    (e) => e.cniCode === CniCode.delegate && /exited with 2: panic: something/.test(e.message));
   throwsCni(t, () => execPlugin(slow, {}, { command: 'ADD', path: [dir], timeoutMs: 300 }),
     (e) => /did not finish within 300 ms/.test(e.message));
   t.same(pluginVersions(join(dir, 'versions'), '1.0.0', { path: [dir] }), ['0.4.0', '1.0.0']);

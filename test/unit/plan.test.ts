@@ -1,10 +1,11 @@
 import t from 'tap';
+import { ofKind } from '../helpers/records';
 import { fakeLink } from '../helpers/links';
 import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, Observed } from '../../src/plan/plan';
 import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';
-import { DeviceBusyError, PlanError } from '../../src/errors';
-import { PolicyError, defaultPolicy, parsePolicy } from '../../src/config/policy';
+import { DeviceBusyError, PlanError, PolicyError } from '../../src/errors';
+import { defaultPolicy, parsePolicy } from '../../src/config/policy';
 
 const link = fakeLink;
 
@@ -44,11 +45,11 @@ t.test('a moved device gets move, addresses and configure, with an undo for the 
     { device: 'nic0', do: 'copyAddresses' },
     { device: 'nic0', do: 'configure' },
   ]);
-  const rec = plan.devices[0];
-  t.equal(rec.original?.index, 5);
+  const rec = ofKind(plan.devices[0], 'host');
+  t.equal(rec.original.index, 5);
   t.equal(rec.containerIndex, 5, 'it keeps its ifindex in the container when that is free');
   t.same(rec.identity, { kind: 'veth', permanentMac: null, parentBus: null, parentDev: null }, 'no peer on the host: kind only');
-  t.equal(rec.original?.addresses.length, 5, 'the snapshot keeps every address for the restore');
+  t.equal(rec.original.addresses.length, 5, 'the snapshot keeps every address for the restore');
   t.same(rec.containerAddresses.map((a) => a.address), ['192.0.2.1', '2001:db8::1'], 'only global permanent addresses go in');
   t.equal(rec.containerAddresses[0].broadcast, '192.0.2.255');
   t.equal(rec.containerAddresses[0].label, 'nic0:a');
@@ -98,10 +99,10 @@ t.test('a missing host device is an error unless the runtime already moved it', 
     containerAddresses: [addr(9, '203.0.113.5', 24, 0x80, 0, { label: 'eth1' })],
   });
   const plan = planAttach([host('gone0', 'eth1')], obs, ctx);
-  const rec = plan.devices[0];
+  const rec = ofKind(plan.devices[0], 'host');
   t.ok(rec.adopted);
-  t.equal(rec.original?.name, 'gone0', 'restored under the key');
-  t.equal(rec.original?.mtu, 9000);
+  t.equal(rec.original.name, 'gone0', 'restored under the key');
+  t.equal(rec.original.mtu, 9000);
   t.equal(rec.containerName, 'eth1');
   t.same(rec.containerAddresses, [], 'the runtime already copied the addresses');
   t.equal(rec.containerIndex, 9, 'found again by its ifindex in the container');
@@ -118,7 +119,9 @@ t.test('identity: what the container cannot change, recorded per device', async 
   const obs = observed({ hostLinks: [...observed().hostLinks, hw, peered, link(18, 'peer8', { linkIndex: 8 })] });
   const plan = planAttach([host('nic7'), host('nic8'), { key: 'vh0', kind: 'veth', name: 'eth9', source: 'config' },
     { key: 'mv', kind: 'macvlan', name: 'eth2', master: 'nic1', source: 'config' }], obs, { ...ctx, indexBase: 100 });
-  const [a, b, veth, mv] = plan.devices;
+  const [a, b] = plan.devices;
+  const veth = ofKind(plan.devices[2], 'veth');
+  const mv = plan.devices[3];
   t.same(a.identity, { kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' }, 'a NIC: permanent MAC and bus device');
   t.equal(b.identity.hostPeerIndex, 18, "a veth whose peer is on the host: the peer's ifindex");
   t.equal(veth.identity.kind, 'veth');
@@ -150,9 +153,10 @@ t.test('veth and macvlan are created under temporary names, then renamed', async
     'vh0:createVeth/deleteCreated', 'vh0:renameInContainer', 'vh0:copyAddresses', 'vh0:configure',
     'mv:createMacvlan/deleteCreated', 'mv:renameInContainer', 'mv:copyAddresses', 'mv:configure',
   ]);
-  const [veth, mv] = plan.devices;
+  const veth = ofKind(plan.devices[0], 'veth');
+  const mv = ofKind(plan.devices[1], 'macvlan');
   t.not(veth.tempName, mv.tempName);
-  t.ok(veth.tempName!.length <= 15 && mv.tempName!.length <= 15);
+  t.ok(veth.tempName.length <= 15 && mv.tempName.length <= 15);
   t.equal(mv.mode, 'bridge');
   t.same(veth.containerAddresses.map((a) => [a.address, a.broadcast, a.flags]), [['10.1.0.2', '10.1.0.255', 0], ['fd00::2', undefined, 0x02]],
     'IPv4 gets its broadcast, IPv6 is nodad');

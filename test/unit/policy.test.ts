@@ -5,10 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import { PolicyError } from '../../src/errors';
 import { fakeLink } from '../helpers/links';
 import { ConfigError, DeviceBusyError } from '../../src/errors';
 import {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, PolicyError, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
   parsePolicy,
 } from '../../src/config/policy';
 import { MAX_DEVICES } from '../../src/config/load';
@@ -87,7 +88,7 @@ t.test('parsePolicy: sections, defaults per field', async (t) => {
   t.same(p.annotation.allowDevices.map((g) => g.pattern), ['veth*', 'eth[1-2]']);
   t.same(p.annotation.allowMasters.map((g) => g.pattern), ['br0']);
   t.equal(p.annotation.maxDevices, MAX_DEVICES);
-  t.same(p.annotation.given, { allowDevices: true, allowMasters: true, allowModes: false, allowBridges: false, maxDevices: false });
+  t.same(p.annotation.given, { allowDevices: true, allowMasters: true, allowModes: false, allowBridges: false, allowNetworks: false, maxDevices: false });
 
   const empty = parsePolicy('{}', '/x');
   t.same(empty.annotation.allowDevices, [], 'a file without an annotation section allows the annotation nothing');
@@ -292,7 +293,7 @@ t.test('parsePolicy: allowModes per source, defaults, and globs that match no mo
   const p = parsePolicy(JSON.stringify({ config: { allowModes: ['bridge', 'v*'] }, annotation: { allowMasters: ['*'], allowModes: ['*'] } }), '/p');
   t.same(p.config.allowModes.map((g) => g.pattern), ['bridge', 'v*']);
   t.same(p.annotation.allowModes.map((g) => g.pattern), ['*']);
-  t.same(p.config.given, { allowDevices: false, allowMasters: false, allowModes: true, allowBridges: false, maxDevices: false });
+  t.same(p.config.given, { allowDevices: false, allowMasters: false, allowModes: true, allowBridges: false, allowNetworks: false, maxDevices: false });
   t.same(parsePolicy('{"annotation": {}}', '/p').annotation.allowModes.map((g) => g.pattern), ['bridge'], 'a section without the field takes the default');
   for (const [doc, message] of [
     [{ config: { allowModes: ['brdge'] } }, /^policy \/p: config\.allowModes\[0\]: matches no macvlan mode; the modes are bridge, private, vepa, passthru \(got "brdge"\)$/],

@@ -2,10 +2,11 @@
 // src/config accept and refuse, the policy's allowBridges, and what the planner makes of them
 // (the addRoutes step, the route entries, the bridge checks, gateways of a moved device).
 import t, { Test } from 'tap';
+import { ofKind } from '../helpers/records';
 import { fakeLink } from '../helpers/links';
-import { ConfigError, PlanError } from '../../src/errors';
+import { ConfigError, PlanError, PolicyError } from '../../src/errors';
 import { parseNetDevices } from '../../src/config/load';
-import { checkPolicy, defaultPolicy, parsePolicy, PolicyError } from '../../src/config/policy';
+import { checkPolicy, defaultPolicy, parsePolicy } from '../../src/config/policy';
 import type { DeviceSpec } from '../../src/config/types';
 import { planAttach, Observed } from '../../src/plan/plan';
 import type { AddressInfo } from '../../src/netlink/address';
@@ -120,7 +121,7 @@ t.test('plan: addRoutes after configure, routes without a gateway first', async 
   t.ok(routes.every((r) => r.table === 254 && r.protocol === 4 && r.type === 1 && r.oif === 0), 'main table, proto static, unicast; oif filled in at apply');
   const msg = routeMessage({ ...routes[2], oif: 42 }, 42, 42).finish(1);
   t.equal(msg.readUInt16LE(4), 24, 'RTM_NEWROUTE');
-  t.equal(plan.devices[0].hostBridge, undefined);
+  t.equal(ofKind(plan.devices[0], 'veth').hostBridge, undefined);
   t.same(planAttach(parseNetDevices({ vh0: { type: 'veth' } }, 'config'), observed(), ctx).steps.map((s) => s.do).includes('addRoutes'), false, 'no routes, no step');
 });
 
@@ -135,7 +136,7 @@ t.test('plan: a moved device\'s gateways are checked against the addresses it ta
 
 t.test('plan: hostBridge must exist, be a bridge, and keep its MTU; the host end keeps MAC and addresses', async (t) => {
   const plan = planAttach(parseNetDevices({ vh0: { type: 'veth', hostBridge: 'br0', hostMac: '02:00:00:00:00:aa', hostAddresses: ['10.1.0.1/24', 'fd01::1/64'] } }, 'config'), observed(), ctx);
-  const rec = plan.devices[0];
+  const rec = ofKind(plan.devices[0], 'veth');
   t.same(rec.hostBridge, { name: 'br0', index: 7 });
   t.equal(rec.hostMac, '02:00:00:00:00:aa');
   t.same(rec.hostAddresses?.map((a) => [a.address, a.prefixlen, a.flags]), [['10.1.0.1', 24, 0], ['fd01::1', 64, 0x2]], 'IPv6 without DAD');

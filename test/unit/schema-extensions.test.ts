@@ -94,7 +94,7 @@ t.test('rejects each bad form, naming the device and the field', async (t) => {
   rejects(t, { vh0: { type: 'veth', master: 'nic0' } }, 'vh0', 'master', /only allowed for type macvlan/);
   rejects(t, { vh0: { type: 'veth', mode: 'bridge' } }, 'vh0', 'mode', /only allowed for type macvlan/);
   rejects(t, { eth1: { addresses: ['10.0.0.1/24'] } }, 'eth1', 'addresses', /only allowed for type veth or macvlan/);
-  rejects(t, { x0: { type: 'bond' } }, 'x0', 'type', /must be one of host, veth, macvlan \(got "bond"\)/);
+  rejects(t, { x0: { type: 'bond' } }, 'x0', 'type', /must be one of host, veth, macvlan, cni \(got "bond"\)/);
 
   rejects(t, { vh0: { type: 'veth', addresses: ['10.0.0.1'] } }, 'vh0', 'addresses[0]', /must be a CIDR/);
   rejects(t, { vh0: { type: 'veth', addresses: ['10.0.0.1/24', 'fd00::1/129'] } }, 'vh0', 'addresses[1]', /IPv6 prefix length from 0 to 128/);

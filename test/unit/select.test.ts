@@ -3,9 +3,11 @@
 // the DAD flag of the addresses the planner puts in the container. Veths have no parent bus
 // device, so pciBusID and kernelpath are shown here over LinkInfo as the kernel reports a PCI NIC.
 import t from 'tap';
+import { ofKind } from '../helpers/records';
+import { PolicyError } from '../../src/errors';
 import { fakeLink } from '../helpers/links';
 import { parseNetDevices } from '../../src/config/load';
-import { checkPolicy, parsePolicy, PolicyError } from '../../src/config/policy';
+import { checkPolicy, parsePolicy } from '../../src/config/policy';
 import { defaultPolicy } from '../../src/config/policy';
 import type { DeviceSpec } from '../../src/config/types';
 import { ConfigError, PlanError } from '../../src/errors';
@@ -117,8 +119,8 @@ t.test('the planner moves the device found and records its real name for the res
   const observed = { hostLinks, hostAddresses: [], containerLinks: [hostLinks[0]], containerAddresses: [] };
   const plan = planAttach([spec], observed, ctx);
   t.equal(plan.devices[0].key, 'net1', 'the record keeps the entry key');
-  t.equal(plan.devices[0].original?.name, 'enp59s0f1', 'and the device as it was, under its real name');
-  t.equal(plan.devices[0].original?.index, 3);
+  t.equal(ofKind(plan.devices[0], 'host').original.name, 'enp59s0f1', 'and the device as it was, under its real name');
+  t.equal(ofKind(plan.devices[0], 'host').original.index, 3);
   t.same(plan.devices[0].identity, { kind: null, permanentMac: 'b8:59:9f:00:00:02', parentBus: 'pci', parentDev: '0000:3b:00.1' });
   const busy = thrown(() => planAttach([spec], observed, { ...ctx, claims: new Map([['enp59s0f1', 'other']]) }));
   t.equal(busy.message, 'device enp59s0f1 is held by container other', 'claims are by the device found');
@@ -135,9 +137,9 @@ t.test('IPv6 addresses go into the container without DAD unless the entry keeps 
   const hostAddresses = [{ ...v6(IFA_F_PERMANENT), index: 5 }];
   const observed = { hostLinks: [link], hostAddresses, containerLinks: [], containerAddresses: [] };
   const ctx = { group: 1, claims: new Map<string, string>(), macvlanMasters: new Map<number, string>(), policy: defaultPolicy() };
-  const moved = planAttach(parseNetDevices({ nic0: {} }, 'config'), observed, ctx).devices[0];
+  const moved = ofKind(planAttach(parseNetDevices({ nic0: {} }, 'config'), observed, ctx).devices[0], 'host');
   t.equal(moved.containerAddresses[0].flags & IFA_F_NODAD, IFA_F_NODAD, 'a moved address: nodad in the container');
-  t.equal(moved.original!.addresses[0].flags, IFA_F_PERMANENT, 'the original flags are kept for the restore');
+  t.equal(moved.original.addresses[0].flags, IFA_F_PERMANENT, 'the original flags are kept for the restore');
   const kept = planAttach(parseNetDevices({ nic0: { dad: true } }, 'config'), observed, ctx).devices[0];
   t.equal(kept.containerAddresses[0].flags & IFA_F_NODAD, 0, '"dad": true: with DAD');
   const veth = planAttach(parseNetDevices({ v0: { type: 'veth', addresses: ['fd00::1/64'], dad: true } }, 'config'), observed, ctx).devices[0];

@@ -1,0 +1,164 @@
+// The CNI networks of a container (type "cni" entries), run through src/libcni after its devices
+// are attached, in the pinned namespace, so that DEL always finds the namespace ADD used. The
+// journal keeps each network's list, options and final result: DEL needs nothing else, even when
+// the conflist changed or the hook runs with other options (gc from a shell).
+
+import type { NetworkSpec } from '../config';
+import { createHash } from 'node:crypto';
+import { addNetworkList, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
+import type { CniOptions, RuntimeConf } from '../libcni/api';
+import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
+import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
+import { parseCniArgs, parseResult, toVersion } from '../libcni/spec';
+import type { Journal, JournalNetwork } from '../state/statedir';
+import type { StatusNetwork } from './lifecycle';
+
+/** Where networks and plugins are found, and where libcni's cache is. */
+export interface CniSettings {
+  /** NETCONFPATH. */
+  confDir: string;
+  /** CNI_PATH's directories. */
+  path: string[];
+  cacheDir: string;
+  /** Per plugin exec; the invoke default when unset. */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_CNI_SETTINGS: CniSettings = { confDir: DEFAULT_NETCONF_PATH, path: DEFAULT_CNI_PATH, cacheDir: DEFAULT_CACHE_DIR };
+
+// The defaults a front door names in its help.
+export { DEFAULT_CACHE_DIR } from '../libcni/api';
+export { DEFAULT_NETCONF_PATH } from '../libcni/conf';
+export { DEFAULT_CNI_PATH } from '../libcni/invoke';
+export { DEFAULT_CNI_IFNAME } from '../config';
+
+/** The settings from what was given (options or NETCONFPATH, CNI_PATH as text), the defaults for the rest. */
+export function cniSettings(given: { confDir?: string; path?: string; cacheDir?: string }): CniSettings {
+  return { confDir: given.confDir ?? DEFAULT_NETCONF_PATH, path: splitCniPath(given.path), cacheDir: given.cacheDir ?? DEFAULT_CACHE_DIR };
+}
+
+/**
+ * Each network's list, loaded and with every plugin found, before anything is touched: a missing
+ * network or plugin is bad input, refused with nothing changed.
+ */
+export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings): JournalNetwork[] {
+  return specs.map((spec) => {
+    const list = loadNetworkList(cni.confDir, spec.network);
+    for (const p of list.plugins) findPlugin(p.type, cni.path);
+    return {
+      network: spec.network, ifname: spec.ifname, args: spec.args, runtimeConfig: spec.runtimeConfig, config: list.raw,
+      cniPath: cni.path, cacheDir: cni.cacheDir, state: 'pending',
+    };
+  });
+}
+
+function runtimeConf(j: Journal, n: JournalNetwork, netns: string): RuntimeConf {
+  return { containerId: j.containerId, netns, ifname: n.ifname, args: n.args, capabilityArgs: n.runtimeConfig };
+}
+
+function optionsOf(n: JournalNetwork, timeoutMs?: number): CniOptions {
+  return { path: n.cniPath, cacheDir: n.cacheDir, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+}
+
+/**
+ * ADD of each network in order, in `netns`. The journal says a DEL is owed before a plugin runs,
+ * and keeps the final result once the chain is done.
+ */
+export function addNetworks(j: Journal, netns: string, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
+  for (const n of j.networks ?? []) {
+    if (n.state === 'added') continue;
+    const list = parseNetworkList(n.config, `network ${n.network} (journal)`);
+    n.state = 'adding';
+    persist();
+    const result = addNetworkList(list, runtimeConf(j, n, netns), optionsOf(n, timeoutMs));
+    n.result = toVersion(result, list.cniVersion);
+    n.state = 'added';
+    persist();
+    info(`network ${n.network}: added as ${n.ifname}${(result.ips ?? []).map((ip) => ` ${ip.address}`).join('')}`);
+  }
+}
+
+/**
+ * DEL of every network whose ADD began, last first, each with its final result when there is
+ * one; `netns` is empty when the namespace is gone. Carries on past a failing network; returns
+ * the failures, and the failed networks keep their records for the next try (gc).
+ */
+export function delNetworks(j: Journal, netns: string, persist: () => void, info: (m: string) => void, timeoutMs?: number): Error[] {
+  const errors: Error[] = [];
+  for (const n of [...(j.networks ?? [])].reverse()) {
+    if (n.state === 'pending') continue;
+    try {
+      const list = parseNetworkList(n.config, `network ${n.network} (journal)`);
+      delNetworkList(list, runtimeConf(j, n, netns), optionsOf(n, timeoutMs), n.result ? parseResult(n.result) : undefined);
+      n.state = 'pending';
+      delete n.result;
+      persist();
+      info(`network ${n.network}: deleted ${n.ifname}`);
+    } catch (err) {
+      errors.push(err as Error);
+    }
+  }
+  return errors;
+}
+
+/** Whether a network's DEL is still owed. */
+export function networksHeld(j: Journal): boolean {
+  return (j.networks ?? []).some((n) => n.state !== 'pending');
+}
+
+// ---------------------------------------------------------------------------------------------
+// `oci-netdev cni`: libcni's operations on one network, as cnitool runs them.
+
+export interface CniToolRequest {
+  network: string;
+  /** ADD/CHECK/DEL: the namespace path. */
+  netns?: string;
+  /** cnitool's default: derived from the netns path. */
+  containerId?: string;
+  ifname: string;
+  /** CNI_ARGS as text, K=V;K2=V2. */
+  args?: string;
+  runtimeConfig: Record<string, unknown>;
+}
+
+/** cnitool's container id for a namespace path: "cni-" and the start of its sha512. */
+function containerIdFor(netns: string): string {
+  return `cni-${createHash('sha512').update(netns).digest('hex').slice(0, 20)}`;
+}
+
+/**
+ * ADD (returns the result in the network's version), CHECK, DEL, STATUS or GC of one network.
+ * GC keeps every attachment the cache still holds for the network, as libcni does.
+ */
+export function cniTool(op: 'add' | 'check' | 'del' | 'status' | 'gc', req: CniToolRequest, cni: CniSettings): Record<string, unknown> | undefined {
+  const list = loadNetworkList(cni.confDir, req.network);
+  const opts: CniOptions = { path: cni.path, cacheDir: cni.cacheDir, ...(cni.timeoutMs !== undefined ? { timeoutMs: cni.timeoutMs } : {}) };
+  if (op === 'status' || op === 'gc') {
+    maintainNetworkList(list, op === 'gc' ? 'GC' : 'STATUS', opts, op === 'gc' ? cachedAttachments(list.name, cni.cacheDir) : []);
+    return undefined;
+  }
+  const netns = req.netns ?? '';
+  const rt: RuntimeConf = {
+    containerId: req.containerId ?? containerIdFor(netns), netns, ifname: req.ifname, args: parseCniArgs(req.args), capabilityArgs: req.runtimeConfig,
+  };
+  // CHECK and DEL without arguments of their own get those ADD was given (portmap needs its mappings to remove them).
+  if (op !== 'add' && !rt.args.length && !Object.keys(rt.capabilityArgs).length) {
+    Object.assign(rt, cachedRuntimeArgs(list.name, rt, cni.cacheDir));
+  }
+  if (op === 'add') return toVersion(addNetworkList(list, rt, opts), list.cniVersion);
+  if (op === 'check') checkNetworkList(list, rt, opts);
+  else delNetworkList(list, rt, opts);
+  return undefined;
+}
+
+/** A network as `status` shows it: its interface, the addresses of its result, its port mappings. */
+export function networkStatus(n: JournalNetwork): StatusNetwork {
+  const ports = n.runtimeConfig.portMappings;
+  return {
+    network: n.network,
+    ifname: n.ifname,
+    state: n.state,
+    addresses: n.result ? (parseResult(n.result).ips ?? []).map((ip) => ip.address) : [],
+    portMappings: Array.isArray(ports) ? (ports as StatusNetwork['portMappings']) : [],
+  };
+}
