@@ -18,6 +18,9 @@ const REQUIRED: Record<CniCommand, readonly string[]> = {
   VERSION: [],
 };
 
+/** libcni's ValidateContainerID. */
+const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
 export interface CniEnv {
   command: CniCommand;
   containerId: string;
@@ -46,13 +49,23 @@ export function readCniEnv(env: NodeJS.ProcessEnv): CniEnv {
     const problem = checkDevName(ifname, { template: false });
     if (problem) throw new CniError(CniCode.invalidEnvironment, `CNI_IFNAME ${JSON.stringify(ifname)} ${problem}`);
   }
+  const containerId = env.CNI_CONTAINERID ?? '';
+  // libcni's rule: the id becomes part of names (the state folder, host-local's files) and of our
+  // attachment id, where a '/', '..', ':' or a newline could reach another's.
+  if (containerId !== '' && !CONTAINER_ID.test(containerId)) {
+    throw new CniError(CniCode.invalidEnvironment, `CNI_CONTAINERID ${JSON.stringify(containerId)} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
+  }
+  const relative = (env.CNI_PATH ?? '').split(':').find((d) => d !== '' && !d.startsWith('/'));
+  if (relative !== undefined) {
+    throw new CniError(CniCode.invalidEnvironment, `CNI_PATH must list absolute folders (got ${JSON.stringify(relative)}): a relative one would find plugins by the current directory`);
+  }
   const netns = env.CNI_NETNS || undefined;
   if (netns !== undefined && !netns.startsWith('/')) {
     throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS must be an absolute path (got ${JSON.stringify(netns)})`);
   }
   return {
     command: cmd,
-    containerId: env.CNI_CONTAINERID ?? '',
+    containerId,
     ...(netns !== undefined ? { netns } : {}),
     ifname,
     args: parseCniArgs(env.CNI_ARGS),

@@ -66,6 +66,39 @@ function mac(value: string | undefined, where: string): string | undefined {
   return value.toLowerCase();
 }
 
+/** A MAC to give a device: the kernel refuses a multicast or all-zero one, after the device moved. */
+function unicastMac(value: string | undefined, where: string): string | undefined {
+  const m = mac(value, where);
+  if (m !== undefined && (parseInt(m.slice(0, 2), 16) & 1 || m === '00:00:00:00:00:00')) {
+    throw invalid(where, `must be a unicast MAC address, not multicast or all zeros (got ${JSON.stringify(value)})`);
+  }
+  return m;
+}
+
+/** libcni's ValidateNetworkName; the name is part of our attachment ids and of IPAM's file names. */
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** A network config is a few KiB: more, or nesting deeper than this, is not one. */
+const MAX_CONFIG_BYTES = 1 << 20;
+const MAX_CONFIG_DEPTH = 64;
+
+/** How deep the arrays and objects of a JSON text nest (strings skipped); stops counting past `limit`. */
+function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length && deepest <= limit; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') deepest = Math.max(deepest, ++depth);
+    else if (c === '}' || c === ']') depth--;
+  }
+  return deepest;
+}
+
 /** The version a config asks for; libcni reads a config without one as 0.1.0. */
 export function configVersion(raw: Record<string, unknown>): string {
   const v = raw.cniVersion;
@@ -76,6 +109,11 @@ export function configVersion(raw: Record<string, unknown>): string {
 
 /** The JSON object on stdin; code 6 when it is not one. */
 export function decodeJson(text: string): Record<string, unknown> {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_CONFIG_BYTES) throw new CniError(CniCode.decode, `network config: ${bytes} bytes of JSON; at most ${MAX_CONFIG_BYTES} are read`);
+  if (jsonDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+    throw new CniError(CniCode.decode, `network config: JSON nests deeper than ${MAX_CONFIG_DEPTH} levels`);
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -106,6 +144,7 @@ export function decodeNetConf(raw: Record<string, unknown>, command: CniCommand)
   const cniVersion = negotiate(configVersion(raw), command);
   const name = optString(raw, 'name');
   if (name === undefined) throw invalid('name', 'the network name is required');
+  if (!NETWORK_NAME.test(name)) throw invalid('name', `must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (got ${JSON.stringify(name)})`);
   const type = optString(raw, 'type') ?? '';
   const kindText = optString(raw, 'kind') ?? 'host';
   if (!['host', 'veth', 'macvlan'].includes(kindText)) throw invalid('kind', `must be host, veth or macvlan (got ${JSON.stringify(kindText)})`);
@@ -156,12 +195,15 @@ export function decodeNetConf(raw: Record<string, unknown>, command: CniCommand)
     }
     conf.mtu = raw.mtu;
   }
-  conf.mac = mac(optString(runtime, 'mac', 'runtimeConfig.mac'), 'runtimeConfig.mac') ?? mac(optString(raw, 'mac'), 'mac');
+  conf.mac = unicastMac(optString(runtime, 'mac', 'runtimeConfig.mac'), 'runtimeConfig.mac') ?? unicastMac(optString(raw, 'mac'), 'mac');
 
   if (raw.ipam !== undefined && raw.ipam !== null) {
     if (!isObject(raw.ipam)) throw invalid('ipam', 'must be an object');
     const ipamType = optString(raw.ipam, 'type', 'ipam.type');
     // An ipam object without a type configures nothing, as in the reference plugins.
+    if (ipamType !== undefined && (ipamType.includes('/') || ipamType === '.' || ipamType === '..')) {
+      throw invalid('ipam.type', `must be a plugin name, found in CNI_PATH, not a path (got ${JSON.stringify(ipamType)})`);
+    }
     if (ipamType !== undefined) conf.ipamType = ipamType;
   }
   if (raw.prevResult !== undefined && raw.prevResult !== null) {

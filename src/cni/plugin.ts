@@ -13,11 +13,11 @@ import { DEFAULT_POLICY_FILE, loadPolicy, parseNetDevices } from '../config';
 import type { DeviceSpec } from '../config';
 import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
-import { attachDevices, attachments, detachAttachment, inspectAttachment } from '../engine/lifecycle';
+import { attachDevices, attachments, checkContainerNetns, detachAttachment, inspectAttachment } from '../engine/lifecycle';
 import type { EngineOptions } from '../engine/lifecycle';
-import { execPlugin, findPlugin, pluginVersions } from '../libcni/invoke';
+import { execDelegate, findPlugin } from '../libcni/invoke';
 import type { CniCommand } from '../libcni/invoke';
-import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, atLeast, isSupportedVersion, parseResult, toVersion } from '../libcni/spec';
+import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, isSupportedVersion, parseResult, toVersion } from '../libcni/spec';
 import type { CniResult, CniRoute } from '../libcni/spec';
 import { readCniEnv } from './env';
 import type { CniEnv } from './env';
@@ -94,23 +94,9 @@ function ipamArgs(env: CniEnv, command: CniCommand, netns = env.netns) {
   };
 }
 
-/**
- * Runs the IPAM plugin on the config as received. One that refuses the config's version (code 1:
- * Debian's host-local stops at 1.0.0) gets it again in the highest version both speak that is
- * not newer, which is what its answer means to the result parser anyway.
- */
+/** Runs the IPAM plugin on the config as received (execDelegate's version fallback included). */
 function runIpam(conf: NetConf, env: CniEnv, command: 'ADD' | 'DEL' | 'CHECK'): unknown {
-  const plugin = findPlugin(conf.ipamType!, env.path);
-  const args = ipamArgs(env, command);
-  try {
-    return execPlugin(plugin, conf.raw, args);
-  } catch (err) {
-    if (!(err instanceof CniError) || err.cniCode !== CniCode.incompatibleVersion) throw err;
-    const theirs = pluginVersions(plugin, conf.cniVersion, args);
-    const best = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && atLeast(conf.cniVersion, v)).at(-1);
-    if (best === undefined || best === conf.cniVersion) throw err;
-    return execPlugin(plugin, { ...conf.raw, cniVersion: best }, args);
-  }
+  return execDelegate(conf.ipamType!, conf.raw, conf.cniVersion, ipamArgs(env, command));
 }
 
 /** CNI_ARGS MAC= (a MAC the runtime asks for) over the config's `mac`; runtimeConfig.mac over both. */
@@ -169,13 +155,27 @@ function deviceSpec(conf: NetConf, env: CniEnv, ipam: CniResult | undefined): De
   return spec;
 }
 
+/**
+ * Who the attachment is for, and what `oci-netdev gc` needs to release its IPAM reservation when
+ * the runtime never sends DEL: the IPAM plugin, the config it gets (version, name, ipam section)
+ * and CNI_PATH.
+ */
 function originOf(conf: NetConf, env: CniEnv): JournalOrigin {
-  return { door: 'cni', network: conf.name, containerId: env.containerId, ifname: env.ifname };
+  const ipam = conf.ipamType === undefined ? {} : {
+    ipam: { plugin: conf.ipamType, config: { cniVersion: conf.cniVersion, name: conf.name, ipam: conf.raw.ipam }, path: env.path },
+  };
+  return { door: 'cni', network: conf.name, containerId: env.containerId, ifname: env.ifname, ...ipam };
 }
 
 function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
   checkArgs(env);
   deviceSpec(conf, env, undefined); // a bad config fails before IPAM reserves anything
+  try {
+    checkContainerNetns(env.netns!);
+  } catch (err) {
+    if (!(err instanceof NetdevError)) throw err;
+    throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS: ${err.message}`);
+  }
   const id = attachmentId(conf.name, env.containerId, env.ifname);
   if (inspectAttachment(id, opts)) {
     throw new CniError(CniCode.engine, `container ${env.containerId} already has ${env.ifname} attached on network ${conf.name}; DEL it first`);

@@ -18,6 +18,7 @@ import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+import { execDelegate } from '../libcni/invoke';
 import type { JournalNetwork } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
@@ -137,6 +138,24 @@ function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
 function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
   if (ctNs.sameAs(hostNs)) {
     throw new ConfigError(`network namespace ${nsPath} is the host's own; the container needs a namespace of its own`, { field: 'linux.namespaces' });
+  }
+}
+
+/**
+ * Refuses a namespace path that cannot be opened, is not a network namespace, or is the host's
+ * own: for a front door that names the path's source in its own error (CNI_NETNS).
+ */
+export function checkContainerNetns(nsPath: string): void {
+  const hostNs = Netns.current();
+  try {
+    const ctNs = Netns.open(nsPath);
+    try {
+      requireOwnNamespace(ctNs, hostNs, nsPath);
+    } finally {
+      ctNs.close();
+    }
+  } finally {
+    hostNs.close();
   }
 }
 
@@ -512,6 +531,7 @@ export function gc(opts: EngineOptions): GcResult[] {
         : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
         restore(store, j, opts);
+        releaseIpam(j, opts);
         results.push({ containerId: id, action: 'restored', reason });
       } catch (err) {
         results.push({ containerId: id, action: 'failed', reason: `${reason}: ${(err as Error).message}` });
@@ -525,6 +545,21 @@ export function gc(opts: EngineOptions): GcResult[] {
     }
   }
   return results;
+}
+
+/**
+ * A CNI attachment restored without its runtime's DEL: its IPAM reservation is released as that
+ * DEL would have (IPAM DEL without a namespace). A failure is a warning; the devices are home.
+ */
+function releaseIpam(j: Journal, opts: EngineOptions): void {
+  const o = j.origin;
+  if (!o?.ipam) return;
+  const version = typeof o.ipam.config.cniVersion === 'string' ? o.ipam.config.cniVersion : '0.1.0';
+  try {
+    execDelegate(o.ipam.plugin, o.ipam.config, version, { command: 'DEL', containerId: o.containerId, ifname: o.ifname, path: o.ipam.path });
+  } catch (err) {
+    opts.warn(`container ${j.containerId}: releasing its IPAM reservation (${o.ipam.plugin}) failed: ${(err as Error).message}`);
+  }
 }
 
 interface StatusDevice {

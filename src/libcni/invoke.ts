@@ -4,7 +4,7 @@
 import type * as ChildProcess from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
-import { CniCode, CniError } from './spec';
+import { CniCode, CniError, SUPPORTED_VERSIONS, atLeast } from './spec';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
 
@@ -119,4 +119,23 @@ export function pluginVersions(pluginPath: string, cniVersion: string, a: Omit<I
   }
   // A 0.1.0 plugin predates VERSION.
   return ['0.1.0'];
+}
+
+/**
+ * Runs the delegated plugin `type` (IPAM) found in `a.path` on `conf`, which speaks `cniVersion`.
+ * One that refuses that version (code 1: Debian's host-local stops at 1.0.0) gets the config again
+ * in the highest version both speak that is not newer, which is what its answer means to the
+ * result parser anyway.
+ */
+export function execDelegate(type: string, conf: Record<string, unknown>, cniVersion: string, a: InvokeArgs): unknown {
+  const plugin = findPlugin(type, a.path);
+  try {
+    return execPlugin(plugin, conf, a);
+  } catch (err) {
+    if (!(err instanceof CniError) || err.cniCode !== CniCode.incompatibleVersion) throw err;
+    const theirs = pluginVersions(plugin, cniVersion, a);
+    const best = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && atLeast(cniVersion, v)).at(-1);
+    if (best === undefined || best === cniVersion) throw err;
+    return execPlugin(plugin, { ...conf, cniVersion: best }, a);
+  }
 }

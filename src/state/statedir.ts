@@ -25,6 +25,11 @@ export const DEFAULT_STATE_DIR = '/run/oci-netdev';
 const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 /** NAME_MAX: the longest path component. */
 const MAX_COMPONENT_BYTES = 255;
+/** How much of an id too long for a folder name its folder's name keeps, before the hash. */
+const HASHED_PREFIX_BYTES = 64;
+/** In a hashed folder (see folderName): the id it belongs to. */
+const ID_FILE = 'id';
+const MAX_ID_BYTES = 64 * 1024;
 
 /** The journal format this code reads and writes; any other is refused. */
 const JOURNAL_VERSION = 2;
@@ -46,6 +51,8 @@ export interface JournalOrigin {
   network: string;
   containerId: string;
   ifname: string;
+  /** The IPAM plugin that reserved addresses, the config it was given and CNI_PATH: for gc's IPAM DEL. */
+  ipam?: { plugin: string; config: Record<string, unknown>; path: string[] };
 }
 
 /** What the envelope holds (spec/journal.schema.json). */
@@ -96,6 +103,19 @@ export interface JournalNetwork {
 export function encodeId(id: string): string {
   return Buffer.from(id, 'utf8').toString('latin1').replace(/[^A-Za-z0-9_-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
+
+/**
+ * The folder name of an id whose encoding is longer than a path component may be (a CNI
+ * attachment of a long network name and container id): a readable prefix, '=' (which encodeId
+ * never writes) and the id's sha256, so that ids alike in their first bytes stay apart. The full
+ * id is kept in the folder's file `id`, and in its journal.
+ */
+function folderName(id: string): string {
+  const name = encodeId(id);
+  return Buffer.byteLength(name) <= MAX_COMPONENT_BYTES ? name : `${name.slice(0, HASHED_PREFIX_BYTES)}=${sha256(id)}`;
+}
+
+const isHashedFolder = (name: string): boolean => name.includes('=');
 
 function decodeId(name: string): string {
   return Buffer.from(name.replace(/%([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
@@ -202,14 +222,11 @@ export class StateDir {
     }
   }
 
-  /** The container's folder: its id %-encoded into one path component, so `../x` stays inside. */
+  /** The container's folder: its id %-encoded into one path component, so `../x` stays inside; hashed when too long. */
   containerDir(id: string): string {
     if (typeof id !== 'string' || id === '') throw new StateError('container id must not be empty');
-    const name = encodeId(id);
-    if (Buffer.byteLength(name) > MAX_COMPONENT_BYTES) {
-      throw new StateError(`container id is too long (${Buffer.byteLength(name)} bytes encoded, at most ${MAX_COMPONENT_BYTES})`);
-    }
-    return path.join(this.root, name);
+    if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new StateError(`container id is too long (${Buffer.byteLength(id)} bytes, at most ${MAX_ID_BYTES})`);
+    return path.join(this.root, folderName(id));
   }
 
   /** Where the container's netns is pinned; refuses a path that is a symlink or someone else's. */
@@ -230,14 +247,25 @@ export class StateDir {
   /** Creates the container's folder (0700) if needed and checks it. */
   private containerDirChecked(id: string, create: boolean): string {
     const dir = this.containerDir(id);
+    let made = false;
     if (create) {
       try {
         fs.mkdirSync(dir, { mode: 0o700 });
+        made = true;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
     }
     checkDir(dir, `state of container ${id}:`);
+    if (made && isHashedFolder(path.basename(dir))) {
+      const fd = createExclusive(path.join(dir, ID_FILE), 0o600);
+      try {
+        writeAll(fd, Buffer.from(id, 'utf8'), 0);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
     return dir;
   }
 
@@ -367,7 +395,19 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    return entries.filter((e) => e.isDirectory()).map((e) => decodeId(e.name));
+    return entries.filter((e) => e.isDirectory()).flatMap((e) => (isHashedFolder(e.name) ? this.hashedFolderId(e.name) : [decodeId(e.name)]));
+  }
+
+  /** The id a hashed folder holds, if its file `id` is there and hashes to the folder's name. */
+  private hashedFolderId(name: string): string[] {
+    const file = path.join(this.root, name, ID_FILE);
+    let id: string | undefined;
+    try {
+      id = readRegularFile(file, { where: `id of state folder ${name}`, error: StateError, owner: 'self', maxBytes: MAX_ID_BYTES, missingOk: true })?.toString('utf8');
+    } catch {
+      return []; // a link or someone else's file planted there: not a folder of ours
+    }
+    return id !== undefined && id !== '' && folderName(id) === name ? [id] : [];
   }
 
   /** Every readable journal, and the containers whose journal is not (never throws for one of them). */

@@ -68,10 +68,10 @@ function outcome(status: number | null, stdout: string, stderr: string): PluginO
   return { status, json, stdout, stderr };
 }
 
-/** Runs one plugin binary `type` with `command`, as libcni's invoke does. */
-export function execPlugin(run: CniRun, command: string, type: string, conf: object, extraEnv: Record<string, string> = {}): PluginOutcome {
+/** Runs one plugin binary `type` with `command`, as libcni's invoke does; a string `conf` goes to stdin as it is. */
+export function execPlugin(run: CniRun, command: string, type: string, conf: object | string, extraEnv: Record<string, string> = {}): PluginOutcome {
   const { argv, env } = pluginCommand(run, command, type, extraEnv);
-  const r = sh(...argv, { input: JSON.stringify(conf), env });
+  const r = sh(...argv, { input: typeof conf === 'string' ? conf : JSON.stringify(conf), env });
   return outcome(r.status, r.stdout, r.stderr);
 }
 

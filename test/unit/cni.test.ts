@@ -147,3 +147,24 @@ t.test('an ADD result in every supported version', async (t) => {
     }
   }
 });
+
+t.test('hostile input: ids, names and paths that could reach another attachment or plugin are refused, naming the key', async (t) => {
+  for (const id of ['a/../../b', '..', '.hidden', 'a\nb', 'a:b', 'a b', 'é']) {
+    throwsCode(t, () => readCniEnv({ ...ENV, CNI_CONTAINERID: id }), 4, /CNI_CONTAINERID/);
+  }
+  t.equal(readCniEnv({ ...ENV, CNI_CONTAINERID: 'A1_b.c-d' }).containerId, 'A1_b.c-d', 'libcni\'s characters pass');
+  throwsCode(t, () => readCniEnv({ ...ENV, CNI_PATH: '/opt/cni/bin:bin' }), 4, /CNI_PATH.*"bin"/);
+  t.same(readCniEnv({ ...ENV, CNI_PATH: '/opt/cni/bin::' }).path, ['/opt/cni/bin'], 'empty CNI_PATH entries are skipped, not taken for the current dir');
+  const base = { cniVersion: '1.0.0', name: 'net', type: 'oci-netdev', device: 'eth1' };
+  for (const name of ['a:b', '../x', 'a/b', '-x', 'a\nb']) throwsCode(t, () => decodeNetConf({ ...base, name }, 'ADD'), 7, /name/);
+  for (const type of ['../x', '/bin/true', '.', '..']) throwsCode(t, () => decodeNetConf({ ...base, ipam: { type } }, 'ADD'), 7, /ipam\.type/);
+  for (const mac of ['01:00:5e:00:00:01', 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00']) {
+    throwsCode(t, () => decodeNetConf({ ...base, mac }, 'ADD'), 7, /^network config: mac: must be a unicast/);
+    throwsCode(t, () => decodeNetConf({ ...base, runtimeConfig: { mac } }, 'ADD'), 7, /runtimeConfig\.mac/);
+  }
+  for (const mtu of [67, 65536, 1.5, -1]) throwsCode(t, () => decodeNetConf({ ...base, mtu }, 'ADD'), 7, /mtu/);
+  throwsCode(t, () => decodeJson(`{"x":${'['.repeat(65)}${']'.repeat(65)}}`), 6, /deeper than 64/);
+  t.ok(decodeJson(`{"x":${'['.repeat(63)}${']'.repeat(63)}}`), '64 levels pass');
+  t.ok(decodeJson(`{"x":"${'['.repeat(1000)}"}`), 'brackets inside a string do not count');
+  throwsCode(t, () => decodeJson(`{"x":"${'x'.repeat(1 << 20)}"}`), 6, /bytes of JSON; at most 1048576/);
+});
