@@ -66,10 +66,14 @@ function mac(value: string | undefined, where: string): string | undefined {
   return value.toLowerCase();
 }
 
-/** A MAC to give a device: the kernel refuses a multicast or all-zero one, after the device moved. */
+/** A MAC the kernel would take for a device: neither multicast nor all zeros (it refuses them only after the move). */
+export function isUnicastMac(value: string): boolean {
+  return MAC.test(value) && !(parseInt(value.slice(0, 2), 16) & 1) && value !== '00:00:00:00:00:00';
+}
+
 function unicastMac(value: string | undefined, where: string): string | undefined {
   const m = mac(value, where);
-  if (m !== undefined && (parseInt(m.slice(0, 2), 16) & 1 || m === '00:00:00:00:00:00')) {
+  if (m !== undefined && !isUnicastMac(m)) {
     throw invalid(where, `must be a unicast MAC address, not multicast or all zeros (got ${JSON.stringify(value)})`);
   }
   return m;

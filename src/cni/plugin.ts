@@ -21,7 +21,7 @@ import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, isSupportedVers
 import type { CniResult, CniRoute } from '../libcni/spec';
 import { readCniEnv } from './env';
 import type { CniEnv } from './env';
-import { configVersion, decodeJson, decodeNetConf, defaultHostName, negotiate } from './netconf';
+import { configVersion, decodeJson, decodeNetConf, defaultHostName, isUnicastMac, negotiate } from './netconf';
 import type { NetConf } from './netconf';
 
 export interface PluginIo {
@@ -105,8 +105,8 @@ function macOf(conf: NetConf, env: CniEnv): string | undefined {
   if (runtime !== undefined) return conf.mac;
   const fromArgs = env.args.find(([k]) => k === 'MAC')?.[1];
   if (fromArgs === undefined) return conf.mac;
-  if (!/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(fromArgs)) {
-    throw new CniError(CniCode.invalidEnvironment, `CNI_ARGS: MAC ${JSON.stringify(fromArgs)} is not a MAC address`);
+  if (!isUnicastMac(fromArgs)) {
+    throw new CniError(CniCode.invalidEnvironment, `CNI_ARGS: MAC ${JSON.stringify(fromArgs)} is not a unicast MAC address`);
   }
   return fromArgs.toLowerCase();
 }

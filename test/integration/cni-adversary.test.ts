@@ -135,6 +135,8 @@ t.test('a hostile environment: one code-4 error naming the variable, nothing cha
     ["CNI_NETNS the plugin's own namespace through a symlink", { CNI_NETNS: link }, 4, /CNI_NETNS/],
     ['CNI_NETNS missing', { CNI_NETNS: join(s.rig.sb.tempDir('ns'), 'none') }, 4, /CNI_NETNS/],
     ['CNI_PATH with a relative folder', { CNI_PATH: `bin:${s.run.path.join(':')}` }, 4, /CNI_PATH/],
+    ['a multicast MAC in CNI_ARGS', { CNI_ARGS: 'MAC=01:00:5e:00:00:01' }, 4, /CNI_ARGS: MAC/],
+    ['an all-zero MAC in CNI_ARGS', { CNI_ARGS: 'MAC=00:00:00:00:00:00' }, 4, /CNI_ARGS: MAC/],
   ];
   for (const [what, env, code, msg] of cases) {
     const out = execPlugin(s.run, 'ADD', 'oci-netdev', conf, env);
