@@ -1,7 +1,6 @@
 // The fixture of the hook tests, on a rig (makeRig: a simulated host, a container netns, a state
 // dir): stand-in NICs on the host, bundles that join the container, the hook run in the host the
 // way a runtime runs it, and what the hook must have left behind.
-import { existsSync, readdirSync } from 'node:fs';
 import type { Test } from 'tap';
 import { makeBundle } from './bundle';
 import { runHook, RunningHook, startHook } from './hook';
@@ -67,10 +66,6 @@ export function refused(t: Test, r: ShResult, device: string, cause: RegExp): vo
   t.match(lines[0], device, 'the line names the device');
   t.match(lines[0], cause, 'and the cause');
 }
-
-/** What a state dir holds besides the claims lock (nothing when it does not exist). */
-export const stateLeft = (stateDir: string): string[] =>
-  (existsSync(stateDir) ? readdirSync(stateDir).filter((n) => n !== 'claims.lock') : []);
 
 /** The netns pins mounted below a state dir. */
 export const pinsIn = (stateDir: string): string[] => mountPoints().filter((m) => m.startsWith(stateDir + '/'));

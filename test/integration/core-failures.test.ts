@@ -7,9 +7,9 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/state/statedir';
-import { bundleFor, createRuntime, creating, hostNic, ok, pinsIn, poststop, startHookIn, stateLeft, stopped } from '../helpers/host';
+import { bundleFor, createRuntime, creating, hostNic, ok, pinsIn, poststop, startHookIn, stopped } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { cli, makeRig } from '../helpers/netdevices';
+import { cli, makeRig, stateEntries } from '../helpers/netdevices';
 import { addAddress, inSimHost, netnsPath, nsSnapshot, shOk, settledTo, sleep, steady } from '../helpers/sandbox';
 
 /** The journal inside its envelope (the file's first line; reserved space follows it). */
@@ -44,7 +44,7 @@ t.test('a device failing mid-apply: the devices before it are rolled back, the h
   t.same(await settledTo(w.simhost, before), before, 'the host is exactly as before: the first device came back, the third never left');
   t.same(await settledTo(w.ctr, ctBefore), ctBefore, 'the container holds none of them');
   t.same(pinsIn(w.stateDir), [], 'no pin left');
-  t.same(stateLeft(w.stateDir), [], 'no journal left');
+  t.same(stateEntries(w.stateDir), [], 'no journal left');
 });
 
 const DEVICES = 24;
@@ -94,7 +94,7 @@ for (const killAt of [5, 34, 64]) {
     t.same(await settledTo(w.simhost, before), before, 'the host is exactly as before: every device, address, MTU, MAC and flag');
     t.same(await settledTo(w.ctr, ctBefore), ctBefore, 'the container netns holds none of our devices');
     t.same(pinsIn(w.stateDir), [], 'no pin left');
-    t.same(stateLeft(w.stateDir), [], 'no journal left');
+    t.same(stateEntries(w.stateDir), [], 'no journal left');
 
     const again = cli(w, ['gc']);
     ok(t, again, 'a second gc');
@@ -133,7 +133,7 @@ t.test('two hooks racing for one device: one wins, the other fails naming the ow
     ok(t, poststop(w, loser.id, loser.bundle), `round ${round}: poststop of the loser`);
     t.same(await settledTo(w.simhost, before), before, `round ${round}: the host is as before`);
   }
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('hooks of different containers at the same time do not interfere', async (t) => {
@@ -152,5 +152,5 @@ t.test('hooks of different containers at the same time do not interfere', async 
   const stops = await Promise.all(containers.map((c) => startHookIn(w, 'poststop', stopped(c.id, c.bundle)).done));
   stops.forEach((r, i) => ok(t, r, `poststop of container ${i}`));
   t.same(await settledTo(w.simhost, before), before, 'the host is as before');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });

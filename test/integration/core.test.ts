@@ -7,9 +7,9 @@ import t from 'tap';
 import { rmSync } from 'node:fs';
 import { StateDir } from '../../src/state/statedir';
 import { OCI_NETDEV } from '../helpers/hook';
-import { bundleFor, createRuntime, hostNic, ok, pinsIn, poststop, refused, stateLeft } from '../helpers/host';
+import { bundleFor, createRuntime, hostNic, ok, pinsIn, poststop, refused } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { cli, makeRig } from '../helpers/netdevices';
+import { cli, makeRig, stateEntries } from '../helpers/netdevices';
 import {
   addAddress, AddrSnapshot, inSimHost, linkSnapshot, netnsPath, nsSnapshot, sh, shOk, settledTo, steady } from '../helpers/sandbox';
 
@@ -65,7 +65,7 @@ t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the
   t.same(after[dev], before[dev], 'the device is back: name, MTU, MAC, flags (down), alias, addresses of every scope and lifetime');
   t.same(after, before, 'and the whole host is as before');
   t.same(nsSnapshot(w.ctr), ctBefore, 'the container netns is as before');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('move without rename keeps the host name', async (t) => {
@@ -131,7 +131,7 @@ t.test('target name already taken in the container: error naming the device, not
   refused(t, createRuntime(w, uniqueId('ctr'), bundle), dev, new RegExp(`${taken}.*exists`));
   t.same(await settledTo(w.simhost, before), before, 'host unchanged: every device, address and flag');
   t.same(nsSnapshot(w.ctr), ctBefore, 'container unchanged');
-  t.same(stateLeft(w.stateDir), [], 'no journal or pin left');
+  t.same(stateEntries(w.stateDir), [], 'no journal or pin left');
 });
 
 t.test('a device that is not on the host: error naming it, nothing changed', async (t) => {
@@ -142,7 +142,7 @@ t.test('a device that is not on the host: error naming it, nothing changed', asy
   const bundle = bundleFor(w, { [dev]: {}, [missing]: {} });
   refused(t, createRuntime(w, uniqueId('ctr'), bundle), missing, /no such device/);
   t.same(await settledTo(w.simhost, before), before, 'host unchanged');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('no network namespace path in the config and no pid in the state: error', async (t) => {
@@ -155,7 +155,7 @@ t.test('no network namespace path in the config and no pid in the state: error',
   t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line on stderr', { stderr: r.stderr });
   t.match(r.stderr, /pid/, 'says there is no pid to find the namespace by');
   t.same(await settledTo(w.simhost, before), before, 'host unchanged');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test("the host's own network namespace as the container's: error", async (t) => {
@@ -168,7 +168,7 @@ t.test("the host's own network namespace as the container's: error", async (t) =
   t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line on stderr', { stderr: r.stderr });
   t.match(r.stderr, /host's own/, 'says the namespace is the host one');
   t.same(await settledTo(w.simhost, before), before, 'host unchanged');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('the namespace found by pid when the config gives no path', async (t) => {
@@ -221,13 +221,13 @@ t.test('poststop restores several devices exactly, and a second poststop changes
   t.same(await settledTo(w.simhost, before), before, 'the host is exactly as before');
   t.same(await settledTo(w.ctr, ctBefore), ctBefore, 'the container holds none of them');
   t.same(pinsIn(w.stateDir), [], 'the pin is released');
-  t.same(stateLeft(w.stateDir), [], 'the journal is removed');
+  t.same(stateEntries(w.stateDir), [], 'the journal is removed');
 
   const again = poststop(w, id, bundle);
   ok(t, again, 'a second poststop');
   t.equal(again.stderr, '', 'and says nothing');
   t.same(nsSnapshot(w.simhost), before, 'the host is unchanged by it');
-  t.same(stateLeft(w.stateDir), [], 'no state appears');
+  t.same(stateEntries(w.stateDir), [], 'no state appears');
 });
 
 t.test('a leased address comes back with the lease it has left, and not after it ran out', async (t) => {
@@ -302,7 +302,7 @@ for (const returnedAs of ['its container name', 'a dev%d name'] as const) {
     ok(t, r, 'poststop');
     t.match(r.stderr, /network namespace is gone/, 'warns that it restores from what the host holds');
     t.same(await settledTo(w.simhost, before), before, 'the host is exactly as before: found by its marker and restored');
-    t.same(stateLeft(w.stateDir), [], 'no state left');
+    t.same(stateEntries(w.stateDir), [], 'no state left');
   });
 }
 
@@ -334,7 +334,7 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
   t.same(after[fallback], restored, 'the device is back under the fallback name with its MTU, MAC, flags, alias and addresses');
   t.same(after[dev], squatters[dev], 'the device holding the name is untouched');
   t.same(after, expected, 'nothing else on the host changed');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopted, and restored at poststop', async (t) => {
@@ -363,5 +363,5 @@ t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopt
   ok(t, poststop(w, id, bundle), 'poststop');
   t.same(await settledTo(w.simhost, before), before, 'back on the host under its host name, exactly as before the runtime moved it');
   t.same(Object.keys(nsSnapshot(w.ctr)), ['lo'], 'not left in the container');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });

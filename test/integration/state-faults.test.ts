@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/state/statedir';
-import { bundleFor, createRuntime, creating, hook, hostNic, pinsIn, stateLeft, stopped } from '../helpers/host';
+import { bundleFor, createRuntime, creating, hook, hostNic, pinsIn, stopped } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { cli, makeRig, Rig } from '../helpers/netdevices';
+import { cli, makeRig, Rig, stateEntries } from '../helpers/netdevices';
 import { addAddress, netnsPath, NsSnapshot, settledTo, shOk, sleep, steady } from '../helpers/sandbox';
 
 const PAGE = 4096;
@@ -87,7 +87,7 @@ t.test('the state dir full at every level from empty to full: createRuntime fail
     }
     t.same(await settledTo(w.simhost, before), before, `${level}: the host is as before`);
     t.same(await settledTo(w.ctr, ctBefore), ctBefore, `${level}: the container holds nothing of ours`);
-    t.same(stateLeft(stateDir), [], `${level}: no state left`);
+    t.same(stateEntries(stateDir), [], `${level}: no state left`);
     t.same(pinsIn(stateDir), [], `${level}: no pin left`);
     if (!fits) break;
   }
@@ -107,7 +107,7 @@ t.test('the state dir full at poststop: poststop restores everything and exits 0
   t.equal(stop.status, 0, 'poststop exits 0', { stderr: stop.stderr });
   t.same(await settledTo(w.simhost, before), before, 'the host is as before');
   t.same(await settledTo(w.ctr, ctBefore), ctBefore, 'the container holds nothing of ours');
-  t.same(stateLeft(stateDir), [], 'no state left');
+  t.same(stateEntries(stateDir), [], 'no state left');
   t.same(pinsIn(stateDir), [], 'no pin left');
 });
 
@@ -205,5 +205,5 @@ t.test('gc takes a container whose init is a zombie, or whose pid never existed,
   t.equal(gc.status, 0, 'gc exits 0', { stdout: gc.stdout, stderr: gc.stderr });
   for (const id of ids) t.match(gc.stdout, new RegExp(`^${id}: restored \\(container is gone\\)$`, 'm'), `${id} is restored`);
   t.same(await settledTo(w.simhost, before), before, 'the host is as before');
-  t.same(stateLeft(w.stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
