@@ -4,7 +4,7 @@
 // the conflist changed or the hook runs with other options (gc from a shell).
 
 import type { NetworkSpec } from '../config';
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import { addNetworkList, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
 import type { CniOptions, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
@@ -123,6 +123,9 @@ export interface CniToolRequest {
 
 /** cnitool's container id for a namespace path: "cni-" and the start of its sha512. */
 function containerIdFor(netns: string): string {
+  // Required here: loading node:crypto costs every hook run, and only cnitool's ids need it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createHash } = require('node:crypto') as typeof Crypto;
   return `cni-${createHash('sha512').update(netns).digest('hex').slice(0, 20)}`;
 }
 

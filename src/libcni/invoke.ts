@@ -1,7 +1,7 @@
 // Running a CNI plugin as libcni's invoke package does: found by its type in CNI_PATH, the
 // CNI_* environment on top of ours, the config on stdin, a result or an error on stdout.
 
-import { spawnSync } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { CniCode, CniError } from './spec';
@@ -85,6 +85,9 @@ function pluginError(plugin: string, stdout: string, stderr: string, status: num
 export function execPlugin(pluginPath: string, stdin: unknown, a: InvokeArgs): unknown {
   const name = pluginPath.split('/').pop() ?? pluginPath;
   const timeout = a.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
+  // Required here: node:child_process costs every hook run to load, and only a plugin run needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('node:child_process') as typeof ChildProcess;
   const r = spawnSync(pluginPath, [], {
     input: JSON.stringify(stdin),
     env: cniEnvironment(a),
