@@ -5,13 +5,15 @@
 // after it exits the simulated host must be identical to before. A config the hook refuses must
 // keep the container from starting, and change nothing.
 import t, { Test } from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle';
 import { makeStateDir, OCI_NETDEV } from '../helpers/hook';
+import { pinsIn } from '../helpers/host';
+import { stateEntries } from '../helpers/netdevices';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { RUNTIMES, runContainer } from '../helpers/runtime';
-import { addAddress, mountPoints, Sandbox, shOk, settledTo, steady } from '../helpers/sandbox';
+import { addAddress, Sandbox, shOk, settledTo, steady } from '../helpers/sandbox';
 
 const MARKER = 'ONDT-CONTAINER-RAN';
 const PRINT = ['sh', '-c', `echo ${MARKER}; ip -o link; ip -o addr`];
@@ -66,9 +68,6 @@ function inject(t: Test, bundle: string, stateDir: string): void {
   }
 }
 
-const stateLeft = (stateDir: string): string[] => readdirSync(stateDir).filter((n) => !n.endsWith('.lock'));
-const pinsIn = (stateDir: string): string[] => mountPoints().filter((m) => m.startsWith(stateDir + '/'));
-
 for (const runtime of RUNTIMES) {
   t.test(`${runtime}: the container sees the moved devices; after exit the host is as before`, async (t) => {
     const sb = new Sandbox(t);
@@ -112,7 +111,7 @@ for (const runtime of RUNTIMES) {
 
     t.same(await settledTo(simhost, before), before, 'after exit the simulated host is identical to before');
     t.same(pinsIn(stateDir), [], 'no pin remains');
-    t.same(stateLeft(stateDir), [], 'no state remains');
+    t.same(stateEntries(stateDir), [], 'no state remains');
   });
 
   t.test(`${runtime}: a config the hook refuses keeps the container from starting and changes nothing`, async (t) => {
@@ -142,6 +141,6 @@ for (const runtime of RUNTIMES) {
     t.match(reason, new RegExp(`${missing}.*no such device`), 'which refused naming the missing device', { reason });
     t.same(await settledTo(simhost, before), before, 'the simulated host is unchanged');
     t.same(pinsIn(stateDir), [], 'no pin remains');
-    t.same(stateLeft(stateDir), [], 'no state remains');
+    t.same(stateEntries(stateDir), [], 'no state remains');
   });
 }

@@ -1,7 +1,7 @@
 // Shared by the tests of created devices (veth, macvlan) and the extension fields: a simulated
 // host with a container netns, bundles that only hold config.json, hook runs with the request
 // trace, and what iproute2 shows of a device in detail.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeStateDir, OCI_NETDEV, runHook } from './hook';
 import { DEV_PREFIX } from './names';
@@ -132,10 +132,9 @@ export function groupedDevices(ns: string): string[] {
     .map((l) => `${l.ifname} (group ${l.group})`);
 }
 
-/** The state dir holds nothing of a container: no journal, no pin. */
+/** What a state dir holds besides its locks, [] when it does not exist: a container's journal and pin. */
 export function stateEntries(stateDir: string): string[] {
-  mkdirSync(stateDir, { recursive: true });
-  return readdirSync(stateDir).filter((n) => !n.endsWith('.lock'));
+  return existsSync(stateDir) ? readdirSync(stateDir).filter((n) => !n.endsWith('.lock')) : [];
 }
 
 export interface SeenDevice {

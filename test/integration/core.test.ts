@@ -3,83 +3,23 @@
 // changing nothing, when it cannot. poststop puts everything back exactly, also when the kernel
 // already returned the device or its name is taken. A throwaway netns plays the host (the hook runs
 // under nsenter --net), another the container, and veth ends stand in for NICs.
-import t, { Test } from 'tap';
-import { readdirSync, rmSync } from 'node:fs';
+import t from 'tap';
+import { rmSync } from 'node:fs';
 import { StateDir } from '../../src/state/statedir';
-import { makeBundle } from '../helpers/bundle';
-import { makeStateDir, OCI_NETDEV, runHook } from '../helpers/hook';
+import { OCI_NETDEV } from '../helpers/hook';
+import { bundleFor, createRuntime, hostNic, ok, pinsIn, poststop, refused } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
+import { cli, makeRig, stateEntries } from '../helpers/netdevices';
 import {
-  addAddress, AddrSnapshot, inSimHost, linkSnapshot, mountPoints, netnsPath, nsSnapshot, Sandbox, sh,
-  ShResult, shOk, settledTo, steady } from '../helpers/sandbox';
-
-interface World {
-  sb: Sandbox;
-  simhost: string;
-  ct: string;
-  stateDir: string;
-}
-
-function world(t: Test): World {
-  const sb = new Sandbox(t);
-  const simhost = sb.createNetns('simhost');
-  const ct = sb.createNetns('ct');
-  return { sb, simhost, ct, stateDir: makeStateDir(sb) };
-}
-
-/** A stand-in NIC (one end of a veth pair, both ends up) in the simulated host. */
-function nic(w: World, opts: { mtu?: number; mac?: string; alias?: string; down?: boolean } = {}): string {
-  const name = uniqueName('nic');
-  w.sb.createVethPair(w.simhost, name, uniqueName('peer'));
-  const set = [
-    ...(opts.mtu ? ['mtu', String(opts.mtu)] : []),
-    ...(opts.mac ? ['address', opts.mac] : []),
-    ...(opts.alias ? ['alias', opts.alias] : []),
-    ...(opts.down ? ['down'] : []),
-  ];
-  if (set.length) shOk('ip', ['-n', w.simhost, 'link', 'set', name, ...set]);
-  return name;
-}
-
-const state = (id: string, bundle: string, extra: object = {}) => ({ ociVersion: '1.0.2', id, status: 'creating', bundle, ...extra });
-
-function createRuntime(w: World, id: string, bundle: string, extra: object = {}): ShResult {
-  return runHook(w.simhost, 'create-runtime', state(id, bundle, extra), { stateDir: w.stateDir });
-}
-
-function poststop(w: World, id: string, bundle: string): ShResult {
-  return runHook(w.simhost, 'poststop', { ...state(id, bundle), status: 'stopped' }, { stateDir: w.stateDir });
-}
-
-function bundleFor(w: World, netDevices: Record<string, object>, netnsPathOverride?: string | null): string {
-  const path = netnsPathOverride === null ? undefined : netnsPathOverride ?? netnsPath(w.ct);
-  return makeBundle(w.sb, { args: ['true'], netnsPath: path, netDevices });
-}
-
-/** The hook succeeded; its stderr is shown when it did not. */
-function ok(t: Test, r: ShResult, what: string): void {
-  t.equal(r.status, 0, `${what} exits 0`, { stderr: r.stderr });
-}
-
-/** The hook failed the way the contract says: non-zero, one line on stderr naming `device`. */
-function refused(t: Test, r: ShResult, device: string, cause: RegExp): void {
-  t.not(r.status, 0, 'the hook exits non-zero');
-  const lines = r.stderr.trimEnd().split('\n');
-  t.equal(lines.length, 1, 'one line on stderr', { stderr: r.stderr });
-  t.match(lines[0], device, 'the line names the device');
-  t.match(lines[0], cause, 'and the cause');
-}
-
-const stateDirEmpty = (w: World): string[] => readdirSync(w.stateDir).filter((n) => n !== 'claims.lock');
-
+  addAddress, AddrSnapshot, inSimHost, linkSnapshot, netnsPath, nsSnapshot, sh, shOk, settledTo, steady } from '../helpers/sandbox';
 
 const addr = (family: 'inet' | 'inet6', local: string, prefixlen: number, more: Partial<AddrSnapshot> = {}): AddrSnapshot => ({
   family, local, prefixlen, scope: 'global', label: null, broadcast: null, flags: [], ...more,
 });
 
 t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the link up; poststop restores', async (t) => {
-  const w = world(t);
-  const dev = nic(w, { mtu: 1400, mac: '02:00:5e:00:53:11', alias: 'uplink', down: true });
+  const w = makeRig(t);
+  const dev = hostNic(w, { mtu: 1400, mac: '02:00:5e:00:53:11', alias: 'uplink', down: true });
   // Move with the device: IPv4 with broadcast and a label, a second IPv4, IPv6.
   addAddress(w.simhost, dev, '192.0.2.10/24', ['broadcast', '192.0.2.255', 'label', `${dev}:w`]);
   addAddress(w.simhost, dev, '198.51.100.10/24', ['broadcast', '+']);
@@ -91,15 +31,15 @@ t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the
   addAddress(w.simhost, dev, '2001:db8:3::10/64', ['nodad', 'valid_lft', '3000', 'preferred_lft', '2000']);
   addAddress(w.simhost, dev, '203.0.113.10/24', ['valid_lft', '3000', 'preferred_lft', '2000']);
   const before = await steady(w.simhost);
-  const ctBefore = nsSnapshot(w.ct);
+  const ctBefore = nsSnapshot(w.ctr);
   const target = uniqueName('ct');
   const id = uniqueId('ctr');
   const bundle = bundleFor(w, { [dev]: { name: target } });
 
   ok(t, createRuntime(w, id, bundle), 'create-runtime');
   t.notOk(dev in nsSnapshot(w.simhost), 'the device left the host');
-  t.notOk(dev in nsSnapshot(w.ct), 'nothing in the container under the host name');
-  const inside = linkSnapshot(w.ct, target);
+  t.notOk(dev in nsSnapshot(w.ctr), 'nothing in the container under the host name');
+  const inside = linkSnapshot(w.ctr, target);
   t.equal(inside.name, target, 'renamed in the container');
   t.equal(inside.mtu, 1400, 'MTU kept');
   t.equal(inside.mac, '02:00:5e:00:53:11', 'MAC kept');
@@ -111,9 +51,9 @@ t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the
     addr('inet6', '2001:db8:1::10', 64, { flags: ['nodad'] }),
     addr('inet6', '2001:db8:2::10', 64, { flags: ['nodad', 'noprefixroute'] }),
   ], 'exactly the global permanent addresses, with broadcast, label and flags');
-  t.same(Object.keys(nsSnapshot(w.ct)).sort(), [...Object.keys(ctBefore), target].sort(), 'nothing else appeared in the container');
+  t.same(Object.keys(nsSnapshot(w.ctr)).sort(), [...Object.keys(ctBefore), target].sort(), 'nothing else appeared in the container');
 
-  const st = sh(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', w.stateDir, 'status', '--json']));
+  const st = cli(w, ['status', '--json']);
   ok(t, st, 'status --json');
   t.match(JSON.parse(st.stdout), [{
     containerId: id, bundle, phase: 'attached', pinned: true, pid: null, alive: false,
@@ -124,13 +64,13 @@ t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the
   const after = await settledTo(w.simhost, before);
   t.same(after[dev], before[dev], 'the device is back: name, MTU, MAC, flags (down), alias, addresses of every scope and lifetime');
   t.same(after, before, 'and the whole host is as before');
-  t.same(nsSnapshot(w.ct), ctBefore, 'the container netns is as before');
-  t.same(stateDirEmpty(w), [], 'no state left');
+  t.same(nsSnapshot(w.ctr), ctBefore, 'the container netns is as before');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('move without rename keeps the host name', async (t) => {
-  const w = world(t);
-  const dev = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.20/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8::20/64', ['nodad']);
   const before = await steady(w.simhost);
@@ -138,7 +78,7 @@ t.test('move without rename keeps the host name', async (t) => {
   const bundle = bundleFor(w, { [dev]: {} });
 
   ok(t, createRuntime(w, id, bundle), 'create-runtime');
-  const inside = linkSnapshot(w.ct, dev);
+  const inside = linkSnapshot(w.ctr, dev);
   t.equal(inside.up, true, 'up in the container');
   t.same(inside.addresses.map((a) => `${a.local}/${a.prefixlen}`), ['192.0.2.20/24', '2001:db8::20/64'], 'addresses kept');
   t.equal(inside.addresses[0].label, dev, 'the IPv4 label is the device name');
@@ -148,11 +88,11 @@ t.test('move without rename keeps the host name', async (t) => {
 });
 
 t.test('a %d name gets the name the kernel picks, found by ifindex', async (t) => {
-  const w = world(t);
+  const w = makeRig(t);
   const base = uniqueName('tpl');
   // base0 is taken in the container, so the kernel picks base1.
-  w.sb.createVethPair(w.ct, `${base}0`, uniqueName('peer'));
-  const dev = nic(w);
+  w.sb.createVethPair(w.ctr, `${base}0`, uniqueName('peer'));
+  const dev = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.30/24', ['label', dev]);
   addAddress(w.simhost, dev, '2001:db8::30/64', ['nodad']);
   const before = await steady(w.simhost);
@@ -160,7 +100,7 @@ t.test('a %d name gets the name the kernel picks, found by ifindex', async (t) =
   const bundle = bundleFor(w, { [dev]: { name: `${base}%d` } });
 
   ok(t, createRuntime(w, id, bundle), 'create-runtime');
-  const ct = nsSnapshot(w.ct);
+  const ct = nsSnapshot(w.ctr);
   t.notOk(`${base}%d` in ct, 'no device named literally %d');
   const inside = ct[`${base}1`];
   t.ok(inside, `the device is ${base}1`);
@@ -176,38 +116,38 @@ t.test('a %d name gets the name the kernel picks, found by ifindex', async (t) =
 });
 
 t.test('target name already taken in the container: error naming the device, nothing changed', async (t) => {
-  const w = world(t);
-  const dev = nic(w);
-  const other = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
+  const other = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.40/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8::40/64', ['nodad']);
   const taken = uniqueName('taken');
-  w.sb.createVethPair(w.ct, taken, uniqueName('peer'));
+  w.sb.createVethPair(w.ctr, taken, uniqueName('peer'));
   const before = await steady(w.simhost);
-  const ctBefore = nsSnapshot(w.ct);
+  const ctBefore = nsSnapshot(w.ctr);
   // The first device is fine; the second asks for the taken name.
   const bundle = bundleFor(w, { [other]: {}, [dev]: { name: taken } });
 
   refused(t, createRuntime(w, uniqueId('ctr'), bundle), dev, new RegExp(`${taken}.*exists`));
   t.same(await settledTo(w.simhost, before), before, 'host unchanged: every device, address and flag');
-  t.same(nsSnapshot(w.ct), ctBefore, 'container unchanged');
-  t.same(stateDirEmpty(w), [], 'no journal or pin left');
+  t.same(nsSnapshot(w.ctr), ctBefore, 'container unchanged');
+  t.same(stateEntries(w.stateDir), [], 'no journal or pin left');
 });
 
 t.test('a device that is not on the host: error naming it, nothing changed', async (t) => {
-  const w = world(t);
-  const dev = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
   const missing = uniqueName('missing');
   const before = await steady(w.simhost);
   const bundle = bundleFor(w, { [dev]: {}, [missing]: {} });
   refused(t, createRuntime(w, uniqueId('ctr'), bundle), missing, /no such device/);
   t.same(await settledTo(w.simhost, before), before, 'host unchanged');
-  t.same(stateDirEmpty(w), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('no network namespace path in the config and no pid in the state: error', async (t) => {
-  const w = world(t);
-  const dev = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
   const before = await steady(w.simhost);
   const bundle = bundleFor(w, { [dev]: {} }, null);
   const r = createRuntime(w, uniqueId('ctr'), bundle);
@@ -215,12 +155,12 @@ t.test('no network namespace path in the config and no pid in the state: error',
   t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line on stderr', { stderr: r.stderr });
   t.match(r.stderr, /pid/, 'says there is no pid to find the namespace by');
   t.same(await settledTo(w.simhost, before), before, 'host unchanged');
-  t.same(stateDirEmpty(w), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test("the host's own network namespace as the container's: error", async (t) => {
-  const w = world(t);
-  const dev = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
   const before = await steady(w.simhost);
   const bundle = bundleFor(w, { [dev]: {} }, netnsPath(w.simhost));
   const r = createRuntime(w, uniqueId('ctr'), bundle);
@@ -228,17 +168,17 @@ t.test("the host's own network namespace as the container's: error", async (t) =
   t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line on stderr', { stderr: r.stderr });
   t.match(r.stderr, /host's own/, 'says the namespace is the host one');
   t.same(await settledTo(w.simhost, before), before, 'host unchanged');
-  t.same(stateDirEmpty(w), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('the namespace found by pid when the config gives no path', async (t) => {
-  const w = world(t);
-  const dev = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.50/24');
   const before = await steady(w.simhost);
   // A process in the container netns stands in for the container's init.
   const { spawn } = await import('node:child_process');
-  const init = spawn('ip', ['netns', 'exec', w.ct, 'sleep', '600'], { stdio: 'ignore' });
+  const init = spawn('ip', ['netns', 'exec', w.ctr, 'sleep', '600'], { stdio: 'ignore' });
   t.teardown(() => void init.kill('SIGKILL'));
   await new Promise((resolve) => init.once('spawn', resolve));
   // ip netns exec execs sleep in the same process once it has entered the netns.
@@ -248,17 +188,14 @@ t.test('the namespace found by pid when the config gives no path', async (t) => 
   const id = uniqueId('ctr');
   const bundle = bundleFor(w, { [dev]: {} }, null);
   ok(t, createRuntime(w, id, bundle, { pid: init.pid }), 'create-runtime');
-  t.equal(linkSnapshot(w.ct, dev).addresses[0]?.local, '192.0.2.50', `moved into /proc/${init.pid}/ns/net`);
+  t.equal(linkSnapshot(w.ctr, dev).addresses[0]?.local, '192.0.2.50', `moved into /proc/${init.pid}/ns/net`);
   ok(t, poststop(w, id, bundle), 'poststop');
   t.same(await settledTo(w.simhost, before), before, 'host as before');
 });
 
-/** The pins the hook made under the state dir (bind mounts of the container netns). */
-const pinsIn = (w: World): string[] => mountPoints().filter((m) => m.startsWith(w.stateDir + '/'));
-
 t.test('poststop restores several devices exactly, and a second poststop changes nothing', async (t) => {
-  const w = world(t);
-  const a = nic(w, { mtu: 1400, mac: '02:00:5e:00:53:21', alias: 'uplink a', down: true });
+  const w = makeRig(t);
+  const a = hostNic(w, { mtu: 1400, mac: '02:00:5e:00:53:21', alias: 'uplink a', down: true });
   addAddress(w.simhost, a, '192.0.2.70/24', ['broadcast', '+']);
   addAddress(w.simhost, a, '192.0.2.71/24', ['label', `${a}:w`]);
   addAddress(w.simhost, a, '169.254.70.1/16', ['scope', 'link']);
@@ -266,36 +203,36 @@ t.test('poststop restores several devices exactly, and a second poststop changes
   addAddress(w.simhost, a, '203.0.113.70/24', ['valid_lft', '3000', 'preferred_lft', '2000']);
   addAddress(w.simhost, a, '2001:db8:70::1/64', ['nodad']);
   addAddress(w.simhost, a, '2001:db8:71::1/64', ['nodad', 'valid_lft', '3000', 'preferred_lft', '0']);
-  const b = nic(w, { mtu: 9000 });
+  const b = hostNic(w, { mtu: 9000 });
   addAddress(w.simhost, b, '198.51.100.70/25', ['broadcast', '+']);
-  const c = nic(w, { alias: 'uplink c' });
+  const c = hostNic(w, { alias: 'uplink c' });
   addAddress(w.simhost, c, '2001:db8:72::1/64', ['nodad']);
   const before = await steady(w.simhost);
-  const ctBefore = await steady(w.ct);
+  const ctBefore = await steady(w.ctr);
   const id = uniqueId('ctr');
   const base = uniqueName('tpl');
   const bundle = bundleFor(w, { [a]: { name: uniqueName('a') }, [b]: {}, [c]: { name: `${base}%d` } });
 
   ok(t, createRuntime(w, id, bundle), 'create-runtime');
   t.same([a, b, c].filter((d) => d in nsSnapshot(w.simhost)), [], 'all three left the host');
-  t.equal(pinsIn(w).length, 1, 'the container netns is pinned');
+  t.equal(pinsIn(w.stateDir).length, 1, 'the container netns is pinned');
 
   ok(t, poststop(w, id, bundle), 'poststop');
   t.same(await settledTo(w.simhost, before), before, 'the host is exactly as before');
-  t.same(await settledTo(w.ct, ctBefore), ctBefore, 'the container holds none of them');
-  t.same(pinsIn(w), [], 'the pin is released');
-  t.same(stateDirEmpty(w), [], 'the journal is removed');
+  t.same(await settledTo(w.ctr, ctBefore), ctBefore, 'the container holds none of them');
+  t.same(pinsIn(w.stateDir), [], 'the pin is released');
+  t.same(stateEntries(w.stateDir), [], 'the journal is removed');
 
   const again = poststop(w, id, bundle);
   ok(t, again, 'a second poststop');
   t.equal(again.stderr, '', 'and says nothing');
   t.same(nsSnapshot(w.simhost), before, 'the host is unchanged by it');
-  t.same(stateDirEmpty(w), [], 'no state appears');
+  t.same(stateEntries(w.stateDir), [], 'no state appears');
 });
 
 t.test('a leased address comes back with the lease it has left, and not after it ran out', async (t) => {
-  const w = world(t);
-  const dev = nic(w);
+  const w = makeRig(t);
+  const dev = hostNic(w);
   const added = Date.now();
   addAddress(w.simhost, dev, '192.0.2.100/24');
   addAddress(w.simhost, dev, '203.0.113.100/24', ['valid_lft', '3000', 'preferred_lft', '2000']);
@@ -304,7 +241,7 @@ t.test('a leased address comes back with the lease it has left, and not after it
   const id = uniqueId('ctr');
   const bundle = bundleFor(w, { [dev]: {} });
   ok(t, createRuntime(w, id, bundle), 'create-runtime');
-  t.same(linkSnapshot(w.ct, dev).addresses.map((a) => a.local), ['192.0.2.100'], 'only the permanent address went into the container');
+  t.same(linkSnapshot(w.ctr, dev).addresses.map((a) => a.local), ['192.0.2.100'], 'only the permanent address went into the container');
 
   // The container held the device for 1000 s (as far as the journal knows).
   const store = new StateDir(w.stateDir);
@@ -330,12 +267,12 @@ t.test('a leased address comes back with the lease it has left, and not after it
 
 for (const returnedAs of ['its container name', 'a dev%d name'] as const) {
   t.test(`poststop with the pin gone and the device returned by the kernel under ${returnedAs}`, async (t) => {
-    const w = world(t);
+    const w = makeRig(t);
     // This container netns is deleted mid-test, so it is not the sandbox's.
     const ct = uniqueId('ct');
     shOk('ip', ['netns', 'add', ct]);
     t.teardown(() => void sh('ip', ['netns', 'del', ct]));
-    const dev = nic(w, { mtu: 1480, mac: '02:00:5e:00:53:31', alias: 'uplink', down: true });
+    const dev = hostNic(w, { mtu: 1480, mac: '02:00:5e:00:53:31', alias: 'uplink', down: true });
     addAddress(w.simhost, dev, '192.0.2.80/24', ['broadcast', '+']);
     addAddress(w.simhost, dev, '192.0.2.81/24', ['label', `${dev}:w`]);
     addAddress(w.simhost, dev, '192.0.2.82/24');
@@ -350,7 +287,7 @@ for (const returnedAs of ['its container name', 'a dev%d name'] as const) {
 
     // What the kernel does when the last process of an unpinned netns exits: physical devices come
     // back to the host (under their container name, or dev%d when that is taken) and the netns goes.
-    const pins = pinsIn(w);
+    const pins = pinsIn(w.stateDir);
     t.equal(pins.length, 1, 'one pin');
     for (const pin of pins) {
       shOk('umount', ['--lazy', pin]);
@@ -365,13 +302,13 @@ for (const returnedAs of ['its container name', 'a dev%d name'] as const) {
     ok(t, r, 'poststop');
     t.match(r.stderr, /network namespace is gone/, 'warns that it restores from what the host holds');
     t.same(await settledTo(w.simhost, before), before, 'the host is exactly as before: found by its marker and restored');
-    t.same(stateDirEmpty(w), [], 'no state left');
+    t.same(stateEntries(w.stateDir), [], 'no state left');
   });
 }
 
 t.test('the original name taken on the host at restore: a fallback name, the device kept, a warning', async (t) => {
-  const w = world(t);
-  const dev = nic(w, { mtu: 1450, mac: '02:00:5e:00:53:41', alias: 'uplink' });
+  const w = makeRig(t);
+  const dev = hostNic(w, { mtu: 1450, mac: '02:00:5e:00:53:41', alias: 'uplink' });
   addAddress(w.simhost, dev, '192.0.2.90/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8:90::1/64', ['nodad']);
   const before = await steady(w.simhost);
@@ -397,26 +334,26 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
   t.same(after[fallback], restored, 'the device is back under the fallback name with its MTU, MAC, flags, alias and addresses');
   t.same(after[dev], squatters[dev], 'the device holding the name is untouched');
   t.same(after, expected, 'nothing else on the host changed');
-  t.same(stateDirEmpty(w), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
 t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopted, and restored at poststop', async (t) => {
-  const w = world(t);
-  const dev = nic(w, { mtu: 1420, mac: '02:00:5e:00:53:61', alias: 'uplink' });
+  const w = makeRig(t);
+  const dev = hostNic(w, { mtu: 1420, mac: '02:00:5e:00:53:61', alias: 'uplink' });
   addAddress(w.simhost, dev, '192.0.2.130/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8:130::1/64', ['nodad']);
   const before = await steady(w.simhost);
   const target = uniqueName('ct');
   // What runc >= 1.4 does before createRuntime: move and rename, re-add the addresses, set it up.
-  shOk('ip', ['-n', w.simhost, 'link', 'set', dev, 'netns', w.ct, 'name', target]);
-  addAddress(w.ct, target, '192.0.2.130/24', ['broadcast', '+']);
-  addAddress(w.ct, target, '2001:db8:130::1/64', ['nodad']);
-  shOk('ip', ['-n', w.ct, 'link', 'set', target, 'up']);
+  shOk('ip', ['-n', w.simhost, 'link', 'set', dev, 'netns', w.ctr, 'name', target]);
+  addAddress(w.ctr, target, '192.0.2.130/24', ['broadcast', '+']);
+  addAddress(w.ctr, target, '2001:db8:130::1/64', ['nodad']);
+  shOk('ip', ['-n', w.ctr, 'link', 'set', target, 'up']);
   const id = uniqueId('ctr');
   const bundle = bundleFor(w, { [dev]: { name: target } });
 
   ok(t, createRuntime(w, id, bundle), 'create-runtime');
-  const inside = linkSnapshot(w.ct, target);
+  const inside = linkSnapshot(w.ctr, target);
   t.equal(inside.alias, 'uplink', 'adopted: left as the runtime moved it');
   t.same(inside.addresses.map((a) => a.local), ['192.0.2.130', '2001:db8:130::1'], 'its addresses are left as the runtime set them');
   t.equal(inside.up, true, 'up');
@@ -425,6 +362,6 @@ t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopt
 
   ok(t, poststop(w, id, bundle), 'poststop');
   t.same(await settledTo(w.simhost, before), before, 'back on the host under its host name, exactly as before the runtime moved it');
-  t.same(Object.keys(nsSnapshot(w.ct)), ['lo'], 'not left in the container');
-  t.same(stateDirEmpty(w), [], 'no state left');
+  t.same(Object.keys(nsSnapshot(w.ctr)), ['lo'], 'not left in the container');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });

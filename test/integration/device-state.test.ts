@@ -3,50 +3,32 @@
 // traffic control (an htb root with a class and a filter, a pfifo root) are on the host again after
 // poststop and after a rollback; an IPv6 address with finite lifetimes has its prefix route back.
 // A throwaway netns plays the host (the hook runs under nsenter --net), veth ends stand in for NICs.
-import t, { Test } from 'tap';
-import { makeBundle } from '../helpers/bundle';
-import { makeStateDir, runHook } from '../helpers/hook';
+import t from 'tap';
+import { bundleFor, createRuntime, ok, poststop } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { inSimHost, netnsPath, nsSnapshot, Sandbox, ShResult, shOk, settledTo, steady } from '../helpers/sandbox';
+import { makeRig, Rig } from '../helpers/netdevices';
+import { inSimHost, nsSnapshot, shOk, settledTo, steady } from '../helpers/sandbox';
 import { dadDone, deviceStates, deviceStatesSettledTo, deviceStateSnapshot, DeviceStateSnapshot, FINITE_V6, richNics } from '../helpers/device-state';
 
-interface World {
-  sb: Sandbox;
-  simhost: string;
-  ct: string;
-  stateDir: string;
-}
-
-function world(t: Test): World {
-  const sb = new Sandbox(t);
-  return { sb, simhost: sb.createNetns('simhost'), ct: sb.createNetns('ct'), stateDir: makeStateDir(sb) };
-}
-
-const state = (id: string, bundle: string, status: string) => ({ ociVersion: '1.0.2', id, status, bundle });
-
-function ok(t: Test, r: ShResult, what: string): void {
-  t.equal(r.status, 0, `${what} exits 0`, { stderr: r.stderr });
-}
-
 /** The device's prefix route of FINITE_V6, if the kernel has one. */
-const finitePrefixRoute = (w: World, dev: string): unknown[] =>
+const finitePrefixRoute = (w: Rig, dev: string): unknown[] =>
   JSON.parse(shOk(...inSimHost(w.simhost, ['ip', '-j', '-6', 'route', 'show', FINITE_V6.prefix, 'dev', dev]))) as unknown[];
 
 t.test('after poststop, routes, neighbours, sysctls and tc of moved NICs are back exactly', async (t) => {
-  const w = world(t);
+  const w = makeRig(t);
   const { dual, v4only } = richNics(w.sb, w.simhost);
   const links = await steady(w.simhost);
   await dadDone(w.simhost, [dual, v4only]);
   const before = deviceStates(w.simhost, [dual, v4only]);
   t.equal(finitePrefixRoute(w, dual).length, 1, 'the finite-lifetime IPv6 address has its prefix route before');
   const id = uniqueId('ctr');
-  const bundle = makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.ct), netDevices: { [dual]: { name: uniqueName('a') }, [v4only]: {} } });
+  const bundle = bundleFor(w, { [dual]: { name: uniqueName('a') }, [v4only]: {} });
 
-  ok(t, runHook(w.simhost, 'create-runtime', state(id, bundle, 'creating'), { stateDir: w.stateDir }), 'create-runtime');
+  ok(t, createRuntime(w, id, bundle), 'create-runtime');
   t.notOk(dual in nsSnapshot(w.simhost), 'the NIC left the host');
   t.same(deviceStateSnapshot(w.simhost, 'lo').rules, before[dual].rules, 'the ip rule stays on the host meanwhile');
 
-  const r = runHook(w.simhost, 'poststop', state(id, bundle, 'stopped'), { stateDir: w.stateDir });
+  const r = poststop(w, id, bundle);
   ok(t, r, 'poststop');
   t.equal(r.stderr, '', 'no warning: everything was restored');
   t.same(await settledTo(w.simhost, links), links, 'links and addresses as before');
@@ -62,17 +44,17 @@ t.test('after poststop, routes, neighbours, sysctls and tc of moved NICs are bac
 });
 
 t.test('after a rollback, routes, neighbours, sysctls and tc of moved NICs are back exactly', async (t) => {
-  const w = world(t);
+  const w = makeRig(t);
   // IPv6 is off for devices arriving in the container, so adding the dual NIC's IPv6 addresses
   // there fails after both NICs have moved: a real kernel refusal, then a rollback.
-  shOk(...inSimHost(w.ct, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']));
+  shOk(...inSimHost(w.ctr, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']));
   const { dual, v4only } = richNics(w.sb, w.simhost);
   const links = await steady(w.simhost);
   await dadDone(w.simhost, [dual, v4only]);
   const before = deviceStates(w.simhost, [dual, v4only]);
-  const bundle = makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.ct), netDevices: { [v4only]: {}, [dual]: { name: uniqueName('a') } } });
+  const bundle = bundleFor(w, { [v4only]: {}, [dual]: { name: uniqueName('a') } });
 
-  const r = runHook(w.simhost, 'create-runtime', state(uniqueId('ctr'), bundle, 'creating'), { stateDir: w.stateDir });
+  const r = createRuntime(w, uniqueId('ctr'), bundle);
   t.not(r.status, 0, 'create-runtime fails');
   t.match(r.stderr, /add address 2001:db8:a::10\/64 .*(EACCES|IPv6 is disabled)/, 'on an IPv6 address of the dual NIC, after the move');
   t.match(r.stderr, dual, 'naming it');

@@ -7,6 +7,7 @@ import t, { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { OCI_NETDEV } from '../helpers/hook';
+import { hostNic } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { configBundle, makeRig, ociState, Rig } from '../helpers/netdevices';
 import { netnsPath, sh, ShResult } from '../helpers/sandbox';
@@ -48,8 +49,7 @@ const TAGGED = (severity: number, id: string) => new RegExp(`^<${24 + severity}>
 
 t.test('changes, warnings and errors reach /dev/log with the tag and the container id', async (t) => {
   const w = await world(t);
-  const nic = uniqueName('nic');
-  w.rig.sb.createVethPair(w.rig.simhost, nic, uniqueName('peer'));
+  const nic = hostNic(w.rig);
   const id = uniqueId('ctr');
   const bundle = configBundle(w.rig.sb, w.rig.ctr, { netDevices: { [nic]: { name: 'eth1' } } });
 
@@ -85,8 +85,7 @@ t.test('changes, warnings and errors reach /dev/log with the tag and the contain
 
 t.test('without /dev/log the hook runs as before', async (t) => {
   const rig = makeRig(t);
-  const nic = uniqueName('nic');
-  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  const nic = hostNic(rig);
   const id = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic]: {} } });
   // The empty /dev of a private mount namespace.

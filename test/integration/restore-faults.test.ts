@@ -10,9 +10,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/state/statedir';
 import { runHook, startHook } from '../helpers/hook';
+import { pinsIn } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { cli, configBundle, ipDetails, makeRig, ociState, Rig, stateEntries } from '../helpers/netdevices';
-import { addAddress, mountPoints, NsSnapshot, nsSnapshot, ShResult, shOk, settledTo, sleep, steady } from '../helpers/sandbox';
+import { addAddress, NsSnapshot, nsSnapshot, ShResult, shOk, settledTo, sleep, steady } from '../helpers/sandbox';
 
 /** A stand-in NIC in the simulated host: one end of a veth pair whose other end stays there. */
 function hostNic(rig: Rig, name = uniqueName('nic')): { dev: string; peer: string } {
@@ -41,7 +42,6 @@ function exitsZero(t: Test, r: ShResult, what: string): void {
 
 const warnings = (r: ShResult): string[] => r.stderr.split('\n').filter((l) => /WARNING/.test(l));
 const journalOf = (rig: Rig, id: string): string => join(rig.stateDir, encodeId(id), 'journal.json');
-const pinsIn = (rig: Rig): string[] => mountPoints().filter((m) => m.startsWith(rig.stateDir + '/'));
 
 /** The device a veth end is linked to, as iproute2 names it from the end's side (the peer proof). */
 const peerLink = (ns: string, end: string): string | undefined => ipDetails(ns)[end]?.link;
@@ -61,7 +61,7 @@ async function allHome(t: Test, rig: Rig, hostExpected: NsSnapshot, ctrBefore: N
   t.same(await settledTo(rig.simhost, hostExpected), hostExpected, 'the host is as expected: every device, name, MTU, MAC, flag and address');
   t.same(await settledTo(rig.ctr, ctrBefore), ctrBefore, 'nothing is left in the container');
   t.same(stateEntries(rig.stateDir), [], 'no journal left');
-  t.same(pinsIn(rig), [], 'no pin left');
+  t.same(pinsIn(rig.stateDir), [], 'no pin left');
   const gc = cli(rig, ['gc']);
   exitsZero(t, gc, 'a gc afterwards');
   t.equal(gc.stdout, 'gc: nothing to do\n', 'gc has nothing to do');

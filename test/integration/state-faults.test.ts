@@ -7,38 +7,23 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/state/statedir';
-import { makeBundle } from '../helpers/bundle';
-import { OCI_NETDEV, runHook } from '../helpers/hook';
+import { bundleFor, createRuntime, creating, hook, hostNic, pinsIn, stopped } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { addAddress, inSimHost, mountPoints, netnsPath, NsSnapshot, Sandbox, settledTo, sh, shOk, sleep, steady } from '../helpers/sandbox';
+import { cli, makeRig, Rig, stateEntries } from '../helpers/netdevices';
+import { addAddress, netnsPath, NsSnapshot, settledTo, shOk, sleep, steady } from '../helpers/sandbox';
 
 const PAGE = 4096;
 
-interface World {
-  sb: Sandbox;
-  simhost: string;
-  ct: string;
-}
-
-function world(t: Test): World {
-  const sb = new Sandbox(t);
-  return { sb, simhost: sb.createNetns('simhost'), ct: sb.createNetns('ct') };
-}
-
-/** A stand-in NIC (one end of a veth pair) in the simulated host, with an IPv4 and an IPv6 address. */
-function nic(w: World, i: number): string {
-  const name = uniqueName('nic');
-  w.sb.createVethPair(w.simhost, name, uniqueName('peer'));
+/** A stand-in NIC in the simulated host, with an IPv4 and an IPv6 address. */
+function addressedNic(w: Rig, i: number): string {
+  const name = hostNic(w);
   addAddress(w.simhost, name, `10.91.${i}.1/24`, ['broadcast', '+']);
   addAddress(w.simhost, name, `2001:db8:91:${i.toString(16)}::1/64`, ['nodad']);
   return name;
 }
 
-const state = (id: string, bundle: string) => ({ ociVersion: '1.0.2', id, status: 'creating', bundle });
-const stopped = (id: string, bundle: string) => ({ ...state(id, bundle), status: 'stopped' });
-
 /** A small tmpfs of `bytes`, mounted under a sandbox dir (teardown unmounts it); the state dir is inside. */
-function smallFs(w: World, bytes: number): { mnt: string; stateDir: string } {
+function smallFs(w: Rig, bytes: number): { mnt: string; stateDir: string } {
   const mnt = join(w.sb.tempDir('smallfs'), 'mnt');
   fs.mkdirSync(mnt);
   shOk('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', mnt]);
@@ -64,23 +49,21 @@ function fill(file: string, bytes: number): boolean {
   }
 }
 
-const stateLeft = (stateDir: string): string[] => (fs.existsSync(stateDir) ? fs.readdirSync(stateDir).filter((n) => n !== 'claims.lock') : []);
-const pinsIn = (dir: string): string[] => mountPoints().filter((m) => m.startsWith(dir + '/'));
 
 /** 8 moved NICs with addresses and 2 created veths, and the host and container as they were. */
-async function tenDevices(w: World): Promise<{ bundle: string; before: NsSnapshot; ctBefore: NsSnapshot }> {
-  const nics = Array.from({ length: 8 }, (_, i) => nic(w, i));
+async function tenDevices(w: Rig): Promise<{ bundle: string; before: NsSnapshot; ctBefore: NsSnapshot }> {
+  const nics = Array.from({ length: 8 }, (_, i) => addressedNic(w, i));
   const veths = [0, 1].map(() => uniqueName('veth'));
   const netDevices = Object.fromEntries([
     ...nics.map((n) => [n, { name: uniqueName('c') }]),
     ...veths.map((v, i) => [v, { type: 'veth', name: `eth${i + 10}`, addresses: [`10.92.${i}.2/24`] }]),
   ]);
-  const bundle = makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.ct), netDevices });
-  return { bundle, before: await steady(w.simhost), ctBefore: await steady(w.ct) };
+  const bundle = bundleFor(w, netDevices);
+  return { bundle, before: await steady(w.simhost), ctBefore: await steady(w.ctr) };
 }
 
 t.test('the state dir full at every level from empty to full: createRuntime fails with nothing changed, or poststop restores everything', async (t) => {
-  const w = world(t);
+  const w = makeRig(t);
   // 48 levels: room for the journal's reservation (2 x 64 KiB) in the first third, none at the end.
   const { mnt, stateDir } = smallFs(w, 192 * 1024);
   const filler = join(mnt, 'filler');
@@ -90,21 +73,21 @@ t.test('the state dir full at every level from empty to full: createRuntime fail
     const fits = fill(filler, pages * PAGE);
     const level = fits ? `${pages} pages filled` : 'full';
     const id = uniqueId('ctr');
-    const r = runHook(w.simhost, 'create-runtime', state(id, bundle), { stateDir });
+    const r = hook(w, 'create-runtime', creating(id, bundle), stateDir);
     if (r.status !== 0) {
       outcomes.refused++;
       t.equal(r.stderr.trimEnd().split('\n').length, 1, `${level}: create-runtime fails with one line`, { stderr: r.stderr });
       t.match(r.stderr, /cannot reserve space for the journal.*ENOSPC/, `${level}: saying the journal has no room`);
     } else {
       outcomes.attached++;
-      t.equal(Object.keys(await steady(w.ct)).length, 11, `${level}: create-runtime gave the container its 10 devices`);
+      t.equal(Object.keys(await steady(w.ctr)).length, 11, `${level}: create-runtime gave the container its 10 devices`);
       fs.rmSync(filler);
-      const stop = runHook(w.simhost, 'poststop', stopped(id, bundle), { stateDir });
+      const stop = hook(w, 'poststop', stopped(id, bundle), stateDir);
       t.equal(stop.status, 0, `${level}: poststop, with space freed, exits 0`, { stderr: stop.stderr });
     }
     t.same(await settledTo(w.simhost, before), before, `${level}: the host is as before`);
-    t.same(await settledTo(w.ct, ctBefore), ctBefore, `${level}: the container holds nothing of ours`);
-    t.same(stateLeft(stateDir), [], `${level}: no state left`);
+    t.same(await settledTo(w.ctr, ctBefore), ctBefore, `${level}: the container holds nothing of ours`);
+    t.same(stateEntries(stateDir), [], `${level}: no state left`);
     t.same(pinsIn(stateDir), [], `${level}: no pin left`);
     if (!fits) break;
   }
@@ -112,36 +95,34 @@ t.test('the state dir full at every level from empty to full: createRuntime fail
 });
 
 t.test('the state dir full at poststop: poststop restores everything and exits 0', async (t) => {
-  const w = world(t);
+  const w = makeRig(t);
   const { mnt, stateDir } = smallFs(w, 256 * 1024);
   const { bundle, before, ctBefore } = await tenDevices(w);
   const id = uniqueId('ctr');
-  const r = runHook(w.simhost, 'create-runtime', state(id, bundle), { stateDir });
+  const r = hook(w, 'create-runtime', creating(id, bundle), stateDir);
   t.equal(r.status, 0, 'create-runtime exits 0', { stderr: r.stderr });
   t.notOk(fill(join(mnt, 'filler'), 256 * 1024), 'the file system is now full');
 
-  const stop = runHook(w.simhost, 'poststop', stopped(id, bundle), { stateDir });
+  const stop = hook(w, 'poststop', stopped(id, bundle), stateDir);
   t.equal(stop.status, 0, 'poststop exits 0', { stderr: stop.stderr });
   t.same(await settledTo(w.simhost, before), before, 'the host is as before');
-  t.same(await settledTo(w.ct, ctBefore), ctBefore, 'the container holds nothing of ours');
-  t.same(stateLeft(stateDir), [], 'no state left');
+  t.same(await settledTo(w.ctr, ctBefore), ctBefore, 'the container holds nothing of ours');
+  t.same(stateEntries(stateDir), [], 'no state left');
   t.same(pinsIn(stateDir), [], 'no pin left');
 });
 
 t.test('truncated, FIFO and symlinked journals of other containers: createRuntime goes on, gc restores the rest and names each', async (t) => {
-  const w = world(t);
-  const stateDir = w.sb.tempDir('state');
-  const gcRun = () => sh(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', stateDir, 'gc']));
+  const w = makeRig(t);
+  const gcRun = () => cli(w, ['gc']);
   /** A container holding one NIC; no pid in its state, so gc sees it as gone. */
   const attached = (role: string) => {
     const ct = w.sb.createNetns('ct');
-    const dev = uniqueName('nic');
-    w.sb.createVethPair(w.simhost, dev, uniqueName('peer'));
+    const dev = hostNic(w);
     const id = uniqueId(role);
-    const bundle = makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(ct), netDevices: { [dev]: {} } });
-    const r = runHook(w.simhost, 'create-runtime', state(id, bundle), { stateDir });
+    const bundle = bundleFor(w, { [dev]: {} }, netnsPath(ct));
+    const r = createRuntime(w, id, bundle);
     t.equal(r.status, 0, `create-runtime of ${role}`, { stderr: r.stderr });
-    return { id, dev, journal: join(stateDir, encodeId(id), 'journal.json') };
+    return { id, dev, journal: join(w.stateDir, encodeId(id), 'journal.json') };
   };
   const good = [attached('good'), attached('good')];
   const truncated = attached('trunc');
@@ -157,14 +138,14 @@ t.test('truncated, FIFO and symlinked journals of other containers: createRuntim
   const bad = [truncated, fifo, link];
 
   const fresh = attached('fresh');
-  const taken = makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.ct), netDevices: { [truncated.dev]: {} } });
-  const refused = runHook(w.simhost, 'create-runtime', state(uniqueId('late'), taken), { stateDir });
+  const taken = bundleFor(w, { [truncated.dev]: {} });
+  const refused = createRuntime(w, uniqueId('late'), taken);
   t.not(refused.status, 0, 'asking for a device a bad journal may hold fails');
   t.equal(refused.stderr.trimEnd().split('\n').length, 1, 'with one line', { stderr: refused.stderr });
   t.match(refused.stderr, new RegExp(`${truncated.dev}: no such device.*may be held by containers .*${truncated.id}.*whose journals cannot be read`),
     'saying it may be held by a container whose journal cannot be read');
 
-  const st = sh(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', stateDir, 'status']));
+  const st = cli(w, ['status']);
   t.equal(st.status, 0, 'status exits 0', { stderr: st.stderr });
   for (const b of bad) t.match(st.stdout, new RegExp(`^${b.id} \\(unreadable: journal of container ${b.id} .*\\)$`, 'm'), `status lists ${b.id} as unreadable`);
   for (const g of [...good, fresh]) t.match(st.stdout, new RegExp(`^${g.id} \\(attached; no pid; \\d+s old; bundle /\\S+\\)$`, 'm'), `status lists ${g.id}`);
@@ -181,7 +162,7 @@ t.test('truncated, FIFO and symlinked journals of other containers: createRuntim
   const host = await steady(w.simhost);
   for (const g of [...good, fresh]) t.ok(g.dev in host, `${g.dev} is back on the host`);
   for (const b of bad) t.notOk(b.dev in host, `${b.dev} stays where its journal says nothing about it`);
-  for (const b of bad) t.ok(fs.existsSync(join(stateDir, encodeId(b.id))), `the state of ${b.id} is kept`);
+  for (const b of bad) t.ok(fs.existsSync(join(w.stateDir, encodeId(b.id))), `the state of ${b.id} is kept`);
 });
 
 /** A zombie: the child of a shell that execs into sleep, which never reaps it. */
@@ -207,24 +188,22 @@ function unusedPid(): number {
 }
 
 t.test('gc takes a container whose init is a zombie, or whose pid never existed, for gone', async (t) => {
-  const w = world(t);
-  const stateDir = w.sb.tempDir('state');
+  const w = makeRig(t);
   const dead = { zombie: await zombie(t), absent: unusedPid() };
   const containers = Object.entries(dead).map(([role, pid]) => {
-    const dev = uniqueName('nic');
-    w.sb.createVethPair(w.simhost, dev, uniqueName('peer'));
+    const dev = hostNic(w);
     const netDevices = { [dev]: {} };
-    return { role, pid, id: uniqueId(role), bundle: makeBundle(w.sb, { args: ['true'], netnsPath: netnsPath(w.sb.createNetns('ct')), netDevices }) };
+    return { role, pid, id: uniqueId(role), bundle: bundleFor(w, netDevices, netnsPath(w.sb.createNetns('ct'))) };
   });
   const ids = containers.map((c) => c.id);
   const before = await steady(w.simhost);
   for (const c of containers) {
-    const r = runHook(w.simhost, 'create-runtime', { ...state(c.id, c.bundle), pid: c.pid }, { stateDir });
+    const r = createRuntime(w, c.id, c.bundle, { pid: c.pid });
     t.equal(r.status, 0, `create-runtime of a container whose pid is ${c.role}`, { stderr: r.stderr });
   }
-  const gc = sh(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', stateDir, 'gc']));
+  const gc = cli(w, ['gc']);
   t.equal(gc.status, 0, 'gc exits 0', { stdout: gc.stdout, stderr: gc.stderr });
   for (const id of ids) t.match(gc.stdout, new RegExp(`^${id}: restored \\(container is gone\\)$`, 'm'), `${id} is restored`);
   t.same(await settledTo(w.simhost, before), before, 'the host is as before');
-  t.same(stateLeft(stateDir), [], 'no state left');
+  t.same(stateEntries(w.stateDir), [], 'no state left');
 });
