@@ -3,11 +3,14 @@
 // DEL runs it in reverse with the final ADD result. Plugins run in the simulated host, found in a
 // CNI_PATH whose first folder holds `oci-netdev` (a link to bin/oci-netdev), then Debian's
 // /usr/lib/cni.
+import type { Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { OCI_NETDEV } from './hook';
-import { inSimHost, Sandbox, sh } from './sandbox';
+import { uniqueId, uniqueName } from './names';
+import { makeRig, Rig } from './netdevices';
+import { inSimHost, netnsPath, Sandbox, sh } from './sandbox';
 
 export const DEBIAN_CNI = '/usr/lib/cni';
 
@@ -34,6 +37,31 @@ export interface PluginOutcome {
   json: Record<string, unknown> | undefined;
   stdout: string;
   stderr: string;
+}
+
+/** A rig with a stand-in NIC (a veth end) on its simulated host, data dirs for host-local and tuning, and a CNI run for its container as eth0. */
+export interface NicSetup {
+  rig: Rig;
+  nic: string;
+  ipamDir: string;
+  tuningDir: string;
+  run: CniRun;
+}
+
+export function nicSetup(t: Test): NicSetup {
+  const rig = makeRig(t);
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  return {
+    rig, nic, ipamDir: rig.sb.tempDir('ipam'), tuningDir: rig.sb.tempDir('tuning'),
+    run: { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(rig.ctr), ifname: 'eth0', path: cniPath(rig.sb) },
+  };
+}
+
+/** The addresses host-local holds for `network` under `dataDir` (its files other than its bookkeeping), sorted. */
+export function reservations(dataDir: string, network: string): string[] {
+  const dir = join(dataDir, network);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')).sort() : [];
 }
 
 /** A CNI_PATH with oci-netdev first (a link in a temp folder), then Debian's plugins. */

@@ -4,7 +4,7 @@
 // container, swaps in look-alikes while the hook is killed; a host device that takes a created
 // veth's host-end name first. Nothing of the container's lands on the host and the host's own
 // devices are as before.
-import t from 'tap';
+import t, { Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHook } from '../helpers/hook';
@@ -202,7 +202,11 @@ t.test("a created macvlan replaced by the container's own macvlan (on its own ve
   t.same(stateEntries(rig.stateDir), [], 'no state left');
 });
 
-t.test('the NIC sent out and back by the container so that it comes back at a new ifindex, an impostor at the old one: the NIC still comes home', async (t) => {
+/**
+ * The NIC attached as eth1, then hidden by the container in a netns of its own (`hidden`), and an
+ * impostor veth (`fake` its peer) made at the NIC's ifindex in the container.
+ */
+async function nicHiddenBehindImpostor(t: Test) {
   const rig = makeRig(t);
   const nic = standIn(rig);
   const hidden = rig.sb.createNetns('own');
@@ -215,6 +219,11 @@ t.test('the NIC sent out and back by the container so that it comes back at a ne
   inCtr(rig, ['link', 'set', 'eth1', 'netns', hidden]);
   const fake = uniqueName('fake');
   inCtr(rig, ['link', 'add', 'eth1', 'index', String(index), 'type', 'veth', 'peer', 'name', fake]);
+  return { rig, nic, hidden, before, id, bundle, index, fake };
+}
+
+t.test('the NIC sent out and back by the container so that it comes back at a new ifindex, an impostor at the old one: the NIC still comes home', async (t) => {
+  const { rig, nic, hidden, before, id, bundle, index, fake } = await nicHiddenBehindImpostor(t);
   const moved = uniqueName('back');
   shOk('ip', ['-n', hidden, 'link', 'set', 'eth1', 'name', moved, 'netns', rig.ctr]);
   t.not(linkIn(rig.ctr, moved)?.ifindex, index, 'the real NIC is back in the container under another ifindex');
@@ -229,18 +238,7 @@ t.test('the NIC sent out and back by the container so that it comes back at a ne
 });
 
 t.test('the NIC hidden by the container in a netns of its own, an impostor at its ifindex: poststop fails and says so, gc names the failed restore, and the NIC comes home once it is back', async (t) => {
-  const rig = makeRig(t);
-  const nic = standIn(rig);
-  const hidden = rig.sb.createNetns('own');
-  const before = await steady(rig.simhost);
-  const id = uniqueId('adv');
-  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic.name]: { name: 'eth1' } } });
-  const created = run(rig, 'create-runtime', id, bundle);
-  t.equal(created.status, 0, 'createRuntime exits 0', { stderr: userStderr(created.stderr) });
-  const index = linkIn(rig.ctr, 'eth1')!.ifindex;
-  inCtr(rig, ['link', 'set', 'eth1', 'netns', hidden]);
-  const fake = uniqueName('fake');
-  inCtr(rig, ['link', 'add', 'eth1', 'index', String(index), 'type', 'veth', 'peer', 'name', fake]);
+  const { rig, hidden, before, id, bundle } = await nicHiddenBehindImpostor(t);
 
   const r = run(rig, 'poststop', id, bundle);
   t.equal(r.status, 1, 'poststop fails: the NIC is not where it can be proven', { stdout: r.stdout });

@@ -2,30 +2,15 @@
 // a restore that fails during DEL, gc releasing an orphan's IPAM reservation, a hostile
 // environment and config, ADD twice, DEL on another network, two networks after one device.
 // Every bad input is one CNI error naming what is wrong, and changes nothing.
-import t, { Test } from 'tap';
-import { existsSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import t from 'tap';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chainAdd, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
+import { chainAdd, chainDel, CniList, CniRun, execPlugin, nicSetup, NicSetup, reservations } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { ipDetails, makeRig, Rig, stateEntries } from '../helpers/netdevices';
+import { ipDetails, stateEntries } from '../helpers/netdevices';
 import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
 
-interface Setup {
-  rig: Rig;
-  nic: string;
-  ipamDir: string;
-  run: CniRun;
-}
-
-function setup(t: Test): Setup {
-  const rig = makeRig(t);
-  const nic = uniqueName('nic');
-  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
-  return {
-    rig, nic, ipamDir: rig.sb.tempDir('ipam'),
-    run: { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(rig.ctr), ifname: 'eth0', path: cniPath(rig.sb) },
-  };
-}
+type Setup = NicSetup;
 
 function nicConf(s: Setup, name = uniqueId('net'), extra: object = {}): Record<string, unknown> {
   return { cniVersion: '1.0.0', name, type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir, ...extra };
@@ -35,15 +20,12 @@ function hostLocal(s: Setup): object {
   return { type: 'host-local', dataDir: s.ipamDir, ranges: [[{ subnet: '10.124.0.0/24' }]] };
 }
 
-function reservations(s: Setup, network: string): string[] {
-  const dir = join(s.ipamDir, network);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')) : [];
-}
+const held = (s: Setup, network: string): string[] => reservations(s.ipamDir, network);
 
 const cliIn = (s: Setup, args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', ...args, '--state-dir', s.rig.stateDir]);
 
 t.test('a 200-character network name and 250-character container ids: bounded, distinct state folders; ADD and DEL work', async (t) => {
-  const s = setup(t);
+  const s = nicSetup(t);
   const other = uniqueName('nic');
   s.rig.sb.createVethPair(s.rig.simhost, other, uniqueName('peer'));
   const before = await steady(s.rig.simhost);
@@ -73,22 +55,22 @@ t.test('a 200-character network name and 250-character container ids: bounded, d
 });
 
 t.test('gc of an orphan (netns path gone without DEL) releases its IPAM reservation', async (t) => {
-  const s = setup(t);
+  const s = nicSetup(t);
   const before = await steady(s.rig.simhost);
   const conf = nicConf(s, uniqueId('net'), { ipam: hostLocal(s) });
   const add = execPlugin(s.run, 'ADD', 'oci-netdev', conf);
   t.equal(add.status, 0, 'ADD', { out: add.stdout });
-  t.same(reservations(s, conf.name as string), ['10.124.0.2'], 'host-local holds an address');
+  t.same(held(s, conf.name as string), ['10.124.0.2'], 'host-local holds an address');
   shOk('ip', ['netns', 'del', s.rig.ctr]);
   t.match(cliIn(s, ['gc']), /1 restored/, 'gc restores the orphan');
   shOk('ip', ['netns', 'add', s.rig.ctr]); // for the sandbox's teardown
-  t.same(reservations(s, conf.name as string), [], 'and releases its address');
+  t.same(held(s, conf.name as string), [], 'and releases its address');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });
 
 t.test('a restore failing during DEL: DEL succeeds with a warning, the journal stays, a later DEL finishes', async (t) => {
-  const s = setup(t);
+  const s = nicSetup(t);
   const before = await steady(s.rig.simhost);
   const hidden = s.rig.sb.createNetns('own');
   const conf = nicConf(s);
@@ -115,7 +97,7 @@ t.test('a restore failing during DEL: DEL succeeds with a warning, the journal s
 });
 
 t.test('a hostile environment: one code-4 error naming the variable, nothing changed', async (t) => {
-  const s = setup(t);
+  const s = nicSetup(t);
   const before = await steady(s.rig.simhost);
   const conf = nicConf(s);
   const file = join(s.rig.sb.tempDir('ns'), 'plain');
@@ -150,7 +132,7 @@ t.test('a hostile environment: one code-4 error naming the variable, nothing cha
 });
 
 t.test('a hostile config: one code-6 or code-7 error naming the key, nothing changed', async (t) => {
-  const s = setup(t);
+  const s = nicSetup(t);
   const before = await steady(s.rig.simhost);
   const conf = nicConf(s);
   const cases: [string, object | string, number, RegExp][] = [
@@ -176,7 +158,7 @@ t.test('a hostile config: one code-6 or code-7 error naming the key, nothing cha
 });
 
 t.test('ADD twice, DEL on another network, a second network after the same device', async (t) => {
-  const s = setup(t);
+  const s = nicSetup(t);
   const before = await steady(s.rig.simhost);
   const network = uniqueId('net');
   const conf = nicConf(s, network, { ipam: hostLocal(s) });
@@ -185,7 +167,7 @@ t.test('ADD twice, DEL on another network, a second network after the same devic
   const again = execPlugin(s.run, 'ADD', 'oci-netdev', conf);
   t.equal(again.status, 1, 'a second ADD of the same attachment fails');
   t.match(again.json, { code: 100, msg: /already has eth0 attached/ }, 'saying so');
-  t.same(reservations(s, network), ['10.124.0.2'], 'without a second reservation');
+  t.same(held(s, network), ['10.124.0.2'], 'without a second reservation');
 
   const elsewhere = execPlugin(s.run, 'DEL', 'oci-netdev', nicConf(s, uniqueId('net')));
   t.equal(elsewhere.status, 0, 'DEL on a network it was never added to succeeds');
@@ -196,13 +178,13 @@ t.test('ADD twice, DEL on another network, a second network after the same devic
   const list: CniList = { cniVersion: '1.0.0', name: uniqueId('net'), plugins: [{ type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir, ipam: hostLocal(s) }] };
   const taken = chainAdd(list, run2);
   t.match(taken.failed?.outcome.json, { code: 11, msg: new RegExp(`${s.nic}.*${s.run.containerId}`) }, 'another network after the same device gets code 11 naming the holder');
-  t.same(reservations(s, list.name), [], 'its IPAM reservation is released');
+  t.same(held(s, list.name), [], 'its IPAM reservation is released');
   t.same(Object.keys(ipDetails(ctr2)), ['lo'], 'nothing reached its container');
 
   t.notOk(chainDel(list, run2).failed, 'its DEL succeeds');
   t.ok(ipDetails(s.rig.ctr).eth0, 'and leaves the holder alone');
   t.equal(execPlugin(s.run, 'DEL', 'oci-netdev', conf).status, 0, 'the holder DELs');
-  t.same(reservations(s, network), [], 'its address is released');
+  t.same(held(s, network), [], 'its address is released');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });

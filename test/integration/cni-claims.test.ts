@@ -2,9 +2,9 @@
 // other gets code 11 naming the owner), and a device held through the OCI hooks cannot be taken
 // through CNI, nor the other way round.
 import t from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chainAdd, chainDel, CniList, CniRun, cniPath, startPlugin } from '../helpers/cni';
+import { chainAdd, chainDel, CniList, CniRun, cniPath, reservations, startPlugin } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { configBundle, ipDetails, makeRig, ociState, stateEntries, traced, userStderr } from '../helpers/netdevices';
 import { netnsPath, settledTo, steady } from '../helpers/sandbox';
@@ -30,7 +30,7 @@ t.test('two containers race for one device: one gets it, the other code 11 namin
   const loser = outcomes[1 - winner];
   t.equal(loser.status, 1, 'the other fails');
   t.match(loser.json, { code: 11, msg: new RegExp(`${nic} is held by container .*${runs[winner].containerId}`) }, 'with code 11 naming the owner');
-  const held = readdirSync(join(ipamDir, network)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
+  const held = reservations(ipamDir, network);
   t.equal(held.length, 1, 'only the winner keeps an IPAM address');
 
   const list: CniList = { cniVersion: '1.0.0', name: network, plugins: [conf] };

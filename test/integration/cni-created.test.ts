@@ -2,9 +2,7 @@
 // static IPAM), and the verbs that look at many attachments: GC with cni.dev/valid-attachments,
 // STATUS.
 import t, { Test } from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
+import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin, reservations } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { ipDetails, makeRig, Rig, stateEntries } from '../helpers/netdevices';
 import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
@@ -15,11 +13,6 @@ function runFor(rig: Rig, path: string[], ctr = rig.ctr, ifname = 'eth0'): CniRu
 
 function hostLocal(dataDir: string): object {
   return { type: 'host-local', dataDir, ranges: [[{ subnet: '10.124.0.0/24' }]] };
-}
-
-function reservations(dataDir: string, network: string): string[] {
-  const dir = join(dataDir, network);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')).sort() : [];
 }
 
 const v4 = (ns: string, dev: string) => (ipDetails(ns)[dev]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);

@@ -3,30 +3,20 @@
 // libcni-like runner of test/helpers/cni.ts: ADD, CHECK, DEL and DEL again, DEL after the
 // container's netns path is gone or without CNI_NETNS, the interface name taken, IPAM failing.
 import t, { Test } from 'tap';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chainAdd, chainCheck, chainDel, CniList, CniRun, cniPath, execPlugin } from '../helpers/cni';
+import { chainAdd, chainCheck, chainDel, CniList, execPlugin, nicSetup, NicSetup, reservations } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { ipDetails, makeRig, Rig, stateEntries } from '../helpers/netdevices';
+import { ipDetails, stateEntries } from '../helpers/netdevices';
 import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
 
-interface Setup {
-  rig: Rig;
-  nic: string;
-  ipamDir: string;
-  tuningDir: string;
-  run: CniRun;
-}
+type Setup = NicSetup;
 
+/** A stand-in NIC with a permanent global address of its own, which must come home too. */
 function setup(t: Test): Setup {
-  const rig = makeRig(t);
-  const nic = uniqueName('nic');
-  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
-  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '198.51.100.7/24', 'dev', nic]);
-  return {
-    rig, nic, ipamDir: rig.sb.tempDir('ipam'), tuningDir: rig.sb.tempDir('tuning'),
-    run: { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(rig.ctr), ifname: 'eth0', path: cniPath(rig.sb) },
-  };
+  const s = nicSetup(t);
+  shOk('ip', ['-n', s.rig.simhost, 'addr', 'add', '198.51.100.7/24', 'dev', s.nic]);
+  return s;
 }
 
 function hostLocal(s: Setup, extra: object = {}): object {
@@ -45,11 +35,7 @@ function nicList(s: Setup, name = uniqueId('net')): CniList {
   };
 }
 
-/** The addresses host-local holds for `network` (its files other than its bookkeeping). */
-function reservations(s: Setup, network: string): string[] {
-  const dir = join(s.ipamDir, network);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')) : [];
-}
+const held = (s: Setup, network: string): string[] => reservations(s.ipamDir, network);
 
 const v4 = (ns: string, dev: string) => (ipDetails(ns)[dev]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`).sort();
 
@@ -71,7 +57,7 @@ t.test('a moved NIC with host-local then tuning: ADD, CHECK, DEL, DEL again', as
   t.equal(eth0?.mtu, 1280, 'and its MTU');
   t.same(v4(s.rig.ctr, 'eth0'), ['10.123.0.2/24', '198.51.100.7/24'], 'its own permanent address and the IPAM one');
   t.match(shOk('ip', ['-n', s.rig.ctr, 'route', 'show', 'default']), /default via 10\.123\.0\.1 dev eth0/, 'the IPAM route through the gateway');
-  t.same(reservations(s, list.name), ['10.123.0.2'], 'host-local holds the address');
+  t.same(held(s, list.name), ['10.123.0.2'], 'host-local holds the address');
   t.match(shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', 'status', '--state-dir', s.rig.stateDir]),
     `CNI network ${list.name}, container ${s.run.containerId}, eth0`, 'oci-netdev status names the CNI attachment');
 
@@ -84,7 +70,7 @@ t.test('a moved NIC with host-local then tuning: ADD, CHECK, DEL, DEL again', as
   t.notOk(chainDel(list, s.run, result).failed, 'the chain DELs');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before: name, MAC, MTU, address, up');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
-  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+  t.same(held(s, list.name), [], 'the IPAM reservation is released');
   t.notOk(chainDel(list, s.run, result).failed, 'a second DEL succeeds');
   t.same(await settledTo(s.rig.simhost, before), before, 'and changes nothing');
 });
@@ -110,7 +96,7 @@ t.test('DEL after the container netns path is gone, and DEL without CNI_NETNS', 
       }
       t.same(await settledTo(s.rig.simhost, before), before, 'the NIC is home as it was');
       t.same(stateEntries(s.rig.stateDir), [], 'no state left');
-      t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+      t.same(held(s, list.name), [], 'the IPAM reservation is released');
     });
   }
 });
@@ -125,7 +111,7 @@ t.test('ADD with the interface name taken in the container fails and rolls back,
   t.equal(add.failed?.outcome.status, 1, 'with exit 1');
   t.match(add.failed?.outcome.json, { cniVersion: '1.0.0', code: Number, msg: /eth0/ }, 'and a CNI error on stdout naming eth0');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
-  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+  t.same(held(s, list.name), [], 'the IPAM reservation is released');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
   t.notOk(chainDel(list, s.run).failed, 'the runtime\'s DEL after the failed ADD succeeds');
   t.ok(ipDetails(s.rig.ctr).other0, 'the container\'s own devices are untouched');
@@ -151,7 +137,7 @@ t.test('ADD failing in IPAM leaves the NIC on the host', async (t) => {
   t.match(add.failed?.outcome.json, { code: Number, msg: /host-local/ }, 'with the IPAM plugin named');
   t.same(await settledTo(s.rig.simhost, before), before, 'its NIC stays on the host as it was');
   t.same(Object.keys(ipDetails(s.rig.ctr)), ['lo'], 'nothing reached its container');
-  t.same(reservations(s, network), ['10.123.0.9'], 'the first container keeps its address');
+  t.same(held(s, network), ['10.123.0.9'], 'the first container keeps its address');
   t.notOk(chainDel(first, firstRun, added.result).failed, 'the first container DELs');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });
@@ -191,7 +177,7 @@ t.test('DEL after the container renamed the device and changed its MAC: the NIC 
   t.notOk(chainDel(list, s.run, add.result).failed, 'the chain DELs');
   t.same(await settledTo(s.rig.simhost, before), before, 'the NIC is home as it was');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
-  t.same(reservations(s, list.name), [], 'the IPAM reservation is released');
+  t.same(held(s, list.name), [], 'the IPAM reservation is released');
 });
 
 t.test('oci-netdev status and gc: an attachment whose netns path is gone is restored, a live one kept', async (t) => {
@@ -216,7 +202,7 @@ t.test('oci-netdev status and gc: an attachment whose netns path is gone is rest
   t.ok(ipDetails(liveCtr).eth0, 'the live one keeps its device');
   t.notOk(chainDel(liveList, liveRun).failed, 'DEL the live one');
   t.notOk(chainDel(list, s.run).failed, 'the orphan\'s DEL after gc succeeds and releases its address');
-  t.same(reservations(s, list.name), [], 'no address held');
+  t.same(held(s, list.name), [], 'no address held');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });
