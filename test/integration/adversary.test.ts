@@ -37,7 +37,8 @@ function standIn(rig: Rig): { name: string; peer: string } {
 const run = (rig: Rig, cmd: string, id: string, bundle: string) =>
   traced(rig, cmd, ociState(id, bundle, cmd === 'poststop' ? 'stopped' : 'creating'));
 
-t.test('a created macvlan replaced by an impostor at its ifindex with its MAC: the impostor is not the host\'s to take, the host as before', async (t) => {
+/** A macvlan created as eth3 on a stand-in NIC, then deleted by the container: `mv` is what it was. */
+async function macvlanDeletedByContainer(t: Test) {
   const rig = makeRig(t);
   const master = standIn(rig);
   const before = await steady(rig.simhost);
@@ -47,6 +48,11 @@ t.test('a created macvlan replaced by an impostor at its ifindex with its MAC: t
   t.equal(created.status, 0, 'createRuntime exits 0', { stderr: userStderr(created.stderr) });
   const mv = linkIn(rig.ctr, 'eth3')!;
   inCtr(rig, ['link', 'del', 'eth3']);
+  return { rig, before, id, bundle, mv };
+}
+
+t.test('a created macvlan replaced by an impostor at its ifindex with its MAC: the impostor is not the host\'s to take, the host as before', async (t) => {
+  const { rig, before, id, bundle, mv } = await macvlanDeletedByContainer(t);
   const fake = uniqueName('fake');
   inCtr(rig, ['link', 'add', 'eth3', 'index', String(mv.ifindex), 'address', mv.address, 'type', 'veth', 'peer', 'name', fake]);
 
@@ -181,15 +187,7 @@ t.test("two containers sharing one netns, each with a created veth: one's postst
 });
 
 t.test("a created macvlan replaced by the container's own macvlan (on its own veth) at its ifindex with its MAC: left to the container, the host as before", async (t) => {
-  const rig = makeRig(t);
-  const master = standIn(rig);
-  const before = await steady(rig.simhost);
-  const id = uniqueId('adv');
-  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { mv0: { type: 'macvlan', master: master.name, name: 'eth3' } } });
-  const created = run(rig, 'create-runtime', id, bundle);
-  t.equal(created.status, 0, 'createRuntime exits 0', { stderr: userStderr(created.stderr) });
-  const mv = linkIn(rig.ctr, 'eth3')!;
-  inCtr(rig, ['link', 'del', 'eth3']);
+  const { rig, before, id, bundle, mv } = await macvlanDeletedByContainer(t);
   const [lower, lowerPeer] = [uniqueName('low'), uniqueName('lowp')];
   inCtr(rig, ['link', 'add', lower, 'type', 'veth', 'peer', 'name', lowerPeer]);
   inCtr(rig, ['link', 'add', 'eth3', 'index', String(mv.ifindex), 'address', mv.address, 'link', lower, 'type', 'macvlan', 'mode', 'bridge']);
