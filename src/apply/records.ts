@@ -17,8 +17,9 @@ const opt = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V 
 
 const rawAttrs = (attrs: RawAttrRecord[]): RawAttrRecord[] => attrs.map((a) => ({ type: a.type, hex: a.hex }));
 
-// One copier per kind serves both ways: the two types have the same fields today, and a field
-// that one of them gains or loses stops the build here until it is decided which way it goes.
+// One copier per kind serves both ways while the two types have the same fields. A required field
+// that only one of them has stops the build here; an optional one the codec gains is not copied
+// until it is added here, to the record and to spec/journal.schema.json.
 
 function address(a: AddressInfo | AddressRecord): AddressInfo & AddressRecord {
   return {
