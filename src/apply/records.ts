@@ -11,23 +11,25 @@ import type { AddressRecord, NeighbourRecord, NexthopRecord, RawAttrRecord, Rout
 
 type Nexthop = NonNullable<RouteEntry['multipath']>[number];
 
-/** `{ [key]: value }` when the value is there, `{}` when not: optional fields stay absent, never undefined. */
-const opt = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
-  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-
 const rawAttrs = (attrs: RawAttrRecord[]): RawAttrRecord[] => attrs.map((a) => ({ type: a.type, hex: a.hex }));
 
 // One copier per kind serves both ways while the two types have the same fields. A required field
 // that only one of them has stops the build here; an optional one the codec gains is not copied
-// until it is added here, to the record and to spec/journal.schema.json.
+// until it is added here, to the record and to spec/journal.schema.json. Optional fields are set
+// one by one, absent ones left absent (never undefined), by plain assignment: a device may have
+// many routes, and a temporary object per field would cost more.
 
 function address(a: AddressInfo | AddressRecord): AddressInfo & AddressRecord {
-  return {
+  const out: AddressInfo & AddressRecord = {
     family: a.family, prefixlen: a.prefixlen, flags: a.flags, scope: a.scope, address: a.address,
     preferredLifetime: a.preferredLifetime, validLifetime: a.validLifetime,
-    ...opt('local', a.local), ...opt('broadcast', a.broadcast), ...opt('label', a.label),
-    ...opt('rtPriority', a.rtPriority), ...opt('proto', a.proto),
   };
+  if (a.local !== undefined) out.local = a.local;
+  if (a.broadcast !== undefined) out.broadcast = a.broadcast;
+  if (a.label !== undefined) out.label = a.label;
+  if (a.rtPriority !== undefined) out.rtPriority = a.rtPriority;
+  if (a.proto !== undefined) out.proto = a.proto;
+  return out;
 }
 
 export const addressRecord = (a: AddressInfo): AddressRecord => address(a);
@@ -35,30 +37,38 @@ export const addressInfo = (r: AddressRecord): AddressInfo => address(r);
 
 /** An address as observed, with the ifindex of its link (what the planner reads). */
 export const indexedAddressRecord = (a: AddressInfo & { index: number }): AddressRecord & { index: number } =>
-  ({ index: a.index, ...addressRecord(a) });
+  Object.assign({ index: a.index }, addressRecord(a));
 
 function nexthop(nh: Nexthop | NexthopRecord): Nexthop & NexthopRecord {
-  return { ifindex: nh.ifindex, flags: nh.flags, hops: nh.hops, attrs: rawAttrs(nh.attrs), ...opt('gateway', nh.gateway) };
+  const out: Nexthop & NexthopRecord = { ifindex: nh.ifindex, flags: nh.flags, hops: nh.hops, attrs: rawAttrs(nh.attrs) };
+  if (nh.gateway !== undefined) out.gateway = nh.gateway;
+  return out;
 }
 
 function route(r: RouteEntry | RouteRecord): RouteEntry & RouteRecord {
-  return {
+  const out: RouteEntry & RouteRecord = {
     family: r.family, dstLen: r.dstLen, srcLen: r.srcLen, tos: r.tos, table: r.table, protocol: r.protocol,
     scope: r.scope, type: r.type, flags: r.flags, oif: r.oif, attrs: rawAttrs(r.attrs),
-    ...opt('dst', r.dst), ...opt('src', r.src), ...opt('gateway', r.gateway), ...opt('prefsrc', r.prefsrc),
-    ...opt('priority', r.priority), ...opt('pref', r.pref), ...opt('multipath', r.multipath?.map(nexthop)),
-    ...opt('nhId', r.nhId),
   };
+  if (r.dst !== undefined) out.dst = r.dst;
+  if (r.src !== undefined) out.src = r.src;
+  if (r.gateway !== undefined) out.gateway = r.gateway;
+  if (r.prefsrc !== undefined) out.prefsrc = r.prefsrc;
+  if (r.priority !== undefined) out.priority = r.priority;
+  if (r.pref !== undefined) out.pref = r.pref;
+  if (r.multipath !== undefined) out.multipath = r.multipath.map(nexthop);
+  if (r.nhId !== undefined) out.nhId = r.nhId;
+  return out;
 }
 
 export const routeRecord = (r: RouteEntry): RouteRecord => route(r);
 export const routeEntry = (r: RouteRecord): RouteEntry => route(r);
 
 function neighbour(n: NeighbourEntry | NeighbourRecord): NeighbourEntry & NeighbourRecord {
-  return {
-    family: n.family, dst: n.dst, state: n.state, flags: n.flags, type: n.type,
-    ...opt('lladdr', n.lladdr), ...opt('protocol', n.protocol),
-  };
+  const out: NeighbourEntry & NeighbourRecord = { family: n.family, dst: n.dst, state: n.state, flags: n.flags, type: n.type };
+  if (n.lladdr !== undefined) out.lladdr = n.lladdr;
+  if (n.protocol !== undefined) out.protocol = n.protocol;
+  return out;
 }
 
 export const neighbourRecord = (n: NeighbourEntry): NeighbourRecord => neighbour(n);
