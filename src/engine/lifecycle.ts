@@ -193,8 +193,8 @@ function observeAndPlan(
 }
 
 /**
- * The host devices' routes, neighbours, sysctls and tc, read before the claims lock so that hooks
- * do not queue behind each other's reads (BENCHMARKS.md, 2026-12-02). Selectors that match nothing
+ * The host devices' routes, neighbours, sysctls and tc, read before waiting for a claims lock that
+ * another hook holds, so that hooks do not queue behind each other's reads (BENCHMARKS.md, 2026-12-02). Selectors that match nothing
  * yet are the planner's to report, under the lock.
  */
 function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
@@ -324,8 +324,10 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       throw new StateError(`container ${target.id} already has devices attached from ${from}`);
     }
     ownsState = true;
-    const early = readAhead(devices, host);
-    const claims = store.lockClaims();
+    // With the lock free, the states are read once, under it; taken, they are read before waiting.
+    let claims = store.tryLockClaims();
+    const early = claims ? undefined : readAhead(devices, host);
+    claims ??= store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanClaims();

@@ -345,6 +345,12 @@ export class StateDir {
     return lockFile(path.join(this.root, 'claims.lock'), this.lockTimeoutMs, 'device claims')!;
   }
 
+  /** The claims lock if it is free now, else null. */
+  tryLockClaims(): Lock | null {
+    this.ensure();
+    return lockFile(path.join(this.root, 'claims.lock'), 0, 'device claims');
+  }
+
   /**
    * The container's journal, checked (version, checksum, schema, id); null when it has none. A
    * StateError names the journal and says what is wrong. A reader without the container's lock
