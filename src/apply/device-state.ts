@@ -8,7 +8,8 @@ import type { LinkInfo } from '../netlink/link';
 import { addRoute, describeRoute, listDeviceRoutes, RouteEntry } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
 import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc';
-import { readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
+import { readDeviceSysctl, readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
+import type { DeviceSysctls } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import type { DeviceState } from '../state/records';
@@ -25,10 +26,11 @@ export function captureDeviceStates(
   host: Side, hostLinks: LinkInfo[], keys: string[], early: EarlyDeviceStates = new Map(),
 ): Map<string, DeviceState> {
   const out = new Map<string, DeviceState>();
+  let defaults: DeviceSysctls | undefined;
   for (const link of hostLinks) {
     if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
     const ahead = early.get(link.name);
-    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(host, link));
+    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(host, link, defaults ??= hostDefaults(host)));
   }
   return out;
 }
@@ -40,10 +42,11 @@ export function captureDeviceStates(
  */
 export function captureDeviceStatesAhead(host: Side, hostLinks: LinkInfo[], keys: string[]): EarlyDeviceStates {
   const out: EarlyDeviceStates = new Map();
+  let defaults: DeviceSysctls | undefined;
   for (const link of hostLinks) {
     if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
     try {
-      out.set(link.name, { index: link.index, state: captureDeviceState(host, link) });
+      out.set(link.name, { index: link.index, state: captureDeviceState(host, link, defaults ??= hostDefaults(host)) });
     } catch {
       // read again under the lock
     }
@@ -51,16 +54,19 @@ export function captureDeviceStatesAhead(host: Side, hostLinks: LinkInfo[], keys
   return out;
 }
 
+/** The host's conf/default sysctls, what a device gets on entering its namespace. */
+function hostDefaults(host: Side): DeviceSysctls {
+  return host.ns.within(() => readDeviceSysctls('default'));
+}
+
 /**
  * Reads it all from the host, where `link` is now; the sysctls from within the host's namespace. A
  * device that enters a namespace takes that namespace's `conf/default` values, so only the
- * sysctls that differ from the host's defaults need a record.
+ * sysctls that differ from the host's `defaults` need a record.
  */
-function captureDeviceState(host: Side, link: LinkInfo): DeviceState {
-  const own = host.ns.within(() => {
-    const defaults = readDeviceSysctls('default');
-    return Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name));
-  });
+function captureDeviceState(host: Side, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
+  const own = host.ns.within(() =>
+    Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name)));
   return {
     routes: listDeviceRoutes(host.sock, link.index),
     neighbours: listPermanentNeighbours(host.sock, link.index),
@@ -88,16 +94,11 @@ export function restoreSysctls(hostNs: Netns, state: DeviceState, key: string, d
 }
 
 function writeChangedSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
-  let now: Record<string, string>;
-  try {
-    now = readDeviceSysctls(device);
-  } catch (err) {
-    warn(`device ${key}: sysctls not restored: ${reason(err)}`);
-    return;
-  }
+  // Only the recorded ones are read: a device's whole conf folder is some hundred files.
   for (const [name, value] of Object.entries(state.sysctls)) {
-    if (now[name] === undefined || now[name] === value) continue;
     try {
+      const now = readDeviceSysctl(device, name);
+      if (now === undefined || now === value) continue;
       writeDeviceSysctl(device, name, value);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
