@@ -1,12 +1,14 @@
 // The engine called in this test process (no hook process, no nsenter), given a throwaway netns as
 // its host (EngineOptions.hostNetns): a moved NIC with IPv4 and IPv6 addresses, routes, per-device
 // sysctls, MTU and MAC, a created veth and a macvlan go into the container and back, and the host
-// is exactly as before; gc restores on that host too, and CNI plugins run there. The test
-// process's own namespace (the machine's) sees none of it: no event names a device of the test,
-// and the thread is still in it after every call.
+// is exactly as before; gc restores on that host too, CNI plugins run there, and validate --live
+// and the device list read it. The test process's own namespace (the machine's) sees none of it:
+// no event names a device of the test, and the thread is still in it after every call.
 import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import t, { Test } from 'tap';
-import { attach, detach, gc, status } from '../../src/engine/lifecycle';
+import { hostDevices } from '../../src/engine/devices';
+import { attach, detach, gc, status, validateConfig } from '../../src/engine/lifecycle';
 import { cniSettings } from '../../src/engine/networks';
 import { Logger } from '../../src/log/logger';
 import { DEBIAN_CNI } from '../helpers/cni';
@@ -149,4 +151,18 @@ t.test('in-process: a CNI bridge network is made on the throwaway host, where it
   t.same(leases(dirs, net), [], 'the lease is released');
   t.same(Object.keys(ipDetails(rig.simhost)).sort(), [...Object.keys(before), bridge].sort(), 'the throwaway host keeps only the bridge (CNI bridge DEL leaves it)');
   checkOwnNamespaceUntouched(t, await seenHere(stopWatching, [bridge, 'net1']));
+});
+
+t.test("in-process: validate --live and the device list read the throwaway host's devices", async (t) => {
+  const rig = makeRig(t, { inProcess: true });
+  const nic = hostNic(rig);
+  const { log, stderr } = quietLog();
+  const opts = inProcessOptions(rig, log);
+  const bundle = bundleFor(rig, { [nic]: { name: 'eth1' } });
+  t.doesNotThrow(() => validateConfig(join(bundle, 'config.json'), opts, true), 'validate --live plans the move of a NIC only the throwaway host has');
+  const listed = hostDevices(opts).map((d) => d.name).filter((n) => n !== 'lo').sort();
+  t.same(listed, nonLoopback(rig.simhost), "the device list is the throwaway host's (the NIC and its peer)");
+  t.ok(listed.includes(nic), 'with the NIC');
+  t.equal(stderr(), '', 'no warning');
+  t.same(nonLoopback(rig.ctr), [], 'nothing moved');
 });
