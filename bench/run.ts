@@ -287,6 +287,9 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
       `<=1.10x: ${verdict(rt.create[1] / rt.create[0], 1.1)}`);
     three('  poststop', [fmt(rt.poststop[0]), fmt(rt.poststop[1]), ratio(rt.poststop[1], rt.poststop[0])],
       `<=1.10x: ${verdict(rt.poststop[1] / rt.poststop[0], 1.1)}`);
+    three('  kernel floor in (ip -batch: down, netns; addr, up)', [fmt(rt.floorIn[0]), fmt(rt.floorIn[1]), ratio(rt.floorIn[1], rt.floorIn[0])]);
+    three('  kernel floor out (ip -batch: down, netns; addr, up)', [fmt(rt.floorOut[0]), fmt(rt.floorOut[1]), ratio(rt.floorOut[1], rt.floorOut[0])]);
+    three('  added by the routes: create-runtime | floor in, ms', [fmt(rt.create[1] - rt.create[0]), fmt(rt.floorIn[1] - rt.floorIn[0]), '']);
     three('  peak RSS of create-runtime, MiB', [(rt.rssCreate[0] / 1024).toFixed(1), (rt.rssCreate[1] / 1024).toFixed(1), ratio(rt.rssCreate[1], rt.rssCreate[0])]);
     three('  peak RSS of poststop, MiB', [(rt.rssPoststop[0] / 1024).toFixed(1), (rt.rssPoststop[1] / 1024).toFixed(1), ratio(rt.rssPoststop[1], rt.rssPoststop[0])]);
     three(`  (loading the ${rt.routes} routes: one ip -batch, s)`, ['', (rt.loadMs / 1000).toFixed(1), '']);
