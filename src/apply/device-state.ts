@@ -3,6 +3,7 @@
 // traffic control. Recorded before the move; put back once the device is home.
 
 import type { NetlinkSocket } from '../netlink/client';
+import type { Netns } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
 import { addRoute, describeRoute, listDeviceRoutes } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
@@ -13,6 +14,7 @@ import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import type { DeviceState, RouteRecord, TcRecord } from '../state/records';
 import { neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject, tcRecord } from './records';
+import type { Side } from './identity';
 
 /** Device states read ahead (before the claims lock), by host device name, with the ifindex read. */
 export type EarlyDeviceStates = Map<string, { index: number; state: DeviceState }>;
@@ -22,14 +24,14 @@ export type EarlyDeviceStates = Map<string, { index: number; state: DeviceState 
  * is taken when the name still has the same ifindex. The loopback device is refused anyway.
  */
 export function captureDeviceStates(
-  hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[], early: EarlyDeviceStates = new Map(),
+  host: Side, hostLinks: LinkInfo[], keys: string[], early: EarlyDeviceStates = new Map(),
 ): Map<string, DeviceState> {
   const out = new Map<string, DeviceState>();
   let defaults: DeviceSysctls | undefined;
   for (const link of hostLinks) {
     if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
     const ahead = early.get(link.name);
-    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(hostSock, link, defaults ??= readDeviceSysctls('default')));
+    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(host, link, defaults ??= hostDefaults(host)));
   }
   return out;
 }
@@ -39,13 +41,13 @@ export function captureDeviceStates(
  * observation, and under the lock every other hook would wait for them. A device that cannot be
  * read now (another hook is moving it) is left out: the planner reads it, or refuses it, under the lock.
  */
-export function captureDeviceStatesAhead(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): EarlyDeviceStates {
+export function captureDeviceStatesAhead(host: Side, hostLinks: LinkInfo[], keys: string[]): EarlyDeviceStates {
   const out: EarlyDeviceStates = new Map();
   let defaults: DeviceSysctls | undefined;
   for (const link of hostLinks) {
     if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
     try {
-      out.set(link.name, { index: link.index, state: captureDeviceState(hostSock, link, defaults ??= readDeviceSysctls('default')) });
+      out.set(link.name, { index: link.index, state: captureDeviceState(host, link, defaults ??= hostDefaults(host)) });
     } catch {
       // read again under the lock
     }
@@ -53,18 +55,24 @@ export function captureDeviceStatesAhead(hostSock: NetlinkSocket, hostLinks: Lin
   return out;
 }
 
+/** The host's conf/default sysctls, what a device gets on entering its namespace. */
+function hostDefaults(host: Side): DeviceSysctls {
+  return host.ns.within(() => readDeviceSysctls('default'));
+}
+
 /**
- * Reads it all from the host, where `link` is now. The sysctls come from the calling thread's
- * namespace: call it in the host's. A device that enters a namespace takes that namespace's
- * `conf/default` values, so only the sysctls that differ from the host's `defaults` need a record.
+ * Reads it all from the host, where `link` is now; the sysctls from within the host's namespace. A
+ * device that enters a namespace takes that namespace's `conf/default` values, so only the
+ * sysctls that differ from the host's `defaults` need a record.
  */
-function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
-  const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name));
+function captureDeviceState(host: Side, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
+  const own = host.ns.within(() =>
+    Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name)));
   return {
-    routes: listDeviceRoutes(hostSock, link.index).map(routeRecord),
-    neighbours: listPermanentNeighbours(hostSock, link.index).map(neighbourRecord),
+    routes: listDeviceRoutes(host.sock, link.index).map(routeRecord),
+    neighbours: listPermanentNeighbours(host.sock, link.index).map(neighbourRecord),
     sysctls: Object.fromEntries(own),
-    tc: listTc(hostSock, link.index).map(tcRecord),
+    tc: listTc(host.sock, link.index).map(tcRecord),
   };
 }
 
@@ -79,10 +87,14 @@ const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.errnoN
 
 /**
  * Puts back the sysctls whose value differs from what the device has now, under its name `device`
- * on the host. Call it while the device is still down: disable_ipv6 must be back before addresses
- * are added, and settings such as accept_ra act when the device comes up.
+ * in the host's namespace `hostNs`. Call it while the device is still down: disable_ipv6 must be
+ * back before addresses are added, and settings such as accept_ra act when the device comes up.
  */
-export function restoreSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
+export function restoreSysctls(hostNs: Netns, state: DeviceState, key: string, device: string, warn: Warn): void {
+  hostNs.within(() => writeChangedSysctls(state, key, device, warn));
+}
+
+function writeChangedSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
   // Only the recorded ones are read: a device's whole conf folder is some hundred files.
   for (const [name, value] of Object.entries(state.sysctls)) {
     try {

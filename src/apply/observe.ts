@@ -74,7 +74,7 @@ export function observe(
     ...observeHost(host, links.host, [...hostDevices, ...masters]),
     containerLinks: links.container,
     containerAddresses: addressesOf(container),
-    hostDeviceStates: captureDeviceStates(host.sock, links.host, hostDevices, early),
+    hostDeviceStates: captureDeviceStates(host, links.host, hostDevices, early),
     hostNsidInContainer: container ? netnsIdOf(container.sock, host.ns.fd) : null,
   };
 }

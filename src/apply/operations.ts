@@ -252,7 +252,7 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
   restoreAltNames(ctx, rec, home);
   // Sysctls while still down (disable_ipv6 before addresses); addresses once up, so that the
   // kernel makes their prefix routes, those with finite lifetimes too; then what needs them.
-  if (orig.state) restoreSysctls(orig.state, rec.key, name, ctx.warn);
+  if (orig.state) restoreSysctls(ctx.host.ns, orig.state, rec.key, name, ctx.warn);
   const wasDown = !home.up || Object.keys(fix).length > 0;
   if (orig.up && wasDown) setLink(ctx.host.sock, home.index, { up: true }, ctxOf(rec, 'restore state'));
   if (!orig.up && !wasDown) setLink(ctx.host.sock, home.index, { up: false }, ctxOf(rec, 'restore state'));

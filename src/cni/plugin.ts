@@ -171,7 +171,7 @@ function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
   checkArgs(env);
   deviceSpec(conf, env, undefined); // a bad config fails before IPAM reserves anything
   try {
-    checkContainerNetns(env.netns!);
+    checkContainerNetns(env.netns!, opts);
   } catch (err) {
     if (!(err instanceof NetdevError)) throw err;
     throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS: ${err.message}`);

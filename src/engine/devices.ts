@@ -1,12 +1,11 @@
 // Which host devices a container could be given: what `oci-netdev cdi generate` offers. Read over
-// netlink in the caller's network namespace (the host's, as the hooks see it), not from /sys.
+// netlink in the host's network namespace (the caller's, as the hooks see it), not from /sys.
 
 import { checkPolicy } from '../config';
-import { Netns } from '../netns/netns';
 import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
-import { macvlanMasters, policyOf } from './lifecycle';
+import { macvlanMasters, openHost, policyOf } from './lifecycle';
 import type { EngineOptions } from './lifecycle';
 import { PolicyError, show } from '../errors';
 
@@ -16,13 +15,13 @@ export interface HostDevice {
   refused?: string;
 }
 
-/** Every device of this network namespace, in ifindex order, each with why it is refused, if it is. */
-export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile'>): HostDevice[] {
+/** Every device of the host's network namespace, in ifindex order, each with why it is refused, if it is. */
+export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile' | 'hostNetns'>): HostDevice[] {
   const policy = policyOf(opts);
   const { claims } = new StateDir(opts.stateDir).scanClaims();
   const held = new Map<string, string>();
   for (const c of claims) for (const name of c.hostNames) held.set(name, c.containerId);
-  using ns = Netns.current();
+  using ns = openHost(opts);
   using sock = ns.socket();
   const observed = { ...observeHost({ ns, sock }), containerLinks: [], containerAddresses: [] };
   const { hostLinks } = observed;

@@ -42,6 +42,18 @@ export interface EngineOptions {
   hookSelf?: HookSelf;
   /** Where CNI networks and plugins are found (type cni entries); the libcni defaults when unset. */
   cni?: CniSettings;
+  /**
+   * The host's network namespace, as a path (/run/netns/NAME): where devices come from and go
+   * back to, and where the CNI plugins run. Unset: the namespace of the calling thread, as for a
+   * hook. Opened once per call; the thread enters it only for what the kernel resolves in the
+   * caller's namespace (netlink sockets, per-device sysctls, plugin processes).
+   */
+  hostNetns?: string;
+}
+
+/** The host's namespace for one call (EngineOptions.hostNetns). */
+export function openHost(opts: Pick<EngineOptions, 'hostNetns'>): Netns {
+  return opts.hostNetns === undefined ? Netns.current() : Netns.open(opts.hostNetns);
 }
 
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
@@ -143,8 +155,8 @@ function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
  * Refuses a namespace path that cannot be opened, is not a network namespace, or is the host's
  * own: for a front door that names the path's source in its own error (CNI_NETNS).
  */
-export function checkContainerNetns(nsPath: string): void {
-  const hostNs = Netns.current();
+export function checkContainerNetns(nsPath: string, opts: Pick<EngineOptions, 'hostNetns'>): void {
+  const hostNs = openHost(opts);
   try {
     const ctNs = Netns.open(nsPath);
     try {
@@ -205,7 +217,7 @@ function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
   } catch {
     return new Map();
   }
-  return captureDeviceStatesAhead(host.sock, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName));
+  return captureDeviceStatesAhead(host, hostLinks, devices.filter((d) => d.kind === 'host').map(hostDeviceName));
 }
 
 /**
@@ -220,7 +232,7 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   const policy = checkRequest(req, opts);
   // The networks and their plugins exist; nothing is run.
   prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
-  const hostNs = Netns.current();
+  const hostNs = openHost(opts);
   let ctNs: Netns | null = null;
   let host: Side | null = null;
   let container: Side | null = null;
@@ -295,7 +307,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
   const nsPath = target.netnsPath;
   const store = new StateDir(opts.stateDir);
   store.ensure();
-  const hostNs = Netns.current();
+  const hostNs = openHost(opts);
   const ctNs = Netns.open(nsPath);
   try {
     requireOwnNamespace(ctNs, hostNs, nsPath);
@@ -358,11 +370,13 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     const ctx = contextFor(host, container, j, persist, opts);
     applyPlan(ctx, j);
     try {
-      // In the pinned namespace: DEL, whenever it comes, finds the one ADD used.
-      addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs);
+      // In the pinned namespace: DEL, whenever it comes, finds the one ADD used. The plugins run
+      // in the host's namespace, where they make the host's side of a network (a bridge, NAT rules).
+      hostNs.within(() => addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
     } catch (err) {
       // A failed ADD is followed by its DEL (the spec), then the devices are undone.
-      throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);
+      const delErrors = hostNs.within(() => delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
+      throw new ApplyError(err as Error, [...delErrors, ...rollback(ctx, j)]);
     }
     j.phase = 'attached';
     persist();
@@ -420,9 +434,9 @@ function openContainerNs(store: StateDir, j: Journal): Netns | null {
 }
 
 /** Undoes everything a journal records, then drops the state. Lock must be held. */
-function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
+function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): void {
   const ctNs = openContainerNs(store, j);
-  const host = sideOf(Netns.current());
+  const host = { ns: hostNs, sock: hostNs.socket() };
   const container = ctNs ? sideOf(ctNs) : null;
   if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
@@ -435,11 +449,11 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
     // Networks first, as they came last; in the namespace their ADD used while it exists.
     const pinPath = store.pinPath(j.containerId);
     const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
-    errors = [...delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)];
+    errors = [...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs)), ...rollback(ctx, j)];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
     nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
   } finally {
-    closeSide(host);
+    host.sock.close();
     closeSide(container);
   }
   if (errors.length === 0) {
@@ -485,7 +499,8 @@ export function detachAttachment(id: string, opts: EngineOptions, belongs: (j: J
     return false;
   }
   if (!belongs(j)) return false;
-  restore(store, j, opts);
+  using hostNs = openHost(opts);
+  restore(store, j, hostNs, opts);
   return true;
 }
 
@@ -504,6 +519,7 @@ export interface GcResult {
 export function gc(opts: EngineOptions): GcResult[] {
   const store = new StateDir(opts.stateDir);
   const results: GcResult[] = [];
+  using hostNs = openHost(opts);
   for (const id of store.containerIds()) {
     let lock;
     try {
@@ -532,8 +548,8 @@ export function gc(opts: EngineOptions): GcResult[] {
       const reason = j.phase === 'attached' ? 'container is gone'
         : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
-        restore(store, j, opts);
-        releaseIpam(j, opts);
+        restore(store, j, hostNs, opts);
+        hostNs.within(() => releaseIpam(j, opts));
         results.push({ containerId: id, action: 'restored', reason });
       } catch (err) {
         results.push({ containerId: id, action: 'failed', reason: `${reason}: ${(err as Error).message}` });
@@ -612,9 +628,10 @@ export function status(opts: EngineOptions): StatusEntry[] {
   const unreadable = (containerId: string, error: string): StatusEntry => ({
     containerId, bundle: null, phase: 'unreadable', pid: null, alive: false, ageSeconds: 0, pinned: false, devices: [], networks: [], error,
   });
+  using hostNs = openHost(opts);
   const entries = journals.map((j) => {
     try {
-      return statusOf(store, j);
+      return statusOf(store, j, hostNs);
     } catch (err) {
       return unreadable(j.containerId, (err as Error).message);
     }
@@ -622,10 +639,10 @@ export function status(opts: EngineOptions): StatusEntry[] {
   return [...entries, ...bad.map((b) => unreadable(b.containerId, b.reason))];
 }
 
-function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEntry {
+function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = false): StatusEntry {
   const pinned = isPinned(store.pinPath(j.containerId));
   const ctNs = openContainerNs(store, j);
-  const host = sideOf(Netns.current());
+  const host = { ns: hostNs, sock: hostNs.socket() };
   const container = ctNs ? sideOf(ctNs) : null;
   try {
     const sides = { host, container };
@@ -658,7 +675,7 @@ function statusOf(store: StateDir, j: Journal, withAddresses = false): StatusEnt
       networks: (j.networks ?? []).map(networkStatus),
     };
   } finally {
-    closeSide(host);
+    host.sock.close();
     closeSide(container);
   }
 }
@@ -668,5 +685,7 @@ export function inspectAttachment(id: string, opts: EngineOptions): { journal: J
   const store = new StateDir(opts.stateDir);
   if (!fs.existsSync(store.containerDir(id))) return null;
   const j = store.readJournal(id);
-  return j ? { journal: j, status: statusOf(store, j, true) } : null;
+  if (!j) return null;
+  using hostNs = openHost(opts);
+  return { journal: j, status: statusOf(store, j, hostNs, true) };
 }

@@ -14,7 +14,7 @@ export class Netns implements Disposable {
 
   private constructor(readonly fd: number, readonly path: string, readonly dev: number, readonly ino: number) {}
 
-  /** The namespace the calling thread is in now: the hook's "host". */
+  /** The namespace the calling thread is in now: the engine's host unless it is given another. */
   static current(): Netns {
     return Netns.open(SELF_PATH);
   }
@@ -50,18 +50,25 @@ export class Netns implements Disposable {
   }
 
   /**
-   * A netlink socket that lives in this namespace. The calling thread enters
-   * the namespace only long enough to create it, then returns and checks it did.
+   * Runs `fn` with the calling thread in this namespace, then returns and checks it did (a failed
+   * return ends the process). For what the kernel resolves in the caller's namespace when it is
+   * asked: a socket made, a /proc/sys/net file opened, a child process started. `fn` must be
+   * synchronous: what it leaves for later runs at home. No setns when the thread is here already.
    */
-  socket(): NetlinkSocket {
+  within<T>(fn: () => T): T {
     using home = Netns.current();
-    if (this.sameAs(home)) return NetlinkSocket.open();
+    if (this.sameAs(home)) return fn();
     libc.setns(this.fd, libc.CLONE_NEWNET);
     try {
-      return NetlinkSocket.open();
+      return fn();
     } finally {
       returnHome(home, this.path);
     }
+  }
+
+  /** A netlink socket that lives in this namespace, whichever the thread goes on to be in. */
+  socket(): NetlinkSocket {
+    return this.within(() => NetlinkSocket.open());
   }
 
   close(): void {
@@ -76,7 +83,7 @@ export class Netns implements Disposable {
 }
 
 /**
- * Back to the hook's own namespace after a visit. If that fails, whatever this process did next
+ * Back to the thread's own namespace after a visit. If that fails, whatever this process did next
  * would act on the container's namespace as if it were the host's, so the process ends here.
  */
 function returnHome(home: Netns, visited: string): void {

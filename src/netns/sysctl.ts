@@ -1,6 +1,6 @@
-// Per-device sysctls (/proc/sys/net/ipv4/conf/DEV/ and /proc/sys/net/ipv6/conf/DEV/). A process
-// sees /proc/sys/net of the network namespace its thread is in, so these read and write the
-// calling thread's namespace: the hook's, the host.
+// Per-device sysctls (/proc/sys/net/ipv4/conf/DEV/ and /proc/sys/net/ipv6/conf/DEV/). A thread
+// sees /proc/sys/net of the network namespace it is in, so these read and write the calling
+// thread's namespace: call them within the host's (Netns.within).
 
 import * as fs from 'fs';
 import { StateError, causeOf } from '../errors';

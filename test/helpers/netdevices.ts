@@ -18,13 +18,18 @@ export interface Rig {
   /** The container's netns, named so that tests can look inside. */
   ctr: string;
   stateDir: string;
+  /**
+   * The hooks run as the engine called in this test process with the simulated host as its host
+   * namespace (EngineOptions.hostNetns), not as a process started under nsenter (host.ts hook).
+   */
+  inProcess: boolean;
 }
 
-export function makeRig(t: Teardownable): Rig {
+export function makeRig(t: Teardownable, opts: { inProcess?: boolean } = {}): Rig {
   const sb = new Sandbox(t);
   const simhost = sb.createNetns('simhost');
   const ctr = sb.createNetns('ctr');
-  return { sb, simhost, ctr, stateDir: makeStateDir(sb) };
+  return { sb, simhost, ctr, stateDir: makeStateDir(sb), inProcess: opts.inProcess ?? false };
 }
 
 export interface ConfigOptions {

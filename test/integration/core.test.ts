@@ -1,8 +1,9 @@
 // The core job, hook by hook. createRuntime moves host devices into the container netns
 // (runtime-spec netDevices): with and without rename, %d, addresses, MTU, MAC, link up; it refuses,
 // changing nothing, when it cannot. poststop puts everything back exactly, also when the kernel
-// already returned the device or its name is taken. A throwaway netns plays the host (the hook runs
-// under nsenter --net), another the container, and veth ends stand in for NICs.
+// already returned the device or its name is taken. A throwaway netns plays the host (the engine
+// runs in this test process with it as its host namespace; `oci-netdev status` under nsenter
+// --net), another the container, and veth ends stand in for NICs.
 import t from 'tap';
 import { rmSync } from 'node:fs';
 import { StateDir } from '../../src/state/statedir';
@@ -18,7 +19,7 @@ const addr = (family: 'inet' | 'inet6', local: string, prefixlen: number, more: 
 });
 
 t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the link up; poststop restores', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w, { mtu: 1400, mac: '02:00:5e:00:53:11', alias: 'uplink', down: true });
   // Move with the device: IPv4 with broadcast and a label, a second IPv4, IPv6.
   addAddress(w.simhost, dev, '192.0.2.10/24', ['broadcast', '192.0.2.255', 'label', `${dev}:w`]);
@@ -69,7 +70,7 @@ t.test('move with rename keeps global permanent addresses, MTU and MAC, sets the
 });
 
 t.test('move without rename keeps the host name', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.20/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8::20/64', ['nodad']);
@@ -88,7 +89,7 @@ t.test('move without rename keeps the host name', async (t) => {
 });
 
 t.test('a %d name gets the name the kernel picks, found by ifindex', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const base = uniqueName('tpl');
   // base0 is taken in the container, so the kernel picks base1.
   w.sb.createVethPair(w.ctr, `${base}0`, uniqueName('peer'));
@@ -116,7 +117,7 @@ t.test('a %d name gets the name the kernel picks, found by ifindex', async (t) =
 });
 
 t.test('target name already taken in the container: error naming the device, nothing changed', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   const other = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.40/24', ['broadcast', '+']);
@@ -135,7 +136,7 @@ t.test('target name already taken in the container: error naming the device, not
 });
 
 t.test('a device that is not on the host: error naming it, nothing changed', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   const missing = uniqueName('missing');
   const before = await steady(w.simhost);
@@ -146,7 +147,7 @@ t.test('a device that is not on the host: error naming it, nothing changed', asy
 });
 
 t.test('no network namespace path in the config and no pid in the state: error', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   const before = await steady(w.simhost);
   const bundle = bundleFor(w, { [dev]: {} }, null);
@@ -159,7 +160,7 @@ t.test('no network namespace path in the config and no pid in the state: error',
 });
 
 t.test("the host's own network namespace as the container's: error", async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   const before = await steady(w.simhost);
   const bundle = bundleFor(w, { [dev]: {} }, netnsPath(w.simhost));
@@ -172,7 +173,7 @@ t.test("the host's own network namespace as the container's: error", async (t) =
 });
 
 t.test('the namespace found by pid when the config gives no path', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   addAddress(w.simhost, dev, '192.0.2.50/24');
   const before = await steady(w.simhost);
@@ -194,7 +195,7 @@ t.test('the namespace found by pid when the config gives no path', async (t) => 
 });
 
 t.test('poststop restores several devices exactly, and a second poststop changes nothing', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const a = hostNic(w, { mtu: 1400, mac: '02:00:5e:00:53:21', alias: 'uplink a', down: true });
   addAddress(w.simhost, a, '192.0.2.70/24', ['broadcast', '+']);
   addAddress(w.simhost, a, '192.0.2.71/24', ['label', `${a}:w`]);
@@ -231,7 +232,7 @@ t.test('poststop restores several devices exactly, and a second poststop changes
 });
 
 t.test('a leased address comes back with the lease it has left, and not after it ran out', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w);
   const added = Date.now();
   addAddress(w.simhost, dev, '192.0.2.100/24');
@@ -267,7 +268,7 @@ t.test('a leased address comes back with the lease it has left, and not after it
 
 for (const returnedAs of ['its container name', 'a dev%d name'] as const) {
   t.test(`poststop with the pin gone and the device returned by the kernel under ${returnedAs}`, async (t) => {
-    const w = makeRig(t);
+    const w = makeRig(t, { inProcess: true });
     // This container netns is deleted mid-test, so it is not the sandbox's.
     const ct = uniqueId('ct');
     shOk('ip', ['netns', 'add', ct]);
@@ -307,7 +308,7 @@ for (const returnedAs of ['its container name', 'a dev%d name'] as const) {
 }
 
 t.test('the original name taken on the host at restore: a fallback name, the device kept, a warning', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w, { mtu: 1450, mac: '02:00:5e:00:53:41', alias: 'uplink' });
   addAddress(w.simhost, dev, '192.0.2.90/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8:90::1/64', ['nodad']);
@@ -338,7 +339,7 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
 });
 
 t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopted, and restored at poststop', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dev = hostNic(w, { mtu: 1420, mac: '02:00:5e:00:53:61', alias: 'uplink' });
   addAddress(w.simhost, dev, '192.0.2.130/24', ['broadcast', '+']);
   addAddress(w.simhost, dev, '2001:db8:130::1/64', ['nodad']);

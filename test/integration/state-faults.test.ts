@@ -1,7 +1,8 @@
 // Faults of the state dir (issue 9): a full file system at any moment, and other containers'
 // journals that are truncated, a FIFO or a symbolic link. Nothing may be lost and nothing may be
-// reported done that is not. The hook runs through the CLI in a throwaway netns playing the host;
-// veth ends stand in for NICs.
+// reported done that is not. The hooks run as the engine called in this test process with a
+// throwaway netns as its host namespace (gc and status through the CLI in that netns); veth ends
+// stand in for NICs.
 import t, { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -63,7 +64,7 @@ async function tenDevices(w: Rig): Promise<{ bundle: string; before: NsSnapshot;
 }
 
 t.test('the state dir full at every level from empty to full: createRuntime fails with nothing changed, or poststop restores everything', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   // 48 levels: room for the journal's reservation (2 x 64 KiB) in the first third, none at the end.
   const { mnt, stateDir } = smallFs(w, 192 * 1024);
   const filler = join(mnt, 'filler');
@@ -95,7 +96,7 @@ t.test('the state dir full at every level from empty to full: createRuntime fail
 });
 
 t.test('the state dir full at poststop: poststop restores everything and exits 0', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const { mnt, stateDir } = smallFs(w, 256 * 1024);
   const { bundle, before, ctBefore } = await tenDevices(w);
   const id = uniqueId('ctr');
@@ -112,7 +113,7 @@ t.test('the state dir full at poststop: poststop restores everything and exits 0
 });
 
 t.test('truncated, FIFO and symlinked journals of other containers: createRuntime goes on, gc restores the rest and names each', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const gcRun = () => cli(w, ['gc']);
   /** A container holding one NIC; no pid in its state, so gc sees it as gone. */
   const attached = (role: string) => {
@@ -194,7 +195,7 @@ function unusedPid(): number {
 }
 
 t.test('gc takes a container whose init is a zombie, or whose pid never existed, for gone', async (t) => {
-  const w = makeRig(t);
+  const w = makeRig(t, { inProcess: true });
   const dead = { zombie: await zombie(t), absent: unusedPid() };
   const containers = Object.entries(dead).map(([role, pid]) => {
     const dev = hostNic(w);
