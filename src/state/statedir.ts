@@ -17,7 +17,7 @@ import * as libc from '../../native/libc';
 import { ConfigError, StateError, oneLine } from '../errors';
 import { validate } from '../schema/validate';
 import type { Plan } from './records';
-import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, writeAll } from './files';
+import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, replaceFile, writeAll } from './files';
 import { sha256Hex as sha256 } from './sha256';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
@@ -199,6 +199,18 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
   return j;
 }
 
+/** The container id a journal file's envelope names, unchecked (readJournal checks it); undefined when it names none. */
+function journalOwner(data: Buffer | undefined): string | undefined {
+  if (!data) return undefined;
+  const end = data.indexOf(0x0a);
+  try {
+    const id = (JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8')) as { journal?: { containerId?: unknown } } | null)?.journal?.containerId;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The space reserved for a journal whose first version takes `bytes`. */
 const reserveFor = (bytes: number): number => Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE;
 
@@ -244,29 +256,34 @@ export class StateDir {
     return pin;
   }
 
-  /** Creates the container's folder (0700) if needed and checks it. */
+  /**
+   * Creates the container's folder (0700) if needed and checks it. A hashed folder gets its `id`
+   * file whenever it does not name this id: a hook killed between the mkdir and that write must
+   * not leave the folder, and the journal written in it later, invisible to gc and status.
+   */
   private containerDirChecked(id: string, create: boolean): string {
     const dir = this.containerDir(id);
-    let made = false;
     if (create) {
       try {
         fs.mkdirSync(dir, { mode: 0o700 });
-        made = true;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
     }
     checkDir(dir, `state of container ${id}:`);
-    if (made && isHashedFolder(path.basename(dir))) {
-      const fd = createExclusive(path.join(dir, ID_FILE), 0o600);
-      try {
-        writeAll(fd, Buffer.from(id, 'utf8'), 0);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+    if (create && isHashedFolder(path.basename(dir)) && this.ownFile(dir, ID_FILE, MAX_ID_BYTES)?.toString('utf8') !== id) {
+      replaceFile(path.join(dir, ID_FILE), id, 0o600);
     }
     return dir;
+  }
+
+  /** A file of ours in a container folder; undefined when it is missing or not a plain file of ours (a planted link). */
+  private ownFile(dir: string, name: string, maxBytes: number): Buffer | undefined {
+    try {
+      return readRegularFile(path.join(dir, name), { where: `${name} of state folder ${dir}`, error: StateError, owner: 'self', maxBytes, missingOk: true }) ?? undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private journalPath(id: string): string {
@@ -398,16 +415,16 @@ export class StateDir {
     return entries.filter((e) => e.isDirectory()).flatMap((e) => (isHashedFolder(e.name) ? this.hashedFolderId(e.name) : [decodeId(e.name)]));
   }
 
-  /** The id a hashed folder holds, if its file `id` is there and hashes to the folder's name. */
+  /**
+   * The id a hashed folder belongs to: the one its file `id` names, else the one its journal names
+   * (the `id` file lost), provided it hashes to the folder's name; a forged or planted file names none.
+   */
   private hashedFolderId(name: string): string[] {
-    const file = path.join(this.root, name, ID_FILE);
-    let id: string | undefined;
-    try {
-      id = readRegularFile(file, { where: `id of state folder ${name}`, error: StateError, owner: 'self', maxBytes: MAX_ID_BYTES, missingOk: true })?.toString('utf8');
-    } catch {
-      return []; // a link or someone else's file planted there: not a folder of ours
-    }
-    return id !== undefined && id !== '' && folderName(id) === name ? [id] : [];
+    const dir = path.join(this.root, name);
+    const named = this.ownFile(dir, ID_FILE, MAX_ID_BYTES)?.toString('utf8');
+    if (named && folderName(named) === name) return [named];
+    const owner = journalOwner(this.ownFile(dir, JOURNAL, MAX_JOURNAL_BYTES));
+    return owner !== undefined && folderName(owner) === name ? [owner] : [];
   }
 
   /** Every readable journal, and the containers whose journal is not (never throws for one of them). */
