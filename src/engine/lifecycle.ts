@@ -261,7 +261,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state, opts.hookSelf);
   if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
-  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
+  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS, state.id);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
   attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts, networks);

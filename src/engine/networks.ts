@@ -5,7 +5,7 @@
 
 import type { NetworkSpec } from '../config';
 import type * as Crypto from 'node:crypto';
-import { addNetworkList, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
+import { addNetworkList, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
 import type { CniOptions, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
 import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
@@ -39,12 +39,14 @@ export function cniSettings(given: { confDir?: string; path?: string; cacheDir?:
 
 /**
  * Each network's list, loaded and with every plugin found, before anything is touched: a missing
- * network or plugin is bad input, refused with nothing changed.
+ * network or plugin, or (given the container's id) an attachment libcni's cache cannot name, is
+ * bad input, refused with nothing changed.
  */
-export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings): JournalNetwork[] {
+export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings, containerId?: string): JournalNetwork[] {
   return specs.map((spec) => {
     const list = loadNetworkList(cni.confDir, spec.network);
     for (const p of list.plugins) findPlugin(p.type, cni.path);
+    if (containerId !== undefined) cacheFile(list.name, { containerId, ifname: spec.ifname }, cni.cacheDir);
     return {
       network: spec.network, ifname: spec.ifname, args: spec.args, runtimeConfig: spec.runtimeConfig, config: list.raw,
       cniPath: cni.path, cacheDir: cni.cacheDir, state: 'pending',
