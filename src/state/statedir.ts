@@ -17,7 +17,7 @@ import * as libc from '../../native/libc';
 import { ConfigError, StateError, oneLine } from '../errors';
 import { validate } from '../schema/validate';
 import type { Plan } from './records';
-import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, replaceFile, writeAll } from './files';
+import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, replaceFile, sizeText, writeAll } from './files';
 import { sha256Hex as sha256 } from './sha256';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
@@ -211,8 +211,17 @@ function journalOwner(data: Buffer | undefined): string | undefined {
   }
 }
 
-/** The space reserved for a journal whose first version takes `bytes`. */
-const reserveFor = (bytes: number): number => Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE;
+/** The space reserved for a journal whose first version takes `bytes`: never more than readJournal reads. */
+const reserveFor = (bytes: number): number => Math.min(MAX_JOURNAL_BYTES, Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE);
+
+/** The journal's file content; refused when readJournal would refuse the file (a huge CNI result). */
+function journalData(j: Journal): Buffer {
+  const data = encodeJournal(j);
+  if (data.length > MAX_JOURNAL_BYTES) {
+    throw new StateError(`the journal of container ${j.containerId} would be ${data.length} bytes, larger than ${sizeText(MAX_JOURNAL_BYTES)}`);
+  }
+  return data;
+}
 
 export class StateDir {
   constructor(readonly root: string, readonly lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS) {}
@@ -337,7 +346,7 @@ export class StateDir {
    */
   createJournal(j: Journal): void {
     const dir = this.containerDirChecked(j.containerId, false);
-    const data = encodeJournal(j);
+    const data = journalData(j);
     const size = reserveFor(data.length);
     const made: string[] = [];
     try {
@@ -368,7 +377,7 @@ export class StateDir {
    */
   writeJournal(j: Journal): void {
     const dir = this.containerDir(j.containerId);
-    const data = encodeJournal(j);
+    const data = journalData(j);
     const spare = path.join(dir, SPARE);
     try {
       let fd: number;

@@ -2,6 +2,7 @@
 // them: container ids and arguments that libcni's cache or a plugin's environment cannot hold.
 // Each must be refused before anything changes, and never leave a DEL owed that can never run.
 import t, { Test } from 'tap';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { uniqueId } from '../helpers/names';
 import { cli, configBundle, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
@@ -52,4 +53,37 @@ t.test('CNI_ARGS with a NUL byte in a key or a value (no environment holds one):
   const s = recordedNetwork(t);
   refusedUntouched(t, s, uniqueId('ctr'), { args: { K8S_POD_NAME: 'web\u0000x' } }, /args.*must be a string without ;, = or a NUL byte/);
   refusedUntouched(t, s, uniqueId('ctr'), { args: { 'K8S\u0000POD': 'web' } }, /args.*must be a non-empty name without ;, = or a NUL byte/);
+});
+
+t.test('a plugin whose result makes the journal larger than a quarter of what one may hold: attached, and restored at poststop', async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('big');
+  const dels = join(dirs.confDir, 'dels');
+  // 14 MiB of addresses (under the 16 MiB a plugin may print) without their 0.4.0 "version" field,
+  // which the journal's copy adds: a journal past 16 MiB, whose 4-fold reserve would pass the 64 MiB a reader takes.
+  writeFileSync(join(dirs.pluginDir, 'big'), `#!/usr/bin/env node
+const cmd = process.env.CNI_COMMAND;
+if (cmd === 'VERSION') { process.stdout.write('{"cniVersion":"0.4.0","supportedVersions":["0.4.0"]}'); process.exit(0); }
+if (cmd === 'DEL') { require('fs').appendFileSync(${JSON.stringify(dels)}, 'DEL\\n'); process.exit(0); }
+const ips = [];
+for (let i = 0, size = 0; size < 14 * 1024 * 1024; i++) {
+  ips.push({ address: '10.' + ((i >> 16) & 255) + '.' + ((i >> 8) & 255) + '.' + (i & 255) + '/32' });
+  size += JSON.stringify(ips[i]).length + 1;
+}
+process.stdout.write(JSON.stringify({ cniVersion: '0.4.0', ips }));
+`);
+  chmodSync(join(dirs.pluginDir, 'big'), 0o755);
+  writeConflist(dirs, net, [{ type: 'big' }], '0.4.0');
+  const before = nsSnapshot(rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [net]: { type: 'cni' } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr.slice(0, 2000) });
+  const p = traced(rig, 'poststop', ociState(id, bundle, 'stopped'), dirs.env);
+  t.equal(p.status, 0, 'poststop exits 0: the journal is readable', { stderr: p.stderr.slice(0, 2000) });
+  t.equal(existsSync(dels) ? readFileSync(dels, 'utf8') : '', 'DEL\n', 'the DEL ran');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+  t.same(cacheEntries(dirs), [], 'nothing cached');
+  t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
 });
