@@ -214,9 +214,19 @@ function journalOwner(data: Buffer | undefined): string | undefined {
 /** The space reserved for a journal whose first version takes `bytes`: never more than readJournal reads. */
 const reserveFor = (bytes: number): number => Math.min(MAX_JOURNAL_BYTES, Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE);
 
-/** The journal's file content; refused when readJournal would refuse the file (a huge CNI result). */
+/**
+ * The journal's file content; refused when readJournal would refuse the file (a huge CNI result),
+ * or when JSON.stringify, which recurses, cannot write it (a CNI config or runtimeConfig nested
+ * deeper than its stack: JSON.parse took it).
+ */
 function journalData(j: Journal): Buffer {
-  const data = encodeJournal(j);
+  let data: Buffer;
+  try {
+    data = encodeJournal(j);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new StateError(`the journal of container ${j.containerId} cannot be written: a CNI network's config or runtimeConfig is nested too deeply`);
+  }
   if (data.length > MAX_JOURNAL_BYTES) {
     throw new StateError(`the journal of container ${j.containerId} would be ${data.length} bytes, larger than ${sizeText(MAX_JOURNAL_BYTES)}`);
   }

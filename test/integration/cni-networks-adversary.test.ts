@@ -87,3 +87,29 @@ process.stdout.write(JSON.stringify({ cniVersion: '0.4.0', ips }));
   t.same(cacheEntries(dirs), [], 'nothing cached');
   t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
 });
+
+t.test('a conflist nested deeper than JSON can be written back: refused in one line, nothing run or left', async (t) => {
+  const s = recordedNetwork(t);
+  const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+  writeFileSync(join(s.dirs.confDir, `10-${s.net}.conflist`), `{"cniVersion":"1.0.0","name":"${s.net}","plugins":[{"type":"rec-a","record":"${s.record}","x":${deep}}]}`);
+  refusedUntouched(t, s, uniqueId('ctr'), {}, /CNI network's config or runtimeConfig is nested too deeply/);
+});
+
+t.test('a runtimeConfig nested deeper than JSON can be written back, from the annotation: refused in one line, nothing run or left', async (t) => {
+  const s = recordedNetwork(t);
+  const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(policy, JSON.stringify({ annotation: { allowNetworks: ['*'] } }), { mode: 0o644 });
+  const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+  const annotation = `{"${s.net}":{"type":"cni","runtimeConfig":{"x":${deep}}}}`;
+  const before = nsSnapshot(s.rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { annotations: { 'oci-netdev.netDevices': annotation } });
+  const r = traced(s.rig, 'create-runtime', ociState(id, bundle, 'creating'), { ...s.dirs.env, OCI_NETDEV_POLICY: policy });
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, /runtimeConfig is nested too deeply/, 'saying why');
+  t.same(readRecords(s.record).filter((c) => c.command !== 'VERSION'), [], 'no plugin ran');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before');
+});
