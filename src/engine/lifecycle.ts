@@ -357,7 +357,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     applyPlan(ctx, j);
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used.
-      addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs);
+      addNetworks(j, store.pinPath(target.id), container, persist, ctx.info, opts.cni?.timeoutMs);
     } catch (err) {
       // A failed ADD is followed by its DEL (the spec), then the devices are undone.
       throw new ApplyError(err as Error, [...delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)]);

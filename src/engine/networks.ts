@@ -9,7 +9,9 @@ import { addNetworkList, cacheFile, cachedAttachments, cachedRuntimeArgs, checkN
 import type { CniOptions, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
 import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
-import { parseCniArgs, parseResult, toVersion } from '../libcni/spec';
+import { CniCode, CniError, parseCniArgs, parseResult, toVersion } from '../libcni/spec';
+import { getLink } from '../netlink/link';
+import type { Side } from '../apply/operations';
 import type { Journal, JournalNetwork } from '../state/statedir';
 import type { StatusNetwork } from './lifecycle';
 
@@ -63,12 +65,17 @@ function optionsOf(n: JournalNetwork, timeoutMs?: number): CniOptions {
 }
 
 /**
- * ADD of each network in order, in `netns`. The journal says a DEL is owed before a plugin runs,
- * and keeps the final result once the chain is done.
+ * ADD of each network in order, in `netns` (`container` is a socket there). The journal says a DEL
+ * is owed before a plugin runs, and keeps the final result once the chain is done. A network whose
+ * interface name a device of the container already has is refused before its plugins run: the DEL
+ * owed after its ADD failed would delete that device (the bridge plugin deletes CNI_IFNAME).
  */
-export function addNetworks(j: Journal, netns: string, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
+export function addNetworks(j: Journal, netns: string, container: Side, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
   for (const n of j.networks ?? []) {
     if (n.state === 'added') continue;
+    if (getLink(container.sock, { name: n.ifname })) {
+      throw new CniError(CniCode.invalidConfig, `network ${n.network}: interface name ${n.ifname} is already taken in the container`);
+    }
     const list = parseNetworkList(n.config, `network ${n.network} (journal)`);
     n.state = 'adding';
     persist();

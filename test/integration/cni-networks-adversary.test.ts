@@ -4,10 +4,10 @@
 import t, { Test } from 'tap';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { uniqueId } from '../helpers/names';
-import { cli, configBundle, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
-import { cacheEntries, cniDirs, CniDirs, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
-import { nsSnapshot } from '../helpers/sandbox';
+import { uniqueId, uniqueName } from '../helpers/names';
+import { cli, configBundle, ipDetails, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
+import { bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
+import { nsSnapshot, shOk } from '../helpers/sandbox';
 
 interface Setup { rig: Rig; dirs: CniDirs; record: string; net: string }
 
@@ -112,4 +112,40 @@ t.test('a runtimeConfig nested deeper than JSON can be written back, from the an
   t.same(readRecords(s.record).filter((c) => c.command !== 'VERSION'), [], 'no plugin ran');
   t.same(stateEntries(s.rig.stateDir), [], 'no state');
   t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before');
+});
+
+/**
+ * A bridge network's DEL deletes whatever device has CNI_IFNAME in the container: a network must
+ * never be run on a name another device holds, or the DEL owed after its failed ADD takes that device.
+ */
+function takenName(t: Test, ifname: string, devices: (nic: string) => Record<string, object>): void {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('taken');
+  const bridge = uniqueName('br');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
+  bridgeNetwork(dirs, net, bridge, '10.77.0.0/24');
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  const before = nsSnapshot(rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { ...devices(nic), [net]: { type: 'cni', name: ifname } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, `network ${net}: interface name ${ifname} is already taken in the container`, 'saying why');
+  t.ok(ipDetails(rig.ctr).lo, 'lo is still in the container');
+  t.same(nonLoopback(rig.ctr), [], 'nothing else is');
+  t.same(nsSnapshot(rig.simhost), before, `the host is as before: ${nic} is home`);
+  t.same(leases(dirs, net), [], 'no lease');
+  t.same(stateEntries(rig.stateDir), [], 'no state: nothing owed');
+}
+
+t.test('a cni entry named lo: refused before its plugins run, lo untouched', async (t) => {
+  takenName(t, 'lo', () => ({}));
+});
+
+t.test('a cni entry named eth0 after a moved NIC named eth%d, which the kernel named eth0: refused, the NIC comes home whole', async (t) => {
+  takenName(t, 'eth0', (nic) => ({ [nic]: { name: 'eth%d' } }));
 });
