@@ -16,6 +16,9 @@ export interface RoutesResult {
   /** Medians: [no extra routes, ROUTES routes]. */
   create: [number, number];
   poststop: [number, number];
+  /** The kernel floor (ip -batch) of the same move in and out: what the kernel itself pays for the routes. */
+  floorIn: [number, number];
+  floorOut: [number, number];
   /** Peak RSS, KiB. */
   rssCreate: [number, number];
   rssPoststop: [number, number];
@@ -81,18 +84,40 @@ function cycle(host: Host, measureRss = false): { create: number; poststop: numb
   }
 }
 
+/**
+ * The same move by `ip -batch`, one process per namespace and direction, as bench/moves.ts's floor:
+ * the kernel flushes a leaving device's routes by walking the tables, so the floor grows with them.
+ */
+function floorCycle(host: Host): { in: number; out: number } {
+  const ct = `${NS_PREFIX}rf${++rounds}`;
+  ok('ip', ['netns', 'add', ct]);
+  try {
+    const into = ok('ip', ['-n', host.ns, '-batch', '-'], { input: `link set ${host.nic} down\nlink set ${host.nic} netns ${ct} name eth1\n` }).ms
+      + ok('ip', ['-n', ct, '-batch', '-'], { input: 'addr add 10.98.0.1/24 dev eth1\nlink set eth1 up\n' }).ms;
+    const back = ok('ip', ['-n', ct, '-batch', '-'], { input: `link set eth1 down\nlink set eth1 netns ${host.ns} name ${host.nic}\n` }).ms
+      + ok('ip', ['-n', host.ns, '-batch', '-'], { input: `addr add 10.98.0.1/24 dev ${host.nic}\nlink set ${host.nic} up\n` }).ms;
+    return { in: into, out: back };
+  } finally {
+    ok('ip', ['netns', 'del', ct]);
+    settle();
+  }
+}
+
 export function routes(roundCount: number): RoutesResult {
   const hosts = [makeHost('0'), makeHost('1')];
   try {
     log(`routes: loading ${ROUTES} routes with ip -batch`);
     const loadMs = loadRoutes(hosts[1], ROUTES);
     log(`routes: loaded in ${fmt(loadMs)} ms`);
-    const samples = hosts.map(() => ({ create: [] as number[], poststop: [] as number[] }));
+    const samples = hosts.map(() => ({ create: [] as number[], poststop: [] as number[], floorIn: [] as number[], floorOut: [] as number[] }));
     for (let r = 0; r < roundCount; r++) {
       for (const i of r % 2 ? [1, 0] : [0, 1]) {
         const c = cycle(hosts[i]);
         samples[i].create.push(c.create);
         samples[i].poststop.push(c.poststop);
+        const f = floorCycle(hosts[i]);
+        samples[i].floorIn.push(f.in);
+        samples[i].floorOut.push(f.out);
       }
     }
     const rss = hosts.map((h) => cycle(h, true));
@@ -102,6 +127,8 @@ export function routes(roundCount: number): RoutesResult {
       loadMs,
       create: pair((i) => median(samples[i].create)),
       poststop: pair((i) => median(samples[i].poststop)),
+      floorIn: pair((i) => median(samples[i].floorIn)),
+      floorOut: pair((i) => median(samples[i].floorOut)),
       rssCreate: pair((i) => rss[i].create),
       rssPoststop: pair((i) => rss[i].poststop),
     };

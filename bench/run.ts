@@ -13,6 +13,8 @@ import type { ConcurrencyResult, HookMethod } from './concurrency';
 import { CREATED_METHODS, createMaster, deleteMaster, measureCreated } from './created';
 import type { CreatedMethod, Kind } from './created';
 import { Fleet, METHODS, hook, measure, settle, withFreshNetns } from './moves';
+import { CATEGORIES, profile } from './profile';
+import type { ProfileResult } from './profile';
 import { routes } from './routes';
 import type { RoutesResult } from './routes';
 import type { Method, Variant } from './moves';
@@ -20,9 +22,9 @@ import {
   CNI_DIR, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, SIM, fmt, log, median, nsPath, ok, ratio, run, table,
 } from './util';
 
-/** BENCH_SIZES=1,32 and BENCH_ONLY=startup,moves,created,concurrency narrow a run (for development). */
+/** BENCH_SIZES=1,32 and BENCH_ONLY=startup,profile,moves,created,routes,concurrency narrow a run (for development). */
 const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1, 8, 32];
-const ONLY = new Set(process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ['startup', 'moves', 'created', 'routes', 'concurrency']);
+const ONLY = new Set(process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ['startup', 'profile', 'moves', 'created', 'routes', 'concurrency']);
 /** Rounds per size; BENCH_ROUNDS overrides all of them. */
 const ROUNDS: Record<number, number> = { 1: 9, 8: 9, 32: 5 };
 const STARTUP_ROUNDS = 31;
@@ -199,9 +201,10 @@ interface Results {
   rss: { create: number; poststop: number; node: number };
   rt?: RoutesResult;
   cc?: ConcurrencyResult;
+  pf?: ProfileResult;
 }
 
-function report({ st, mv, cr, rss, rt, cc }: Results): string {
+function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
   const rows: string[][] = [];
   const perN = (label: string, f: (n: number) => string, target = '') => rows.push([label, ...SIZES.map(f), target]);
   const three = (label: string, cells: string[], target = '') => rows.push([label, ...cells, target]);
@@ -284,9 +287,22 @@ function report({ st, mv, cr, rss, rt, cc }: Results): string {
       `<=1.10x: ${verdict(rt.create[1] / rt.create[0], 1.1)}`);
     three('  poststop', [fmt(rt.poststop[0]), fmt(rt.poststop[1]), ratio(rt.poststop[1], rt.poststop[0])],
       `<=1.10x: ${verdict(rt.poststop[1] / rt.poststop[0], 1.1)}`);
+    three('  kernel floor in (ip -batch: down, netns; addr, up)', [fmt(rt.floorIn[0]), fmt(rt.floorIn[1]), ratio(rt.floorIn[1], rt.floorIn[0])]);
+    three('  kernel floor out (ip -batch: down, netns; addr, up)', [fmt(rt.floorOut[0]), fmt(rt.floorOut[1]), ratio(rt.floorOut[1], rt.floorOut[0])]);
+    three('  added by the routes: create-runtime | floor in, ms', [fmt(rt.create[1] - rt.create[0]), fmt(rt.floorIn[1] - rt.floorIn[0]), '']);
     three('  peak RSS of create-runtime, MiB', [(rt.rssCreate[0] / 1024).toFixed(1), (rt.rssCreate[1] / 1024).toFixed(1), ratio(rt.rssCreate[1], rt.rssCreate[0])]);
     three('  peak RSS of poststop, MiB', [(rt.rssPoststop[0] / 1024).toFixed(1), (rt.rssPoststop[1] / 1024).toFixed(1), ratio(rt.rssPoststop[1], rt.rssPoststop[0])]);
     three(`  (loading the ${rt.routes} routes: one ip -batch, s)`, ['', (rt.loadMs / 1000).toFixed(1), '']);
+  }
+  if (pf) {
+    rows.push(['where a hook\'s time goes (CPU profiles), ms per run', 'create-rt', 'poststop', '+1 device', '']);
+    if (st) three('  node\'s own start (node -e 0, above; before the profiler)', [fmt(st.node), fmt(st.node), '']);
+    for (const c of CATEGORIES) {
+      const [create, poststop] = pf.one.get(c)!;
+      const [dc, dp] = pf.perDevice.get(c)!;
+      three(`  ${c}`, [create.toFixed(1), poststop.toFixed(1), (dc + dp).toFixed(1)]);
+    }
+    three('  (wall time of the profiled runs, one device)', [fmt(pf.wall[0]), fmt(pf.wall[1]), '']);
   }
   if (cc) {
     const o = cc.runs.ours;
@@ -315,6 +331,10 @@ async function inner(): Promise<void> {
   if (ONLY.has('startup')) {
     log('startup costs');
     res.st = startup();
+  }
+  if (ONLY.has('profile')) {
+    log('where a hook\'s time goes');
+    res.pf = profile(rounds(1));
   }
   if (ONLY.has('moves')) {
     log('moved devices');

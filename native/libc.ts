@@ -110,7 +110,8 @@ export function lazyFunction<F extends (...args: never[]) => unknown>(prototype:
   const symbol = symbolOf(prototype);
   declared.add(symbol);
   let bound: F | undefined;
-  return ((...args: Parameters<F>) => {
+  // Named, so that a CPU profile shows the time spent in C (make bench: where a hook's time goes).
+  function callC(...args: Parameters<F>) {
     if (!bound) {
       const { lib } = library();
       try {
@@ -120,7 +121,8 @@ export function lazyFunction<F extends (...args: never[]) => unknown>(prototype:
       }
     }
     return bound(...args);
-  }) as F;
+  }
+  return callC as F;
 }
 
 const libc = Object.fromEntries(

@@ -7,7 +7,8 @@ import type { LinkInfo } from '../netlink/link';
 import { addRoute, describeRoute, listDeviceRoutes, RouteEntry } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
 import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc';
-import { readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
+import { readDeviceSysctl, readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
+import type { DeviceSysctls } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import type { DeviceState } from '../state/records';
@@ -23,10 +24,11 @@ export function captureDeviceStates(
   hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[], early: EarlyDeviceStates = new Map(),
 ): Map<string, DeviceState> {
   const out = new Map<string, DeviceState>();
+  let defaults: DeviceSysctls | undefined;
   for (const link of hostLinks) {
     if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
     const ahead = early.get(link.name);
-    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(hostSock, link));
+    out.set(link.name, ahead?.index === link.index ? ahead.state : captureDeviceState(hostSock, link, defaults ??= readDeviceSysctls('default')));
   }
   return out;
 }
@@ -38,10 +40,11 @@ export function captureDeviceStates(
  */
 export function captureDeviceStatesAhead(hostSock: NetlinkSocket, hostLinks: LinkInfo[], keys: string[]): EarlyDeviceStates {
   const out: EarlyDeviceStates = new Map();
+  let defaults: DeviceSysctls | undefined;
   for (const link of hostLinks) {
     if (!keys.includes(link.name) || link.flags & IFF_LOOPBACK) continue;
     try {
-      out.set(link.name, { index: link.index, state: captureDeviceState(hostSock, link) });
+      out.set(link.name, { index: link.index, state: captureDeviceState(hostSock, link, defaults ??= readDeviceSysctls('default')) });
     } catch {
       // read again under the lock
     }
@@ -52,10 +55,9 @@ export function captureDeviceStatesAhead(hostSock: NetlinkSocket, hostLinks: Lin
 /**
  * Reads it all from the host, where `link` is now. The sysctls come from the calling thread's
  * namespace: call it in the host's. A device that enters a namespace takes that namespace's
- * `conf/default` values, so only the sysctls that differ from the host's defaults need a record.
+ * `conf/default` values, so only the sysctls that differ from the host's `defaults` need a record.
  */
-function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo): DeviceState {
-  const defaults = readDeviceSysctls('default');
+function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
   const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name));
   return {
     routes: listDeviceRoutes(hostSock, link.index),
@@ -80,16 +82,11 @@ const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.errnoN
  * are added, and settings such as accept_ra act when the device comes up.
  */
 export function restoreSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
-  let now: Record<string, string>;
-  try {
-    now = readDeviceSysctls(device);
-  } catch (err) {
-    warn(`device ${key}: sysctls not restored: ${reason(err)}`);
-    return;
-  }
+  // Only the recorded ones are read: a device's whole conf folder is some hundred files.
   for (const [name, value] of Object.entries(state.sysctls)) {
-    if (now[name] === undefined || now[name] === value) continue;
     try {
+      const now = readDeviceSysctl(device, name);
+      if (now === undefined || now === value) continue;
       writeDeviceSysctl(device, name, value);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;

@@ -38,6 +38,22 @@ export function readDeviceSysctls(device: string): DeviceSysctls {
   return out;
 }
 
+/**
+ * One per-device sysctl ("ipv6/accept_ra"); undefined where the file is not there (the family is
+ * off) or refuses reading until set (EIO, as in readDeviceSysctls).
+ */
+export function readDeviceSysctl(device: string, key: string): string | undefined {
+  const [family, name] = key.split('/');
+  const file = `${confDir(family, device)}/${name}`;
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EIO') return undefined;
+    throw new StateError(`device ${device}: cannot read ${file}: ${causeOf(err)}`);
+  }
+}
+
 /** Whether the owner may write sysctl `key` ("ipv4/mc_forwarding" may not: it is the kernel's to set). */
 export function writable(device: string, key: string): boolean {
   const [family, name] = key.split('/');
