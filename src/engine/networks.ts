@@ -10,8 +10,8 @@ import type { CniOptions, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
 import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
 import { CniCode, CniError, parseCniArgs, parseResult, toVersion } from '../libcni/spec';
-import { getLink } from '../netlink/link';
 import type { Side } from '../apply/operations';
+import { linksOf } from '../apply/observe';
 import type { Journal, JournalNetwork } from '../state/statedir';
 import type { StatusNetwork } from './lifecycle';
 
@@ -73,7 +73,7 @@ function optionsOf(n: JournalNetwork, timeoutMs?: number): CniOptions {
 export function addNetworks(j: Journal, netns: string, container: Side, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
   for (const n of j.networks ?? []) {
     if (n.state === 'added') continue;
-    if (getLink(container.sock, { name: n.ifname })) {
+    if (linksOf(container).some((l) => l.name === n.ifname || l.altNames.includes(n.ifname))) {
       throw new CniError(CniCode.invalidConfig, `network ${n.network}: interface name ${n.ifname} is already taken in the container`);
     }
     const list = parseNetworkList(n.config, `network ${n.network} (journal)`);
