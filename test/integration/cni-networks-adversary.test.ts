@@ -4,6 +4,7 @@
 import t, { Test } from 'tap';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { cli, configBundle, ipDetails, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
 import { bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
@@ -148,4 +149,25 @@ t.test('a cni entry named lo: refused before its plugins run, lo untouched', asy
 
 t.test('a cni entry named eth0 after a moved NIC named eth%d, which the kernel named eth0: refused, the NIC comes home whole', async (t) => {
   takenName(t, 'eth0', (nic) => ({ [nic]: { name: 'eth%d' } }));
+});
+
+t.test('a plugin that never answers ADD: killed at the time limit, the DEL chain runs, the moved NIC comes home', async (t) => {
+  const s = recordedNetwork(t);
+  writeRecorders(s.dirs, ['rec-hang']);
+  writeConflist(s.dirs, s.net, [{ type: 'rec-a', record: s.record }, { type: 'rec-hang', record: s.record, sleepMs: 600_000 }]);
+  const nic = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, nic, uniqueName('peer'));
+  const before = nsSnapshot(s.rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [s.net]: { type: 'cni' } } });
+  // The plugins' limit is 60 s: the hook gets longer.
+  const r = runHook(s.rig.simhost, 'create-runtime', ociState(id, bundle, 'creating'), { stateDir: s.rig.stateDir, env: s.dirs.env, timeoutMs: 180_000 });
+  t.not(r.status, 0, 'createRuntime fails');
+  t.match(userStderr(r.stderr), `network ${s.net}: ADD: rec-hang: ADD did not finish within 60000 ms`, 'naming the plugin and the limit');
+  const pid = Number(readFileSync(`${s.record}.pid`, 'utf8'));
+  t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the plugin was killed');
+  t.same(readRecords(s.record).map((c) => `${c.command} ${c.type}`), ['ADD rec-a', 'ADD rec-hang', 'DEL rec-hang', 'DEL rec-a'], 'the DEL chain ran');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before: the NIC is home');
+  t.same(nonLoopback(s.rig.ctr), [], 'nothing in the container');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state');
 });
