@@ -2,7 +2,7 @@
 // them: container ids and arguments that libcni's cache or a plugin's environment cannot hold.
 // Each must be refused before anything changes, and never leave a DEL owed that can never run.
 import t, { Test } from 'tap';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -169,5 +169,29 @@ t.test('a plugin that never answers ADD: killed at the time limit, the DEL chain
   t.same(readRecords(s.record).map((c) => `${c.command} ${c.type}`), ['ADD rec-a', 'ADD rec-hang', 'DEL rec-hang', 'DEL rec-a'], 'the DEL chain ran');
   t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before: the NIC is home');
   t.same(nonLoopback(s.rig.ctr), [], 'nothing in the container');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state');
+});
+
+t.test("libcni's cache on a full file system: ADD fails in one line, the DEL chain runs, the moved NIC comes home", async (t) => {
+  const s = recordedNetwork(t);
+  // A tmpfs with room for its root and results/ only: the cache file cannot be made.
+  const cacheDir = join(s.rig.sb.tempDir('fullcache'), 'mnt');
+  mkdirSync(cacheDir);
+  shOk('mount', ['-t', 'tmpfs', '-o', 'size=64k,nr_inodes=2,mode=0700', 'tmpfs', cacheDir]);
+  s.rig.sb.defer(() => shOk('umount', [cacheDir]));
+  mkdirSync(join(cacheDir, 'results'));
+  const nic = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, nic, uniqueName('peer'));
+  const before = nsSnapshot(s.rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [s.net]: { type: 'cni' } } });
+  const r = traced(s.rig, 'create-runtime', ociState(id, bundle, 'creating'), { ...s.dirs.env, OCI_NETDEV_CNI_CACHE_DIR: cacheDir });
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, new RegExp(`network ${s.net}: cannot write the result cache .*ENOSPC`), 'saying why');
+  t.same(readRecords(s.record).map((c) => c.command), ['ADD', 'DEL'], 'the DEL ran');
+  t.same(readdirSync(join(cacheDir, 'results')), [], 'no cache entry, no temp file');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before: the NIC is home');
   t.same(stateEntries(s.rig.stateDir), [], 'no state');
 });
