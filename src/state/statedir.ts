@@ -275,11 +275,7 @@ export class StateDir {
     return pin;
   }
 
-  /**
-   * Creates the container's folder (0700) if needed and checks it. A hashed folder gets its `id`
-   * file whenever it does not name this id: a hook killed between the mkdir and that write must
-   * not leave the folder, and the journal written in it later, invisible to gc and status.
-   */
+  /** Creates the container's folder (0700) if needed and checks it. */
   private containerDirChecked(id: string, create: boolean): string {
     const dir = this.containerDir(id);
     if (create) {
@@ -290,9 +286,6 @@ export class StateDir {
       }
     }
     checkDir(dir, `state of container ${id}:`);
-    if (create && isHashedFolder(path.basename(dir)) && this.ownFile(dir, ID_FILE, MAX_ID_BYTES)?.toString('utf8') !== id) {
-      replaceFile(path.join(dir, ID_FILE), id, 0o600);
-    }
     return dir;
   }
 
@@ -309,11 +302,25 @@ export class StateDir {
     return path.join(this.containerDir(id), JOURNAL);
   }
 
-  /** Exclusive lock on one container's state; waits at most lockTimeoutMs for another hook. */
+  /**
+   * Exclusive lock on one container's state; waits at most lockTimeoutMs for another hook. Under
+   * the lock, a hashed folder gets its `id` file whenever it does not name this id: a hook killed
+   * between the mkdir and that write must not leave the folder, and the journal written in it
+   * later, invisible to gc and status.
+   */
   lockContainer(id: string): Lock {
     if (!this.rootExists()) this.ensure();
     const dir = this.containerDirChecked(id, true);
-    return lockFile(path.join(dir, 'lock'), this.lockTimeoutMs, `state of container ${id}`)!;
+    const lock = lockFile(path.join(dir, 'lock'), this.lockTimeoutMs, `state of container ${id}`)!;
+    try {
+      if (isHashedFolder(path.basename(dir)) && this.ownFile(dir, ID_FILE, MAX_ID_BYTES)?.toString('utf8') !== id) {
+        replaceFile(path.join(dir, ID_FILE), id, 0o600);
+      }
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    return lock;
   }
 
   /** Like lockContainer but returns null when another process holds it. */
