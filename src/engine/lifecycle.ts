@@ -430,10 +430,12 @@ function restore(store: StateDir, j: Journal, opts: EngineOptions): void {
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
-    // Networks first, as they came last; in the namespace their ADD used while it exists.
+    // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
+    // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
+    // that name to one of our devices.
     const pinPath = store.pinPath(j.containerId);
     const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
-    errors = [...delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs), ...rollback(ctx, j)];
+    errors = [...rollback(ctx, j), ...delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs)];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
     nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
   } finally {

@@ -195,3 +195,32 @@ t.test("libcni's cache on a full file system: ADD fails in one line, the DEL cha
   t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before: the NIC is home');
   t.same(stateEntries(s.rig.stateDir), [], 'no state');
 });
+
+t.test("the container deletes its network's eth0 and renames the moved NIC to eth0: poststop's DEL does not take the NIC, which comes home", async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('swap');
+  const bridge = uniqueName('br');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
+  bridgeNetwork(dirs, net, bridge, '10.78.0.0/24');
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  // The bridge plugin brings the bridge up with the gateway address: the rest of the host must be as before.
+  const host = () => Object.fromEntries(Object.entries(nsSnapshot(rig.simhost)).filter(([name]) => name !== bridge));
+  const before = host();
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [net]: { type: 'cni', name: 'eth0' } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
+  t.equal(leases(dirs, net).length, 1, 'the network leased an address');
+  // The container, with CAP_NET_ADMIN: its network's device gone, the NIC under that device's name.
+  shOk('ip', ['-n', rig.ctr, 'link', 'del', 'eth0']);
+  shOk('ip', ['-n', rig.ctr, 'link', 'set', 'net0', 'down']);
+  shOk('ip', ['-n', rig.ctr, 'link', 'set', 'net0', 'name', 'eth0']);
+  const p = traced(rig, 'poststop', ociState(id, bundle, 'stopped'), dirs.env);
+  t.equal(p.status, 0, 'poststop exits 0', { stderr: p.stderr });
+  t.same(host(), before, `the host is as before: ${nic} is home`);
+  t.same(nonLoopback(rig.ctr), [], 'nothing in the container');
+  t.same(leases(dirs, net), [], 'the lease is released');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+});
