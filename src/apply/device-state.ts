@@ -4,14 +4,15 @@
 
 import type { NetlinkSocket } from '../netlink/client';
 import type { LinkInfo } from '../netlink/link';
-import { addRoute, describeRoute, listDeviceRoutes, RouteEntry } from '../netlink/route';
+import { addRoute, describeRoute, listDeviceRoutes } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
-import { addTc, describeTc, listClasses, listTc, TcObject } from '../netlink/tc';
+import { addTc, describeTc, listClasses, listTc } from '../netlink/tc';
 import { readDeviceSysctl, readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
 import type { DeviceSysctls } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
-import type { DeviceState } from '../state/records';
+import type { DeviceState, RouteRecord, TcRecord } from '../state/records';
+import { neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject, tcRecord } from './records';
 
 /** Device states read ahead (before the claims lock), by host device name, with the ifindex read. */
 export type EarlyDeviceStates = Map<string, { index: number; state: DeviceState }>;
@@ -60,10 +61,10 @@ export function captureDeviceStatesAhead(hostSock: NetlinkSocket, hostLinks: Lin
 function captureDeviceState(hostSock: NetlinkSocket, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
   const own = Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name));
   return {
-    routes: listDeviceRoutes(hostSock, link.index),
-    neighbours: listPermanentNeighbours(hostSock, link.index),
+    routes: listDeviceRoutes(hostSock, link.index).map(routeRecord),
+    neighbours: listPermanentNeighbours(hostSock, link.index).map(neighbourRecord),
     sysctls: Object.fromEntries(own),
-    tc: listTc(hostSock, link.index),
+    tc: listTc(hostSock, link.index).map(tcRecord),
   };
 }
 
@@ -112,23 +113,23 @@ export function restoreRoutesNeighboursTc(sock: NetlinkSocket, state: DeviceStat
     }
   };
   // Routes through a gateway after the ones that may make the gateway reachable.
-  const viaGateway = (r: RouteEntry) => (r.gateway !== undefined || r.multipath !== undefined ? 1 : 0);
-  for (const r of [...state.routes].sort((a, b) => viaGateway(a) - viaGateway(b))) {
+  const viaGateway = (r: RouteRecord) => (r.gateway !== undefined || r.multipath !== undefined ? 1 : 0);
+  for (const r of [...state.routes].sort((a, b) => viaGateway(a) - viaGateway(b)).map(routeEntry)) {
     attempt(`route ${describeRoute(r)}`, () => addRoute(sock, r, recordedIndex, index, { ...ctx, op: 'restore route' }));
   }
-  for (const n of state.neighbours) {
+  for (const n of state.neighbours.map(neighbourEntry)) {
     attempt(`neighbour ${n.dst}`, () => addNeighbour(sock, n, index, { ...ctx, op: 'restore neighbour' }));
   }
   // What is there already (a device that never left, a restore run before) is left alone: u32
   // keys, sent without a table, would otherwise be refused as taken, or added twice.
-  const tcKey = (o: TcObject) => `${o.object} ${o.kind} ${o.handle} ${o.parent} ${o.info}`;
+  const tcKey = (o: Pick<TcRecord, 'object' | 'kind' | 'handle' | 'parent' | 'info'>) => `${o.object} ${o.kind} ${o.handle} ${o.parent} ${o.info}`;
   let present = new Set<string>();
   try {
     if (state.tc.length) present = new Set(listTc(sock, index).map(tcKey));
   } catch (err) {
     warn(`device ${key}: cannot read its traffic control before restoring it: ${reason(err)}`);
   }
-  for (const o of state.tc.filter((x) => !present.has(tcKey(x)))) {
+  for (const o of state.tc.filter((x) => !present.has(tcKey(x))).map(tcObject)) {
     // Some qdiscs make their classes themselves (prio's bands, mq's queues): those exist already.
     const made = () => o.object === 'class' && listClasses(sock, index).some((c) => c.handle === o.handle && c.kind === o.kind);
     attempt(describeTc(o), () => addTc(sock, o, index, { ...ctx, op: 'restore' }), made);

@@ -11,6 +11,7 @@ import type { Observed } from '../plan/plan';
 import { captureDeviceStates } from './device-state';
 import type { EarlyDeviceStates } from './device-state';
 import type { Side } from './identity';
+import { indexedAddressRecord } from './records';
 
 /** The links of one side; none in a namespace not made yet (null). */
 export function linksOf(side: Side | null): LinkInfo[] {
@@ -19,7 +20,7 @@ export function linksOf(side: Side | null): LinkInfo[] {
 
 /** The addresses of one side; none in a namespace not made yet or gone (null). */
 export function addressesOf(side: Side | null): Observed['containerAddresses'] {
-  return side ? listAddresses(side.sock) : [];
+  return side ? listAddresses(side.sock).map(indexedAddressRecord) : [];
 }
 
 /**
@@ -57,7 +58,7 @@ function linksAround(hostLinks: LinkInfo[], indexes: number[]): number[] {
  */
 export function observeHost(host: Side, hostLinks = linksOf(host), devices?: string[]): Pick<Observed, 'hostLinks' | 'hostAddresses' | 'hostDefaultRoutes'> {
   const around = devices ? linksAround(hostLinks, hostLinks.filter((l) => devices.includes(l.name)).map((l) => l.index)) : hostLinks.map((l) => l.index);
-  return { hostLinks, hostAddresses: listAddresses(host.sock), hostDefaultRoutes: defaultRoutesThrough(host.sock, around) };
+  return { hostLinks, hostAddresses: listAddresses(host.sock).map(indexedAddressRecord), hostDefaultRoutes: defaultRoutesThrough(host.sock, around) };
 }
 
 /**

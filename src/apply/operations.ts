@@ -4,15 +4,16 @@
 // again, or after a crash at any point, is safe.
 
 import type { NetlinkSocket } from '../netlink/client';
-import { addAddress, AddressInfo, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
+import { addAddress, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
 import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
 import { DeviceLostError, NetlinkError, PlanError } from '../errors';
 import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
+import { addressInfo, routeEntry } from './records';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
-import type { DeviceRecord, HostRecord, Operation, Plan } from '../state/records';
+import type { AddressRecord, DeviceRecord, HostRecord, Operation, Plan } from '../state/records';
 import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
 
 export type { Side } from './identity';
@@ -107,7 +108,7 @@ const moveIn = forKind('host', (ctx, rec) => {
 });
 
 /** An address with finite lifetimes aged by `elapsed` seconds; null once it has expired. Infinite stays infinite. */
-function aged(a: AddressInfo, elapsed: number): AddressInfo | null {
+function aged(a: AddressRecord, elapsed: number): AddressRecord | null {
   const left = (l: number) => (l === INFINITY_LIFETIME ? l : Math.max(0, l - elapsed));
   const valid = left(a.validLifetime);
   if (valid === 0) return null;
@@ -264,7 +265,7 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
     const left = aged(a, elapsed);
     if (!left) continue; // its lease ran out while the container held the device
     try {
-      addAddress(ctx.host.sock, home.index, { ...left, label: translateLabel(a.label, labelFrom, name) }, ctxOf(rec, 'restore address'));
+      addAddress(ctx.host.sock, home.index, addressInfo({ ...left, label: translateLabel(a.label, labelFrom, name) }), ctxOf(rec, 'restore address'));
     } catch (err) {
       // The kernel may have made it again by itself (an IPv6 address of the device's own).
       if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
@@ -279,7 +280,7 @@ const copyAddresses: Op = (ctx, rec) => {
   const from = rec.kind === 'host' ? rec.original.name : rec.key;
   for (const a of rec.containerAddresses) {
     try {
-      addAddress(sock, link.index, { ...a, label: translateLabel(a.label, from, link.name) }, ctxOf(rec, 'add address'));
+      addAddress(sock, link.index, addressInfo({ ...a, label: translateLabel(a.label, from, link.name) }), ctxOf(rec, 'add address'));
     } catch (err) {
       // Already there (a retried step) is what we wanted.
       if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
@@ -308,7 +309,7 @@ const addRoutes: Op = (ctx, rec) => {
   const link = inContainer(ctx, rec);
   for (const r of rec.containerRoutes ?? []) {
     try {
-      addRoute(sock, { ...r, oif: link.index }, link.index, link.index, ctxOf(rec, 'add route'));
+      addRoute(sock, routeEntry({ ...r, oif: link.index }), link.index, link.index, ctxOf(rec, 'add route'));
     } catch (err) {
       // Already there (a retried step) is what we wanted.
       if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
@@ -338,7 +339,7 @@ const createVethOp = forKind('veth', (ctx, rec) => {
       rec.identity.hostPeerIndex = rec.hostIndex;
       rec.containerIndex = freeIndex(ct.sock);
     });
-  for (const a of rec.hostAddresses ?? []) addAddress(ctx.host.sock, rec.hostIndex, a, ctxOf(rec, 'add host end address'));
+  for (const a of rec.hostAddresses ?? []) addAddress(ctx.host.sock, rec.hostIndex, addressInfo(a), ctxOf(rec, 'add host end address'));
 });
 
 const createMacvlanOp = forKind('macvlan', (ctx, rec) => {

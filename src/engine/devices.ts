@@ -19,14 +19,14 @@ export interface HostDevice {
 /** Every device of this network namespace, in ifindex order, each with why it is refused, if it is. */
 export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile'>): HostDevice[] {
   const policy = policyOf(opts);
-  const journals = new StateDir(opts.stateDir).scanJournals().journals;
+  const { claims } = new StateDir(opts.stateDir).scanClaims();
   const held = new Map<string, string>();
-  for (const j of journals) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.key, j.containerId);
+  for (const c of claims) for (const name of c.hostNames) held.set(name, c.containerId);
   using ns = Netns.current();
   using sock = ns.socket();
   const observed = { ...observeHost({ ns, sock }), containerLinks: [], containerAddresses: [] };
   const { hostLinks } = observed;
-  const masters = macvlanMasters(journals);
+  const masters = macvlanMasters(claims);
   return [...hostLinks].sort((a, b) => a.index - b.index).map((link): HostDevice => {
     const spec = { key: link.name, kind: 'host' as const, name: link.name, source: 'config' as const };
     const holder = held.get(link.name);

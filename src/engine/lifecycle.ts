@@ -19,7 +19,7 @@ import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
-import type { JournalNetwork } from '../state/statedir';
+import type { ClaimRecord, JournalNetwork } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
@@ -92,18 +92,18 @@ function closeSide(side: Side | null): void {
 }
 
 /** Devices other containers' journals hold in this same namespace, by ifindex there. */
-function claimedInNamespace(others: Journal[], ns: Netns): Map<number, string> {
+function claimedInNamespace(others: ClaimRecord[], ns: Netns): Map<number, string> {
   const held = new Map<number, string>();
-  for (const j of others) {
-    if (j.netnsDev !== ns.dev || j.netnsIno !== ns.ino) continue;
-    for (const d of j.plan.devices) held.set(d.containerIndex, j.containerId);
+  for (const c of others) {
+    if (c.netnsDev !== ns.dev || c.netnsIno !== ns.ino) continue;
+    for (const index of c.containerIndexes) held.set(index, c.containerId);
   }
   return held;
 }
 
 /** A group number no other journal and no visible link uses. */
-function allocateGroup(others: Journal[], links: LinkInfo[]): number {
-  const used = new Set([...others.map((j) => j.plan.group), ...links.map((l) => l.group)]);
+function allocateGroup(others: ClaimRecord[], links: LinkInfo[]): number {
+  const used = new Set([...others.map((c) => c.group), ...links.map((l) => l.group)]);
   for (;;) {
     const g = 0x10000 + Math.floor(Math.random() * 0x7ffe0000);
     if (!used.has(g)) return g;
@@ -111,11 +111,9 @@ function allocateGroup(others: Journal[], links: LinkInfo[]): number {
 }
 
 /** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
-export function macvlanMasters(journals: Journal[]): Map<number, string> {
+export function macvlanMasters(claims: ClaimRecord[]): Map<number, string> {
   const masters = new Map<number, string>();
-  for (const j of journals) {
-    for (const d of j.plan.devices) if (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined) masters.set(d.identity.hostLowerIndex, j.containerId);
-  }
+  for (const c of claims) for (const index of c.macvlanLowers) masters.set(index, c.containerId);
   return masters;
 }
 
@@ -164,19 +162,21 @@ export function checkContainerNetns(nsPath: string): void {
  * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
  */
 function observeAndPlan(
-  requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: Journal[],
+  requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: ClaimRecord[],
   bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const held = new Map<string, string>();
   // Held by host device name: a moved device's original name (its key may only name the entry).
-  for (const j of others) for (const d of j.plan.devices) if (d.kind !== 'macvlan') held.set(d.kind === 'host' ? d.original.name : d.key, j.containerId);
+  for (const c of others) for (const name of c.hostNames) held.set(name, c.containerId);
   const hostLinks = linksOf(host);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
   const devices = resolveSelectors(requested, hostLinks);
   if (devices.some((d) => d.select)) checkPolicy(devices, policy);
   try {
-    const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName);
+    // A device another container holds is refused by the planner; its state is not read, as its
+    // holder may be moving it right now.
+    const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName).filter((name) => !held.has(name));
     const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
     return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early), {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
@@ -231,8 +231,8 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
     }
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
-    const scan = new StateDir(opts.stateDir).scanJournals();
-    observeAndPlan(req.devices, policy, host, container, ctNs, scan.journals, scan.bad);
+    const scan = new StateDir(opts.stateDir).scanClaims();
+    observeAndPlan(req.devices, policy, host, container, ctNs, scan.claims, scan.bad);
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
@@ -328,8 +328,8 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     const claims = store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
-      const scan = store.scanJournals();
-      const others = scan.journals.filter((j) => j.containerId !== target.id);
+      const scan = store.scanClaims();
+      const others = scan.claims.filter((c) => c.containerId !== target.id);
       const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
       journal = {
         containerId: target.id,

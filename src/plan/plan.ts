@@ -3,18 +3,18 @@
 
 import type { DeviceSpec } from '../config/types';
 import { hostDeviceName } from '../config/types';
-import type { AddressInfo } from '../netlink/address';
 import type { LinkInfo } from '../netlink/link';
 import { RT_TABLE_MAIN, RTN_UNICAST, RTPROT_STATIC } from '../netlink/route';
-import type { DefaultRoute, RouteEntry } from '../netlink/route';
+import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
 import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
-import type { DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, Step } from '../state/records';
+import type { AddressRecord, DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, RouteRecord, Step } from '../state/records';
 
-type IndexedAddress = AddressInfo & { index: number };
+/** An address as observed (src/apply/observe.ts), with the ifindex of its link. */
+type IndexedAddress = AddressRecord & { index: number };
 
 export interface Observed {
   hostLinks: LinkInfo[];
@@ -46,7 +46,7 @@ export interface PlanContext {
 export const isTemplate = (name: string): boolean => name.endsWith('%d');
 
 /** Global permanent addresses: the ones runtime-spec says move with the device. */
-export function isPortable(a: AddressInfo): boolean {
+export function isPortable(a: AddressRecord): boolean {
   return (a.flags & IFA_F_PERMANENT) !== 0 && a.scope === RT_SCOPE_UNIVERSE;
 }
 
@@ -55,7 +55,7 @@ export function isPortable(a: AddressInfo): boolean {
  * keeps it (`dad`), so that it is usable when the container's first process starts; a moved
  * device's addresses were valid on the same link already. The host restore keeps the originals.
  */
-export function forContainer(a: AddressInfo, keepDad = false): AddressInfo {
+export function forContainer(a: AddressRecord, keepDad = false): AddressRecord {
   if (a.family !== AF_INET6) return a;
   return { ...a, flags: keepDad ? a.flags & ~IFA_F_NODAD : a.flags | IFA_F_NODAD };
 }
@@ -64,7 +64,7 @@ export function forContainer(a: AddressInfo, keepDad = false): AddressInfo {
  * Addresses to put back on the host: all of them (permanent or with a lease, which is aged on
  * restore) except IPv6 link-local, which the kernel regenerates.
  */
-export function isRestorable(a: AddressInfo): boolean {
+export function isRestorable(a: AddressRecord): boolean {
   return !(a.family === AF_INET6 && a.scope === RT_SCOPE_LINK);
 }
 
@@ -92,11 +92,11 @@ function snapshotOf(link: LinkInfo, addresses: IndexedAddress[], state?: DeviceS
 }
 
 /** A CIDR from the config as an address to add (IPv6 without DAD, IPv4 with its broadcast). */
-export function addressFromCidr(cidr: string): AddressInfo {
+export function addressFromCidr(cidr: string): AddressRecord {
   const [ip, len] = cidr.split('/');
   const prefixlen = Number(len);
   const v6 = ip.includes(':');
-  const a: AddressInfo = {
+  const a: AddressRecord = {
     family: v6 ? AF_INET6 : AF_INET,
     prefixlen,
     flags: v6 ? IFA_F_NODAD : 0,
@@ -116,8 +116,8 @@ export function addressFromCidr(cidr: string): AddressInfo {
   return a;
 }
 
-/** A route of the config as the kernel takes it; RTA_OIF is filled in when the device is found in the container. */
-function routeEntryOf(r: PlannedRoute): RouteEntry {
+/** A route of the config as the journal records it; RTA_OIF is filled in when the device is found in the container. */
+function routeRecordOf(r: PlannedRoute): RouteRecord {
   const family = r.family === 4 ? AF_INET : AF_INET6;
   return {
     family, dstLen: r.dstLen, srcLen: 0, tos: 0, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC,
@@ -131,9 +131,9 @@ function routeEntryOf(r: PlannedRoute): RouteEntry {
 }
 
 /** The routes of `spec` in the order they can be added: those without a gateway make gateways reachable. */
-function containerRoutes(spec: DeviceSpec): RouteEntry[] {
+function containerRoutes(spec: DeviceSpec): RouteRecord[] {
   const planned = plannedRoutes(spec);
-  return [...planned.filter((r) => r.gw === undefined), ...planned.filter((r) => r.gw !== undefined)].map(routeEntryOf);
+  return [...planned.filter((r) => r.gw === undefined), ...planned.filter((r) => r.gw !== undefined)].map(routeRecordOf);
 }
 
 function tempName(group: number, i: number): string {
@@ -241,7 +241,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       key: spec.key,
       targetName: spec.name,
       adopted: false,
-      containerAddresses: [] as AddressInfo[],
+      containerAddresses: [] as AddressRecord[],
       mtu: spec.mtu,
       mac: spec.mac,
     };

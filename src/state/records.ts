@@ -1,10 +1,113 @@
 // What the journal stores, as the planner produces it (src/plan): one record per requested device
 // and an ordered list of steps, each naming its undo. JSON-safe; spec/journal.schema.json.
+//
+// The journal owns its format: the records of kernel state below (addresses, routes, neighbours,
+// traffic control) are its own types, not the netlink layer's, so a change to the codec cannot
+// change what a journal says or fail to read one written before. src/apply/records.ts converts
+// both ways. Numbers are the kernel's own values (rtnetlink), as observed, so a record replays
+// exactly what was there.
 
-import type { AddressInfo } from '../netlink/address';
-import type { NeighbourEntry } from '../netlink/neighbour';
-import type { RouteEntry } from '../netlink/route';
-import type { TcObject } from '../netlink/tc';
+/** AF_INET or AF_INET6. */
+export type RecordFamily = 2 | 10;
+
+/** One address of a device (RTM_NEWADDR), to add again. */
+export interface AddressRecord {
+  family: RecordFamily;
+  prefixlen: number;
+  /** IFA_FLAGS (the kernel's state bits too: only the settable ones are sent back). */
+  flags: number;
+  /** RT_SCOPE_*: 0 global, 253 link, 254 host. */
+  scope: number;
+  /** IFA_ADDRESS: the address, or the peer of a point-to-point IPv4 address. */
+  address: string;
+  /** IFA_LOCAL, where the kernel reports one (IPv4). */
+  local?: string;
+  broadcast?: string;
+  label?: string;
+  /** Seconds left when observed; 0xffffffff is forever. */
+  preferredLifetime: number;
+  validLifetime: number;
+  /** IFA_RT_PRIORITY: the metric of the address's prefix route. */
+  rtPriority?: number;
+  /** IFA_PROTO: who added it. */
+  proto?: number;
+}
+
+/** A netlink attribute kept as it came (type and payload as hex), sent back unchanged. */
+export interface RawAttrRecord {
+  type: number;
+  hex: string;
+}
+
+/** One nexthop of a multipath route (struct rtnexthop and its attributes). */
+export interface NexthopRecord {
+  /** The ifindex it went out of when recorded (the device's own is mapped to its index at restore). */
+  ifindex: number;
+  flags: number;
+  hops: number;
+  gateway?: string;
+  /** Its other attributes (RTA_VIA, RTA_FLOW, RTA_ENCAP, ...). */
+  attrs: RawAttrRecord[];
+}
+
+/** One route (RTM_NEWROUTE) with everything needed to add it again. */
+export interface RouteRecord {
+  family: RecordFamily;
+  dstLen: number;
+  srcLen: number;
+  tos: number;
+  /** The full table number (RTA_TABLE), above 255 too. */
+  table: number;
+  /** RTPROT_*: 3 boot, 4 static, ... */
+  protocol: number;
+  scope: number;
+  /** RTN_*: 1 unicast, ... */
+  type: number;
+  /** rtm_flags as observed (only RTNH_F_ONLINK is sent back). */
+  flags: number;
+  /** The output ifindex when recorded, or 0 (routes of the config: filled in when added). */
+  oif: number;
+  /** RTA_METRICS (mtu, window, congestion control, ...) and any other attribute, as they came. */
+  attrs: RawAttrRecord[];
+  dst?: string;
+  src?: string;
+  gateway?: string;
+  prefsrc?: string;
+  /** RTA_PRIORITY: the metric. */
+  priority?: number;
+  /** RTA_PREF: IPv6 router preference. */
+  pref?: number;
+  multipath?: NexthopRecord[];
+  /** RTA_NH_ID: the route goes through a nexthop object. */
+  nhId?: number;
+}
+
+/** One permanent neighbour entry (ARP, NDP). */
+export interface NeighbourRecord {
+  family: RecordFamily;
+  dst: string;
+  /** Link-layer address as colon-separated hex; absent for an entry without one. */
+  lladdr?: string;
+  /** NUD_* as observed (always permanent: re-added as permanent). */
+  state: number;
+  /** NTF_* as observed (only NTF_ROUTER is sent back). */
+  flags: number;
+  type: number;
+  protocol?: number;
+}
+
+/** One qdisc, class or filter of a device, as creation takes it. */
+export interface TcRecord {
+  object: 'qdisc' | 'class' | 'filter';
+  /** TCA_KIND: "pfifo", "htb", "u32", ... */
+  kind: string;
+  handle: number;
+  parent: number;
+  /** tcm_info: for a filter, its priority (high 16 bits) and protocol (low 16, network order). */
+  info: number;
+  /** The configuring attributes (TCA_OPTIONS, TCA_STAB, ...). */
+  attrs: RawAttrRecord[];
+}
 
 export type DeviceKind = 'host' | 'veth' | 'macvlan';
 export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
@@ -13,12 +116,12 @@ export type DeviceSysctls = Record<string, string>;
 
 /** What a move to another namespace destroys, recorded before it (src/apply/device-state.ts). */
 export interface DeviceState {
-  routes: RouteEntry[];
-  neighbours: NeighbourEntry[];
+  routes: RouteRecord[];
+  neighbours: NeighbourRecord[];
   /** The device's writable ipv4/ipv6 conf values ("ipv6/accept_ra" -> "0"). */
   sysctls: DeviceSysctls;
   /** Qdiscs and classes, parents first, then filters; without the kernel's default qdisc. */
-  tc: TcObject[];
+  tc: TcRecord[];
 }
 
 /** A device's state before oci-netdev touched it; what poststop puts back. */
@@ -31,7 +134,7 @@ export interface DeviceSnapshot {
   alias: string;
   group: number;
   altNames: string[];
-  addresses: AddressInfo[];
+  addresses: AddressRecord[];
   /** Host devices: routes, neighbours, sysctls and tc, which the move destroys. */
   state?: DeviceState;
 }
@@ -63,11 +166,11 @@ interface RecordBase {
   /** The runtime had already moved it (netDevices-aware runc/crun); always false for created devices. */
   adopted: boolean;
   /** Addresses to add in the container (host devices: their global permanent ones). */
-  containerAddresses: AddressInfo[];
+  containerAddresses: AddressRecord[];
   mtu?: number;
   mac?: string;
   /** Routes added in the container once the device is up (RTA_OIF filled in then), gateway-less ones first. */
-  containerRoutes?: RouteEntry[];
+  containerRoutes?: RouteRecord[];
   /** Filled in as the steps run. */
   containerName?: string;
   /** Alternative names taken off the device because they clashed on the host at restore. */
@@ -95,7 +198,7 @@ export interface VethRecord extends RecordBase {
   hostBridge?: { name: string; index: number };
   /** MAC and addresses of the host end, which go with it when it is deleted. */
   hostMac?: string;
-  hostAddresses?: AddressInfo[];
+  hostAddresses?: AddressRecord[];
 }
 
 /** A macvlan created in the container on a host master. */

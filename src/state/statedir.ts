@@ -42,6 +42,9 @@ const JOURNAL = 'journal.json';
 const SPARE = 'journal.next';
 /** The first journal while its space is reserved; renamed to journal.json once complete. */
 const FIRST = 'journal.first';
+/** What the journal claims (ClaimRecord), written once beside it for the claims scan. */
+const CLAIMS = 'claims.json';
+const MAX_CLAIMS_BYTES = 1024 * 1024;
 
 type Phase = 'attaching' | 'attached' | 'detaching';
 
@@ -233,6 +236,56 @@ function journalData(j: Journal): Buffer {
   return data;
 }
 
+/**
+ * What a container's journal holds against every other createRuntime: taken from its plan, which
+ * is fixed when the journal is made. The claims scan (scanClaims), under the claims lock, reads
+ * these small files instead of every whole journal (BENCHMARKS.md: the 32-container rows).
+ */
+export interface ClaimRecord {
+  containerId: string;
+  /** The plan's link group. */
+  group: number;
+  netnsDev: number;
+  netnsIno: number;
+  /** Host device names held: a moved device's original name, a created veth's key. */
+  hostNames: string[];
+  /** The ifindexes its devices were given in its namespace. */
+  containerIndexes: number[];
+  /** Host ifindexes of the lower devices its macvlans sit on. */
+  macvlanLowers: number[];
+}
+
+export function claimRecordOf(j: Journal): ClaimRecord {
+  const devices = j.plan.devices;
+  return {
+    containerId: j.containerId,
+    group: j.plan.group,
+    netnsDev: j.netnsDev,
+    netnsIno: j.netnsIno,
+    hostNames: devices.flatMap((d) => (d.kind === 'host' ? [d.original.name] : d.kind === 'veth' ? [d.key] : [])),
+    containerIndexes: devices.map((d) => d.containerIndex),
+    macvlanLowers: devices.flatMap((d) => (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined ? [d.identity.hostLowerIndex] : [])),
+  };
+}
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const ints = (v: unknown): boolean => Array.isArray(v) && v.every(isInt);
+
+/** A claims file's record, if it is whole (its checksum holds), well-formed and the container's. */
+function decodeClaims(data: Buffer, id: string): ClaimRecord | null {
+  try {
+    const end = data.indexOf(0x0a);
+    const { sha256: sum, claims } = JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8')) as { sha256?: unknown; claims?: unknown };
+    if (sum !== sha256(JSON.stringify(claims))) return null;
+    const c = claims as Partial<ClaimRecord>;
+    const ok = c.containerId === id && isInt(c.group) && isInt(c.netnsDev) && isInt(c.netnsIno)
+      && Array.isArray(c.hostNames) && c.hostNames.every((n) => typeof n === 'string') && ints(c.containerIndexes) && ints(c.macvlanLowers);
+    return ok ? c as ClaimRecord : null;
+  } catch {
+    return null;
+  }
+}
+
 export class StateDir {
   constructor(readonly root: string, readonly lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS) {}
 
@@ -385,6 +438,27 @@ export class StateDir {
       for (const file of made) fs.rmSync(file, { force: true });
       throw new StateError(`cannot reserve space for the journal of container ${j.containerId} in ${dir}: ${oneLine((err as Error).message)}`);
     }
+    this.writeClaims(dir, j);
+  }
+
+  /**
+   * The journal's claim record, after the journal: no fsync and no error, because a claims file that
+   * is missing, torn or unwritable only sends the scan back to the journal itself.
+   */
+  private writeClaims(dir: string, j: Journal): void {
+    const file = path.join(dir, CLAIMS);
+    try {
+      fs.rmSync(file, { force: true });
+      const text = JSON.stringify(claimRecordOf(j));
+      const fd = createExclusive(file, 0o600);
+      try {
+        writeAll(fd, Buffer.from(`{"sha256":"${sha256(text)}","claims":${text}}\n`));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      fs.rmSync(file, { force: true });
+    }
   }
 
   /**
@@ -466,6 +540,38 @@ export class StateDir {
       }
     }
     return { journals, bad };
+  }
+
+  /**
+   * What every container with a journal claims, for planning under the claims lock: from its
+   * claims file when that is whole, else from its journal (one written before claims files, or
+   * whose claims file was lost). A folder without a journal claims nothing, as in scanJournals.
+   */
+  scanClaims(): { claims: ClaimRecord[]; bad: BadJournal[] } {
+    const claims: ClaimRecord[] = [];
+    const bad: BadJournal[] = [];
+    for (const id of this.containerIds()) {
+      const dir = this.containerDir(id);
+      if (!fs.existsSync(path.join(dir, JOURNAL))) continue;
+      let data: Buffer | null = null;
+      try {
+        data = readRegularFile(path.join(dir, CLAIMS), { where: `claims of container ${id}`, error: StateError, owner: 'self', maxBytes: MAX_CLAIMS_BYTES, missingOk: true });
+      } catch {
+        // not a file of ours: the journal decides
+      }
+      const record = data && decodeClaims(data, id);
+      if (record) {
+        claims.push(record);
+        continue;
+      }
+      try {
+        const j = this.readJournal(id);
+        if (j) claims.push(claimRecordOf(j));
+      } catch (err) {
+        bad.push({ containerId: id, reason: oneLine((err as Error).message) });
+      }
+    }
+    return { claims, bad };
   }
 
   /** Removes a container's folder; the pin must already be released. */

@@ -139,6 +139,12 @@ t.test('truncated, FIFO and symlinked journals of other containers: createRuntim
 
   const fresh = attached('fresh');
   const taken = bundleFor(w, { [truncated.dev]: {} });
+  // Its claims file, written with the journal, still says who holds the device.
+  const held = createRuntime(w, uniqueId('late'), taken);
+  t.not(held.status, 0, 'asking for a device held by a container whose journal is torn fails');
+  t.match(held.stderr, new RegExp(`^oci-netdev: device ${truncated.dev} is held by container ${truncated.id}\n$`), 'naming the holder, from its claims file');
+  // Without it (lost, or a journal of an older oci-netdev), nobody can say.
+  for (const b of [truncated, fifo, link]) fs.rmSync(join(w.stateDir, encodeId(b.id), 'claims.json'));
   const refused = createRuntime(w, uniqueId('late'), taken);
   t.not(refused.status, 0, 'asking for a device a bad journal may hold fails');
   t.equal(refused.stderr.trimEnd().split('\n').length, 1, 'with one line', { stderr: refused.stderr });

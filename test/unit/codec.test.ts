@@ -16,9 +16,10 @@ import {
 } from '../../src/netlink/constants';
 import { decodeLink, getLink, setLink } from '../../src/netlink/link';
 import { addAddress, decodeAddress, deleteAddress, INFINITY_LIFETIME } from '../../src/netlink/address';
-import { NetlinkSocket, checkAck } from '../../src/netlink/client';
+import { checkAck } from '../../src/netlink/client';
 import { DecodeError, NetlinkError } from '../../src/errors';
 import { isPortable } from '../../src/plan/plan';
+import { recorder } from '../helpers/recorder';
 import { REPO_ROOT } from '../helpers/sandbox';
 
 interface IpAddr {
@@ -57,18 +58,6 @@ const fixture = (name: string): Fixture =>
   JSON.parse(readFileSync(join(REPO_ROOT, 'test/fixtures', `${name}.json`), 'utf8')) as Fixture;
 const hex = (s: string): Buffer => Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex');
 const messagesOf = (f: Fixture): NlMessage[] => f.replies.flatMap((r) => decodeMessages(hex(r)));
-
-/** A stand-in socket that records the request a typed operation builds instead of sending it. */
-function recorder(): { sock: NetlinkSocket; sent: Buffer[] } {
-  const sent: Buffer[] = [];
-  const fake = {
-    request(msg: MessageBuilder): NlMessage[] {
-      sent.push(msg.finish(1));
-      return [];
-    },
-  };
-  return { sock: fake as unknown as NetlinkSocket, sent };
-}
 
 /** The attributes of an encoded request, after its fixed header. */
 function requestAttrs(bytes: Buffer, fixedLen: number): Map<number, Buffer> {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, StateError } from '../../src/errors';
 import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/state/files';
-import { encodeJournal, Journal, StateDir } from '../../src/state/statedir';
+import { claimRecordOf, encodeJournal, Journal, StateDir } from '../../src/state/statedir';
 import { Sandbox, shOk } from '../helpers/sandbox';
 
 const PAGE = 4096;
@@ -127,7 +127,7 @@ t.test('the journal: reserved at creation, written into its spare and swapped, r
   const j = journal('c1');
   store.createJournal(j);
   const dir = store.containerDir('c1');
-  t.same(fs.readdirSync(dir).sort(), ['journal.json', 'journal.next', 'lock'], 'the journal and its spare');
+  t.same(fs.readdirSync(dir).sort(), ['claims.json', 'journal.json', 'journal.next', 'lock'], 'the journal, its spare and its claims');
   for (const name of ['journal.json', 'journal.next']) t.equal(fs.statSync(join(dir, name)).size, 16 * PAGE, `${name} holds the 64 KiB reserve`);
   t.same(store.readJournal('c1'), j);
 
@@ -180,6 +180,48 @@ t.test('a journal is refused, in one line naming it, when corrupt, of another ve
   t.throws(() => store.readJournal('c1'), { message: /is invalid: journal.plan.devices\[0\].identity/ }, 'a device whose identity is off the schema');
   put(encodeJournal(journal('c2')));
   t.throws(() => store.readJournal('c1'), { message: `${where} is corrupt: it belongs to container "c2"` });
+});
+
+t.test('the claims file: written with the journal, read by scanClaims; the journal decides when it is torn, forged, another\'s or missing', async (t) => {
+  const store = new StateDir(new Sandbox(t).tempDir('state'));
+  const lock = store.lockContainer('c1');
+  t.teardown(() => lock.release());
+  const j = journal('c1');
+  store.createJournal(j);
+  const expected = { containerId: 'c1', group: 7, netnsDev: 1, netnsIno: 2, hostNames: ['eth9'], containerIndexes: [9], macvlanLowers: [] };
+  t.same(claimRecordOf(j), expected, 'the plan\'s claims');
+  t.same(store.scanClaims(), { claims: [expected], bad: [] }, 'read back');
+
+  const file = join(store.containerDir('c1'), 'claims.json');
+  const good = fs.readFileSync(file, 'utf8');
+  // Each of these must not be believed: the scan reads the journal instead and finds the same claims.
+  const wrong: [string, string][] = [
+    ['torn', good.slice(0, 40)],
+    ['a name taken out without its checksum', good.replace('["eth9"]', '[]')],
+    ['another container\'s', good.replace('"c1"', '"c2"')],
+    ['empty', ''],
+  ];
+  for (const [what, text] of wrong) {
+    fs.writeFileSync(file, text);
+    t.same(store.scanClaims(), { claims: [expected], bad: [] }, `${what}: the journal's claims`);
+  }
+  fs.rmSync(file);
+  fs.symlinkSync('/etc/hostname', file);
+  t.same(store.scanClaims(), { claims: [expected], bad: [] }, 'a link: the journal\'s claims');
+  fs.rmSync(file);
+  t.same(store.scanClaims(), { claims: [expected], bad: [] }, 'missing (a journal of an older oci-netdev): the journal\'s claims');
+
+  // No journal, no claims, whatever the claims file says: a folder half removed holds nothing.
+  fs.writeFileSync(file, good);
+  fs.rmSync(join(store.containerDir('c1'), 'journal.json'));
+  t.same(store.scanClaims(), { claims: [], bad: [] }, 'a claims file without its journal claims nothing');
+
+  // A journal that cannot be read, with no claims file to stand for it, is named as bad.
+  fs.rmSync(file);
+  fs.writeFileSync(join(store.containerDir('c1'), 'journal.json'), 'garbage');
+  const scan = store.scanClaims();
+  t.same(scan.claims, [], 'no claims from a bad journal');
+  t.match(scan.bad, [{ containerId: 'c1', reason: /is corrupt/ }], 'named as bad');
 });
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
