@@ -273,7 +273,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
   const req = loadContainerRequest(state, opts.hookSelf);
   if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
-  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
+  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS, state.id);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
   attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts, networks);
@@ -372,7 +372,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used. The plugins run
       // in the host's namespace, where they make the host's side of a network (a bridge, NAT rules).
-      hostNs.within(() => addNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
+      hostNs.within(() => addNetworks(j, store.pinPath(target.id), container, persist, ctx.info, opts.cni?.timeoutMs));
     } catch (err) {
       // A failed ADD is followed by its DEL (the spec), then the devices are undone.
       const delErrors = hostNs.within(() => delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
@@ -446,10 +446,12 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
-    // Networks first, as they came last; in the namespace their ADD used while it exists.
+    // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
+    // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
+    // that name to one of our devices.
     const pinPath = store.pinPath(j.containerId);
     const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
-    errors = [...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs)), ...rollback(ctx, j)];
+    errors = [...rollback(ctx, j), ...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs))];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
     nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
   } finally {

@@ -5,11 +5,13 @@
 
 import type { NetworkSpec } from '../config';
 import type * as Crypto from 'node:crypto';
-import { addNetworkList, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
+import { addNetworkList, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
 import type { CniOptions, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
 import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
-import { parseCniArgs, parseResult, toVersion } from '../libcni/spec';
+import { CniCode, CniError, parseCniArgs, parseResult, toVersion } from '../libcni/spec';
+import type { Side } from '../apply/operations';
+import { linksOf } from '../apply/observe';
 import type { Journal, JournalNetwork } from '../state/statedir';
 import type { StatusNetwork } from './lifecycle';
 
@@ -39,12 +41,14 @@ export function cniSettings(given: { confDir?: string; path?: string; cacheDir?:
 
 /**
  * Each network's list, loaded and with every plugin found, before anything is touched: a missing
- * network or plugin is bad input, refused with nothing changed.
+ * network or plugin, or (given the container's id) an attachment libcni's cache cannot name, is
+ * bad input, refused with nothing changed.
  */
-export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings): JournalNetwork[] {
+export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings, containerId?: string): JournalNetwork[] {
   return specs.map((spec) => {
     const list = loadNetworkList(cni.confDir, spec.network);
     for (const p of list.plugins) findPlugin(p.type, cni.path);
+    if (containerId !== undefined) cacheFile(list.name, { containerId, ifname: spec.ifname }, cni.cacheDir);
     return {
       network: spec.network, ifname: spec.ifname, args: spec.args, runtimeConfig: spec.runtimeConfig, config: list.raw,
       cniPath: cni.path, cacheDir: cni.cacheDir, state: 'pending',
@@ -61,12 +65,17 @@ function optionsOf(n: JournalNetwork, timeoutMs?: number): CniOptions {
 }
 
 /**
- * ADD of each network in order, in `netns`. The journal says a DEL is owed before a plugin runs,
- * and keeps the final result once the chain is done.
+ * ADD of each network in order, in `netns` (`container` is a socket there). The journal says a DEL
+ * is owed before a plugin runs, and keeps the final result once the chain is done. A network whose
+ * interface name a device of the container already has is refused before its plugins run: the DEL
+ * owed after its ADD failed would delete that device (the bridge plugin deletes CNI_IFNAME).
  */
-export function addNetworks(j: Journal, netns: string, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
+export function addNetworks(j: Journal, netns: string, container: Side, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
   for (const n of j.networks ?? []) {
     if (n.state === 'added') continue;
+    if (linksOf(container).some((l) => l.name === n.ifname || l.altNames.includes(n.ifname))) {
+      throw new CniError(CniCode.invalidConfig, `network ${n.network}: interface name ${n.ifname} is already taken in the container`);
+    }
     const list = parseNetworkList(n.config, `network ${n.network} (journal)`);
     n.state = 'adding';
     persist();

@@ -12,11 +12,13 @@ import type { CniCommand } from './invoke';
 import type { NetworkList, PluginConf } from './conf';
 import { CniCode, CniError, atLeast, compareVersions, parseResult, toVersion } from './spec';
 import type { CniResult } from './spec';
-import { replaceFile } from '../state/files';
+import { replaceFile, TEMP_SUFFIX } from '../state/files';
 
 /** libcni's cache root when none is given. */
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
 const CACHE_KIND = 'cniCacheV1';
+/** NAME_MAX, less the suffix of the temp file the cache is written through. */
+const MAX_CACHE_NAME_BYTES = 255 - TEMP_SUFFIX.length;
 
 /** What one attachment of a network to a container is run with (libcni's RuntimeConf). */
 export interface RuntimeConf {
@@ -81,6 +83,8 @@ function invokeArgs(command: CniCommand, rt: RuntimeConf, opts: CniOptions) {
 
 /** ADD through the chain; the final result in the list's version, also written to the cache. */
 export function addNetworkList(list: NetworkList, rt: RuntimeConf, opts: CniOptions): CniResult {
+  // An attachment whose result could not be cached is refused before any plugin runs.
+  cacheFile(list.name, rt, opts.cacheDir);
   let prev: CniResult | undefined;
   try {
     for (const plugin of list.plugins) {
@@ -158,11 +162,23 @@ export function maintainNetworkList(
 // ---------------------------------------------------------------------------------------------
 // libcni's result cache: CACHE_DIR/results/NETWORK-CONTAINERID-IFNAME.
 
-function cacheFile(network: string, rt: Pick<RuntimeConf, 'containerId' | 'ifname'>, cacheDir: string): string {
+/**
+ * The cache file of an attachment; a CniError when its parts cannot name one (a `/`, or too long
+ * for a file name with the temp suffix the write needs): ADD checks this before any plugin runs.
+ */
+export function cacheFile(network: string, rt: Pick<RuntimeConf, 'containerId' | 'ifname'>, cacheDir: string): string {
   for (const [what, v] of [['network name', network], ['container id', rt.containerId], ['interface name', rt.ifname]]) {
-    if (!v || v.includes('/') || v === '.' || v === '..') throw new CniError(CniCode.invalidConfig, `invalid ${what} ${JSON.stringify(v)} for the cache`);
+    if (!v || v.includes('/') || v === '.' || v === '..') {
+      throw new CniError(CniCode.invalidConfig, `network ${network}: invalid ${what} ${JSON.stringify(v)} for the cache`);
+    }
   }
-  return join(cacheDir, 'results', `${network}-${rt.containerId}-${rt.ifname}`);
+  const name = `${network}-${rt.containerId}-${rt.ifname}`;
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_CACHE_NAME_BYTES) {
+    throw new CniError(CniCode.invalidConfig,
+      `network ${network}: the network name, container id and interface name are too long for libcni's result cache (${bytes} bytes, at most ${MAX_CACHE_NAME_BYTES})`);
+  }
+  return join(cacheDir, 'results', name);
 }
 
 function writeCache(list: NetworkList, rt: RuntimeConf, cacheDir: string, result: CniResult): void {
@@ -226,7 +242,13 @@ export function cachedRuntimeArgs(
 }
 
 function removeCache(network: string, rt: RuntimeConf, cacheDir: string): void {
-  fs.rmSync(cacheFile(network, rt, cacheDir), { force: true });
+  let file: string;
+  try {
+    file = cacheFile(network, rt, cacheDir);
+  } catch {
+    return; // no ADD can have cached a result under a name the cache refuses
+  }
+  fs.rmSync(file, { force: true });
 }
 
 /** The attachments (container id, interface) the cache holds for `network`: GC keeps them. */

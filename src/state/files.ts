@@ -172,13 +172,16 @@ export function preallocate(fd: number, size: number, what: string): void {
   libc.fallocate(fd, 0, size, what);
 }
 
+/** Appended to a file's name for the temp file replaceFile writes beside it: names must leave room for it. */
+export const TEMP_SUFFIX = '.oci-netdev.tmp';
+
 /**
  * Replaces `file` with `data` atomically: a temp file beside it (never through a planted link),
  * written completely and fsynced, renamed over `file`, then the folder fsynced. A failure leaves
  * `file` as it was and no temp file.
  */
 export function replaceFile(file: string, data: Buffer | string, mode: number, owner?: { uid: number; gid: number }): void {
-  const tmp = `${file}.oci-netdev.tmp`;
+  const tmp = `${file}${TEMP_SUFFIX}`;
   const fd = createExclusive(tmp, mode);
   try {
     try {

@@ -17,7 +17,7 @@ import * as libc from '../../native/libc';
 import { ConfigError, StateError, oneLine } from '../errors';
 import { validate } from '../schema/validate';
 import type { Plan } from './records';
-import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, writeAll } from './files';
+import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, replaceFile, sizeText, writeAll } from './files';
 import { sha256Hex as sha256 } from './sha256';
 
 export const DEFAULT_STATE_DIR = '/run/oci-netdev';
@@ -202,6 +202,40 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
   return j;
 }
 
+/** The container id a journal file's envelope names, unchecked (readJournal checks it); undefined when it names none. */
+function journalOwner(data: Buffer | undefined): string | undefined {
+  if (!data) return undefined;
+  const end = data.indexOf(0x0a);
+  try {
+    const id = (JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8')) as { journal?: { containerId?: unknown } } | null)?.journal?.containerId;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The space reserved for a journal whose first version takes `bytes`: never more than readJournal reads. */
+const reserveFor = (bytes: number): number => Math.min(MAX_JOURNAL_BYTES, Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE);
+
+/**
+ * The journal's file content; refused when readJournal would refuse the file (a huge CNI result),
+ * or when JSON.stringify, which recurses, cannot write it (a CNI config or runtimeConfig nested
+ * deeper than its stack: JSON.parse took it).
+ */
+function journalData(j: Journal): Buffer {
+  let data: Buffer;
+  try {
+    data = encodeJournal(j);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new StateError(`the journal of container ${j.containerId} cannot be written: a CNI network's config or runtimeConfig is nested too deeply`);
+  }
+  if (data.length > MAX_JOURNAL_BYTES) {
+    throw new StateError(`the journal of container ${j.containerId} would be ${data.length} bytes, larger than ${sizeText(MAX_JOURNAL_BYTES)}`);
+  }
+  return data;
+}
+
 /**
  * What a container's journal holds against every other createRuntime: taken from its plan, which
  * is fixed when the journal is made. The claims scan (scanClaims), under the claims lock, reads
@@ -252,9 +286,6 @@ function decodeClaims(data: Buffer, id: string): ClaimRecord | null {
   }
 }
 
-/** The space reserved for a journal whose first version takes `bytes`. */
-const reserveFor = (bytes: number): number => Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE;
-
 export class StateDir {
   constructor(readonly root: string, readonly lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS) {}
 
@@ -300,37 +331,49 @@ export class StateDir {
   /** Creates the container's folder (0700) if needed and checks it. */
   private containerDirChecked(id: string, create: boolean): string {
     const dir = this.containerDir(id);
-    let made = false;
     if (create) {
       try {
         fs.mkdirSync(dir, { mode: 0o700 });
-        made = true;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
     }
     checkDir(dir, `state of container ${id}:`);
-    if (made && isHashedFolder(path.basename(dir))) {
-      const fd = createExclusive(path.join(dir, ID_FILE), 0o600);
-      try {
-        writeAll(fd, Buffer.from(id, 'utf8'), 0);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
     return dir;
+  }
+
+  /** A file of ours in a container folder; undefined when it is missing or not a plain file of ours (a planted link). */
+  private ownFile(dir: string, name: string, maxBytes: number): Buffer | undefined {
+    try {
+      return readRegularFile(path.join(dir, name), { where: `${name} of state folder ${dir}`, error: StateError, owner: 'self', maxBytes, missingOk: true }) ?? undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private journalPath(id: string): string {
     return path.join(this.containerDir(id), JOURNAL);
   }
 
-  /** Exclusive lock on one container's state; waits at most lockTimeoutMs for another hook. */
+  /**
+   * Exclusive lock on one container's state; waits at most lockTimeoutMs for another hook. Under
+   * the lock, a hashed folder gets its `id` file whenever it does not name this id: a hook killed
+   * between the mkdir and that write must not leave the folder, and the journal written in it
+   * later, invisible to gc and status.
+   */
   lockContainer(id: string): Lock {
     if (!this.rootExists()) this.ensure();
     const dir = this.containerDirChecked(id, true);
-    return lockFile(path.join(dir, 'lock'), this.lockTimeoutMs, `state of container ${id}`)!;
+    const lock = lockFile(path.join(dir, 'lock'), this.lockTimeoutMs, `state of container ${id}`)!;
+    try {
+      if (isHashedFolder(path.basename(dir)) && this.ownFile(dir, ID_FILE, MAX_ID_BYTES)?.toString('utf8') !== id) {
+        replaceFile(path.join(dir, ID_FILE), id, 0o600);
+      }
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    return lock;
   }
 
   /** Like lockContainer but returns null when another process holds it. */
@@ -379,7 +422,7 @@ export class StateDir {
    */
   createJournal(j: Journal): void {
     const dir = this.containerDirChecked(j.containerId, false);
-    const data = encodeJournal(j);
+    const data = journalData(j);
     const size = reserveFor(data.length);
     const made: string[] = [];
     try {
@@ -431,7 +474,7 @@ export class StateDir {
    */
   writeJournal(j: Journal): void {
     const dir = this.containerDir(j.containerId);
-    const data = encodeJournal(j);
+    const data = journalData(j);
     const spare = path.join(dir, SPARE);
     try {
       let fd: number;
@@ -478,16 +521,16 @@ export class StateDir {
     return entries.filter((e) => e.isDirectory()).flatMap((e) => (isHashedFolder(e.name) ? this.hashedFolderId(e.name) : [decodeId(e.name)]));
   }
 
-  /** The id a hashed folder holds, if its file `id` is there and hashes to the folder's name. */
+  /**
+   * The id a hashed folder belongs to: the one its file `id` names, else the one its journal names
+   * (the `id` file lost), provided it hashes to the folder's name; a forged or planted file names none.
+   */
   private hashedFolderId(name: string): string[] {
-    const file = path.join(this.root, name, ID_FILE);
-    let id: string | undefined;
-    try {
-      id = readRegularFile(file, { where: `id of state folder ${name}`, error: StateError, owner: 'self', maxBytes: MAX_ID_BYTES, missingOk: true })?.toString('utf8');
-    } catch {
-      return []; // a link or someone else's file planted there: not a folder of ours
-    }
-    return id !== undefined && id !== '' && folderName(id) === name ? [id] : [];
+    const dir = path.join(this.root, name);
+    const named = this.ownFile(dir, ID_FILE, MAX_ID_BYTES)?.toString('utf8');
+    if (named && folderName(named) === name) return [named];
+    const owner = journalOwner(this.ownFile(dir, JOURNAL, MAX_JOURNAL_BYTES));
+    return owner !== undefined && folderName(owner) === name ? [owner] : [];
   }
 
   /** Every readable journal, and the containers whose journal is not (never throws for one of them). */

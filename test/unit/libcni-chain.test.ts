@@ -111,3 +111,26 @@ t.test('a failure is one line with the network, the plugin and the code; a plugi
   t.throws(() => addNetworkList(parseNetworkList({ name: 'm', cniVersion: '1.0.0', plugins: [{ type: 'missing' }] }, 'f'), rt, opts),
     /network m: ADD: plugin missing not found in .* \(CNI code 50\)/);
 });
+
+t.test("an attachment libcni's cache cannot name: ADD refused before any plugin runs, DEL runs the chain and succeeds", async (t) => {
+  const dir = tempDir(t);
+  fakePlugin(dir, 'ok', ['1.0.0']);
+  const opts = { path: [dir], cacheDir: join(dir, 'cache') };
+  const list = parseNetworkList({ name: 'n', cniVersion: '1.0.0', plugins: [{ type: 'ok' }] }, 'f');
+  // 240 bytes of name is the most: the cache is written through a temp file with a 15-byte suffix.
+  const fits = { ...rt, containerId: 'c'.repeat(240 - 'n--eth0'.length) };
+  addNetworkList(list, fits, opts);
+  t.ok(readCachedResult('n', fits, opts.cacheDir), 'a 240-byte cache name is written');
+  delNetworkList(list, fits, opts);
+  t.equal(readCachedResult('n', fits, opts.cacheDir), undefined, 'and removed');
+  rmSync(join(dir, 'log'));
+  for (const containerId of [`${fits.containerId}c`, 'a/b']) {
+    const bad = { ...rt, containerId };
+    t.throws(() => addNetworkList(list, bad, opts), /network n: (invalid container id "a\/b" for the cache|.* too long for libcni's result cache \(241 bytes, at most 240\))/,
+      'ADD is refused');
+    t.throws(() => readFileSync(join(dir, 'log')), { code: 'ENOENT' }, 'no plugin ran');
+    delNetworkList(list, bad, opts);
+    t.equal(readFileSync(join(dir, 'log'), 'utf8'), 'DEL ok\n', 'DEL ran the chain and succeeded: nothing is cached under such a name');
+    rmSync(join(dir, 'log'));
+  }
+});

@@ -1,0 +1,226 @@
+// The CNI networks of the hooks (type "cni" entries) under attack, by someone who did not write
+// them: container ids and arguments that libcni's cache or a plugin's environment cannot hold.
+// Each must be refused before anything changes, and never leave a DEL owed that can never run.
+import t, { Test } from 'tap';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runHook } from '../helpers/hook';
+import { uniqueId, uniqueName } from '../helpers/names';
+import { cli, configBundle, ipDetails, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
+import { bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
+import { nsSnapshot, shOk } from '../helpers/sandbox';
+
+interface Setup { rig: Rig; dirs: CniDirs; record: string; net: string }
+
+/** A rig with a one-plugin network of the recording plugin. */
+function recordedNetwork(t: Test): Setup {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const record = join(dirs.confDir, 'calls.jsonl');
+  writeRecorders(dirs, ['rec-a']);
+  const net = uniqueId('adv');
+  writeConflist(dirs, net, [{ type: 'rec-a', record }]);
+  return { rig, dirs, record, net };
+}
+
+/** createRuntime of `id` with `entry` for the network must fail in one line matching `said`, with nothing run, changed or left. */
+function refusedUntouched(t: Test, s: Setup, id: string, entry: object, said: RegExp): void {
+  const before = nsSnapshot(s.rig.simhost);
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { netDevices: { [s.net]: { type: 'cni', ...entry } } });
+  const r = traced(s.rig, 'create-runtime', ociState(id, bundle, 'creating'), s.dirs.env);
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, said, 'saying why');
+  t.same(readRecords(s.record).filter((c) => c.command !== 'VERSION'), [], 'no plugin ran');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state: no DEL is owed');
+  t.same(cacheEntries(s.dirs), [], 'nothing cached');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before');
+  t.same(nonLoopback(s.rig.ctr), [], 'nothing in the container');
+  t.match(cli(s.rig, ['gc']).stdout, 'gc: nothing to do', 'gc has nothing to do');
+}
+
+t.test("a container id too long for libcni's cache file name: refused before any plugin runs", async (t) => {
+  const s = recordedNetwork(t);
+  refusedUntouched(t, s, uniqueId('ctr').padEnd(250, 'x'), {}, new RegExp(`network ${s.net}: .*too long for libcni's result cache`));
+});
+
+t.test("a container id with a / (which would name a folder of libcni's cache): refused before any plugin runs", async (t) => {
+  const s = recordedNetwork(t);
+  refusedUntouched(t, s, `${uniqueId('ctr')}/x`, {}, new RegExp(`network ${s.net}: invalid container id .* for the cache`));
+});
+
+t.test('CNI_ARGS with a NUL byte in a key or a value (no environment holds one): refused before any plugin runs', async (t) => {
+  const s = recordedNetwork(t);
+  refusedUntouched(t, s, uniqueId('ctr'), { args: { K8S_POD_NAME: 'web\u0000x' } }, /args.*must be a string without ;, = or a NUL byte/);
+  refusedUntouched(t, s, uniqueId('ctr'), { args: { 'K8S\u0000POD': 'web' } }, /args.*must be a non-empty name without ;, = or a NUL byte/);
+});
+
+t.test('a plugin whose result makes the journal larger than a quarter of what one may hold: attached, and restored at poststop', async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('big');
+  const dels = join(dirs.confDir, 'dels');
+  // 14 MiB of addresses (under the 16 MiB a plugin may print) without their 0.4.0 "version" field,
+  // which the journal's copy adds: a journal past 16 MiB, whose 4-fold reserve would pass the 64 MiB a reader takes.
+  writeFileSync(join(dirs.pluginDir, 'big'), `#!/usr/bin/env node
+const cmd = process.env.CNI_COMMAND;
+if (cmd === 'VERSION') { process.stdout.write('{"cniVersion":"0.4.0","supportedVersions":["0.4.0"]}'); process.exit(0); }
+if (cmd === 'DEL') { require('fs').appendFileSync(${JSON.stringify(dels)}, 'DEL\\n'); process.exit(0); }
+const ips = [];
+for (let i = 0, size = 0; size < 14 * 1024 * 1024; i++) {
+  ips.push({ address: '10.' + ((i >> 16) & 255) + '.' + ((i >> 8) & 255) + '.' + (i & 255) + '/32' });
+  size += JSON.stringify(ips[i]).length + 1;
+}
+process.stdout.write(JSON.stringify({ cniVersion: '0.4.0', ips }));
+`);
+  chmodSync(join(dirs.pluginDir, 'big'), 0o755);
+  writeConflist(dirs, net, [{ type: 'big' }], '0.4.0');
+  const before = nsSnapshot(rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [net]: { type: 'cni' } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr.slice(0, 2000) });
+  const p = traced(rig, 'poststop', ociState(id, bundle, 'stopped'), dirs.env);
+  t.equal(p.status, 0, 'poststop exits 0: the journal is readable', { stderr: p.stderr.slice(0, 2000) });
+  t.equal(existsSync(dels) ? readFileSync(dels, 'utf8') : '', 'DEL\n', 'the DEL ran');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+  t.same(cacheEntries(dirs), [], 'nothing cached');
+  t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
+});
+
+t.test('a conflist nested deeper than JSON can be written back: refused in one line, nothing run or left', async (t) => {
+  const s = recordedNetwork(t);
+  const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+  writeFileSync(join(s.dirs.confDir, `10-${s.net}.conflist`), `{"cniVersion":"1.0.0","name":"${s.net}","plugins":[{"type":"rec-a","record":"${s.record}","x":${deep}}]}`);
+  refusedUntouched(t, s, uniqueId('ctr'), {}, /CNI network's config or runtimeConfig is nested too deeply/);
+});
+
+t.test('a runtimeConfig nested deeper than JSON can be written back, from the annotation: refused in one line, nothing run or left', async (t) => {
+  const s = recordedNetwork(t);
+  const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(policy, JSON.stringify({ annotation: { allowNetworks: ['*'] } }), { mode: 0o644 });
+  const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+  const annotation = `{"${s.net}":{"type":"cni","runtimeConfig":{"x":${deep}}}}`;
+  const before = nsSnapshot(s.rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { annotations: { 'oci-netdev.netDevices': annotation } });
+  const r = traced(s.rig, 'create-runtime', ociState(id, bundle, 'creating'), { ...s.dirs.env, OCI_NETDEV_POLICY: policy });
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, /runtimeConfig is nested too deeply/, 'saying why');
+  t.same(readRecords(s.record).filter((c) => c.command !== 'VERSION'), [], 'no plugin ran');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before');
+});
+
+/**
+ * A bridge network's DEL deletes whatever device has CNI_IFNAME in the container: a network must
+ * never be run on a name another device holds, or the DEL owed after its failed ADD takes that device.
+ */
+function takenName(t: Test, ifname: string, devices: (nic: string) => Record<string, object>): void {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('taken');
+  const bridge = uniqueName('br');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
+  bridgeNetwork(dirs, net, bridge, '10.77.0.0/24');
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  const before = nsSnapshot(rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { ...devices(nic), [net]: { type: 'cni', name: ifname } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, `network ${net}: interface name ${ifname} is already taken in the container`, 'saying why');
+  t.ok(ipDetails(rig.ctr).lo, 'lo is still in the container');
+  t.same(nonLoopback(rig.ctr), [], 'nothing else is');
+  t.same(nsSnapshot(rig.simhost), before, `the host is as before: ${nic} is home`);
+  t.same(leases(dirs, net), [], 'no lease');
+  t.same(stateEntries(rig.stateDir), [], 'no state: nothing owed');
+}
+
+t.test('a cni entry named lo: refused before its plugins run, lo untouched', async (t) => {
+  takenName(t, 'lo', () => ({}));
+});
+
+t.test('a cni entry named eth0 after a moved NIC named eth%d, which the kernel named eth0: refused, the NIC comes home whole', async (t) => {
+  takenName(t, 'eth0', (nic) => ({ [nic]: { name: 'eth%d' } }));
+});
+
+t.test('a plugin that never answers ADD: killed at the time limit, the DEL chain runs, the moved NIC comes home', async (t) => {
+  const s = recordedNetwork(t);
+  writeRecorders(s.dirs, ['rec-hang']);
+  writeConflist(s.dirs, s.net, [{ type: 'rec-a', record: s.record }, { type: 'rec-hang', record: s.record, sleepMs: 600_000 }]);
+  const nic = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, nic, uniqueName('peer'));
+  const before = nsSnapshot(s.rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [s.net]: { type: 'cni' } } });
+  // The plugins' limit is 60 s: the hook gets longer.
+  const r = runHook(s.rig.simhost, 'create-runtime', ociState(id, bundle, 'creating'), { stateDir: s.rig.stateDir, env: s.dirs.env, timeoutMs: 180_000 });
+  t.not(r.status, 0, 'createRuntime fails');
+  t.match(userStderr(r.stderr), `network ${s.net}: ADD: rec-hang: ADD did not finish within 60000 ms`, 'naming the plugin and the limit');
+  const pid = Number(readFileSync(`${s.record}.pid`, 'utf8'));
+  t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the plugin was killed');
+  t.same(readRecords(s.record).map((c) => `${c.command} ${c.type}`), ['ADD rec-a', 'ADD rec-hang', 'DEL rec-hang', 'DEL rec-a'], 'the DEL chain ran');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before: the NIC is home');
+  t.same(nonLoopback(s.rig.ctr), [], 'nothing in the container');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state');
+});
+
+t.test("libcni's cache on a full file system: ADD fails in one line, the DEL chain runs, the moved NIC comes home", async (t) => {
+  const s = recordedNetwork(t);
+  // A tmpfs with room for its root and results/ only: the cache file cannot be made.
+  const cacheDir = join(s.rig.sb.tempDir('fullcache'), 'mnt');
+  mkdirSync(cacheDir);
+  shOk('mount', ['-t', 'tmpfs', '-o', 'size=64k,nr_inodes=2,mode=0700', 'tmpfs', cacheDir]);
+  s.rig.sb.defer(() => shOk('umount', [cacheDir]));
+  mkdirSync(join(cacheDir, 'results'));
+  const nic = uniqueName('nic');
+  s.rig.sb.createVethPair(s.rig.simhost, nic, uniqueName('peer'));
+  const before = nsSnapshot(s.rig.simhost);
+  const id = uniqueId('ctr');
+  const bundle = configBundle(s.rig.sb, s.rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [s.net]: { type: 'cni' } } });
+  const r = traced(s.rig, 'create-runtime', ociState(id, bundle, 'creating'), { ...s.dirs.env, OCI_NETDEV_CNI_CACHE_DIR: cacheDir });
+  t.not(r.status, 0, 'createRuntime fails');
+  const line = userStderr(r.stderr);
+  t.equal(line.split('\n').length, 1, 'in one line', { line });
+  t.match(line, new RegExp(`network ${s.net}: cannot write the result cache .*ENOSPC`), 'saying why');
+  t.same(readRecords(s.record).map((c) => c.command), ['ADD', 'DEL'], 'the DEL ran');
+  t.same(readdirSync(join(cacheDir, 'results')), [], 'no cache entry, no temp file');
+  t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before: the NIC is home');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state');
+});
+
+t.test("the container deletes its network's eth0 and renames the moved NIC to eth0: poststop's DEL does not take the NIC, which comes home", async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('swap');
+  const bridge = uniqueName('br');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
+  bridgeNetwork(dirs, net, bridge, '10.78.0.0/24');
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  // The bridge plugin brings the bridge up with the gateway address: the rest of the host must be as before.
+  const host = () => Object.fromEntries(Object.entries(nsSnapshot(rig.simhost)).filter(([name]) => name !== bridge));
+  const before = host();
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [net]: { type: 'cni', name: 'eth0' } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
+  t.equal(leases(dirs, net).length, 1, 'the network leased an address');
+  // The container, with CAP_NET_ADMIN: its network's device gone, the NIC under that device's name.
+  shOk('ip', ['-n', rig.ctr, 'link', 'del', 'eth0']);
+  shOk('ip', ['-n', rig.ctr, 'link', 'set', 'net0', 'down']);
+  shOk('ip', ['-n', rig.ctr, 'link', 'set', 'net0', 'name', 'eth0']);
+  const p = traced(rig, 'poststop', ociState(id, bundle, 'stopped'), dirs.env);
+  t.equal(p.status, 0, 'poststop exits 0', { stderr: p.stderr });
+  t.same(host(), before, `the host is as before: ${nic} is home`);
+  t.same(nonLoopback(rig.ctr), [], 'nothing in the container');
+  t.same(leases(dirs, net), [], 'the lease is released');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+});
