@@ -115,19 +115,25 @@ t.test('a runtimeConfig nested deeper than JSON can be written back, from the an
   t.same(nsSnapshot(s.rig.simhost), before, 'the host is as before');
 });
 
+/** A rig with a bridge network named after `tag` on `subnet`, and a stand-in NIC on the host. */
+function bridgeAndNic(t: Test, tag: string, subnet: string): { rig: Rig; dirs: CniDirs; net: string; bridge: string; nic: string } {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId(tag);
+  const bridge = uniqueName('br');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
+  bridgeNetwork(dirs, net, bridge, subnet);
+  const nic = uniqueName('nic');
+  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  return { rig, dirs, net, bridge, nic };
+}
+
 /**
  * A bridge network's DEL deletes whatever device has CNI_IFNAME in the container: a network must
  * never be run on a name another device holds, or the DEL owed after its failed ADD takes that device.
  */
 function takenName(t: Test, ifname: string, devices: (nic: string) => Record<string, object>): void {
-  const rig = makeRig(t);
-  const dirs = cniDirs(rig.sb);
-  const net = uniqueId('taken');
-  const bridge = uniqueName('br');
-  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
-  bridgeNetwork(dirs, net, bridge, '10.77.0.0/24');
-  const nic = uniqueName('nic');
-  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  const { rig, dirs, net, nic } = bridgeAndNic(t, 'taken', '10.77.0.0/24');
   const before = nsSnapshot(rig.simhost);
   const id = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { ...devices(nic), [net]: { type: 'cni', name: ifname } } });
@@ -197,14 +203,7 @@ t.test("libcni's cache on a full file system: ADD fails in one line, the DEL cha
 });
 
 t.test("the container deletes its network's eth0 and renames the moved NIC to eth0: poststop's DEL does not take the NIC, which comes home", async (t) => {
-  const rig = makeRig(t);
-  const dirs = cniDirs(rig.sb);
-  const net = uniqueId('swap');
-  const bridge = uniqueName('br');
-  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
-  bridgeNetwork(dirs, net, bridge, '10.78.0.0/24');
-  const nic = uniqueName('nic');
-  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
+  const { rig, dirs, net, bridge, nic } = bridgeAndNic(t, 'swap', '10.78.0.0/24');
   // The bridge plugin brings the bridge up with the gateway address: the rest of the host must be as before.
   const host = () => Object.fromEntries(Object.entries(nsSnapshot(rig.simhost)).filter(([name]) => name !== bridge));
   const before = host();
