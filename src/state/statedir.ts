@@ -268,6 +268,12 @@ export function claimRecordOf(j: Journal): ClaimRecord {
   };
 }
 
+/** A claims file's content: the record and the sha256 of its text. */
+function claimsData(j: Journal): Buffer {
+  const text = JSON.stringify(claimRecordOf(j));
+  return Buffer.from(`{"sha256":"${sha256(text)}","claims":${text}}\n`);
+}
+
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const ints = (v: unknown): boolean => Array.isArray(v) && v.every(isInt);
 
@@ -438,27 +444,29 @@ export class StateDir {
           fs.closeSync(fd);
         }
       }
+      // A claims file left by an earlier journal of this id (a remove cut short) goes before
+      // this journal appears: a hook killed next must not leave it standing for this one.
+      fs.rmSync(path.join(dir, CLAIMS), { force: true });
       fs.renameSync(path.join(dir, FIRST), this.journalPath(j.containerId));
       fsyncDir(dir);
     } catch (err) {
       for (const file of made) fs.rmSync(file, { force: true });
       throw new StateError(`cannot reserve space for the journal of container ${j.containerId} in ${dir}: ${oneLine((err as Error).message)}`);
     }
-    this.writeClaims(dir, j);
+    this.writeClaims(dir, claimsData(j));
   }
 
   /**
    * The journal's claim record, after the journal: no fsync and no error, because a claims file that
    * is missing, torn or unwritable only sends the scan back to the journal itself.
    */
-  private writeClaims(dir: string, j: Journal): void {
+  private writeClaims(dir: string, data: Buffer): void {
     const file = path.join(dir, CLAIMS);
     try {
       fs.rmSync(file, { force: true });
-      const text = JSON.stringify(claimRecordOf(j));
       const fd = createExclusive(file, 0o600);
       try {
-        writeAll(fd, Buffer.from(`{"sha256":"${sha256(text)}","claims":${text}}\n`));
+        writeAll(fd, data);
       } finally {
         fs.closeSync(fd);
       }
@@ -476,7 +484,13 @@ export class StateDir {
     const dir = this.containerDir(j.containerId);
     const data = journalData(j);
     const spare = path.join(dir, SPARE);
+    // A step that re-picked an ifindex changes what the journal claims: the old claims file goes
+    // before the swap and the new one is written after it, so none is ever older than the journal.
+    const claims = claimsData(j);
+    const claimsFile = path.join(dir, CLAIMS);
+    const claimsChanged = !this.ownFile(dir, CLAIMS, MAX_CLAIMS_BYTES)?.equals(claims);
     try {
+      if (claimsChanged) fs.rmSync(claimsFile, { force: true });
       let fd: number;
       try {
         fd = fs.openSync(spare, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -506,6 +520,7 @@ export class StateDir {
       if (err instanceof StateError) throw err;
       throw new StateError(`cannot write the journal of container ${j.containerId}: ${oneLine((err as Error).message)}`);
     }
+    if (claimsChanged) this.writeClaims(dir, claims);
   }
 
   /** Ids of every container that has a folder here. */

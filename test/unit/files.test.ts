@@ -224,4 +224,20 @@ t.test('the claims file: written with the journal, read by scanClaims; the journ
   t.match(scan.bad, [{ containerId: 'c1', reason: /is corrupt/ }], 'named as bad');
 });
 
+t.test('the claims file follows the journal when a step re-picks an ifindex the kernel refused (EBUSY), and is never older than it', async (t) => {
+  const store = new StateDir(new Sandbox(t).tempDir('state'));
+  const lock = store.lockContainer('c1');
+  t.teardown(() => lock.release());
+  const j = journal('c1');
+  store.createJournal(j);
+  // What apply's withChosenIndex does: another ifindex for the device, and the journal written.
+  j.plan.devices[0].containerIndex = 0x12345;
+  store.writeJournal(j);
+  t.same(store.scanClaims().claims.map((c) => c.containerIndexes), [[0x12345]], 'the scan sees the index the journal now holds');
+  const file = join(store.containerDir('c1'), 'claims.json');
+  const inode = fs.statSync(file).ino;
+  store.writeJournal({ ...j, started: 1 });
+  t.equal(fs.statSync(file).ino, inode, 'a write that changes no claim leaves the claims file alone');
+});
+
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
