@@ -338,13 +338,17 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     ownsState = true;
     // With the lock free, the states are read once, under it; taken, they are read before waiting.
     let claims = store.tryLockClaims();
+    const mark = claims ? null : store.releaseMark();
     const early = claims ? undefined : readAhead(devices, host);
     claims ??= store.lockClaims();
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanClaims();
+      // Read after the scan: a container that let a device go since the read-ahead, maybe while it
+      // was still restoring it, changed the mark before its claims went.
+      const ahead = mark !== null && store.releaseMark() === mark ? early : undefined;
       const others = scan.claims.filter((c) => c.containerId !== target.id);
-      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), early);
+      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), ahead);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),

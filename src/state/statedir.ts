@@ -45,6 +45,9 @@ const FIRST = 'journal.first';
 /** What the journal claims (ClaimRecord), written once beside it for the claims scan. */
 const CLAIMS = 'claims.json';
 const MAX_CLAIMS_BYTES = 1024 * 1024;
+/** In the root: a token rewritten in place whenever a container's folder is removed (releaseMark). */
+const RELEASED = 'released';
+const MARK_BYTES = 64;
 
 type Phase = 'attaching' | 'attached' | 'detaching';
 
@@ -299,6 +302,37 @@ export class StateDir {
   ensure(): void {
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     checkDir(this.root, 'state dir');
+    if (this.releaseMark() === null) this.markRelease();
+  }
+
+  /**
+   * Changes whenever a container's state is removed, which is when the devices it held become free
+   * to claim; null when it cannot be read (then anything may have been released). A hook compares
+   * it around reads made outside the claims lock: a device read while another container was still
+   * bringing it home must be read again.
+   */
+  releaseMark(): string | null {
+    return this.ownFile(this.root, RELEASED, MARK_BYTES)?.toString('latin1') || null;
+  }
+
+  /**
+   * A new token for releaseMark, written over the old one in place so that a full file system
+   * does not stop it; when even that fails, the mark goes, and no hook trusts a read ahead.
+   */
+  private markRelease(): void {
+    const file = path.join(this.root, RELEASED);
+    const token = Buffer.from(`${process.pid}-${Date.now()}-${Math.random()}`.padEnd(MARK_BYTES, '-').slice(0, MARK_BYTES), 'latin1');
+    try {
+      const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o600);
+      try {
+        checkRegular(fs.fstatSync(fd), { where: `release mark ${file}`, error: StateError, owner: 'self' });
+        writeAll(fd, token, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      fs.rmSync(file, { force: true });
+    }
   }
 
   /** Checks the root if it exists; false when it does not. */
@@ -595,8 +629,9 @@ export class StateDir {
     return { claims, bad };
   }
 
-  /** Removes a container's folder; the pin must already be released. */
+  /** Removes a container's folder; the pin must already be released. The release is marked first (releaseMark). */
   remove(id: string): void {
+    this.markRelease();
     fs.rmSync(this.containerDir(id), { recursive: true, force: true });
   }
 }

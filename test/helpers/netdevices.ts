@@ -137,9 +137,9 @@ export function groupedDevices(ns: string): string[] {
     .map((l) => `${l.ifname} (group ${l.group})`);
 }
 
-/** What a state dir holds besides its locks, [] when it does not exist: a container's journal and pin. */
+/** What a state dir holds besides its locks and its release mark, [] when it does not exist: the containers' folders. */
 export function stateEntries(stateDir: string): string[] {
-  return existsSync(stateDir) ? readdirSync(stateDir).filter((n) => !n.endsWith('.lock')) : [];
+  return existsSync(stateDir) ? readdirSync(stateDir).filter((n) => !n.endsWith('.lock') && n !== 'released') : [];
 }
 
 export interface SeenDevice {

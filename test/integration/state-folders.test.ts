@@ -4,7 +4,7 @@
 // exactly as long as a folder name may be, or one byte longer. gc and status must still see
 // every container that holds devices, under its own id, and restore it.
 import t, { Test } from 'tap';
-import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StateDir } from '../../src/state/statedir';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -102,7 +102,7 @@ t.test('ids whose encoding is exactly a folder name long, and one byte longer: p
   const ctr2 = rig.sb.createNetns('ctr2');
   attachNic(t, rig, ids[0], nics[0]);
   attachNic(t, { ...rig, ctr: ctr2 }, ids[1], nics[1]);
-  const folders = readdirSync(rig.stateDir).filter((n) => !n.endsWith('.lock')).sort();
+  const folders = stateEntries(rig.stateDir).sort();
   t.ok(folders.includes(ids[0]), 'a 255-byte id is its own folder name');
   const hashed = folders.filter((f) => f !== ids[0]);
   t.equal(hashed.length, 1, 'the 256-byte id has one folder');
