@@ -97,13 +97,19 @@ export function restoreSysctls(hostNs: Netns, state: DeviceState, key: string, d
 function writeChangedSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
   // Only the recorded ones are read: a device's whole conf folder is some hundred files.
   for (const [name, value] of Object.entries(state.sysctls)) {
+    const notRestored = (why: string) => warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')}=${value} not restored: ${why}`);
+    let now: string | undefined;
     try {
-      const now = readDeviceSysctl(device, name);
-      if (now === undefined || now === value) continue;
+      now = readDeviceSysctl(device, name);
+    } catch (err) {
+      notRestored(reason(err));
+      continue;
+    }
+    if (now === undefined || now === value) continue;
+    try {
       writeDeviceSysctl(device, name, value);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')}=${value} not restored: ${code}`);
+      notRestored((err as NodeJS.ErrnoException).code ?? (err as Error).message);
     }
   }
 }

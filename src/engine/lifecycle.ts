@@ -206,8 +206,8 @@ function observeAndPlan(
 
 /**
  * The host devices' routes, neighbours, sysctls and tc, read before waiting for a claims lock that
- * another hook holds, so that hooks do not queue behind each other's reads (BENCHMARKS.md, 2026-12-02). Selectors that match nothing
- * yet are the planner's to report, under the lock.
+ * another hook holds, so that hooks do not queue behind each other's reads (BENCHMARKS.md,
+ * 2026-12-02). Selectors that match nothing yet are the planner's to report, under the lock.
  */
 function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
   const hostLinks = linksOf(host);

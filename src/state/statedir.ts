@@ -608,12 +608,8 @@ export class StateDir {
     for (const id of this.containerIds()) {
       const dir = this.containerDir(id);
       if (!fs.existsSync(path.join(dir, JOURNAL))) continue;
-      let data: Buffer | null = null;
-      try {
-        data = readRegularFile(path.join(dir, CLAIMS), { where: `claims of container ${id}`, error: StateError, owner: 'self', maxBytes: MAX_CLAIMS_BYTES, missingOk: true });
-      } catch {
-        // not a file of ours: the journal decides
-      }
+      // Missing, or not a plain file of ours: the journal decides.
+      const data = this.ownFile(dir, CLAIMS, MAX_CLAIMS_BYTES);
       const record = data && decodeClaims(data, id);
       if (record) {
         claims.push(record);

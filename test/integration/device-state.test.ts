@@ -4,6 +4,8 @@
 // poststop and after a rollback; an IPv6 address with finite lifetimes has its prefix route back.
 // A throwaway netns plays the host (the hook runs under nsenter --net), veth ends stand in for NICs.
 import t from 'tap';
+import { restoreSysctls } from '../../src/apply/device-state';
+import { Netns } from '../../src/netns/netns';
 import { bundleFor, createRuntime, ok, poststop } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { makeRig, Rig } from '../helpers/netdevices';
@@ -67,4 +69,18 @@ t.test('after a rollback, routes, neighbours, sysctls and tc of moved NICs are b
     }
   }
   t.equal(finitePrefixRoute(w, dual).length, 1, 'the finite-lifetime IPv6 address has its prefix route back');
+});
+
+t.test('a recorded sysctl that cannot be read back is named in one warning with the reason, and the others are still restored', async (t) => {
+  const rig = makeRig(t);
+  const dev = uniqueName('sys');
+  rig.sb.createVethPair(rig.simhost, dev, uniqueName('peer'));
+  using host = Netns.open(`/run/netns/${rig.simhost}`);
+  const warnings: string[] = [];
+  // "ipv4/.." names the device's conf folder itself: reading it fails with EISDIR.
+  const state = { routes: [], neighbours: [], tc: [], sysctls: { 'ipv4/..': '1', 'ipv6/accept_ra': '0' } };
+  restoreSysctls(host, state, 'k', dev, (m) => warnings.push(m));
+  t.equal(warnings.length, 1, 'one warning', { warnings });
+  t.match(warnings[0], new RegExp(`^device k: sysctl net\\.ipv4\\.conf\\.${dev}\\.\\.\\.=1 not restored: device ${dev}: cannot read /proc/sys/net/ipv4/conf/${dev}/\\.\\.: EISDIR$`), 'naming the sysctl and why');
+  t.equal(shOk(...inSimHost(rig.simhost, ['cat', `/proc/sys/net/ipv6/conf/${dev}/accept_ra`])).trim(), '0', 'the other one is restored, in the host given');
 });
