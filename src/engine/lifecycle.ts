@@ -378,9 +378,12 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       // in the host's namespace, where they make the host's side of a network (a bridge, NAT rules).
       hostNs.within(() => addNetworks(j, store.pinPath(target.id), container, persist, ctx.info, opts.cni?.timeoutMs));
     } catch (err) {
-      // A failed ADD is followed by its DEL (the spec), then the devices are undone.
+      // A failed ADD is followed by its DEL (the spec), after the devices came home, as at restore:
+      // the DEL deletes whatever has CNI_IFNAME in there, and the container may have given that
+      // name to one of our devices while the ADD ran.
+      const undoErrors = rollback(ctx, j);
       const delErrors = hostNs.within(() => delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
-      throw new ApplyError(err as Error, [...delErrors, ...rollback(ctx, j)]);
+      throw new ApplyError(err as Error, [...undoErrors, ...delErrors]);
     }
     j.phase = 'attached';
     persist();

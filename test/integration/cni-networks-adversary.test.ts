@@ -223,3 +223,30 @@ t.test("the container deletes its network's eth0 and renames the moved NIC to et
   t.same(leases(dirs, net), [], 'the lease is released');
   t.same(stateEntries(rig.stateDir), [], 'no state left');
 });
+
+t.test("the container renames the moved NIC to its network's eth0 while the chain's ADD runs, which then fails: the DEL owed does not take the NIC, which comes home", async (t) => {
+  const { rig, dirs, net, bridge, nic } = bridgeAndNic(t, 'midadd', '10.79.0.0/24');
+  // The bridge's ADD made eth0; the next plugin is the container's process at work (it deletes its
+  // network's eth0 and gives the NIC that name), then fails, so the DEL chain is owed at once.
+  writeFileSync(join(dirs.pluginDir, 'swapper'), `#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0 ;;
+ADD) nsenter --net="$CNI_NETNS" sh -c 'ip link del eth0 && ip link set net0 down && ip link set net0 name eth0'
+  echo '{"cniVersion":"1.0.0","code":111,"msg":"swapper fails ADD"}'; exit 1 ;;
+esac
+exit 0
+`);
+  chmodSync(join(dirs.pluginDir, 'swapper'), 0o755);
+  bridgeNetwork(dirs, net, bridge, '10.79.0.0/24', [{ type: 'swapper' }]);
+  const host = () => Object.fromEntries(Object.entries(nsSnapshot(rig.simhost)).filter(([name]) => name !== bridge));
+  const before = host();
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic]: { name: 'net0' }, [net]: { type: 'cni', name: 'eth0' } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.not(r.status, 0, 'createRuntime fails');
+  t.match(userStderr(r.stderr), 'swapper fails ADD', 'naming the plugin\'s error');
+  t.same(host(), before, `the host is as before: ${nic} is home`);
+  t.same(nonLoopback(rig.ctr), [], 'nothing in the container');
+  t.same(leases(dirs, net), [], 'no lease');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+});
