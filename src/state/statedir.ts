@@ -331,7 +331,11 @@ export class StateDir {
         fs.closeSync(fd);
       }
     } catch {
-      fs.rmSync(file, { force: true });
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        // Not a file (a folder planted there): it is never read as a mark either.
+      }
     }
   }
 
