@@ -5,7 +5,7 @@ import { checkPolicy } from '../config';
 import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
-import { macvlanMasters, openHost, policyOf } from './lifecycle';
+import { heldOnHost, macvlanMasters, openHost, policyOf } from './lifecycle';
 import type { EngineOptions } from './lifecycle';
 import { PolicyError, show } from '../errors';
 
@@ -19,12 +19,11 @@ export interface HostDevice {
 export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile' | 'hostNetns'>): HostDevice[] {
   const policy = policyOf(opts);
   const { claims } = new StateDir(opts.stateDir).scanClaims();
-  const held = new Map<string, string>();
-  for (const c of claims) for (const name of c.hostNames) held.set(name, c.containerId);
   using ns = openHost(opts);
   using sock = ns.socket();
   const observed = { ...observeHost({ ns, sock }), containerLinks: [], containerAddresses: [] };
   const { hostLinks } = observed;
+  const held = heldOnHost(claims, hostLinks);
   const masters = macvlanMasters(claims);
   return [...hostLinks].sort((a, b) => a.index - b.index).map((link): HostDevice => {
     const spec = { key: link.name, kind: 'host' as const, name: link.name, source: 'config' as const };

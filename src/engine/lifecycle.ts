@@ -122,6 +122,22 @@ function allocateGroup(others: ClaimRecord[], links: LinkInfo[]): number {
   }
 }
 
+/**
+ * Host device name -> id of the container holding it: a moved device's original name, a created
+ * veth's key, and whatever name a host link in another plan's group has now (a veth host end the
+ * host renamed).
+ */
+export function heldOnHost(claims: ClaimRecord[], hostLinks: LinkInfo[]): Map<string, string> {
+  const held = new Map<string, string>();
+  for (const c of claims) for (const name of c.hostNames) held.set(name, c.containerId);
+  const groups = new Map(claims.map((c) => [c.group, c.containerId]));
+  for (const l of hostLinks) {
+    const owner = groups.get(l.group);
+    if (owner !== undefined) held.set(l.name, owner);
+  }
+  return held;
+}
+
 /** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
 export function macvlanMasters(claims: ClaimRecord[]): Map<number, string> {
   const masters = new Map<number, string>();
@@ -177,10 +193,9 @@ function observeAndPlan(
   requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: ClaimRecord[],
   bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
-  const held = new Map<string, string>();
-  // Held by host device name: a moved device's original name (its key may only name the entry).
-  for (const c of others) for (const name of c.hostNames) held.set(name, c.containerId);
   const hostLinks = linksOf(host);
+  // Held by host device name: a moved device's original name (its key may only name the entry).
+  const held = heldOnHost(others, hostLinks);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
   const devices = resolveSelectors(requested, hostLinks);

@@ -6,10 +6,10 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { StateDir } from '../../src/state/statedir';
 import type { Journal } from '../../src/state/statedir';
-import { bundleFor, creating, hostNic, ok, poststop, startHookIn } from '../helpers/host';
-import { uniqueId } from '../helpers/names';
-import { makeRig } from '../helpers/netdevices';
-import { shOk, sleep } from '../helpers/sandbox';
+import { bundleFor, createRuntime, creating, hostNic, ok, poststop, refused, startHookIn } from '../helpers/host';
+import { uniqueId, uniqueName } from '../helpers/names';
+import { makeRig, nonLoopback } from '../helpers/netdevices';
+import { netnsPath, nsSnapshot, shOk, sleep } from '../helpers/sandbox';
 
 /** A journal of container `id` that holds host device `name` (ifindex `index`), nothing started. */
 function holding(id: string, name: string, index: number): Journal {
@@ -76,4 +76,23 @@ t.test('a device read ahead while another container was bringing it home: its ro
   ok(t, await hook.done, 'B\'s createRuntime');
   ok(t, poststop(rig, b, bundle), 'B\'s poststop');
   t.equal(routesOf(rig.simhost, nic), route, 'B\'s poststop brings the NIC home with the route it had when B took it');
+});
+
+t.test("a veth's host end renamed on the host is still held by its container: another container asking for it by its new name is refused", async (t) => {
+  const rig = makeRig(t, { inProcess: true });
+  const before = nsSnapshot(rig.simhost);
+  const hostEnd = uniqueName('veth');
+  const a = uniqueId('ctr');
+  const bundleA = bundleFor(rig, { [hostEnd]: { type: 'veth', name: 'eth1' } });
+  ok(t, createRuntime(rig, a, bundleA), 'A\'s createRuntime');
+  // Renamed on the host (an admin, a udev rule): the name A's claims hold is gone.
+  const renamed = uniqueName('ren');
+  shOk('ip', ['-n', rig.simhost, 'link', 'set', hostEnd, 'name', renamed]);
+  const ctr2 = rig.sb.createNetns('ctr2');
+  const b = uniqueId('ctr');
+  const bundleB = bundleFor(rig, { [renamed]: { name: 'net0' } }, netnsPath(ctr2));
+  refused(t, createRuntime(rig, b, bundleB), renamed, new RegExp(`held by container ${a}`));
+  t.same(nonLoopback(ctr2), [], 'nothing reached B\'s container');
+  ok(t, poststop(rig, a, bundleA), 'A\'s poststop');
+  t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
 });
