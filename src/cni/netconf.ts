@@ -33,7 +33,7 @@ export interface NetConf {
   prevResult?: CniResult;
   /** GC: the attachments the runtime still uses. */
   validAttachments?: { containerID: string; ifname: string }[];
-  /** Our state dir and policy file, if the config names them (else the environment, else the defaults). */
+  /** The state dir and policy file the config names: they must be the node's (src/cni/plugin.ts). */
   stateDir?: string;
   policyFile?: string;
   /** The config as received: delegated plugins get it unchanged. */

@@ -8,12 +8,13 @@
 // from ADD to DEL; `oci-netdev status` and `gc` see these attachments too (alive while the netns
 // path given at ADD still refers to the pinned namespace).
 
+import * as path from 'node:path';
 import { ConfigError, DeviceBusyError, NetdevError } from '../errors';
-import { DEFAULT_POLICY_FILE, loadPolicy, parseNetDevices } from '../config';
+import { DEFAULT_POLICY_FILE, checkCniArguments, parseNetDevices } from '../config';
 import type { DeviceSpec } from '../config';
 import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
-import { attachDevices, attachments, checkContainerNetns, detachAttachment, inspectAttachment } from '../engine/lifecycle';
+import { attachDevices, attachments, checkContainerNetns, detachAttachment, inspectAttachment, policyOf } from '../engine/lifecycle';
 import type { EngineOptions } from '../engine/lifecycle';
 import { execDelegate, findPlugin } from '../libcni/invoke';
 import type { CniCommand } from '../libcni/invoke';
@@ -67,14 +68,32 @@ type Verb = (conf: NetConf, env: CniEnv, opts: EngineOptions) => CniResult | und
 
 const VERBS: Record<Exclude<CniCommand, 'VERSION'>, Verb> = { ADD: add, DEL: del, CHECK: check, STATUS: status, GC: gc };
 
+/**
+ * The state dir and policy file are the node's: OCI_NETDEV_STATE_DIR and OCI_NETDEV_POLICY in the
+ * plugin's environment (the runtime's, or a wrapper root installed), else the defaults. A network
+ * config may be written by someone else (a Multus NetworkAttachmentDefinition): its `stateDir` and
+ * `policy` must name the same paths, or it could escape every claim and policy.
+ */
 function engineOptions(conf: NetConf, io: PluginIo): EngineOptions {
-  const policyFile = conf.policyFile ?? (io.env.OCI_NETDEV_POLICY || undefined);
+  const stateDir = io.env.OCI_NETDEV_STATE_DIR || DEFAULT_STATE_DIR;
+  const policyFile = io.env.OCI_NETDEV_POLICY || undefined;
+  requireNodePath('stateDir', 'state dir', conf.stateDir, stateDir, 'OCI_NETDEV_STATE_DIR');
+  requireNodePath('policy', 'policy', conf.policyFile, policyFile ?? DEFAULT_POLICY_FILE, 'OCI_NETDEV_POLICY');
   return {
-    stateDir: conf.stateDir ?? (io.env.OCI_NETDEV_STATE_DIR || DEFAULT_STATE_DIR),
+    stateDir,
     ...(policyFile !== undefined ? { policyFile } : {}),
     warn: (m) => io.stderr(`oci-netdev: warning: ${m}\n`),
     info: (m) => io.stderr(`oci-netdev: ${m}\n`),
   };
+}
+
+function requireNodePath(key: string, what: string, given: string | undefined, node: string, variable: string): void {
+  if (given === undefined || path.resolve(given) === path.resolve(node)) return;
+  throw new CniError(
+    CniCode.invalidConfig,
+    `network config: ${key}: only the node chooses its ${what} (${variable} in the plugin's environment, else the default), ` +
+      `not a network config: got ${JSON.stringify(given)}, the node's is ${JSON.stringify(node)}`,
+  );
 }
 
 /** Engine and config errors as CNI errors: bad config 7, a device another container holds 11, the rest ours (100). */
@@ -170,6 +189,9 @@ function originOf(conf: NetConf, env: CniEnv): JournalOrigin {
 function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
   checkArgs(env);
   deviceSpec(conf, env, undefined); // a bad config fails before IPAM reserves anything
+  // The capability args and CNI_ARGS come from whoever asked for the pod, the config maybe from a non-root writer.
+  const runtimeConfig = conf.raw.runtimeConfig;
+  checkCniArguments(conf.name, 'cni', typeof runtimeConfig === 'object' && runtimeConfig !== null ? runtimeConfig as Record<string, unknown> : {}, env.args, policyOf(opts));
   try {
     checkContainerNetns(env.netns!, opts);
   } catch (err) {
@@ -268,7 +290,7 @@ function check(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
 /** Ready for ADD: the policy reads, and the IPAM plugin the config names is there. */
 function status(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
   try {
-    loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+    policyOf(opts);
   } catch (err) {
     throw new CniError(CniCode.notAvailable, (err as Error).message);
   }

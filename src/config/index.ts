@@ -4,11 +4,12 @@ export * from './types';
 export { ANNOTATION, MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES } from './load';
 export { deviceArgSpecs, loadContainerRequest, parseNetDevices, validateConfigFile } from './load';
 export { checkDevName } from './names';
+export { canonicalIp } from './ip';
 export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from './device-arg';
 export type { DeviceArg } from './device-arg';
 export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
 export {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkNetworkPolicy, checkPolicy, loadPolicy,
-  parsePolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkCniArguments, checkNetworkPolicy, checkPolicy, loadPolicy,
+  parsePolicy, requestedAddresses,
 } from './policy';
-export type { Policy } from './policy';
+export type { AddressUse, AddressesInUse, Policy } from './policy';

@@ -87,6 +87,26 @@ function format(ip: Ip): string {
   return `${groups.slice(0, best[0]).join(':')}::${groups.slice(best[0] + best[1]).join(':')}`;
 }
 
+/** `text` (an address, or a CIDR's address) in the kernel's form, for comparing; undefined when it is none. */
+export function canonicalIp(text: string): string | undefined {
+  const ip = parseIp(text.split('/')[0]);
+  return ip ? format(ip) : undefined;
+}
+
+/**
+ * Whether every address of `cidr` (ADDRESS/PREFIX, or a bare address: the address alone) lies in
+ * the prefix `within` (a CIDR): what the kernel routes to a device for an address on it.
+ */
+export function cidrWithin(cidr: string, within: string): boolean {
+  const [addr, len] = cidr.split('/');
+  const [net, netLen] = within.split('/');
+  const ip = parseIp(addr);
+  const prefix = parseIp(net);
+  if (!ip || !prefix || ip.family !== prefix.family) return false;
+  const prefixlen = len === undefined ? width(ip.family) : Number(len);
+  return prefixlen >= Number(netLen) && inPrefix(ip, prefix, Number(netLen));
+}
+
 /** The kernel's default metric when none is given: 0 for IPv4, 1024 for IPv6. */
 const defaultMetric = (f: Family) => (f === 4 ? 0 : 1024);
 

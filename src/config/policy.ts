@@ -1,18 +1,24 @@
-// The device policy: which host devices each source of requests may use.
+// The device policy: what each source of requests may ask for.
 //
 // The hook runs as root, but whoever writes its input is not always root's equal: on podman and
 // CRI-O nodes the annotation oci-netdev.netDevices comes from whoever may create a container or a
-// pod. The policy file (root's, spec/policy.schema.json) says, per source, which host devices may
-// be moved or created (allowDevices), which masters macvlan devices may use (allowMasters), which
-// macvlan modes they may use (allowModes), which host bridges veth host ends may join
-// (allowBridges), and how many entries a container may ask for
-// (maxDevices). Without a file, linux.netDevices in config.json may use every device and mode (as
-// before policies existed) and the annotation no device, no bridge, and macvlan mode bridge only.
+// pod, and a CNI network config may come from whoever may write a NetworkAttachmentDefinition. The
+// policy file (root's, spec/policy.schema.json) says, per source, which host devices may be moved
+// or created (allowDevices), which masters and modes macvlans may use (allowMasters, allowModes),
+// which bridges veth host ends may join (allowBridges), which CNI networks may be attached
+// (allowNetworks), what every other field may set: host-side addresses and so the host's routes
+// (allowHostAddresses), MACs (allowMacs), port mappings (allowHostPorts, allowHostIPs,
+// allowProtocols), capability args and CNI_ARGS (allowCapabilities, allowArgs), whether an
+// address or MAC in use on the host or by another container may be taken (allowAddressesInUse),
+// and how many entries a container may ask for (maxDevices). Without a file, linux.netDevices
+// and the CNI plugin's configs may use everything (as before policies existed), and the
+// annotation no device, no bridge, macvlan mode bridge only, no host address, no host port below
+// 1024, no capability but portMappings, no CNI_ARGS, and nothing in use.
 //
-// These checks need only names, so they run before anything is observed (a host entry with a
-// selector is checked once the engine has found its device). The rules that need
-// kernel state (what the host depends on, what the kernel cannot move, claims) are the planner's
-// (src/plan/refusals.ts) and apply whatever the policy says.
+// These checks need only the request, so they run before anything is observed (a host entry with
+// a selector is checked once the engine has found its device; addresses in use once the host is
+// observed). The rules that need kernel state (what the host depends on, what the kernel cannot
+// move, claims) are the planner's (src/plan/refusals.ts) and apply whatever the policy says.
 
 import { ConfigError, PolicyError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
@@ -21,6 +27,8 @@ import { readRegularFile, sizeText } from '../state/files';
 import { validate } from '../schema/validate';
 import type { DeviceSource, DeviceSpec, MacvlanMode, NetworkSpec } from './types';
 import { hostDeviceName } from './types';
+import { canonicalIp, checkCidr, cidrWithin } from './ip';
+import { deviceError } from './schema';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
@@ -160,7 +168,18 @@ function matchTokens(tokens: Token[], cs: string[]): boolean {
 // ---------------------------------------------------------------------------------------------
 // The policy document.
 
-type ListField = 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges' | 'allowNetworks';
+type GlobField =
+  | 'allowDevices' | 'allowMasters' | 'allowModes' | 'allowBridges' | 'allowNetworks'
+  | 'allowMacs' | 'allowProtocols' | 'allowCapabilities' | 'allowArgs';
+type CidrField = 'allowHostAddresses' | 'allowHostIPs';
+type ListField = GlobField | CidrField | 'allowHostPorts';
+type Field = ListField | 'allowAddressesInUse' | 'maxDevices';
+
+const GLOB_FIELDS: readonly GlobField[] = [
+  'allowDevices', 'allowMasters', 'allowModes', 'allowBridges', 'allowNetworks', 'allowMacs', 'allowProtocols', 'allowCapabilities', 'allowArgs',
+];
+const CIDR_FIELDS: readonly CidrField[] = ['allowHostAddresses', 'allowHostIPs'];
+const FIELDS: readonly Field[] = [...GLOB_FIELDS, ...CIDR_FIELDS, 'allowHostPorts', 'allowAddressesInUse', 'maxDevices'];
 
 /** Every macvlan mode, the names allowModes globs match against. */
 const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
@@ -173,9 +192,27 @@ interface PolicySection {
   allowBridges: Glob[];
   /** CNI networks (type cni entries) by name. */
   allowNetworks: Glob[];
+  /** MACs an entry may set (mac, hostMac, the mac capability, CNI_ARGS MAC=), as lower-case text. */
+  allowMacs: Glob[];
+  /** Port mapping protocols (tcp, udp, sctp). */
+  allowProtocols: Glob[];
+  /** runtimeConfig keys (CNI capability args) of a CNI network. */
+  allowCapabilities: Glob[];
+  /** CNI_ARGS keys of a CNI network. */
+  allowArgs: Glob[];
+  /** Prefixes every host-side address (hostAddresses) must lie in, its prefix route included. */
+  allowHostAddresses: string[];
+  /** Prefixes a port mapping's hostIP must lie in; a mapping without one takes every address. */
+  allowHostIPs: string[];
+  /** Inclusive host port ranges of port mappings. */
+  allowHostPorts: [number, number][];
+  /** Whether an entry may use an address or MAC in use on the host or held by another container. */
+  allowAddressesInUse: boolean;
   maxDevices: number;
+  /** Each list as the file gave it, or its default: what refusals quote. */
+  text: Record<ListField, readonly string[]>;
   /** Which fields the file gave; the others hold their defaults. */
-  given: { allowDevices: boolean; allowMasters: boolean; allowModes: boolean; allowBridges: boolean; allowNetworks: boolean; maxDevices: boolean };
+  given: Record<Field, boolean>;
 }
 
 export interface Policy {
@@ -189,57 +226,84 @@ export interface Policy {
   cni: PolicySection;
 }
 
-interface SectionDoc {
-  allowDevices?: string[];
-  allowMasters?: string[];
-  allowModes?: string[];
-  allowBridges?: string[];
-  allowNetworks?: string[];
-  maxDevices?: number;
-}
+type SectionDoc = Partial<Record<ListField, string[]>> & { allowAddressesInUse?: boolean; maxDevices?: number };
+
+const EVERY_ADDRESS = ['0.0.0.0/0', '::/0'];
+const EVERY_PORT = '0-65535';
+
+/** What a list that allows everything holds, per field. */
+const EVERYTHING: Record<ListField, readonly string[]> = {
+  ...Object.fromEntries(GLOB_FIELDS.map((f) => [f, ['*']])) as Record<GlobField, string[]>,
+  allowHostAddresses: EVERY_ADDRESS, allowHostIPs: EVERY_ADDRESS, allowHostPorts: [EVERY_PORT],
+};
 
 /**
  * Defaults per source and field: config.json may use any device and mode, the annotation no
  * device, and only macvlan mode bridge (the others reach the master's own traffic: passthru hands
- * the whole master over, vepa and private depend on the switch beyond it).
+ * the whole master over, vepa and private depend on the switch beyond it); no host address, no
+ * host port below 1024, no capability but portMappings and no CNI_ARGS.
  */
-const DEFAULT_GLOBS: Record<DeviceSource, Record<ListField, string[]>> = {
-  config: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'], allowNetworks: ['*'] },
-  annotation: { allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [], allowNetworks: [] },
-  cni: { allowDevices: ['*'], allowMasters: ['*'], allowModes: ['*'], allowBridges: ['*'], allowNetworks: ['*'] },
+const DEFAULT_LISTS: Record<DeviceSource, Record<ListField, readonly string[]>> = {
+  config: EVERYTHING,
+  annotation: {
+    ...EVERYTHING,
+    allowDevices: [], allowMasters: [], allowModes: ['bridge'], allowBridges: [], allowNetworks: [],
+    allowCapabilities: ['portMappings'], allowArgs: [], allowHostAddresses: [], allowHostPorts: ['1024-65535'],
+  },
+  cni: EVERYTHING,
 };
+const DEFAULT_IN_USE: Record<DeviceSource, boolean> = { config: true, annotation: false, cni: true };
+
+/** A port range "N" or "N-M" (0 to 65535), or why it is none. */
+function portRange(text: string): [number, number] | string {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m) return 'must be a port N or a range N-M';
+  const lo = Number(m[1]);
+  const hi = Number(m[2] ?? m[1]);
+  if (hi > 65535) return 'must be ports from 0 to 65535';
+  if (lo > hi) return 'must be a range N-M with N at most M';
+  return [lo, hi];
+}
 
 function section(source: DeviceSource, doc: SectionDoc | undefined, where: string): PolicySection {
-  const globs = (field: ListField): Glob[] =>
-    (doc?.[field] ?? DEFAULT_GLOBS[source][field]).map((pattern, i) => {
-      const f = `${source}.${field}[${i}]`;
+  const text = (field: ListField): readonly string[] => doc?.[field] ?? DEFAULT_LISTS[source][field];
+  const fail = (field: ListField, i: number, problem: string, got: string): never => {
+    const f = `${source}.${field}[${i}]`;
+    throw new ConfigError(`${where}: ${f}: ${problem} (got ${preview(got)})`, { field: f });
+  };
+  const globs = (field: GlobField): Glob[] =>
+    text(field).map((pattern, i) => {
       let glob: Glob;
       try {
         glob = compileGlob(pattern);
       } catch (err) {
-        throw new ConfigError(`${where}: ${f}: ${(err as Error).message} (got ${preview(pattern)})`, { field: f });
+        return fail(field, i, (err as Error).message, pattern);
       }
       // A misspelt mode would otherwise allow nothing, silently.
       if (field === 'allowModes' && !MACVLAN_MODE_NAMES.some((m) => glob.matches(m))) {
-        throw new ConfigError(`${where}: ${f}: matches no macvlan mode; the modes are ${MACVLAN_MODE_NAMES.join(', ')} (got ${preview(pattern)})`, { field: f });
+        fail(field, i, `matches no macvlan mode; the modes are ${MACVLAN_MODE_NAMES.join(', ')}`, pattern);
       }
       return glob;
     });
+  const cidrs = (field: CidrField): string[] =>
+    text(field).map((cidr, i) => {
+      const problem = checkCidr(cidr);
+      return problem ? fail(field, i, problem, cidr) : cidr;
+    });
+  const ports = text('allowHostPorts').map((range, i) => {
+    const r = portRange(range);
+    return typeof r === 'string' ? fail('allowHostPorts', i, r, range) : r;
+  });
+  const lists = Object.fromEntries(GLOB_FIELDS.map((f) => [f, globs(f)])) as Record<GlobField, Glob[]>;
   return {
-    allowDevices: globs('allowDevices'),
-    allowMasters: globs('allowMasters'),
-    allowModes: globs('allowModes'),
-    allowBridges: globs('allowBridges'),
-    allowNetworks: globs('allowNetworks'),
+    ...lists,
+    allowHostAddresses: cidrs('allowHostAddresses'),
+    allowHostIPs: cidrs('allowHostIPs'),
+    allowHostPorts: ports,
+    allowAddressesInUse: doc?.allowAddressesInUse ?? DEFAULT_IN_USE[source],
     maxDevices: doc?.maxDevices ?? MAX_DEVICES,
-    given: {
-      allowDevices: doc?.allowDevices !== undefined,
-      allowMasters: doc?.allowMasters !== undefined,
-      allowModes: doc?.allowModes !== undefined,
-      allowBridges: doc?.allowBridges !== undefined,
-      allowNetworks: doc?.allowNetworks !== undefined,
-      maxDevices: doc?.maxDevices !== undefined,
-    },
+    text: Object.fromEntries([...GLOB_FIELDS, ...CIDR_FIELDS, 'allowHostPorts' as const].map((f) => [f, text(f)])) as Record<ListField, readonly string[]>,
+    given: Object.fromEntries(FIELDS.map((f) => [f, doc?.[f] !== undefined])) as Record<Field, boolean>,
   };
 }
 
@@ -289,42 +353,64 @@ export function policyRef(policy: Policy): string {
   return policy.exists ? `policy ${show(policy.file)}` : `the default policy (${show(policy.file)} does not exist)`;
 }
 
+/** What each list allows, for "which allows no X by default". */
+const NOUN: Record<ListField, string> = {
+  allowDevices: 'device', allowMasters: 'device', allowModes: 'mode', allowBridges: 'bridge', allowNetworks: 'network',
+  allowMacs: 'MAC', allowProtocols: 'protocol', allowCapabilities: 'capability', allowArgs: 'CNI_ARGS key',
+  allowHostAddresses: 'host address', allowHostIPs: 'host IP', allowHostPorts: 'host port',
+};
+
 function listText(policy: Policy, source: DeviceSource, field: ListField): string {
-  const s = policy[source];
   const rule = `${source}.${field}`;
-  if (s.given[field]) return `${rule} ${JSON.stringify(s[field].map((g) => g.pattern))}`;
-  const what = { allowModes: 'mode', allowBridges: 'bridge', allowNetworks: 'network' }[field as string] ?? 'device';
-  const defaults = DEFAULT_GLOBS[source][field];
-  const allows = defaults.includes('*') ? `every ${what}` : defaults.length ? `only ${defaults.join(', ')}` : `no ${what}`;
+  if (policy[source].given[field]) return `${rule} ${JSON.stringify(policy[source].text[field])}`;
+  const defaults = DEFAULT_LISTS[source][field];
+  const every = EVERYTHING[field].every((x) => defaults.includes(x));
+  const allows = every ? `every ${NOUN[field]}` : defaults.length ? `only ${defaults.join(', ')}` : `no ${NOUN[field]}`;
   return `${rule}, which allows ${allows} by default`;
 }
 
+const MISS = (field: ListField): string =>
+  (CIDR_FIELDS as readonly string[]).includes(field) ? 'it lies within no prefix of' : field === 'allowHostPorts' ? 'it lies in no range of' : 'it matches no pattern of';
+
+/** One line naming the entry, what it asked for, the source, the rule and the policy. */
+function refusal(policy: Policy, entry: string, source: DeviceSource, subject: string, rule: string, why: string): PolicyError {
+  return new PolicyError(
+    `device ${show(entry)}: ${subject} is refused for ${WHERE[source]} by ${policyRef(policy)}: ${why}`,
+    { device: entry, source, rule: `${source}.${rule}`, policyFile: policy.file },
+  );
+}
+
+function refuseUnlisted(policy: Policy, entry: string, source: DeviceSource, subject: string, field: ListField): never {
+  throw refusal(policy, entry, source, subject, field, `${MISS(field)} ${listText(policy, source, field)}`);
+}
+
+const globsAllow = (globs: Glob[], text: string): boolean => globs.some((g) => g.matches(text));
+const cidrsAllow = (cidrs: string[], address: string): boolean => cidrs.some((c) => cidrWithin(address, c));
+
 /** The first policy refusal among `devices`, thrown as a PolicyError; nothing when all pass. */
 export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
-  const refuse = (d: DeviceSpec, what: string, field: ListField): never => {
-    const rule = `${d.source}.${field}`;
-    throw new PolicyError(
-      `device ${show(d.key)}: ${what} is refused for ${WHERE[d.source]} by ${policyRef(policy)}: ` +
-        `it matches no pattern of ${listText(policy, d.source, field)}`,
-      { device: d.key, source: d.source, rule, policyFile: policy.file },
-    );
-  };
   for (const d of devices) {
     const s = policy[d.source];
+    const refuse = (what: string, field: ListField): never => refuseUnlisted(policy, d.key, d.source, what, field);
     if (d.kind === 'macvlan') {
       const master = d.master ?? '';
-      if (!s.allowMasters.some((g) => g.matches(master))) refuse(d, `macvlan master ${show(master)}`, 'allowMasters');
+      if (!globsAllow(s.allowMasters, master)) refuse(`macvlan master ${show(master)}`, 'allowMasters');
       const mode = d.mode ?? 'bridge';
-      if (!s.allowModes.some((g) => g.matches(mode))) refuse(d, `macvlan mode ${mode}`, 'allowModes');
+      if (!globsAllow(s.allowModes, mode)) refuse(`macvlan mode ${mode}`, 'allowModes');
     } else if (d.select && d.device === undefined) {
       // Its device is known once the engine has resolved the selector; checked again then.
-    } else if (!s.allowDevices.some((g) => g.matches(hostDeviceName(d)))) {
+    } else if (!globsAllow(s.allowDevices, hostDeviceName(d))) {
       const picked = d.select ? ` (${d.select.by} ${d.select.value})` : '';
-      refuse(d, d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(hostDeviceName(d))}${picked}`, 'allowDevices');
+      refuse(d.kind === 'veth' ? `veth host end ${show(d.key)}` : `host device ${show(hostDeviceName(d))}${picked}`, 'allowDevices');
     }
-    if (d.hostBridge !== undefined && !s.allowBridges.some((g) => g.matches(d.hostBridge!))) {
-      refuse(d, `host bridge ${show(d.hostBridge)}`, 'allowBridges');
+    if (d.hostBridge !== undefined && !globsAllow(s.allowBridges, d.hostBridge)) refuse(`host bridge ${show(d.hostBridge)}`, 'allowBridges');
+    for (const field of ['mac', 'hostMac'] as const) {
+      const mac = d[field];
+      if (mac !== undefined && !globsAllow(s.allowMacs, mac)) refuse(`${field} ${mac}`, 'allowMacs');
     }
+    (d.hostAddresses ?? []).forEach((cidr, i) => {
+      if (!cidrsAllow(s.allowHostAddresses, cidr)) refuse(`hostAddresses[${i}] ${cidr}`, 'allowHostAddresses');
+    });
   }
   for (const source of ['config', 'annotation', 'cni'] as const) {
     const mine = devices.filter((d) => d.source === source);
@@ -341,15 +427,100 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
   }
 }
 
-/** The first cni entry whose network the policy of its source does not allow, thrown as a PolicyError. */
+/** The first cni entry whose network, capability args or CNI_ARGS the policy of its source does not allow, thrown as a PolicyError. */
 export function checkNetworkPolicy(networks: NetworkSpec[], policy: Policy): void {
   for (const n of networks) {
-    if (policy[n.source].allowNetworks.some((g) => g.matches(n.network))) continue;
-    const rule = `${n.source}.allowNetworks`;
-    throw new PolicyError(
-      `device ${show(n.network)}: CNI network ${show(n.network)} is refused for ${WHERE[n.source]} by ${policyRef(policy)}: ` +
-        `it matches no pattern of ${listText(policy, n.source, 'allowNetworks')}`,
-      { device: n.network, source: n.source, rule, policyFile: policy.file },
-    );
+    if (!globsAllow(policy[n.source].allowNetworks, n.network)) refuseUnlisted(policy, n.network, n.source, `CNI network ${show(n.network)}`, 'allowNetworks');
+    checkCniArguments(n.network, n.source, n.runtimeConfig, n.args, policy);
+  }
+}
+
+/**
+ * The capability args (runtimeConfig) and CNI_ARGS of one network, judged by the policy of
+ * `source`: every key, the MACs they set, and each port mapping's host port, host IP and protocol.
+ */
+export function checkCniArguments(entry: string, source: DeviceSource, runtimeConfig: Record<string, unknown>, args: Array<[string, string]>, policy: Policy): void {
+  const s = policy[source];
+  const refuse = (what: string, field: ListField): never => refuseUnlisted(policy, entry, source, what, field);
+  for (const key of Object.keys(runtimeConfig)) if (!globsAllow(s.allowCapabilities, key)) refuse(`runtimeConfig.${key}`, 'allowCapabilities');
+  for (const [key] of args) if (!globsAllow(s.allowArgs, key)) refuse(`CNI_ARGS key ${key}`, 'allowArgs');
+  const macs: [string, unknown][] = [['runtimeConfig.mac', runtimeConfig.mac], ...args.filter(([k]) => k === 'MAC').map(([, v]): [string, unknown] => ['CNI_ARGS MAC', v])];
+  for (const [what, mac] of macs) {
+    if (typeof mac === 'string' && !globsAllow(s.allowMacs, mac.toLowerCase())) refuse(`${what} ${mac.toLowerCase()}`, 'allowMacs');
+  }
+  const mappings = runtimeConfig.portMappings;
+  if (mappings === undefined) return;
+  if (!Array.isArray(mappings)) throw deviceError(entry, 'portMappings', 'must be a list of port mappings');
+  mappings.forEach((m: unknown, i) => {
+    const f = `portMappings[${i}]`;
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) throw deviceError(entry, f, 'must be an object');
+    const { hostPort, hostIP, protocol = 'tcp' } = m as Record<string, unknown>;
+    if (typeof hostPort !== 'number' || !Number.isInteger(hostPort) || hostPort < 0 || hostPort > 65535) {
+      throw deviceError(entry, `${f}.hostPort`, `must be an integer from 0 to 65535 (got ${preview(hostPort)})`);
+    }
+    if (hostIP !== undefined && hostIP !== '' && (typeof hostIP !== 'string' || canonicalIp(hostIP) === undefined || hostIP.includes('/'))) {
+      throw deviceError(entry, `${f}.hostIP`, `must be an IPv4 or IPv6 address (got ${preview(hostIP)})`);
+    }
+    if (typeof protocol !== 'string') throw deviceError(entry, `${f}.protocol`, `must be a string (got ${preview(protocol)})`);
+    if (!s.allowHostPorts.some(([lo, hi]) => hostPort >= lo && hostPort <= hi)) refuse(`${f}.hostPort ${hostPort}`, 'allowHostPorts');
+    // Without a hostIP, portmap forwards the port on every local address, 127.0.0.1 and ::1 included.
+    const ips = typeof hostIP === 'string' && hostIP !== '' ? [hostIP] : EVERY_ADDRESS;
+    if (!ips.every((ip) => cidrsAllow(s.allowHostIPs, ip))) refuse(ips === EVERY_ADDRESS ? `${f} without hostIP (every local address)` : `${f}.hostIP ${hostIP as string}`, 'allowHostIPs');
+    if (!globsAllow(s.allowProtocols, protocol.toLowerCase())) refuse(`${f}.protocol ${protocol}`, 'allowProtocols');
+  });
+}
+
+/** An address or MAC an entry asks for, to be judged against those in use (checkAddressesInUse). */
+export interface AddressUse {
+  entry: string;
+  source: DeviceSource;
+  /** "mac", "hostAddresses[1]", "runtimeConfig.ips[0]", "CNI_ARGS IP", ... */
+  field: string;
+  kind: 'mac' | 'ip';
+  /** Lower-case MAC, or an address in the kernel's form. */
+  value: string;
+}
+
+/** Every address and MAC `devices` and `networks` set, on either side. */
+export function requestedAddresses(devices: DeviceSpec[], networks: NetworkSpec[]): AddressUse[] {
+  const uses: AddressUse[] = [];
+  const add = (entry: string, source: DeviceSource, field: string, kind: 'mac' | 'ip', text: unknown) => {
+    if (typeof text !== 'string') return;
+    const value = kind === 'mac' ? text.toLowerCase() : canonicalIp(text);
+    if (value !== undefined) uses.push({ entry, source, field, kind, value });
+  };
+  for (const d of devices) {
+    add(d.key, d.source, 'mac', 'mac', d.mac);
+    add(d.key, d.source, 'hostMac', 'mac', d.hostMac);
+    (d.addresses ?? []).forEach((a, i) => add(d.key, d.source, `addresses[${i}]`, 'ip', a));
+    (d.hostAddresses ?? []).forEach((a, i) => add(d.key, d.source, `hostAddresses[${i}]`, 'ip', a));
+  }
+  for (const n of networks) {
+    add(n.network, n.source, 'runtimeConfig.mac', 'mac', n.runtimeConfig.mac);
+    const ips = n.runtimeConfig.ips;
+    if (Array.isArray(ips)) ips.forEach((a, i) => add(n.network, n.source, `runtimeConfig.ips[${i}]`, 'ip', a));
+    for (const [k, v] of n.args) {
+      if (k === 'MAC') add(n.network, n.source, 'CNI_ARGS MAC', 'mac', v);
+      if (k === 'IP') v.split(',').forEach((a) => add(n.network, n.source, 'CNI_ARGS IP', 'ip', a.trim()));
+    }
+  }
+  return uses;
+}
+
+/** Who uses each MAC and address now: "host device eth1", "container web-1". */
+export interface AddressesInUse {
+  macs: Map<string, string>;
+  ips: Map<string, string>;
+}
+
+/** The first use of an address or MAC in use that the policy of its source does not allow, thrown as a PolicyError. */
+export function checkAddressesInUse(uses: AddressUse[], inUse: AddressesInUse, policy: Policy): void {
+  for (const u of uses) {
+    if (policy[u.source].allowAddressesInUse) continue;
+    const holder = (u.kind === 'mac' ? inUse.macs : inUse.ips).get(u.value);
+    if (holder === undefined) continue;
+    const rule = `${u.source}.allowAddressesInUse`;
+    const says = policy[u.source].given.allowAddressesInUse ? `${rule} is false` : `${rule} is false by default`;
+    throw refusal(policy, u.entry, u.source, `${u.field} ${u.value}`, 'allowAddressesInUse', `it is in use by ${holder}, and ${says}`);
   }
 }

@@ -4,8 +4,12 @@
 
 import * as fs from 'fs';
 import { ApplyError, ConfigError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
-import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, validateConfigFile } from '../config';
-import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
+import {
+  DEFAULT_POLICY_FILE, canonicalIp, checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, requestedAddresses,
+  validateConfigFile,
+} from '../config';
+import type { AddressUse, AddressesInUse, ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
+import type { Observed } from '../plan/plan';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
 import { planAttach } from '../plan/plan';
@@ -138,6 +142,29 @@ export function heldOnHost(claims: ClaimRecord[], hostLinks: LinkInfo[]): Map<st
   return held;
 }
 
+/**
+ * The MACs and addresses of the host's devices (but those the request moves, whose own they are)
+ * and those other containers' journals hold, with who uses each.
+ */
+function addressesInUse(observed: Observed, others: ClaimRecord[], moved: string[]): AddressesInUse {
+  const inUse: AddressesInUse = { macs: new Map(), ips: new Map() };
+  const names = new Map(observed.hostLinks.map((l) => [l.index, l.name]));
+  for (const l of observed.hostLinks) if (l.mac !== null && !moved.includes(l.name)) inUse.macs.set(l.mac, `host device ${l.name}`);
+  for (const a of observed.hostAddresses) {
+    const name = names.get(a.index);
+    const ip = canonicalIp(a.local ?? a.address);
+    if (name !== undefined && ip !== undefined && !moved.includes(name)) inUse.ips.set(ip, `host device ${name}`);
+  }
+  for (const c of others) {
+    for (const mac of c.macs) inUse.macs.set(mac, `container ${c.containerId}`);
+    for (const text of c.addresses) {
+      const ip = canonicalIp(text);
+      if (ip !== undefined) inUse.ips.set(ip, `container ${c.containerId}`);
+    }
+  }
+  return inUse;
+}
+
 /** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
 export function macvlanMasters(claims: ClaimRecord[]): Map<number, string> {
   const masters = new Map<number, string>();
@@ -190,7 +217,7 @@ export function checkContainerNetns(nsPath: string, opts: Pick<EngineOptions, 'h
  * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
  */
 function observeAndPlan(
-  requested: DeviceSpec[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: ClaimRecord[],
+  requested: DeviceSpec[], uses: AddressUse[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: ClaimRecord[],
   bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const hostLinks = linksOf(host);
@@ -205,7 +232,8 @@ function observeAndPlan(
     // holder may be moving it right now.
     const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName).filter((name) => !held.has(name));
     const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
-    return planAttach(devices, observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early), {
+    const observed = observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early);
+    const plan = planAttach(devices, observed, {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
       claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
@@ -213,6 +241,8 @@ function observeAndPlan(
       policy,
       indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
     });
+    checkAddressesInUse(uses, addressesInUse(observed, others, hostDevices), policy);
+    return plan;
   } catch (err) {
     // Another container's unreadable journal blocks nobody, but a device it may hold is named.
     throw mayBeHeld(err, devices, hostLinks, bad);
@@ -259,7 +289,7 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
     const scan = new StateDir(opts.stateDir).scanClaims();
-    observeAndPlan(req.devices, policy, host, container, ctNs, scan.claims, scan.bad);
+    observeAndPlan(req.devices, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad);
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
@@ -291,7 +321,8 @@ export function attach(state: OciState, opts: EngineOptions): void {
   const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS, state.id);
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
-  attachPlanned({ id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined }, req.devices, policy, opts, networks);
+  const target = { id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined };
+  attachPlanned(target, req.devices, requestedAddresses(req.devices, req.networks), policy, opts, networks);
 }
 
 /** Where a front door attaches devices, and the id the state keeps them under. */
@@ -313,12 +344,15 @@ export interface AttachTarget {
  * journal, or the existing one when the same target asks again with nothing new.
  */
 export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts: EngineOptions): Journal {
-  const policy = loadPolicy(opts.policyFile ?? DEFAULT_POLICY_FILE, opts.policyFile !== undefined);
+  const policy = policyOf(opts);
   checkPolicy(devices, policy);
-  return attachPlanned(target, devices, policy, opts);
+  return attachPlanned(target, devices, requestedAddresses(devices, []), policy, opts);
 }
 
-function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[] = []): Journal {
+/** `uses`: the addresses and MACs the request sets, judged against those in use once the host is observed. */
+function attachPlanned(
+  target: AttachTarget, devices: DeviceSpec[], uses: AddressUse[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[] = [],
+): Journal {
   const nsPath = target.netnsPath;
   const store = new StateDir(opts.stateDir);
   store.ensure();
@@ -363,7 +397,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
       // was still restoring it, changed the mark before its claims went.
       const ahead = mark !== null && store.releaseMark() === mark ? early : undefined;
       const others = scan.claims.filter((c) => c.containerId !== target.id);
-      const plan = observeAndPlan(devices, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), ahead);
+      const plan = observeAndPlan(devices, uses, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), ahead);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),

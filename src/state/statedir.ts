@@ -256,6 +256,18 @@ export interface ClaimRecord {
   containerIndexes: number[];
   /** Host ifindexes of the lower devices its macvlans sit on. */
   macvlanLowers: number[];
+  /** The MACs its devices have or were given, on either side (a claims file without them is read from the journal). */
+  macs: string[];
+  /** The addresses, without prefix, its devices have or were given, and those its networks asked for. */
+  addresses: string[];
+}
+
+/** The MACs and addresses a network's capability args (mac, ips) and CNI_ARGS (MAC=, IP=) ask for. */
+function networkAddresses(n: JournalNetwork): { macs: string[]; addresses: string[] } {
+  const rc = n.runtimeConfig;
+  const texts = (v: unknown): string[] => (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+  const arg = (key: string) => n.args.filter(([k]) => k === key).flatMap(([, v]) => v.split(','));
+  return { macs: [...texts(rc.mac), ...arg('MAC')], addresses: [...texts(rc.ips), ...arg('IP')].map((a) => a.split('/')[0]) };
 }
 
 export function claimRecordOf(j: Journal): ClaimRecord {
@@ -268,6 +280,16 @@ export function claimRecordOf(j: Journal): ClaimRecord {
     hostNames: devices.flatMap((d) => (d.kind === 'host' ? [d.original.name] : d.kind === 'veth' ? [d.key] : [])),
     containerIndexes: devices.map((d) => d.containerIndex),
     macvlanLowers: devices.flatMap((d) => (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined ? [d.identity.hostLowerIndex] : [])),
+    macs: [
+      ...devices.flatMap((d) => [d.mac, d.kind === 'host' ? d.original.mac : undefined, d.kind === 'veth' ? d.hostMac : undefined]),
+      ...(j.networks ?? []).flatMap((n) => networkAddresses(n).macs),
+    ].filter((m): m is string => typeof m === 'string' && m !== '').map((m) => m.toLowerCase()),
+    addresses: [
+      ...devices.flatMap((d) => [
+        ...d.containerAddresses, ...(d.kind === 'host' ? d.original.addresses : []), ...(d.kind === 'veth' ? d.hostAddresses ?? [] : []),
+      ].map((a) => a.local ?? a.address)),
+      ...(j.networks ?? []).flatMap((n) => networkAddresses(n).addresses),
+    ],
   };
 }
 
@@ -279,6 +301,7 @@ function claimsData(j: Journal): Buffer {
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const ints = (v: unknown): boolean => Array.isArray(v) && v.every(isInt);
+const strings = (v: unknown): boolean => Array.isArray(v) && v.every((s) => typeof s === 'string');
 
 /** A claims file's record, if it is whole (its checksum holds), well-formed and the container's. */
 function decodeClaims(data: Buffer, id: string): ClaimRecord | null {
@@ -288,7 +311,7 @@ function decodeClaims(data: Buffer, id: string): ClaimRecord | null {
     if (sum !== sha256(JSON.stringify(claims))) return null;
     const c = claims as Partial<ClaimRecord>;
     const ok = c.containerId === id && isInt(c.group) && isInt(c.netnsDev) && isInt(c.netnsIno)
-      && Array.isArray(c.hostNames) && c.hostNames.every((n) => typeof n === 'string') && ints(c.containerIndexes) && ints(c.macvlanLowers);
+      && strings(c.hostNames) && ints(c.containerIndexes) && ints(c.macvlanLowers) && strings(c.macs) && strings(c.addresses);
     return ok ? c as ClaimRecord : null;
   } catch {
     return null;

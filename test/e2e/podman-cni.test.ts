@@ -38,7 +38,7 @@ t.test('podman with CNI: oci-netdev then tuning hand the NIC as eth0; podman rm 
   };
   writeFileSync(join(netDir, `${network}.conflist`), JSON.stringify(conflist));
   const containersConf = join(dir, 'containers.conf');
-  writeFileSync(containersConf, `[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = ${JSON.stringify(cniPath(sb))}\nnetwork_config_dir = "${netDir}"\n`);
+  writeFileSync(containersConf, `[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = ${JSON.stringify(cniPath(sb, stateDir))}\nnetwork_config_dir = "${netDir}"\n`);
   const podman = makePodman(sb, simhost, { stateDir, extraArgs: ['--network-config-dir', netDir], env: { CONTAINERS_CONF: containersConf } });
   const rootfs = join(makeBundle(sb, { args: [] }), 'rootfs');
 

@@ -5,7 +5,7 @@
 // /usr/lib/cni.
 import type { Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OCI_NETDEV } from './hook';
 import { uniqueId, uniqueName } from './names';
@@ -54,7 +54,7 @@ export function nicSetup(t: Test): NicSetup {
   rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
   return {
     rig, nic, ipamDir: rig.sb.tempDir('ipam'), tuningDir: rig.sb.tempDir('tuning'),
-    run: { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(rig.ctr), ifname: 'eth0', path: cniPath(rig.sb) },
+    run: { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(rig.ctr), ifname: 'eth0', path: cniPath(rig.sb, rig.stateDir) },
   };
 }
 
@@ -64,10 +64,16 @@ export function reservations(dataDir: string, network: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')).sort() : [];
 }
 
-/** A CNI_PATH with oci-netdev first (a link in a temp folder), then Debian's plugins. */
-export function cniPath(sb: Sandbox): string[] {
+/**
+ * A CNI_PATH with oci-netdev first, then Debian's plugins. With `stateDir`, oci-netdev there is a
+ * wrapper that sets OCI_NETDEV_STATE_DIR, as root would install it (a network config cannot choose
+ * the state dir, and a runtime may run DEL without its environment); else a link to bin/oci-netdev.
+ */
+export function cniPath(sb: Sandbox, stateDir?: string): string[] {
   const dir = sb.tempDir('cnibin');
-  symlinkSync(OCI_NETDEV, join(dir, 'oci-netdev'));
+  const plugin = join(dir, 'oci-netdev');
+  if (stateDir === undefined) symlinkSync(OCI_NETDEV, plugin);
+  else writeFileSync(plugin, `#!/bin/sh\nOCI_NETDEV_STATE_DIR='${stateDir}' exec '${OCI_NETDEV}' "$@"\n`, { mode: 0o755 });
   return [dir, DEBIAN_CNI];
 }
 

@@ -3,7 +3,7 @@
 // environment and config, ADD twice, DEL on another network, two networks after one device.
 // Every bad input is one CNI error naming what is wrong, and changes nothing.
 import t from 'tap';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainDel, CniList, CniRun, execPlugin, nicSetup, NicSetup, reservations } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
@@ -185,6 +185,40 @@ t.test('ADD twice, DEL on another network, a second network after the same devic
   t.ok(ipDetails(s.rig.ctr).eth0, 'and leaves the holder alone');
   t.equal(execPlugin(s.run, 'DEL', 'oci-netdev', conf).status, 0, 'the holder DELs');
   t.same(held(s, network), [], 'its address is released');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+});
+
+t.test('a network config cannot choose the state dir or the policy: refused with code 7, nothing written outside the node\'s state dir', async (t) => {
+  const s = nicSetup(t);
+  const before = await steady(s.rig.simhost);
+  const network = uniqueId('net');
+  const add = execPlugin(s.run, 'ADD', 'oci-netdev', nicConf(s, network));
+  t.equal(add.status, 0, 'container A takes the NIC', { out: add.stdout });
+  const heldBefore = stateEntries(s.rig.stateDir);
+
+  // An existing root-owned folder, and a policy that would allow anything.
+  const elsewhere = s.rig.sb.tempDir('elsewhere');
+  const loose = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(loose, JSON.stringify({ cni: { allowDevices: ['*'] } }), { mode: 0o644 });
+  const ctr2 = s.rig.sb.createNetns('ctr');
+  const run2: CniRun = { ...s.run, containerId: uniqueId('ctr'), netns: netnsPath(ctr2) };
+  const cases: [string, object, RegExp][] = [
+    ['a stateDir of its own', { stateDir: elsewhere }, new RegExp(`^network config: stateDir: only the node chooses its state dir .*got "${elsewhere}", the node's is "${s.rig.stateDir}"`)],
+    ['a policy of its own', { policy: loose }, new RegExp(`^network config: policy: only the node chooses its policy .*got "${loose}"`)],
+    ['a failing ADD with a stateDir of its own', { stateDir: elsewhere, device: uniqueName('none') }, /^network config: stateDir: only the node chooses/],
+  ];
+  for (const [what, extra, msg] of cases) {
+    const out = execPlugin(run2, 'ADD', 'oci-netdev', nicConf(s, uniqueId('net'), extra));
+    t.equal(out.status, 1, `${what}: exit 1`);
+    t.match(out.json, { code: 7, msg }, `${what}: code 7 naming the key`);
+    t.same(readdirSync(elsewhere), [], `${what}: nothing written in the folder it named`);
+    t.same(Object.keys(ipDetails(ctr2)), ['lo'], `${what}: nothing reached the second container`);
+    t.same(stateEntries(s.rig.stateDir), heldBefore, `${what}: only A's state`);
+  }
+  t.ok(ipDetails(s.rig.ctr).eth0, 'A keeps its NIC');
+  const del = execPlugin(s.run, 'DEL', 'oci-netdev', nicConf(s, network));
+  t.equal(del.status, 0, 'A DELs');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });

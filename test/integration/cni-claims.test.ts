@@ -20,7 +20,7 @@ t.test('two containers race for one device: one gets it, the other code 11 namin
     cniVersion: '1.0.0', name: network, type: 'oci-netdev', device: nic, stateDir: rig.stateDir,
     ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.125.0.0/24' }]] },
   };
-  const path = cniPath(rig.sb);
+  const path = cniPath(rig.sb, rig.stateDir);
   const runs: CniRun[] = [rig.ctr, rig.sb.createNetns('ctr')].map((ns) => ({
     simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(ns), ifname: 'eth0', path,
   }));
@@ -45,7 +45,7 @@ t.test('a device held through the hooks cannot be taken through CNI, and the oth
   const nic = uniqueName('nic');
   rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
   const before = await steady(rig.simhost);
-  const path = cniPath(rig.sb);
+  const path = cniPath(rig.sb, rig.stateDir);
   const list: CniList = { cniVersion: '1.0.0', name: uniqueId('net'), plugins: [{ type: 'oci-netdev', device: nic, stateDir: rig.stateDir }] };
   const cniCtr = rig.sb.createNetns('ctr');
   const run: CniRun = { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(cniCtr), ifname: 'eth0', path };

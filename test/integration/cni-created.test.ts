@@ -38,7 +38,7 @@ t.test('kind veth: a host end with a stable default name, the container end as C
     cniVersion: '1.1.0', name: uniqueId('net'),
     plugins: [{ type: 'oci-netdev', kind: 'veth', mtu: 1400, stateDir: rig.stateDir, ipam: hostLocal(ipamDir) }],
   };
-  const run = runFor(rig, cniPath(rig.sb));
+  const run = runFor(rig, cniPath(rig.sb, rig.stateDir));
   const hostBefore = Object.keys(ipDetails(rig.simhost));
   await lifecycle(t, rig, list, run, (result) => {
     const added = Object.keys(ipDetails(rig.simhost)).filter((n) => !hostBefore.includes(n));
@@ -63,7 +63,7 @@ t.test('kind macvlan on a host master with static IPAM, the MAC from CNI_ARGS, a
     cniVersion: '0.4.0', name: uniqueId('net'),
     plugins: [{ type: 'oci-netdev', kind: 'macvlan', master, mode: 'bridge', stateDir: rig.stateDir, ipam }],
   };
-  const run = { ...runFor(rig, cniPath(rig.sb), rig.ctr, 'net1'), args: 'IgnoreUnknown=true;MAC=02:00:5e:00:53:99;K8S_POD_NAME=x' };
+  const run = { ...runFor(rig, cniPath(rig.sb, rig.stateDir), rig.ctr, 'net1'), args: 'IgnoreUnknown=true;MAC=02:00:5e:00:53:99;K8S_POD_NAME=x' };
   await lifecycle(t, rig, list, run, (result) => {
     const net1 = ipDetails(rig.ctr).net1;
     t.equal(net1?.linkinfo?.info_kind, 'macvlan', 'the container has a macvlan net1');
@@ -78,7 +78,7 @@ t.test('kind macvlan on a host master with static IPAM, the MAC from CNI_ARGS, a
 t.test('GC runs DEL for the attachments of its network that valid-attachments does not list', async (t) => {
   const rig = makeRig(t);
   const ipamDir = rig.sb.tempDir('ipam');
-  const path = cniPath(rig.sb);
+  const path = cniPath(rig.sb, rig.stateDir);
   const network = uniqueId('net');
   const plugin = { type: 'oci-netdev', kind: 'veth', stateDir: rig.stateDir, ipam: hostLocal(ipamDir) };
   const list: CniList = { cniVersion: '1.1.0', name: network, plugins: [plugin] };
@@ -110,7 +110,7 @@ t.test('GC runs DEL for the attachments of its network that valid-attachments do
 
 t.test('STATUS: 0 when ADD can be served, code 50 when the IPAM plugin is missing', async (t) => {
   const rig = makeRig(t);
-  const run = runFor(rig, cniPath(rig.sb));
+  const run = runFor(rig, cniPath(rig.sb, rig.stateDir));
   const conf = { cniVersion: '1.1.0', name: 'n', type: 'oci-netdev', kind: 'veth', stateDir: rig.stateDir };
   const ok = execPlugin(run, 'STATUS', 'oci-netdev', { ...conf, ipam: { type: 'host-local' } });
   t.equal(ok.status, 0, 'STATUS exits 0', { stdout: ok.stdout });
@@ -123,7 +123,7 @@ t.test('DEL after the container deleted its veth end: success, the host end gone
   const rig = makeRig(t);
   const before = await steady(rig.simhost);
   const list: CniList = { cniVersion: '1.0.0', name: uniqueId('net'), plugins: [{ type: 'oci-netdev', kind: 'veth', hostName: uniqueName('vh'), stateDir: rig.stateDir }] };
-  const run = runFor(rig, cniPath(rig.sb));
+  const run = runFor(rig, cniPath(rig.sb, rig.stateDir));
   const add = chainAdd(list, run);
   t.notOk(add.failed, 'ADD', { failed: add.failed });
   shOk('ip', ['-n', rig.ctr, 'link', 'del', 'eth0']);

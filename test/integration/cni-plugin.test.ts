@@ -159,7 +159,8 @@ t.test('errors are CNI errors on stdout: version, environment, config', async (t
   }
   const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
   writeFileSync(policy, JSON.stringify({ cni: { allowDevices: ['nothing-*'] } }), { mode: 0o644 });
-  const refused = execPlugin(s.run, 'ADD', 'oci-netdev', { ...conf, policy });
+  // The node's policy, from the plugin's environment: a network config cannot choose it.
+  const refused = execPlugin(s.run, 'ADD', 'oci-netdev', conf, { OCI_NETDEV_POLICY: policy });
   t.match(refused.json, { code: 7, msg: new RegExp(`${s.nic}.*refused for the CNI network config by policy .*cni\\.allowDevices`) },
     'the policy section cni refuses a device: code 7 naming device, rule and file');
   t.ok(s.nic in ipDetails(s.rig.simhost), 'the NIC never moved');

@@ -9,9 +9,10 @@ import { PolicyError } from '../../src/errors';
 import { fakeLink } from '../helpers/links';
 import { ConfigError, DeviceBusyError } from '../../src/errors';
 import {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkGlob, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
-  parsePolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkGlob, checkNetworkPolicy, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  parsePolicy, requestedAddresses,
 } from '../../src/config/policy';
+import type { NetworkSpec } from '../../src/config/types';
 import { MAX_DEVICES } from '../../src/config/load';
 import type { DeviceSpec } from '../../src/config/types';
 import { planAttach, Observed } from '../../src/plan/plan';
@@ -88,7 +89,10 @@ t.test('parsePolicy: sections, defaults per field', async (t) => {
   t.same(p.annotation.allowDevices.map((g) => g.pattern), ['veth*', 'eth[1-2]']);
   t.same(p.annotation.allowMasters.map((g) => g.pattern), ['br0']);
   t.equal(p.annotation.maxDevices, MAX_DEVICES);
-  t.same(p.annotation.given, { allowDevices: true, allowMasters: true, allowModes: false, allowBridges: false, allowNetworks: false, maxDevices: false });
+  t.same(p.annotation.given, {
+    allowDevices: true, allowMasters: true, allowModes: false, allowBridges: false, allowNetworks: false,
+    allowMacs: false, allowProtocols: false, allowCapabilities: false, allowArgs: false, allowHostAddresses: false, allowHostIPs: false, allowHostPorts: false, allowAddressesInUse: false, maxDevices: false,
+  });
 
   const empty = parsePolicy('{}', '/x');
   t.same(empty.annotation.allowDevices, [], 'a file without an annotation section allows the annotation nothing');
@@ -116,6 +120,13 @@ t.test('parsePolicy: every mistake is a ConfigError naming the file and the fiel
     [{ annotation: { maxDevices: 1.5 } }, /maxDevices: must be an integer/],
     [{ config: { allowDevices: ['eth[0'] } }, /^policy \/p: config\.allowDevices\[0\]: has an unterminated '\[' at character 4 \(got "eth\[0"\)$/],
     [{ config: { allowMasters: ['ok', ''] } }, /^policy \/p: config\.allowMasters\[1\]: must not be empty/],
+    [{ annotation: { allowHostAddresses: ['10.0.0.0'] } }, /^policy \/p: annotation\.allowHostAddresses\[0\]: must be a CIDR, ADDRESS\/PREFIX \(got "10\.0\.0\.0"\)$/],
+    [{ annotation: { allowHostIPs: ['10.0.0.0/33'] } }, /^policy \/p: annotation\.allowHostIPs\[0\]: must have an IPv4 prefix length from 0 to 32/],
+    [{ annotation: { allowHostPorts: ['80-22'] } }, /^policy \/p: annotation\.allowHostPorts\[0\]: must be a range N-M with N at most M \(got "80-22"\)$/],
+    [{ annotation: { allowHostPorts: ['70000'] } }, /^policy \/p: annotation\.allowHostPorts\[0\]: must be ports from 0 to 65535/],
+    [{ annotation: { allowHostPorts: ['http'] } }, /^policy \/p: annotation\.allowHostPorts\[0\]: must be a port "N" or a range "N-M"/],
+    [{ annotation: { allowAddressesInUse: 'yes' } }, /^policy \/p: annotation\.allowAddressesInUse: must be true or false/],
+    [{ cni: { allowCapabilities: [''] } }, /^policy \/p: cni\.allowCapabilities\[0\]: must not be empty/],
   ];
   for (const [doc, message] of bad) {
     const err = thrown(() => parsePolicy(typeof doc === 'string' ? doc : JSON.stringify(doc), '/p'));
@@ -293,7 +304,10 @@ t.test('parsePolicy: allowModes per source, defaults, and globs that match no mo
   const p = parsePolicy(JSON.stringify({ config: { allowModes: ['bridge', 'v*'] }, annotation: { allowMasters: ['*'], allowModes: ['*'] } }), '/p');
   t.same(p.config.allowModes.map((g) => g.pattern), ['bridge', 'v*']);
   t.same(p.annotation.allowModes.map((g) => g.pattern), ['*']);
-  t.same(p.config.given, { allowDevices: false, allowMasters: false, allowModes: true, allowBridges: false, allowNetworks: false, maxDevices: false });
+  t.same(p.config.given, {
+    allowDevices: false, allowMasters: false, allowModes: true, allowBridges: false, allowNetworks: false,
+    allowMacs: false, allowProtocols: false, allowCapabilities: false, allowArgs: false, allowHostAddresses: false, allowHostIPs: false, allowHostPorts: false, allowAddressesInUse: false, maxDevices: false,
+  });
   t.same(parsePolicy('{"annotation": {}}', '/p').annotation.allowModes.map((g) => g.pattern), ['bridge'], 'a section without the field takes the default');
   for (const [doc, message] of [
     [{ config: { allowModes: ['brdge'] } }, /^policy \/p: config\.allowModes\[0\]: matches no macvlan mode; the modes are bridge, private, vepa, passthru \(got "brdge"\)$/],
@@ -328,4 +342,89 @@ t.test('checkPolicy: allowModes', async (t) => {
     rule: 'config.allowModes',
   });
   t.match(thrown(() => checkPolicy([mode('vepa', 'annotation')], parsePolicy('{}', '/p'))), { rule: 'annotation.allowMasters' }, 'the master is checked first');
+});
+
+t.test('host-side addresses: none for the annotation by default; allowHostAddresses holds each address with its prefix', async (t) => {
+  const ann = (hostAddresses: string[]): DeviceSpec => ({ ...veth('pv0', 'annotation'), hostAddresses });
+  const file = policyFile({ annotation: { allowDevices: ['pv*'] } });
+  const p = loadPolicy(file);
+  for (const [i, cidr] of ['192.0.2.2/30', '128.0.0.1/1', '2000::1/3', '2001:db8:7::1/128'].entries()) {
+    const err = thrown(() => checkPolicy([ann([cidr])], p)) as PolicyError;
+    t.ok(err instanceof PolicyError, `${cidr}: refused`);
+    t.equal(err.message, `device pv0: hostAddresses[0] ${cidr} is refused for annotation oci-netdev.netDevices by policy ${file}: ` +
+      'it lies within no prefix of annotation.allowHostAddresses, which allows no host address by default', `${cidr} (${i}): one line naming field, rule and policy`);
+    t.equal(err.rule, 'annotation.allowHostAddresses');
+  }
+  const some = policyFile({ annotation: { allowDevices: ['pv*'], allowHostAddresses: ['10.99.0.0/16', 'fd00:99::/48'] } });
+  const q = loadPolicy(some);
+  t.doesNotThrow(() => checkPolicy([ann(['10.99.1.1/24', 'fd00:99:0:1::1/64', '10.99.0.1'])], q), 'addresses whose prefixes lie within');
+  t.match(thrown(() => checkPolicy([ann(['10.99.1.1/24', '10.99.1.1/8'])], q)), {
+    message: `device pv0: hostAddresses[1] 10.99.1.1/8 is refused for annotation oci-netdev.netDevices by policy ${some}: it lies within no prefix of annotation.allowHostAddresses ["10.99.0.0/16","fd00:99::/48"]`,
+  }, 'a prefix wider than the allowed one (the host would route it all to the container)');
+  t.doesNotThrow(() => checkPolicy([{ ...veth('v0'), hostAddresses: ['128.0.0.1/1'] }], defaultPolicy()), 'config.json: every host address by default');
+});
+
+t.test('MACs: allowMacs judges mac and hostMac', async (t) => {
+  const file = policyFile({ annotation: { allowDevices: ['pv*'], allowMacs: ['02:aa:*'] } });
+  const p = loadPolicy(file);
+  t.doesNotThrow(() => checkPolicy([{ ...veth('pv0', 'annotation'), mac: '02:aa:00:00:00:01', hostMac: '02:aa:00:00:00:02' }], p));
+  t.match(thrown(() => checkPolicy([{ ...veth('pv0', 'annotation'), hostMac: '02:bb:00:00:00:02' }], p)), {
+    message: `device pv0: hostMac 02:bb:00:00:00:02 is refused for annotation oci-netdev.netDevices by policy ${file}: it matches no pattern of annotation.allowMacs ["02:aa:*"]`,
+  });
+});
+
+const network = (runtimeConfig: Record<string, unknown>, args: Array<[string, string]> = [], source: DeviceSpec['source'] = 'annotation'): NetworkSpec =>
+  ({ network: 'web', ifname: 'eth1', args, runtimeConfig, source });
+
+t.test('port mappings, capabilities and CNI_ARGS of a CNI network', async (t) => {
+  const file = policyFile({ annotation: { allowNetworks: ['web'] } });
+  const p = loadPolicy(file);
+  const head = `device web: `;
+  const tail = ` is refused for annotation oci-netdev.netDevices by policy ${file}: `;
+  const cases: [string, NetworkSpec, string][] = [
+    ['host port 22', network({ portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 22, containerPort: 22, protocol: 'tcp' }] }),
+      `${head}portMappings[1].hostPort 22${tail}it lies in no range of annotation.allowHostPorts, which allows only 1024-65535 by default`],
+    ['a capability other than portMappings', network({ ips: ['10.0.0.5/24'] }),
+      `${head}runtimeConfig.ips${tail}it matches no pattern of annotation.allowCapabilities, which allows only portMappings by default`],
+    ['a CNI_ARGS key', network({}, [['IP', '10.0.0.5']]),
+      `${head}CNI_ARGS key IP${tail}it matches no pattern of annotation.allowArgs, which allows no CNI_ARGS key by default`],
+  ];
+  for (const [what, n, message] of cases) t.match(thrown(() => checkNetworkPolicy([n], p)), { message }, what);
+  t.doesNotThrow(() => checkNetworkPolicy([network({ portMappings: [{ hostPort: 8080, containerPort: 80 }] })], p), 'port 8080 on every address');
+
+  const strict = policyFile({ annotation: { allowNetworks: ['web'], allowHostIPs: ['192.0.2.0/24'], allowProtocols: ['tcp'], allowHostPorts: ['8000-8099'] } });
+  const q = loadPolicy(strict);
+  const more: [string, Record<string, unknown>, string][] = [
+    ['no hostIP', { hostPort: 8080, containerPort: 80 }, 'portMappings[0] without hostIP (every local address)'],
+    ['127.0.0.1', { hostPort: 8080, containerPort: 80, hostIP: '127.0.0.1' }, 'portMappings[0].hostIP 127.0.0.1'],
+    ['udp', { hostPort: 8080, containerPort: 80, hostIP: '192.0.2.9', protocol: 'udp' }, 'portMappings[0].protocol udp'],
+    ['port 9000', { hostPort: 9000, containerPort: 80, hostIP: '192.0.2.9' }, 'portMappings[0].hostPort 9000'],
+  ];
+  for (const [what, m, subject] of more) {
+    t.match(thrown(() => checkNetworkPolicy([network({ portMappings: [m] })], q)), { message: new RegExp(`^device web: ${subject.replace(/[.()[\]]/g, '\\$&')} is refused`) }, what);
+  }
+  t.doesNotThrow(() => checkNetworkPolicy([network({ portMappings: [{ hostPort: 8080, containerPort: 80, hostIP: '192.0.2.9' }] })], q));
+  t.match(thrown(() => checkNetworkPolicy([network({ portMappings: [{ hostPort: 'x', containerPort: 80 }] })], q)), { message: 'device web: portMappings[0].hostPort: must be an integer from 0 to 65535 (got "x")' });
+  t.doesNotThrow(() => checkNetworkPolicy([network({ portMappings: [{ hostPort: 22, containerPort: 22 }], ips: ['1.2.3.4/24'] }, [['IP', '1.2.3.4']], 'config')], defaultPolicy()),
+    'config.json: every port, capability and key by default');
+});
+
+t.test('addresses and MACs in use: refused for the annotation by default, naming who uses them', async (t) => {
+  const file = policyFile({ annotation: { allowDevices: ['pv*'], allowNetworks: ['web'], allowCapabilities: ['*'] } });
+  const p = loadPolicy(file);
+  const inUse = { macs: new Map([['02:00:00:00:00:01', 'host device eth1']]), ips: new Map([['10.1.0.2', 'container web-1'], ['2001:db8::1', 'host device eth1']]) };
+  const devices: DeviceSpec[] = [{ ...veth('pv0', 'annotation'), addresses: ['10.1.0.3/24', '2001:DB8::1/64'] }];
+  const uses = requestedAddresses(devices, [network({ mac: '02:00:00:00:00:01' })]);
+  t.same(uses.map((u) => [u.field, u.value]), [['addresses[0]', '10.1.0.3'], ['addresses[1]', '2001:db8::1'], ['runtimeConfig.mac', '02:00:00:00:00:01']]);
+  t.match(thrown(() => checkAddressesInUse(uses, inUse, p)), {
+    message: `device pv0: addresses[1] 2001:db8::1 is refused for annotation oci-netdev.netDevices by policy ${file}: it is in use by host device eth1, and annotation.allowAddressesInUse is false by default`,
+    rule: 'annotation.allowAddressesInUse',
+  });
+  t.match(thrown(() => checkAddressesInUse(requestedAddresses([], [network({}, [['IP', '10.1.0.2']])]), inUse, p)), {
+    message: /^device web: CNI_ARGS IP 10\.1\.0\.2 is refused .*: it is in use by container web-1, and annotation\.allowAddressesInUse is false by default$/,
+  });
+  const config = requestedAddresses([{ ...veth('v0'), mac: '02:00:00:00:00:01' }], []);
+  t.doesNotThrow(() => checkAddressesInUse(config, inUse, p), 'config.json may by default');
+  const allow = loadPolicy(policyFile({ annotation: { allowAddressesInUse: true } }));
+  t.doesNotThrow(() => checkAddressesInUse(uses, inUse, allow), 'the annotation may when the policy says so');
 });
