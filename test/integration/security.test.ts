@@ -379,6 +379,67 @@ t.test('a device another container holds is refused, naming that container', asy
   t.ok(nsSnapshot(rig.simhost)[a], 'back on the host');
 });
 
+t.test("the annotation's host addresses under the README's example policy: refused, nothing changed on the host", async (t) => {
+  const rig = makeRig(t);
+  const key = uniqueName('pv');
+  // The README's "pod-veth-*": the annotation may make veths whose host end matches.
+  const file = policy(rig, { annotation: { allowDevices: [`${key.slice(0, -1)}*`] } });
+  const opts = { args: ['--policy', file] };
+  const annotated = (entry: object) => configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [key]: { type: 'veth', name: 'eth1', ...entry } }) } });
+  // The host's gateway, half of IPv4, a third of IPv6, and the host's IPv6 gateway as a local address.
+  for (const cidr of ['192.0.2.2/30', '128.0.0.1/1', '2000::1/3', '2001:db8:7::1/128']) {
+    refusedUnchanged(t, rig, ociState(cid('hostaddr'), annotated({ hostAddresses: [cidr] }), 'creating'),
+      `oci-netdev: device ${key}: hostAddresses[0] ${cidr} is refused for annotation oci-netdev.netDevices by policy ${file}: ` +
+        'it lies within no prefix of annotation.allowHostAddresses, which allows no host address by default',
+      `hostAddresses ${cidr}`, opts);
+  }
+  const some = policy(rig, { annotation: { allowDevices: [`${key.slice(0, -1)}*`], allowHostAddresses: ['10.98.0.0/16'] } });
+  refusedUnchanged(t, rig, ociState(cid('hostaddr'), annotated({ hostAddresses: ['10.98.0.1/30', '10.98.0.5/8'] }), 'creating'),
+    `oci-netdev: device ${key}: hostAddresses[1] 10.98.0.5/8 is refused for annotation oci-netdev.netDevices by policy ${some}: ` +
+      'it lies within no prefix of annotation.allowHostAddresses ["10.98.0.0/16"]',
+    'a prefix wider than the policy allows', { args: ['--policy', some] });
+  const before = nsSnapshot(rig.simhost);
+  const id = cid('hostaddr');
+  const bundle = annotated({ hostAddresses: ['10.98.0.1/30'] });
+  ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), { args: ['--policy', some] }), 'an address within the allowed prefix');
+  t.match(nsSnapshot(rig.simhost)[key]?.addresses, [{ local: '10.98.0.1', prefixlen: 30 }], 'on the host end');
+  ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), { args: ['--policy', some] }), 'poststop');
+  t.same(nsSnapshot(rig.simhost), before, 'host as before');
+});
+
+t.test('an address or MAC in use on the host or held by another container: refused for the annotation, naming who uses it', async (t) => {
+  const rig = makeRig(t);
+  const ctr2 = rig.sb.createNetns('ctr');
+  const a = nic(rig);
+  const nicMac = ipDetails(rig.simhost)[a].address;
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '192.0.2.77/24', 'dev', a]);
+  const key = uniqueName('pv');
+  const file = policy(rig, { annotation: { allowDevices: [`${key.slice(0, -1)}*`] } });
+  const opts = { args: ['--policy', file] };
+  // Another container holds a veth with an address and a MAC of its choosing.
+  const owner = cid('owner');
+  const ownerBundle = configBundle(rig.sb, ctr2, { netDevices: { [uniqueName('vo')]: { type: 'veth', name: 'eth1', mac: '02:00:5e:10:00:01', addresses: ['10.97.0.2/24'] } } });
+  ok(t, hook(rig, 'create-runtime', ociState(owner, ownerBundle, 'creating'), opts), 'the other container attaches');
+  const annotated = (entry: object) => configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [key]: { type: 'veth', name: 'eth1', ...entry } }) } });
+  const line = (subject: string, holder: string) => `oci-netdev: device ${key}: ${subject} is refused for annotation oci-netdev.netDevices by policy ${file}: ` +
+    `it is in use by ${holder}, and annotation.allowAddressesInUse is false by default`;
+  const cases: [string, object, string][] = [
+    ['the MAC of a host NIC', { mac: nicMac }, line(`mac ${nicMac}`, `host device ${a}`)],
+    ['the MAC of a host NIC on the host end', { hostMac: nicMac }, line(`hostMac ${nicMac}`, `host device ${a}`)],
+    ['an address of the host', { addresses: ['192.0.2.77/24'] }, line('addresses[0] 192.0.2.77', `host device ${a}`)],
+    ["another container's address", { addresses: ['10.97.0.2/24'] }, line('addresses[0] 10.97.0.2', `container ${owner}`)],
+    ["another container's MAC", { mac: '02:00:5E:10:00:01' }, line('mac 02:00:5e:10:00:01', `container ${owner}`)],
+  ];
+  for (const [what, entry, message] of cases) {
+    const before = nsSnapshot(rig.simhost);
+    refused(t, hook(rig, 'create-runtime', ociState(cid('taker'), annotated(entry), 'creating'), opts), message, what);
+    t.same(nsSnapshot(rig.simhost), before, `${what}: the host is unchanged`);
+    t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
+    t.same(stateEntries(rig.stateDir), [encodeId(owner)], `${what}: only the other container has state`);
+  }
+  ok(t, hook(rig, 'poststop', ociState(owner, ownerBundle, 'stopped'), opts), 'poststop of the other container');
+});
+
 // ---------------------------------------------------------------------------------------------
 // Paths.
 
