@@ -105,8 +105,10 @@ export class DeviceLostError extends PlanError {
 export class DeviceBusyError extends NetdevError {
   readonly code = 'ERR_DEVICE_BUSY';
   readonly owner: string;
-  constructor(device: string, owner: string) {
-    super(`device ${device} is held by container ${owner}`, { device, op: 'claim' });
+  /** `named`: the entry and the role in which it names the device, when it does not ask for the device itself. */
+  constructor(device: string, owner: string, named?: { entry: string; role: string }) {
+    const subject = named ? `device ${named.entry}: ${named.role} ${device}` : `device ${device}`;
+    super(`${subject} is held by container ${owner}`, { device: named?.entry ?? device, op: 'claim' });
     this.owner = owner;
   }
 }

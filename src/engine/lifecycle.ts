@@ -3,7 +3,7 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ApplyError, ConfigError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
+import { ApplyError, ConfigError, DeviceBusyError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
 import {
   DEFAULT_POLICY_FILE, canonicalIp, checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, requestedAddresses,
   validateConfigFile,
@@ -24,7 +24,7 @@ import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
 import type { ClaimRecord, JournalNetwork } from '../state/statedir';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, hostDevicesNamed, networksHeld, networkStatus, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
@@ -217,12 +217,18 @@ export function checkContainerNetns(nsPath: string, opts: Pick<EngineOptions, 'h
  * lo the planner knows of) and plans. Reads only; the caller holds the claims lock when it will apply.
  */
 function observeAndPlan(
-  requested: DeviceSpec[], uses: AddressUse[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null, others: ClaimRecord[],
-  bad: BadJournal[], early?: EarlyDeviceStates,
+  requested: DeviceSpec[], networks: JournalNetwork[], uses: AddressUse[], policy: Policy, host: Side, container: Side | null, ctNs: Netns | null,
+  others: ClaimRecord[], bad: BadJournal[], early?: EarlyDeviceStates,
 ): Plan {
   const hostLinks = linksOf(host);
   // Held by host device name: a moved device's original name (its key may only name the entry).
   const held = heldOnHost(others, hostLinks);
+  for (const n of networks) {
+    for (const { role, name } of hostDevicesNamed(n, hostLinks)) {
+      const owner = held.get(name);
+      if (owner !== undefined) throw new DeviceBusyError(name, owner, { entry: n.network, role });
+    }
+  }
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
   const devices = resolveSelectors(requested, hostLinks);
@@ -276,7 +282,7 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
   if (req.devices.length === 0 && req.networks.length === 0) return;
   const policy = checkRequest(req, opts);
   // The networks and their plugins exist; nothing is run.
-  prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
+  const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
   const hostNs = openHost(opts);
   let ctNs: Netns | null = null;
   let host: Side | null = null;
@@ -289,7 +295,7 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
     const scan = new StateDir(opts.stateDir).scanClaims();
-    observeAndPlan(req.devices, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad);
+    observeAndPlan(req.devices, networks, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad);
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
@@ -397,7 +403,7 @@ function attachPlanned(
       // was still restoring it, changed the mark before its claims went.
       const ahead = mark !== null && store.releaseMark() === mark ? early : undefined;
       const others = scan.claims.filter((c) => c.containerId !== target.id);
-      const plan = observeAndPlan(devices, uses, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), ahead);
+      const plan = observeAndPlan(devices, networks, uses, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), ahead);
       journal = {
         containerId: target.id,
         ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),

@@ -3,7 +3,9 @@
 // journal keeps each network's list, options and final result: DEL needs nothing else, even when
 // the conflist changed or the hook runs with other options (gc from a shell).
 
-import type { NetworkSpec } from '../config';
+import type { NetworkSpec, SelectorField } from '../config';
+import type { LinkInfo } from '../netlink/link';
+import { selects } from '../plan/select';
 import type * as Crypto from 'node:crypto';
 import { addNetworkList, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
 import type { CniOptions, RuntimeConf } from '../libcni/api';
@@ -54,6 +56,32 @@ export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings, containe
       cniPath: cni.path, cacheDir: cni.cacheDir, state: 'pending',
     };
   });
+}
+
+/** Plugin keys that name a host device by name (bridge, macvlan, ipvlan, vlan, host-device, and ours). */
+const NAME_KEYS = ['master', 'bridge', 'device', 'hostName'] as const;
+/** Plugin keys that pick a host device as host-device and ours do. */
+const SELECTOR_KEYS: readonly SelectorField[] = ['hwaddr', 'pciBusID', 'kernelpath'];
+
+/**
+ * The host devices the plugins of network `n` name, as far as we can see them: by name (a bridge
+ * plugin's bridge, a macvlan's master, ...) or by a host-device selector matched against `hostLinks`.
+ */
+export function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { role: string; name: string }[] {
+  const named: { role: string; name: string }[] = [];
+  for (const plugin of parseNetworkList(n.config, `network ${n.network}`).plugins) {
+    for (const key of NAME_KEYS) {
+      const name = plugin[key];
+      if (typeof name === 'string' && name !== '') named.push({ role: `plugin ${plugin.type}'s ${key}`, name });
+    }
+    for (const by of SELECTOR_KEYS) {
+      const value = plugin[by];
+      if (typeof value !== 'string' || value === '') continue;
+      const select = { by, value: by === 'kernelpath' ? value.replace(/\/+$/, '') : value.toLowerCase() };
+      for (const l of hostLinks.filter((link) => selects(select, link))) named.push({ role: `plugin ${plugin.type}'s ${by} ${value} picks`, name: l.name });
+    }
+  }
+  return named;
 }
 
 function runtimeConf(j: Journal, n: JournalNetwork, netns: string): RuntimeConf {

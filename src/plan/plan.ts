@@ -237,6 +237,13 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
     const device = hostDeviceName(spec);
     const owner = ctx.claims.get(device);
     if (owner !== undefined && spec.kind !== 'macvlan') throw new DeviceBusyError(device, owner);
+    // The other host devices an entry names are held too: a macvlan on another container's veth
+    // host end would see that container's traffic.
+    const named: [string, string | undefined][] = [['macvlan master', spec.master], ['hostBridge', spec.hostBridge]];
+    for (const [role, name] of named) {
+      const holder = name !== undefined ? ctx.claims.get(name) : undefined;
+      if (holder !== undefined) throw new DeviceBusyError(name!, holder, { entry: spec.key, role });
+    }
     const common = {
       key: spec.key,
       targetName: spec.name,

@@ -1,15 +1,19 @@
 // Adversary tests of the claims (src/state/statedir.ts claims files, src/engine/lifecycle.ts
 // attachPlanned): a device's state read ahead while another container still held it must not be
-// what a later createRuntime records, once that container let it go.
+// what a later createRuntime records, once that container let it go; and a held device is refused
+// in every role a field can give it (moved, adopted, master, bridge, selectors, CDI, CNI).
 import t from 'tap';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { StateDir } from '../../src/state/statedir';
 import type { Journal } from '../../src/state/statedir';
 import { bundleFor, createRuntime, creating, hostNic, ok, poststop, refused, startHookIn } from '../helpers/host';
+import { OCI_NETDEV, runHook } from '../helpers/hook';
+import { cniPath, CniRun, execPlugin } from '../helpers/cni';
+import { cniDirs, writeConflist } from '../helpers/cni-networks';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { makeRig, nonLoopback } from '../helpers/netdevices';
-import { netnsPath, nsSnapshot, shOk, sleep } from '../helpers/sandbox';
+import { ipDetails, makeRig, nonLoopback } from '../helpers/netdevices';
+import { inSimHost, netnsPath, nsSnapshot, sh, shOk, sleep } from '../helpers/sandbox';
 
 /** A journal of container `id` that holds host device `name` (ifindex `index`), nothing started. */
 function holding(id: string, name: string, index: number): Journal {
@@ -95,4 +99,80 @@ t.test("a veth's host end renamed on the host is still held by its container: an
   t.same(nonLoopback(ctr2), [], 'nothing reached B\'s container');
   ok(t, poststop(rig, a, bundleA), 'A\'s poststop');
   t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
+});
+
+t.test('a device another container holds, moved or made, is refused in every role a field can give it, naming the holder', async (t) => {
+  const rig = makeRig(t);
+  const hostEnd = uniqueName('veth');
+  const nic = hostNic(rig);
+  const a = uniqueId('ctr');
+  const bundleA = bundleFor(rig, { [hostEnd]: { type: 'veth', name: 'eth1' }, [nic]: { name: 'net1' } });
+  ok(t, createRuntime(rig, a, bundleA), "A's createRuntime");
+  const hostEndMac = ipDetails(rig.simhost)[hostEnd].address;
+  const after = nsSnapshot(rig.simhost);
+  const ctr2 = rig.sb.createNetns('ctr2');
+  const held = (device: string) => new RegExp(`^oci-netdev: device ${device} is held by container ${a}$`);
+  const named = (entry: string, role: string, device: string) => new RegExp(`^oci-netdev: device ${entry}: ${role} ${device} is held by container ${a}$`);
+  const unchanged = (what: string) => {
+    t.same(nsSnapshot(rig.simhost), after, `${what}: the host is as A left it`);
+    t.same(nonLoopback(ctr2), [], `${what}: nothing reached B's container`);
+    t.same(readdirSync(rig.stateDir).filter((f) => !f.endsWith('.lock') && f !== 'released').length, 1, `${what}: only A's state`);
+  };
+
+  const hookCases: [string, Record<string, object>, string, RegExp][] = [
+    ['a moved NIC, moved again', { [nic]: {} }, nic, held(nic)],
+    ["A's veth host end, moved", { [hostEnd]: {} }, hostEnd, held(hostEnd)],
+    ["A's veth host end, made again", { [hostEnd]: { type: 'veth', name: 'eth2' } }, hostEnd, held(hostEnd)],
+    ["A's veth host end as a macvlan master", { mv0: { type: 'macvlan', master: hostEnd, name: 'eth2' } }, hostEnd, named('mv0', 'macvlan master', hostEnd)],
+    ["A's moved NIC as a macvlan master", { mv0: { type: 'macvlan', master: nic, name: 'eth2' } }, nic, named('mv0', 'macvlan master', nic)],
+    ["A's veth host end as the bridge of a veth host end", { vb0: { type: 'veth', name: 'eth2', hostBridge: hostEnd } }, hostEnd, named('vb0', 'hostBridge', hostEnd)],
+    ["A's veth host end by hwaddr", { sel: { hwaddr: hostEndMac, name: 'eth2' } }, hostEnd, held(hostEnd)],
+  ];
+  for (const [what, devices, device, message] of hookCases) {
+    refused(t, createRuntime(rig, uniqueId('ctr'), bundleFor(rig, devices, netnsPath(ctr2))), device, message);
+    unchanged(what);
+  }
+
+  // Adopted: a sibling sharing A's namespace asks for a key not on the host under the name A's device has there.
+  const sibling = createRuntime(rig, uniqueId('ctr'), bundleFor(rig, { [uniqueName('gone')]: { name: 'eth1' } }));
+  refused(t, sibling, 'eth1', new RegExp(`eth1 in the container is held by container ${a}$`));
+  t.same(nsSnapshot(rig.simhost), after, 'adopted: the host is as A left it');
+
+  // CDI: a --device argument is an entry of linux.netDevices.
+  const cdi = sh(...inSimHost(rig.simhost, [OCI_NETDEV, '--state-dir', rig.stateDir, 'create-runtime', '--device', `${hostEnd}:name=net2`]),
+    { input: JSON.stringify(creating(uniqueId('ctr'), bundleFor(rig, {}, netnsPath(ctr2)))) });
+  refused(t, cdi, hostEnd, held(hostEnd));
+  unchanged('a CDI --device');
+
+  // A CNI network of the hooks whose plugin names A's device (a conflist root wrote, chosen by the request).
+  const dirs = cniDirs(rig.sb);
+  const networks: [string, object, RegExp][] = [
+    ['macvlan', { type: 'macvlan', master: hostEnd }, new RegExp(`plugin macvlan's master ${hostEnd} is held by container ${a}$`)],
+    ['bridge', { type: 'bridge', bridge: hostEnd }, new RegExp(`plugin bridge's bridge ${hostEnd} is held by container ${a}$`)],
+    ['host-device', { type: 'host-device', device: nic }, new RegExp(`plugin host-device's device ${nic} is held by container ${a}$`)],
+    ['host-device by hwaddr', { type: 'host-device', hwaddr: hostEndMac }, new RegExp(`plugin host-device's hwaddr ${hostEndMac} picks ${hostEnd} is held by container ${a}$`)],
+  ];
+  for (const [what, plugin, message] of networks) {
+    const net = uniqueId('net');
+    writeConflist(dirs, net, [plugin]);
+    const r = runHook(rig.simhost, 'create-runtime', creating(uniqueId('ctr'), bundleFor(rig, { [net]: { type: 'cni' } }, netnsPath(ctr2))), { stateDir: rig.stateDir, env: dirs.env });
+    refused(t, r, net, message);
+    unchanged(`a CNI network: ${what}`);
+  }
+
+  // The CNI plugin: every key of its network config that names a host device.
+  const run: CniRun = { simhost: rig.simhost, containerId: uniqueId('ctr'), netns: netnsPath(ctr2), ifname: 'eth0', path: cniPath(rig.sb, rig.stateDir) };
+  const confs: [string, object, RegExp][] = [
+    ['device', { device: nic }, new RegExp(`device ${nic} is held by container ${a}$`)],
+    ['hwaddr', { hwaddr: hostEndMac }, new RegExp(`device ${hostEnd} is held by container ${a}$`)],
+    ['veth hostName', { kind: 'veth', hostName: hostEnd }, new RegExp(`device ${hostEnd} is held by container ${a}$`)],
+    ['macvlan master', { kind: 'macvlan', master: hostEnd }, new RegExp(`macvlan master ${hostEnd} is held by container ${a}$`)],
+  ];
+  for (const [what, conf, msg] of confs) {
+    const out = execPlugin(run, 'ADD', 'oci-netdev', { cniVersion: '1.0.0', name: uniqueId('net'), type: 'oci-netdev', ...conf });
+    t.match(out.json, { code: 11, msg }, `the CNI plugin's ${what}: code 11 naming the holder`);
+    unchanged(`the CNI plugin's ${what}`);
+  }
+
+  ok(t, poststop(rig, a, bundleA), "A's poststop");
 });
