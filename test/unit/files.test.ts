@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ConfigError, StateError } from '../../src/errors';
 import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/state/files';
 import { claimRecordOf, encodeJournal, Journal, StateDir } from '../../src/state/statedir';
+import { sha256Hex } from '../../src/state/sha256';
 import { Sandbox, shOk } from '../helpers/sandbox';
 
 const PAGE = 4096;
@@ -182,13 +183,38 @@ t.test('a journal is refused, in one line naming it, when corrupt, of another ve
   t.throws(() => store.readJournal('c1'), { message: `${where} is corrupt: it belongs to container "c2"` });
 });
 
+t.test('the claims record: every MAC and address the plan and the networks hold, on either side', async (t) => {
+  const address = (ip: string, prefixlen: number) => ({
+    family: (ip.includes(':') ? 10 : 2) as 2 | 10, prefixlen, flags: 0, scope: 0, address: ip, preferredLifetime: 0, validLifetime: 0,
+  });
+  const base = journal('c1');
+  const host = { ...base.plan.devices[0], mac: '02:00:00:00:00:0a' } as Journal['plan']['devices'][0];
+  if (host.kind === 'host') host.original = { ...host.original, mac: '02:00:00:00:00:0b', addresses: [{ ...address('192.0.2.9', 24), local: '192.0.2.9' }] };
+  const j: Journal = {
+    ...base,
+    plan: { ...base.plan, devices: [host, {
+      key: 'vh0', kind: 'veth', targetName: 'eth1', identity: { kind: 'veth', permanentMac: null, parentBus: null, parentDev: null, hostPeerIndex: 20 },
+      containerIndex: 21, adopted: false, tempName: 't0', hostIndex: 20, mac: '02:00:00:00:00:0c', hostMac: '02:00:00:00:00:0d',
+      containerAddresses: [address('10.1.0.2', 24)], hostAddresses: [address('fd00::1', 64)],
+    }] },
+    networks: [{
+      network: 'web', ifname: 'eth2', args: [['IP', '10.2.0.5,10.2.0.6'], ['MAC', '02:00:00:00:00:0E']], runtimeConfig: { ips: ['10.3.0.7/24'], mac: '02:00:00:00:00:0f' },
+      config: {}, cniPath: [], cacheDir: '/x', state: 'pending',
+    }],
+  };
+  const record = claimRecordOf(j);
+  t.same(record.macs, ['02:00:00:00:00:0a', '02:00:00:00:00:0b', '02:00:00:00:00:0c', '02:00:00:00:00:0d', '02:00:00:00:00:0f', '02:00:00:00:00:0e']);
+  t.same(record.addresses, ['192.0.2.9', '10.1.0.2', 'fd00::1', '10.3.0.7', '10.2.0.5', '10.2.0.6']);
+});
+
 t.test('the claims file: written with the journal, read by scanClaims; the journal decides when it is torn, forged, another\'s or missing', async (t) => {
   const store = new StateDir(new Sandbox(t).tempDir('state'));
   const lock = store.lockContainer('c1');
   t.teardown(() => lock.release());
   const j = journal('c1');
   store.createJournal(j);
-  const expected = { containerId: 'c1', group: 7, netnsDev: 1, netnsIno: 2, hostNames: ['eth9'], containerIndexes: [9], macvlanLowers: [] };
+  const older = { containerId: 'c1', group: 7, netnsDev: 1, netnsIno: 2, hostNames: ['eth9'], containerIndexes: [9], macvlanLowers: [] };
+  const expected = { ...older, macs: [], addresses: [] };
   t.same(claimRecordOf(j), expected, 'the plan\'s claims');
   t.same(store.scanClaims(), { claims: [expected], bad: [] }, 'read back');
 
@@ -200,6 +226,8 @@ t.test('the claims file: written with the journal, read by scanClaims; the journ
     ['a name taken out without its checksum', good.replace('["eth9"]', '[]')],
     ['another container\'s', good.replace('"c1"', '"c2"')],
     ['empty', ''],
+    // Whole, but without what this release adds: the journal knows the addresses and MACs.
+    ["an older oci-netdev's, without macs and addresses", `{"sha256":"${sha256Hex(JSON.stringify(older))}","claims":${JSON.stringify(older)}}\n`],
   ];
   for (const [what, text] of wrong) {
     fs.writeFileSync(file, text);
