@@ -222,3 +222,29 @@ t.test('a network config cannot choose the state dir or the policy: refused with
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });
+
+t.test("the policy's cni section judges the capability args and CNI_ARGS a pod's writer sets: code 7 naming the key, the rule and the policy", async (t) => {
+  const s = nicSetup(t);
+  const before = await steady(s.rig.simhost);
+  const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(policy, JSON.stringify({ cni: { allowCapabilities: ['deviceID'], allowArgs: ['IgnoreUnknown'], allowMacs: ['02:aa:*'] } }), { mode: 0o644 });
+  const env = { OCI_NETDEV_POLICY: policy };
+  const why = `is refused for the CNI network config by policy ${policy}`;
+  const cases: [string, object, string | undefined, string][] = [
+    ['the mac capability', { runtimeConfig: { mac: '02:aa:00:00:00:01' } }, undefined, `runtimeConfig.mac ${why}: it matches no pattern of cni.allowCapabilities ["deviceID"]`],
+    ['CNI_ARGS MAC=', {}, 'MAC=02:aa:00:00:00:01', `CNI_ARGS key MAC ${why}: it matches no pattern of cni.allowArgs ["IgnoreUnknown"]`],
+    ['a mac the policy does not list', { mac: '02:bb:00:00:00:01' }, undefined, `mac 02:bb:00:00:00:01 ${why}: it matches no pattern of cni.allowMacs ["02:aa:*"]`],
+  ];
+  for (const [what, extra, args, message] of cases) {
+    const network = uniqueId('net');
+    const out = execPlugin({ ...s.run, ...(args !== undefined ? { args } : {}) }, 'ADD', 'oci-netdev', nicConf(s, network, { ipam: hostLocal(s), ...extra }), env);
+    t.equal(out.status, 1, `${what}: exit 1`);
+    t.match(out.json, { code: 7, msg: new RegExp(`^device \\S+: ${message.replace(/[.*[\]()]/g, '\\$&')}$`) }, `${what}: code 7, one line`);
+    t.same(held(s, network), [], `${what}: no address reserved`);
+  }
+  const ok = execPlugin(s.run, 'ADD', 'oci-netdev', nicConf(s, 'n1', { runtimeConfig: { deviceID: '0000:00:00.0' }, device: undefined }), env);
+  t.match(ok.json, { code: 100 }, 'an allowed capability passes the policy (and then finds no such PCI device)');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
+  t.same(Object.keys(ipDetails(s.rig.ctr)), ['lo'], 'nothing reached the container');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+});
