@@ -268,7 +268,11 @@ function selectorOf(key: string, entry: Entry): DeviceSelector | undefined {
   if (given.length > 1) throw deviceError(key, given.join(' and '), 'give only one of hwaddr, pciBusID and kernelpath');
   const by = given[0];
   if (by === undefined) return undefined;
-  const raw = entry[by] as string;
+  return selectorFor(by, entry[by] as string);
+}
+
+/** A selector as matching takes it: lower-case MAC, PCI address with its domain, sysfs path without a trailing slash. */
+export function selectorFor(by: SelectorField, raw: string): DeviceSelector {
   if (by === 'hwaddr') return { by, value: raw.toLowerCase() };
   if (by === 'pciBusID') return { by, value: (raw.split(':').length === 2 ? `0000:${raw}` : raw).toLowerCase() };
   return { by, value: raw.replace(/\/+$/, '') };

@@ -3,6 +3,7 @@
 // journal keeps each network's list, options and final result: DEL needs nothing else, even when
 // the conflist changed or the hook runs with other options (gc from a shell).
 
+import { selectorFor } from '../config';
 import type { NetworkSpec, SelectorField } from '../config';
 import type { LinkInfo } from '../netlink/link';
 import { selects } from '../plan/select';
@@ -77,7 +78,7 @@ export function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { ro
     for (const by of SELECTOR_KEYS) {
       const value = plugin[by];
       if (typeof value !== 'string' || value === '') continue;
-      const select = { by, value: by === 'kernelpath' ? value.replace(/\/+$/, '') : value.toLowerCase() };
+      const select = selectorFor(by, value);
       for (const l of hostLinks.filter((link) => selects(select, link))) named.push({ role: `plugin ${plugin.type}'s ${by} ${value} picks`, name: l.name });
     }
   }
