@@ -8,6 +8,7 @@ import { ConfigError, StateError } from '../../src/errors';
 import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/state/files';
 import { claimRecordOf, encodeJournal, Journal, StateDir } from '../../src/state/statedir';
 import { sha256Hex } from '../../src/state/sha256';
+import type { AddressRecord } from '../../src/state/records';
 import { Sandbox, shOk } from '../helpers/sandbox';
 
 const PAGE = 4096;
@@ -184,8 +185,8 @@ t.test('a journal is refused, in one line naming it, when corrupt, of another ve
 });
 
 t.test('the claims record: every MAC and address the plan and the networks hold, on either side', async (t) => {
-  const address = (ip: string, prefixlen: number) => ({
-    family: (ip.includes(':') ? 10 : 2) as 2 | 10, prefixlen, flags: 0, scope: 0, address: ip, preferredLifetime: 0, validLifetime: 0,
+  const address = (ip: string, prefixlen: number): AddressRecord => ({
+    family: ip.includes(':') ? 10 : 2, prefixlen, flags: 0, scope: 0, address: ip, preferredLifetime: 0, validLifetime: 0,
   });
   const base = journal('c1');
   const host = { ...base.plan.devices[0], mac: '02:00:00:00:00:0a' } as Journal['plan']['devices'][0];
