@@ -29,22 +29,38 @@ node_modules/.package-lock.json: package-lock.json
 
 # tsc type-checks and compiles everything (tests, bench) to dist/; build-cli.mjs bundles the CLI's
 # compiled modules with esbuild into dist/oci-netdev.js and makes its V8 code cache, which
-# bin/oci-netdev runs (README, Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command
-# table as --help.
+# bin/oci-netdev (the Node launcher) runs; build-exe.mjs compiles that bundle with Bun into the
+# product, the single executable dist/oci-netdev, with koffi's native module beside it (README,
+# Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command table as --help.
 build: node_modules/.package-lock.json
 	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/build-exe.mjs && node scripts/gen-man.mjs
 
-# `make install` (PREFIX, DESTDIR as usual): the launcher, the bundled CLI and its code cache, and
-# koffi (the package.json the loader resolves, its licence, the native modules for this machine)
-# go to $(PREFIX)/lib/oci-netdev, which the hook entries name; $(PREFIX)/bin/oci-netdev links to the
-# launcher. Tests, benchmarks and dev dependencies stay. test/integration/install.test.ts runs it.
+# `make install` (PREFIX, DESTDIR as usual): the single executable, a file and not a link, as
+# $(PREFIX)/bin/oci-netdev and as the CNI plugin $(CNI_BIN_DIR)/oci-netdev (it is a plugin when
+# CNI_COMMAND is set), each with koffi's native module beside it, where it loads it from; koffi's
+# licence and the man page. Hook entries name the executable that wrote them.
+# test/integration/install.test.ts runs it.
 PREFIX ?= /usr/local
-# The CNI plugin: a link named oci-netdev in the runtimes' plugin folder (it is a plugin when CNI_COMMAND is set).
 CNI_BIN_DIR ?= /opt/cni/bin
-LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
-# koffi's native modules for this machine only: glibc and musl (native/koffi-loader.ts tries both).
-ARCH := $(shell node -p process.arch)
+DOCDIR := $(DESTDIR)$(PREFIX)/share/doc/oci-netdev
 install: build
+	@[ -x dist/oci-netdev ] || { echo 'install: make build made no dist/oci-netdev (no Bun for this machine); make install-node installs the Node launcher'; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR) $(DOCDIR) $(DESTDIR)$(PREFIX)/share/man/man1
+	for dir in $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR); do \
+	  install -m 0644 dist/oci-netdev-koffi.node $$dir/oci-netdev-koffi.node; \
+	  install -m 0755 dist/oci-netdev $$dir/oci-netdev; \
+	done
+	install -m 0644 node_modules/koffi/LICENSE.txt $(DOCDIR)/koffi-LICENSE.txt
+	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
+
+# `make install-node`, where no executable is built: the Node launcher, the bundled CLI and its code
+# cache, and koffi (the package.json the loader resolves, its licence, the native modules for this
+# machine, glibc and musl: native/koffi-loader.ts tries both) go to $(PREFIX)/lib/oci-netdev, which
+# the hook entries name; $(PREFIX)/bin/oci-netdev and $(CNI_BIN_DIR)/oci-netdev link to the launcher.
+LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
+ARCH := $(shell node -p process.arch)
+.PHONY: install-node
+install-node: build
 	install -d $(LIBDIR)/bin $(LIBDIR)/dist $(LIBDIR)/node_modules/koffi $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 bin/oci-netdev $(LIBDIR)/bin/oci-netdev
 	install -m 0644 dist/oci-netdev.js dist/oci-netdev.cache $(LIBDIR)/dist/
@@ -69,13 +85,25 @@ lint: deps build
 	@echo 'lint: eslint and knip are clean'
 
 # lint first, then each suite in its own tap run, in this order (tap sorts the files of one run by
-# name), then the leak check alone; one summary line for all.
+# name); then the integration and e2e suites again against the single executable (OCI_NETDEV_TEST_BIN,
+# test/helpers/hook.ts), but for the files that run the engine in this process alone or that test
+# both builds side by side; then the leak check alone; one summary line for all.
+EXE_ONCE := inprocess.test.js executable.test.js
 test: deps build lint
 	@scripts/setup-runtimes.sh
 	@rc=0; { \
-	  for suite in $(SUITES) dist/test/leak-check.test.js; do \
+	  for suite in $(SUITES); do \
 	    [ ! -e $$suite ] || $(TAP) $$suite || rc=$$?; echo; \
 	  done; \
+	  if [ -x dist/oci-netdev ]; then \
+	    for suite in dist/test/integration dist/test/e2e; do \
+	      files=$$(ls $$suite/*.test.js | grep -v -F $(foreach f,$(EXE_ONCE),-e /$(f))); \
+	      OCI_NETDEV_TEST_BIN=dist/oci-netdev $(TAP) $$files || rc=$$?; echo; \
+	    done; \
+	  else \
+	    echo 'Bail out! no dist/oci-netdev: make build found no Bun for this machine'; rc=1; \
+	  fi; \
+	  $(TAP) dist/test/leak-check.test.js || rc=$$?; echo; \
 	  exit $$rc; \
 	} | node scripts/tap-summary.mjs
 

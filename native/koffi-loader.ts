@@ -47,12 +47,11 @@ export function loadKoffi(version = KOFFI_VERSION): typeof Koffi {
   throw new Error(`cannot load koffi ${version}'s native module: ${failures.join('; ')}`);
 }
 
-/** Where koffi's native module may be, in order: beside the single executable, or in node_modules. */
+/** Where koffi's native module may be: beside the single executable; else in node_modules, glibc's build first. */
 function candidates(): string[] {
   // process.execPath is the compiled executable itself under Bun (its real path, from /proc/self/exe).
   if (process.versions.bun !== undefined) return [path.join(path.dirname(process.execPath), KOFFI_BESIDE_EXECUTABLE)];
-  // By its package.json: the entry point (index.js) is neither loaded nor installed (make install).
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // By its package.json: the entry point (index.js) is neither loaded nor installed (make install-node).
   const root = path.dirname(require.resolve('koffi/package.json'));
   return ['linux', 'musl'].map((variant) => `${root}/build/koffi/${variant}_${process.arch}/koffi.node`);
 }

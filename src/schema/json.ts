@@ -8,7 +8,7 @@ export function parseJsonText(source: string): unknown {
     return JSON.parse(source) as unknown;
   } catch (err) {
     if (!(err instanceof SyntaxError)) throw err;
-    throw new SyntaxError(jsonSyntaxError(source));
+    throw new SyntaxError(jsonSyntaxError(source), { cause: err });
   }
 }
 
