@@ -39,6 +39,7 @@ export const OPTIONS = {
     help: 'also append every change, warning and error to FILE (env OCI_NETDEV_LOG_FILE); they always go to the system log (/dev/log, tag oci-netdev) when it exists',
   },
   json: { flag: '--json', help: 'print JSON' },
+  noTrunc: { flag: '--no-trunc', help: 'show container ids whole (a 64-hex id is otherwise cut to its first 12 digits, as podman does; --json always shows them whole)' },
   device: {
     flag: '--device', value: 'SPEC',
     help: 'NAME[:FIELD=VALUE,...]: the netDevices entry of host device NAME, repeatable (e.g. --device eth1:name=net1,mtu=9000); ' +
@@ -85,6 +86,8 @@ export interface Invocation {
   policyFile?: string;
   logFile?: string;
   json: boolean;
+  /** --no-trunc: container ids whole. */
+  noTrunc: boolean;
   live: boolean;
   /** --device SPEC, in order. */
   devices: string[];
@@ -186,7 +189,7 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'status', operands: '', arity: [0, 0], options: ['json', 'stateDir'],
+    name: 'status', operands: '', arity: [0, 0], options: ['json', 'noTrunc', 'stateDir'],
     summary: 'list containers and the devices they hold',
     description: 'Lists each container that holds devices: for every device the host and container names, the kind ' +
       '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost), and its live MAC and MTU.',
@@ -429,14 +432,16 @@ function printStatus(inv: Invocation): void {
     return;
   }
   if (!entries.length) inv.out('no containers hold devices\n');
+  const id = (full: string): string => (inv.noTrunc ? full : shortId(full));
   for (const e of entries) {
     if (e.phase === 'unreadable') {
-      inv.out(`${e.containerId} (unreadable: ${e.error})\n`);
+      inv.out(`${id(e.containerId)} (unreadable: ${e.error})\n`);
       continue;
     }
     const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
-    inv.out(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
-      `${formatAge(e.ageSeconds)} old; ${e.origin ? `CNI network ${e.origin.network}, container ${e.origin.containerId}, ${e.origin.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
+    const o = e.origin;
+    inv.out(`${o ? `cni:${o.network}:${id(o.containerId)}:${o.ifname}` : id(e.containerId)} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
+      `${formatAge(e.ageSeconds)} old; ${o ? `CNI network ${o.network}, container ${id(o.containerId)}, ${o.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
     // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
     const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
       d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,
@@ -450,6 +455,11 @@ function printStatus(inv: Invocation): void {
         `${ports.length ? `; ports ${ports.join(' ')}` : ''}\n`);
     }
   }
+}
+
+/** A container id of 64 hex digits (podman's, CRI-O's, containerd's) cut to 12, as podman shows it; any other id whole. */
+function shortId(containerId: string): string {
+  return /^[0-9a-f]{64}$/.test(containerId) ? containerId.slice(0, 12) : containerId;
 }
 
 /** 42s, 5m3s, 2h0m, 3d4h. */

@@ -59,7 +59,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (name === undefined && version) return parseArgs(['version'], env);
   const command = name === undefined ? undefined : findCommand(name);
   const parsed: Parsed = {
-    ...(command ? { command } : {}), help, args, stateDir: DEFAULT_STATE_DIR, stateDirGiven: false, json: false, live: false, devices, cni: {}, cniRun: {},
+    ...(command ? { command } : {}), help, args, stateDir: DEFAULT_STATE_DIR, stateDirGiven: false, json: false, noTrunc: false, live: false, devices, cni: {}, cniRun: {},
     argv: argv[0] === 'oci-netdev' ? argv.slice(1) : argv,
   };
   if (help) return parsed;
@@ -102,6 +102,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ...(policyFile !== undefined ? { policyFile } : {}),
     ...(logFile !== undefined ? { logFile } : {}),
     json: given.has('json'),
+    noTrunc: given.has('noTrunc'),
     live: given.has('live'),
     ...(typeof given.get('out') === 'string' ? { outFile: given.get('out') as string } : {}),
     ...(typeof given.get('cdiVersion') === 'string' ? { cdiVersion: given.get('cdiVersion') as string } : {}),
