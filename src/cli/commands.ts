@@ -46,6 +46,8 @@ export const OPTIONS = {
       'fields name, type, mtu, mac, master, mode, address (repeatable), gateway, hostBridge, hostMac, hostAddress (repeatable), ' +
       'hwaddr, pciBusID, kernelpath',
   },
+  include: { flag: '--include', value: 'GLOB', help: 'offer only the NICs whose name matches GLOB (repeatable: any of them); * ? [a-z] as in the policy' },
+  exclude: { flag: '--exclude', value: 'GLOB', help: 'leave out the NICs whose name matches GLOB (repeatable), e.g. --exclude \'veth*\'' },
   out: { flag: '--out', value: 'FILE', help: `the CDI spec file to write (default ${DEFAULT_CDI_FILE})` },
   cdiVersion: {
     flag: '--cdi-version', value: 'V',
@@ -91,6 +93,8 @@ export interface Invocation {
   live: boolean;
   /** --device SPEC, in order. */
   devices: string[];
+  /** cdi generate's --include and --exclude globs, in order. */
+  cdiFilter: { include: string[]; exclude: string[] };
   /** --out FILE. */
   outFile?: string;
   cdiVersion?: string;
@@ -217,18 +221,18 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'cdi', operands: 'generate', arity: [1, 1], options: ['out', 'cdiVersion', 'device', ...HOOK_OPTIONS],
+    name: 'cdi', operands: 'generate', arity: [1, 1], options: ['out', 'cdiVersion', 'device', 'include', 'exclude', ...HOOK_OPTIONS],
     summary: 'write a CDI spec with one device per host NIC the policy allows',
     description: `Writes a CDI spec (kind ${CDI_KIND}) with one device per host NIC of this network namespace that the ` +
       'policy\'s config section allows (never an always-refused one), named after the NIC, for ' +
       `\`podman run --device ${CDI_KIND}=eth1\`. Each device's edits add the createRuntime and poststop hooks with its ` +
-      `entry as a --device argument. ${PASSED_ON}`,
+      `entry as a --device argument. --include and --exclude limit the NICs by name (a NIC they leave out is not listed as skipped). ${PASSED_ON}`,
     run: (inv) => {
       if (inv.args[0] !== 'generate') throw new UsageError(`unknown cdi command ${inv.args[0]} (cdi generate)`, 'cdi');
       const out = inv.outFile ?? DEFAULT_CDI_FILE;
       const opts = hookOptions(inv);
       const { spec, skipped } = generateCdi({
-        out, cdiVersion: inv.cdiVersion ?? DEFAULT_CDI_VERSION, deviceTexts: inv.devices, stateDir: inv.stateDir,
+        out, cdiVersion: inv.cdiVersion ?? DEFAULT_CDI_VERSION, deviceTexts: inv.devices, stateDir: inv.stateDir, filter: inv.cdiFilter,
         ...(inv.policyFile !== undefined ? { policyFile: inv.policyFile } : {}),
         hook: (command) => hookEntry(command, opts),
       });
