@@ -32,7 +32,7 @@ node_modules/.package-lock.json: package-lock.json
 # bin/oci-netdev runs (README, Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command
 # table as --help.
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs && node scripts/gen-completion.mjs
 
 # `make install` (PREFIX, DESTDIR as usual): the launcher, the bundled CLI and its code cache, and
 # koffi (the package.json the loader resolves, its licence, the native modules for this machine)

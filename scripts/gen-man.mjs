@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Writes man/oci-netdev.1 from the help text the CLI prints (dist/src/cli/commands.js, after
 // tsc): the same command table gives `oci-netdev COMMAND --help`, `oci-netdev --help` and this
-// page, so they cannot drift apart. Plain roff (man(7) macros); no dependency.
+// page, so they cannot drift apart. Writes man/oci-netdev.5, the reference of config.json's
+// netDevices, the annotation and the policy, from the descriptions in spec/*.schema.json (the
+// schemas that validate them), and of the CNI network config keys. Plain roff (man(7) macros);
+// no dependency.
 //
 // Build: node scripts/gen-man.mjs (after tsc; `make build` runs it).
 
@@ -12,13 +15,25 @@ import { createRequire } from 'node:module';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const { COMMANDS, OPTIONS, INTRO, ENVIRONMENT, usageLine, optionLabel } = require(join(root, 'dist/src/cli/commands.js'));
+const { COMMANDS, OPTIONS, INTRO, ENVIRONMENT, EXAMPLES, FILES, SEE_ALSO, usageLine, optionLabel } = require(join(root, 'dist/src/cli/commands.js'));
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 /** Text as roff reads it: backslashes doubled, hyphens as \-, no line starting with a control character. */
 const esc = (text) => text.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/gm, '\\&$1');
 const bold = (text) => `\\fB${esc(text)}\\fR`;
 const paragraph = (text) => esc(text.replace(/\s*\n\s*/g, ' '));
+/** "oci-netdev(5)" as a reference: the name in bold, the section after it. */
+const reference = (ref) => ref.replace(/^(.*)\((\d)\)$/, (_, name, section) => `\\fB${esc(name)}\\fR(${section})`);
+const tagged = (tag, text) => ['.TP', tag, paragraph(text)];
+
+/** Writes man/NAME through a temp file, so a reader never sees half a page. */
+function writePage(name, lines) {
+  const out = join(root, 'man', name);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(`${out}.${process.pid}.tmp`, lines.join('\n') + '\n');
+  renameSync(`${out}.${process.pid}.tmp`, out);
+  console.log(`gen-man: wrote man/${name}`);
+}
 
 const lines = [
   `.TH OCI\\-NETDEV 1 "" "oci\\-netdev ${esc(version)}" "User Commands"`,
@@ -45,10 +60,97 @@ lines.push('.TP', `${bold('-h')}, ${bold('--help')}`, 'show the help; after a co
 lines.push('.TP', `${bold('-V')}, ${bold('--version')}`, 'show the version');
 lines.push('.SH ENVIRONMENT');
 for (const [name, help] of ENVIRONMENT) lines.push('.TP', bold(name), paragraph(help));
-lines.push('.SH EXIT STATUS', '0 on success, 1 on failure (one line on stderr), 2 on a usage error.');
+lines.push('.SH EXIT STATUS');
+lines.push(...tagged(bold('0'), 'success; a second poststop that finds nothing to restore also exits 0.'));
+lines.push(...tagged(bold('1'), 'failure, with one line on stderr naming the device, the operation and the cause (and in the system log); ' +
+  'gc: a restore failed. As a CNI plugin (CNI_COMMAND set): a CNI error, as JSON on stdout.'));
+lines.push(...tagged(bold('2'), 'a usage error: the command line does not parse.'));
+lines.push('.SH EXAMPLES');
+for (const [command, what] of EXAMPLES) lines.push('.PP', paragraph(what) + ':', '.RS', '.nf', esc(command), '.fi', '.RE');
+lines.push('.SH FILES');
+for (const [file, what] of FILES) lines.push(...tagged(`\\fI${esc(file)}\\fR`, what));
+lines.push('.SH SEE ALSO', SEE_ALSO.map(reference).join(', '));
+writePage('oci-netdev.1', lines);
 
-const out = join(root, 'man/oci-netdev.1');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(`${out}.${process.pid}.tmp`, lines.join('\n') + '\n');
-renameSync(`${out}.${process.pid}.tmp`, out);
-console.log('gen-man: wrote man/oci-netdev.1');
+// Section 5. The descriptions of the schemas' properties, each under its field name.
+const schema = (name) => JSON.parse(readFileSync(join(root, 'spec', `${name}.schema.json`), 'utf8'));
+const netDevices = schema('netdevices');
+const policy = schema('policy');
+const { ANNOTATION } = require(join(root, 'dist/src/config/load.js'));
+/** A schema description without its notes for developers: the sentences and parentheses that name source files or x-message. */
+const forUsers = (text = '') => text.replace(/\s*\([^()]*src\/[^()]*\)/g, '').replace(/;[^;]*\bsrc\/[\w/.-]*\w/g, '')
+  .split(/(?<=[\w)]\.) (?=[A-Z])/).filter((sentence) => !/src\/|x-message/.test(sentence)).join(' ');
+const fields = (properties) => Object.entries(properties).flatMap(([name, p]) => tagged(bold(name), forUsers(p.description)));
+
+/** The keys of oci-netdev's CNI network config (src/cni/netconf.ts reads them). */
+const CNI_KEYS = [
+  ['kind', 'host (default): move a host device; veth; macvlan.'],
+  ['device', 'host: the device to move, by name.'],
+  ['hwaddr', 'host: the device with this MAC (its permanent one where the kernel reports it).'],
+  ['pciBusID', 'host: the NIC whose parent device is this PCI address (0000:3b:00.1).'],
+  ['kernelpath', 'host: the NIC whose parent device is this sysfs device path (/sys/devices/...).'],
+  ['runtimeConfig.deviceID', 'host: a PCI address from the deviceID capability (SR-IOV device plugins); it wins over the four above. Exactly one of them is needed.'],
+  ['hostName', 'veth: the host end\'s name; default veth and 11 hex digits of a hash of the container id and CNI_IFNAME.'],
+  ['master, mode', 'macvlan: the host parent (required) and the mode, bridge (default), private, vepa or passthru.'],
+  ['mtu', '68 to 65535, set in the container.'],
+  ['mac', 'unicast MAC set in the container; CNI_ARGS MAC= wins over it, and runtimeConfig.mac (the mac capability) over both.'],
+  ['ipam', 'an IPAM plugin (host-local, static, dhcp, ...) run from CNI_PATH with the whole config; its addresses and routes are added in the container.'],
+  ['stateDir, policy', 'absolute paths of the state directory and the policy file; otherwise OCI_NETDEV_STATE_DIR and OCI_NETDEV_POLICY, else the defaults.'],
+];
+
+const five = [
+  `.TH OCI\\-NETDEV 5 "" "oci\\-netdev ${esc(version)}" "File Formats"`,
+  '.\\" GENERATED by scripts/gen-man.mjs from spec/*.schema.json. Do not edit; not in git.',
+  '.nh',
+  '.ad l',
+  '.SH NAME',
+  'oci\\-netdev \\- netDevices in config.json, the oci\\-netdev.netDevices annotation, the device policy and the CNI network config of oci\\-netdev',
+  '.SH DESCRIPTION',
+  paragraph('oci-netdev(1) reads the devices a container asks for from linux.netDevices in the bundle\'s config.json and from the ' +
+    `annotation ${ANNOTATION}, judges them by the device policy, and as a CNI plugin reads its network config on stdin. ` +
+    'Unknown fields are errors naming the device and the field, except in the CNI config, where unknown keys are ignored as CNI plugins do.'),
+  '.SH CONFIG.JSON',
+  paragraph(forUsers(netDevices.description)),
+  '.PP',
+  paragraph('Each entry is an object with these fields:'),
+  ...fields(netDevices.definitions.entry.properties),
+  '.PP',
+  'Example:',
+  '.RS', '.nf',
+  esc('"linux": { "namespaces": [{ "type": "network" }], "netDevices": {'),
+  esc('  "enp3s0f1v2": { "name": "net1", "mtu": 9000 },'),
+  esc('  "vhost7": { "type": "veth", "name": "eth1", "addresses": ["10.7.0.2/24"], "gateway": "10.7.0.1" },'),
+  esc('  "mv0": { "type": "macvlan", "master": "enp3s0f0", "name": "eth2" },'),
+  esc('  "web": { "type": "cni", "portMappings": [{ "hostPort": 8080, "containerPort": 80 }] } } }'),
+  '.fi', '.RE',
+  '.SH ANNOTATION',
+  paragraph(`The annotation ${ANNOTATION} holds the same object as JSON text, validated by the same rules and merged with ` +
+    'linux.netDevices; a key in both is an error. Whoever creates a container or pod can set it, so it may use only what the policy\'s ' +
+    'annotation section allows (no device by default). podman 4.3 reads --annotation as one CSV field: quote it whole and double the inner quotes.'),
+  '.RS', '.nf',
+  esc(`podman run --network none --annotation '"${ANNOTATION}={""eth1"":{""name"":""net1""}}"' ...`),
+  '.fi', '.RE',
+  '.SH POLICY',
+  paragraph(forUsers(policy.description)),
+  '.PP',
+  paragraph('One section per source of requests:'),
+  ...tagged(bold('config'), 'linux.netDevices in config.json, and the --device entries of hook entries and CDI specs.'),
+  ...tagged(bold('annotation'), `the annotation ${ANNOTATION}.`),
+  ...tagged(bold('cni'), forUsers(policy.properties.cni.description)),
+  '.PP',
+  paragraph('Each section has:'),
+  ...fields(policy.definitions.section.properties),
+  '.PP',
+  paragraph('The file must be a regular file owned by root and writable by root only, at most 1 MiB. Example:'),
+  '.RS', '.nf',
+  esc('{ "annotation": { "allowDevices": ["enp3s0f1v*"], "allowMasters": ["enp3s0f0"], "maxDevices": 2 } }'),
+  '.fi', '.RE',
+  '.SH CNI NETWORK CONFIG',
+  paragraph('As a CNI plugin ("type": "oci-netdev" in a network config; CNI 0.1.0 to 1.1.0), oci-netdev reads these keys besides cniVersion, name and type:'),
+  ...CNI_KEYS.flatMap(([key, what]) => tagged(bold(key), what)),
+  '.SH FILES',
+  ...FILES.slice(0, 1).flatMap(([file, what]) => tagged(`\\fI${esc(file)}\\fR`, what)),
+  '.SH SEE ALSO',
+  ['oci-netdev(1)', 'oci-hooks(5)'].map(reference).join(', '),
+];
+writePage('oci-netdev.5', five);

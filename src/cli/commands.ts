@@ -313,6 +313,37 @@ export const ENVIRONMENT: [string, string][] = [
   ['OCI_NETDEV_TRACE=1', 'print one line per netlink request on stderr'],
 ];
 
+/** @public for scripts/gen-man.mjs: the man page's EXAMPLES, a command line and what it does. */
+export const EXAMPLES: [string, string][] = [
+  ['oci-netdev inject /path/to/bundle && runc run --bundle /path/to/bundle web1',
+    'add the createRuntime and poststop hooks to a bundle whose config.json declares linux.netDevices (see oci-netdev(5)), then run it'],
+  ['oci-netdev validate --live /path/to/bundle', 'check the bundle\'s devices against the policy and this host, changing nothing'],
+  ['oci-netdev hooks-d > /etc/containers/oci/hooks.d/oci-netdev.json',
+    'let podman and CRI-O run the hooks for containers that carry the annotation oci-netdev.netDevices'],
+  ['podman run --network none --annotation \'"oci-netdev.netDevices={""eth1"":{""name"":""net1""}}"\' busybox ip addr',
+    'give a podman container the host NIC eth1 as net1 (podman 4.3 reads --annotation as one CSV field: inner quotes doubled); the policy must allow eth1 for the annotation'],
+  [`oci-netdev cdi generate --include 'enp*' --device enp3s0f1:name=net1,mtu=9000 && podman run --device ${CDI_KIND}=enp3s0f1 busybox ip addr`,
+    'describe the host NICs named enp* as CDI devices, then hand one to a container by name'],
+  ['oci-netdev status', 'list the containers that hold devices, and where each device is'],
+  ['oci-netdev gc', 'restore the devices of containers whose hook died or whose poststop never came (the oci-netdev-gc.timer unit runs it every 5 minutes)'],
+  ['oci-netdev cni add web /run/netns/ctr1', 'attach the CNI network web to a network namespace, as cnitool does'],
+];
+
+/** @public for scripts/gen-man.mjs: the man page's FILES. */
+export const FILES: [string, string][] = [
+  [DEFAULT_POLICY_FILE, 'the device policy: which devices, masters, modes, bridges and networks each source may use (oci-netdev(5))'],
+  [DEFAULT_STATE_DIR, 'the state directory: per container a journal, its claims and the pinned network namespace; on a tmpfs'],
+  ['/etc/containers/oci/hooks.d/oci-netdev.json', 'the hooks.d file podman and CRI-O read (hooks-d prints it; packages install it in /usr/share/containers/oci/hooks.d)'],
+  [DEFAULT_CDI_FILE, 'the CDI spec cdi generate writes; podman 4.3 reads CDI specs from /etc/cdi and /var/run/cdi only'],
+  [DEFAULT_NETCONF_PATH, 'CNI network configs (.conflist, .conf, .json) for type cni entries and the cni command'],
+  ['/opt/cni/bin/oci-netdev', 'oci-netdev as a CNI plugin (a link to the launcher)'],
+  [`${DEFAULT_CACHE_DIR}/results`, 'libcni\'s cache of CNI results, shared with cnitool and the runtimes'],
+  ['oci-netdev-gc.service, oci-netdev-gc.timer', 'systemd units that run oci-netdev gc every 5 minutes'],
+];
+
+/** @public for scripts/gen-man.mjs: the man page's SEE ALSO. */
+export const SEE_ALSO = ['oci-netdev(5)', 'runc(8)', 'crun(1)', 'podman-run(1)', 'oci-hooks(5)', 'systemd.timer(5)', 'ip-link(8)'];
+
 export const usageLine = (c: Command): string =>
   `oci-netdev ${c.name}${c.options.length ? ' [OPTIONS]' : ''}${c.operands ? ` ${c.operands}` : ''}`;
 
