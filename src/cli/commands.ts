@@ -475,7 +475,7 @@ function printStatus(inv: Invocation): void {
     }
     const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
     const o = e.origin;
-    inv.out(`${o ? `cni:${o.network}:${id(o.containerId)}:${o.ifname}` : id(e.containerId)} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
+    inv.out(`${id(e.containerId)} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
       `${formatAge(e.ageSeconds)} old; ${o ? `CNI network ${o.network}, container ${id(o.containerId)}, ${o.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
     // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
     const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
@@ -492,9 +492,13 @@ function printStatus(inv: Invocation): void {
   }
 }
 
-/** A container id of 64 hex digits (podman's, CRI-O's, containerd's) cut to 12, as podman shows it; any other id whole. */
-function shortId(containerId: string): string {
-  return /^[0-9a-f]{64}$/.test(containerId) ? containerId.slice(0, 12) : containerId;
+/**
+ * A container id of 64 hex digits (podman's, CRI-O's, containerd's) cut to 12, as podman shows it,
+ * alone or inside a CNI attachment's id (cni:NETWORK:ID:IFNAME); any other id whole.
+ */
+function shortId(id: string): string {
+  return id.replace(/^(cni:[^:]*:)?([0-9a-f]{12})[0-9a-f]{52}(:[^:]*)?$/, (whole, network?: string, head?: string, ifname?: string) =>
+    (network === undefined) === (ifname === undefined) ? `${network ?? ''}${head}${ifname ?? ''}` : whole);
 }
 
 /** 42s, 5m3s, 2h0m, 3d4h. */

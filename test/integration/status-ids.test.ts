@@ -33,7 +33,7 @@ t.test('status: 64-hex ids of hook containers and CNI attachments are cut to 12,
   t.same(headers([]), [
     `${short(hookId)} (attached; pid ${process.pid} running; AGE; bundle ${bundle})`,
     `cni:${network}:${short(cniId)}:eth0 (attached; no pid; AGE; CNI network ${network}, container ${short(cniId)}, eth0)`,
-  ].sort(), 'each id cut to 12 hex digits, once per line for a CNI attachment');
+  ].sort(), 'each 64-hex id cut to 12 digits, in the CNI attachment id too');
   t.same(headers(['--no-trunc']), [
     `${hookId} (attached; pid ${process.pid} running; AGE; bundle ${bundle})`,
     `cni:${network}:${cniId}:eth0 (attached; no pid; AGE; CNI network ${network}, container ${cniId}, eth0)`,
