@@ -5,9 +5,10 @@
 //
 // Use: DESTDIR/PREFIX/bin/oci-netdev hooks-d | node scripts/relocate-hooks-d.mjs DESTDIR > FILE
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 
-const destdir = (process.argv[2] ?? '').replace(/\/+$/, '');
+// The launcher knows its own real path (node resolves links); DESTDIR may be relative or hold links.
+const destdir = process.argv[2] ? realpathSync(process.argv[2]) : '';
 const file = JSON.parse(readFileSync(0, 'utf8'));
 if (destdir) {
   if (!file.hook.path.startsWith(`${destdir}/`)) {
