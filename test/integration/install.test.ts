@@ -1,7 +1,7 @@
 // `make install` into a scratch DESTDIR, then the installed copy alone: --version, validate, and
 // a device moved in and back by hook entries that the installed `inject` wrote, run as a runtime
 // runs them. The installed tree lies outside the repository, so koffi can only be found where make
-// install put it. `make install-node` (the Node launcher, where no executable is built) is checked
+// install put it. `make install-launcher` (the Node launcher, where no executable is built) is checked
 // too.
 import t, { Test } from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -87,9 +87,9 @@ t.test('make install puts a working oci-netdev under DESTDIR/PREFIX', async (t) 
   t.same(linkSnapshot(rig.simhost, nic), before, 'and back on the host as it was');
 });
 
-t.test('make install-node puts the Node launcher under DESTDIR/PREFIX/lib/oci-netdev', async (t) => {
+t.test('make install-launcher puts the Node launcher under DESTDIR/PREFIX/lib/oci-netdev', async (t) => {
   const rig = makeRig(t);
-  const destdir = makeInstall(t, rig, 'install-node');
+  const destdir = makeInstall(t, rig, 'install-launcher');
   const lib = join(destdir, 'usr/lib/oci-netdev');
   t.equal(realpathSync(join(destdir, 'usr/bin/oci-netdev')), join(lib, 'bin/oci-netdev'), 'PREFIX/bin/oci-netdev links to the launcher');
   t.same(readdirSync(join(lib, 'dist')).sort(), ['oci-netdev.cache', 'oci-netdev.js'], 'the bundle and its code cache, no compiled modules');
