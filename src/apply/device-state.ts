@@ -311,7 +311,7 @@ export function restoreEthtool(hostNs: Netns, state: DeviceState, index: number,
 
 /** One warning per group whose settings are not as recorded after the restore. */
 function reportEthtoolLeft(want: EthtoolSettings, after: EthtoolSettings, key: string, warn: Warn): void {
-  const values = (r: Record<string, unknown>, names: string[]) => names.map((n) => `${n} ${String(r[n] ?? 'absent')}`).join(', ');
+  const values = (r: Record<string, number | boolean>, names: string[]) => names.map((n) => `${n} ${r[n] === undefined ? 'absent' : String(r[n])}`).join(', ');
   if (want.features) {
     const off = differing(want.features.active, after.features?.active);
     if (off.length) {
@@ -319,9 +319,9 @@ function reportEthtoolLeft(want: EthtoolSettings, after: EthtoolSettings, key: s
     }
   }
   for (const g of [...NUMBER_GROUP_NAMES, ...FLAG_GROUP_NAMES]) {
-    const w = want[g] as Record<string, unknown> | undefined;
+    const w = want[g] as Record<string, number | boolean> | undefined;
     if (!w) continue;
-    const a = (after[g] ?? {}) as Record<string, unknown>;
+    const a = (after[g] ?? {}) as Record<string, number | boolean>;
     const off = [...new Set([...differing(w, a), ...differing(a, w).filter((n) => a[n] === true)])];
     if (off.length) warn(`device ${key}: ethtool ${g} not as before: now ${values(a, off)}; was ${values(w, off)}`);
   }

@@ -50,16 +50,16 @@ export const AF_INET6 = 10;
 
 // ifinfomsg flags
 export const IFF_UP = 0x1;
-export const IFF_DEBUG = 0x4;
+const IFF_DEBUG = 0x4;
 export const IFF_LOOPBACK = 0x8;
-export const IFF_NOTRAILERS = 0x20;
-export const IFF_NOARP = 0x80;
-export const IFF_PROMISC = 0x100;
-export const IFF_ALLMULTI = 0x200;
-export const IFF_MULTICAST = 0x1000;
-export const IFF_PORTSEL = 0x2000;
-export const IFF_AUTOMEDIA = 0x4000;
-export const IFF_DYNAMIC = 0x8000;
+const IFF_NOTRAILERS = 0x20;
+const IFF_NOARP = 0x80;
+const IFF_PROMISC = 0x100;
+const IFF_ALLMULTI = 0x200;
+const IFF_MULTICAST = 0x1000;
+const IFF_PORTSEL = 0x2000;
+const IFF_AUTOMEDIA = 0x4000;
+const IFF_DYNAMIC = 0x8000;
 /**
  * The flags user space sets through RTM_NEWLINK (the kernel's __dev_change_flags keeps these from
  * the request), besides IFF_UP: promisc and allmulti as the user asked, whatever else counts them.

@@ -53,14 +53,14 @@ export interface LinkSettings {
 function decodeSettings(flags: number, attrs: Map<number, Buffer>): LinkSettings {
   const out: LinkSettings = { flags: flags & IFF_SETTABLE, txqlen: 0, xdp: {} };
   const u32 = (t: number) => { const a = attrs.get(t); return a ? attrU32(a) : undefined; };
-  const numbers: [keyof LinkSettings & string, number][] = [
+  const numbers: ['gsoMaxSize' | 'gsoMaxSegs' | 'groMaxSize' | 'gsoIpv4MaxSize' | 'groIpv4MaxSize', number][] = [
     ['gsoMaxSize', IFLA_GSO_MAX_SIZE], ['gsoMaxSegs', IFLA_GSO_MAX_SEGS], ['groMaxSize', IFLA_GRO_MAX_SIZE],
     ['gsoIpv4MaxSize', IFLA_GSO_IPV4_MAX_SIZE], ['groIpv4MaxSize', IFLA_GRO_IPV4_MAX_SIZE],
   ];
   out.txqlen = u32(IFLA_TXQLEN) ?? 0;
   for (const [key, type] of numbers) {
     const v = u32(type);
-    if (v !== undefined) (out as unknown as Record<string, number>)[key] = v;
+    if (v !== undefined) out[key] = v;
   }
   const mode = attrs.get(IFLA_LINKMODE);
   if (mode) out.linkMode = attrU8(mode);
@@ -171,7 +171,7 @@ export function getLink(sock: NetlinkSocket, by: { name: string } | { index: num
   }
 }
 
-export interface LinkChanges {
+interface LinkBasics {
   name?: string;
   up?: boolean;
   /** Move into the namespace this fd refers to. */
@@ -183,19 +183,10 @@ export interface LinkChanges {
   /** "" removes the alias. */
   alias?: string;
   group?: number;
-  /** The IFF_SETTABLE flags: these on, the others off. */
-  flags?: number;
-  txqlen?: number;
-  linkMode?: number;
-  broadcast?: string;
-  gsoMaxSize?: number;
-  gsoMaxSegs?: number;
-  groMaxSize?: number;
-  gsoIpv4MaxSize?: number;
-  groIpv4MaxSize?: number;
-  protoDown?: boolean;
-  protoDownReason?: number;
 }
+
+/** Changes to a link: LinkChanges, and link settings (flags: the IFF_SETTABLE ones these on, the others off). */
+export type LinkChanges = LinkBasics & Partial<Omit<LinkSettings, 'xdp'>>;
 
 /** Applies changes to an existing link in one RTM_NEWLINK. */
 export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges, ctx: { op: string; device: string }): void {
