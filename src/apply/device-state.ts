@@ -278,35 +278,42 @@ function differing<V>(want: Record<string, V>, now: Record<string, V> | undefine
 export function restoreEthtool(hostNs: Netns, state: DeviceState, index: number, key: string, device: string, warn: Warn): void {
   if (!state.ethtool) return;
   const want = ethtoolSettings(state.ethtool);
-  hostNs.within(() => {
-    using sock = EthtoolSocket.open();
-    if (!sock) {
-      warn(`device ${key}: ethtool settings not restored: the kernel has no ethtool netlink family now`);
-      return;
+  try {
+    hostNs.within(() => putBackEthtool(want, index, key, device, warn));
+  } catch (err) {
+    // A read that fails stops the ethtool part only: the rest of the device still comes home.
+    warn(`device ${key}: ethtool settings not restored: ${reason(err)}`);
+  }
+}
+
+function putBackEthtool(want: EthtoolSettings, index: number, key: string, device: string, warn: Warn): void {
+  using sock = EthtoolSocket.open();
+  if (!sock) {
+    warn(`device ${key}: ethtool settings not restored: the kernel has no ethtool netlink family now`);
+    return;
+  }
+  const now = sock.read(index, device);
+  const attempt = (group: string, set: () => void) => {
+    try {
+      set();
+    } catch (err) {
+      warn(`device ${key}: ethtool ${group} not restored: ${reason(err)}`);
     }
-    const now = sock.read(index, device);
-    const attempt = (group: string, set: () => void) => {
-      try {
-        set();
-      } catch (err) {
-        warn(`device ${key}: ethtool ${group} not restored: ${reason(err)}`);
-      }
-    };
-    if (want.features && differing(want.features.wanted, now.features?.wanted).length) {
-      attempt('features', () => sock.setFeatures(index, want.features!.wanted, device));
-    }
-    for (const g of NUMBER_GROUP_NAMES) {
-      const values = want[g];
-      if (!values) continue;
-      const changed = differing(values, now[g]);
-      if (changed.length) attempt(g, () => sock.setNumbers(g, index, Object.fromEntries(changed.map((k) => [k, values[k]])), device));
-    }
-    for (const g of FLAG_GROUP_NAMES) {
-      const flags = want[g];
-      if (flags && (differing(flags, now[g]).length || differing(now[g] ?? {}, flags).length)) attempt(g, () => sock.setFlags(g, index, flags, device));
-    }
-    reportEthtoolLeft(want, sock.read(index, device), key, warn);
-  });
+  };
+  if (want.features && differing(want.features.wanted, now.features?.wanted).length) {
+    attempt('features', () => sock.setFeatures(index, want.features!.wanted, device));
+  }
+  for (const g of NUMBER_GROUP_NAMES) {
+    const values = want[g];
+    if (!values) continue;
+    const changed = differing(values, now[g]);
+    if (changed.length) attempt(g, () => sock.setNumbers(g, index, Object.fromEntries(changed.map((k) => [k, values[k]])), device));
+  }
+  for (const g of FLAG_GROUP_NAMES) {
+    const flags = want[g];
+    if (flags && (differing(flags, now[g]).length || differing(now[g] ?? {}, flags).length)) attempt(g, () => sock.setFlags(g, index, flags, device));
+  }
+  reportEthtoolLeft(want, sock.read(index, device), key, warn);
 }
 
 /** One warning per group whose settings are not as recorded after the restore. */

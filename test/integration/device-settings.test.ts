@@ -12,7 +12,7 @@ import { bundleFor, createRuntime, ok, poststop } from '../helpers/host';
 import { uniqueId } from '../helpers/names';
 import { cli, configBundle, makeRig, ociState, Rig, traced, userStderr } from '../helpers/netdevices';
 import { cniDirs, writeConflist } from '../helpers/cni-networks';
-import { netnsPath, REPO_ROOT } from '../helpers/sandbox';
+import { inSimHost, netnsPath, REPO_ROOT, sh } from '../helpers/sandbox';
 import { dadDone } from '../helpers/device-state';
 import { hostView, hostViewSettledTo, HostView, NIC_V6, queuedNic, tamper, tampered, tentativeGlobals } from '../helpers/device-settings';
 
@@ -35,6 +35,10 @@ async function sameAsBefore(t: Test, rig: Rig, nic: string, before: HostView): P
 
 t.test('after poststop, every setting the container changed on the moved NIC is as before', async (t) => {
   const { rig, nic, before } = await prepared(t);
+  // The views a veth does not have, which hostView leaves out.
+  for (const view of ['-g', '-c', '-a']) {
+    t.match(sh(...inSimHost(rig.simhost, ['ethtool', view, nic])).stderr, /Operation not supported/, `ethtool ${view}: a veth has none`);
+  }
   const id = uniqueId('ctr');
   const bundle = bundleFor(rig, { [nic]: { name: IN_CONTAINER } });
   ok(t, createRuntime(rig, id, bundle), 'create-runtime');
