@@ -95,6 +95,17 @@ function setLinkRaw(path: string, dev: string, fill: (b: MessageBuilder) => void
   });
 }
 
+/** A new XDP program (passes every packet) on `dev` in the namespace at `path`, in place of any attached in that mode. */
+export function attachXdp(path: string, dev: string, mode: 'drv' | 'skb'): void {
+  const prog = loadXdpPass();
+  try {
+    const flags = mode === 'drv' ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+    setLinkRaw(path, dev, (b) => b.nest(IFLA_XDP, (x) => x.s32(IFLA_XDP_FD, prog).u32(IFLA_XDP_FLAGS, flags)));
+  } finally {
+    libc.close(prog);
+  }
+}
+
 /**
  * What a process with CAP_NET_ADMIN in the container does to the moved NIC `dev`, in the network
  * namespace at `path`: every link flag user space sets, queue length, GSO/GRO sizes and segments,
@@ -111,13 +122,7 @@ export function tamper(path: string, dev: string, xdp: 'drv' | 'skb'): void {
   inside(path, ['ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'rx', 'off', 'tx', 'off', 'sg', 'off', 'gro', 'off',
     'rx-gro-list', 'on', 'rx-udp-gro-forwarding', 'on', 'tx-nocache-copy', 'on', 'rxvlan', 'off', 'txvlan', 'off']);
   inside(path, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.mtu=1300`, `net.ipv4.conf.${dev}.rp_filter=0`, `net.ipv6.conf.${dev}.hop_limit=7`]);
-  const prog = loadXdpPass();
-  try {
-    const mode = xdp === 'drv' ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-    setLinkRaw(path, dev, (b) => b.nest(IFLA_XDP, (x) => x.s32(IFLA_XDP_FD, prog).u32(IFLA_XDP_FLAGS, mode)));
-  } finally {
-    libc.close(prog);
-  }
+  attachXdp(path, dev, xdp);
   // After the XDP program: a veth in driver mode needs as many rx queues as its peer has tx queues.
   inside(path, ['ethtool', '-L', dev, 'rx', xdp === 'drv' ? '4' : '1', 'tx', '1']);
 }

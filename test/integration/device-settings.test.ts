@@ -14,7 +14,7 @@ import { cli, configBundle, makeRig, ociState, Rig, traced, userStderr } from '.
 import { cniDirs, writeConflist } from '../helpers/cni-networks';
 import { inSimHost, netnsPath, REPO_ROOT, sh } from '../helpers/sandbox';
 import { dadDone } from '../helpers/device-state';
-import { hostView, hostViewSettledTo, HostView, NIC_V6, queuedNic, tamper, tampered, tentativeGlobals } from '../helpers/device-settings';
+import { attachXdp, hostView, hostViewSettledTo, HostView, NIC_V6, queuedNic, tamper, tampered, tentativeGlobals } from '../helpers/device-settings';
 
 /** The NIC in the container as eth1. */
 const IN_CONTAINER = 'eth1';
@@ -107,4 +107,31 @@ t.test('an IPv6 address that had passed duplicate address detection comes home v
   ok(t, poststop(rig, id, bundle), 'poststop');
   t.same(tentativeGlobals(rig.simhost, nic), [], 'not tentative right after poststop');
   t.same(addresses(), before, 'with the flags it had (no nodad added)');
+});
+
+t.test('an XDP program the NIC carried stays; one the container put in its place is detached, and poststop says the first cannot be put back', async (t) => {
+  const { rig, nic } = await prepared(t);
+  attachXdp(netnsPath(rig.simhost), nic, 'skb');
+  const hostProgram = (tampered(rig.simhost, nic).xdp as { prog?: { id: number } }).prog?.id;
+  t.ok(hostProgram, 'the NIC carries an XDP program on the host');
+
+  // Kept when the container leaves it alone.
+  const kept = uniqueId('ctr');
+  const bundle = bundleFor(rig, { [nic]: { name: IN_CONTAINER } });
+  ok(t, createRuntime(rig, kept, bundle), 'create-runtime');
+  const r1 = poststop(rig, kept, bundle);
+  ok(t, r1, 'poststop');
+  t.equal(r1.stderr, '', 'without a warning');
+  t.match(tampered(rig.simhost, nic).xdp, { mode: 2, prog: { id: hostProgram } }, 'the program the NIC carried is still on it');
+
+  // Replaced by the container: the container's program does not stay on the host.
+  const replaced = uniqueId('ctr');
+  ok(t, createRuntime(rig, replaced, bundle), 'create-runtime again');
+  attachXdp(netnsPath(rig.ctr), IN_CONTAINER, 'skb');
+  const theirs = (tampered(rig.ctr, IN_CONTAINER).xdp as { prog?: { id: number } }).prog?.id;
+  t.not(theirs, hostProgram, 'the container put a program of its own in its place');
+  const r2 = poststop(rig, replaced, bundle);
+  ok(t, r2, 'poststop');
+  t.match(r2.stderr, new RegExp(`WARNING.*XDP program ${hostProgram} \\(skb mode\\) was replaced in the container and cannot be put back`), 'saying the program it carried cannot be put back');
+  t.equal(tampered(rig.simhost, nic).xdp, undefined, "the container's program is not on the host");
 });
