@@ -76,6 +76,14 @@ export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const IFLA_INFO_SLAVE_KIND = 4;
 
+// IFLA_INFO_DATA of a macvlan (IFLA_MACVLAN_*) and of a vxlan (IFLA_VXLAN_*)
+export const IFLA_MACVLAN_MODE = 1;
+/** u32: how many source MACs a macvlan in mode source has. */
+export const IFLA_MACVLAN_MACADDR_COUNT = 6;
+export const IFLA_VXLAN_ID = 1;
+/** be16: the UDP destination port. */
+export const IFLA_VXLAN_PORT = 15;
+
 // IFA_* address attributes
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
