@@ -444,6 +444,10 @@ function printStatus(inv: Invocation): void {
     ])];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) inv.out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+    for (const d of e.devices) {
+      if (d.reason !== undefined) inv.out(`  ${d.key} ${d.state}: ${d.reason}\n`);
+      if (d.changed !== undefined) inv.out(`  ${d.key} changed by the container: ${d.changed}\n`);
+    }
     for (const n of e.networks) {
       const ports = n.portMappings.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol ?? 'tcp'}`);
       inv.out(`  network ${n.network} as ${n.ifname} (${n.state}): ${n.addresses.join(' ') || 'no address'}` +

@@ -153,6 +153,14 @@ export interface DeviceIdentity {
   hostPeerIndex?: number;
   /** macvlan and other stacked devices: the ifindex of the lower device on the host. */
   hostLowerIndex?: number;
+  /**
+   * Tunnels (vxlan, gre, ...): the kernel ties the device to the namespace it was made in (its
+   * link namespace), here the host's, and reports it wherever the device goes. Absent: not such a
+   * device, or a journal of an older release.
+   */
+  hostLinkNet?: boolean;
+  /** A vxlan's VNI and UDP port: fixed for its life, and unique among the host's vxlans on one underlay. */
+  vxlan?: { id: number; port: number };
 }
 
 /** What every record holds, whatever the kind. */
