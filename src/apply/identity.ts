@@ -1,6 +1,6 @@
 // Finding a device again by what the container cannot forge: its ifindex in the pinned namespace,
 // its kind, permanent MAC and parent bus device, the peer or lower device it has on the host, and
-// the host's namespace as a tunnel's link namespace (with a vxlan's VNI and port). Names, aliases
+// the host's namespace as a tunnel's link namespace (with a vxlan's VNI, port and underlay). Names, aliases
 // and groups are the container's to change, so nothing here looks at them. A device with none of
 // these (a tun device) cannot be told from a look-alike: unprovenIdentity (src/plan) says so.
 
@@ -52,7 +52,8 @@ export function isTheDevice(sides: Sides, rec: DeviceRecord, link: LinkInfo, whe
   if (link.kind !== id.kind) return false;
   if (id.permanentMac !== null && link.permanentMac !== id.permanentMac) return false;
   if (id.parentDev !== null && (link.parentDev !== id.parentDev || link.parentBus !== id.parentBus)) return false;
-  if (id.vxlan !== undefined && (link.vxlan?.id !== id.vxlan.id || link.vxlan.port !== id.vxlan.port)) return false;
+  const vx = link.vxlan;
+  if (id.vxlan !== undefined && (vx?.id !== id.vxlan.id || vx.port !== id.vxlan.port || vx.underlay !== id.vxlan.underlay)) return false;
   if (id.hostLinkNet) {
     // Seen from the host, the host is its own namespace: the kernel then reports no link namespace.
     if (where === 'host' ? link.linkNetnsid !== null : link.linkNetnsid === null || link.linkNetnsid !== hostIdInContainer(sides)) return false;

@@ -81,6 +81,8 @@ export const IFLA_MACVLAN_MODE = 1;
 /** u32: how many source MACs a macvlan in mode source has. */
 export const IFLA_MACVLAN_MACADDR_COUNT = 6;
 export const IFLA_VXLAN_ID = 1;
+/** u32: the underlay's ifindex, in the vxlan's link namespace. */
+export const IFLA_VXLAN_LINK = 3;
 /** be16: the UDP destination port. */
 export const IFLA_VXLAN_PORT = 15;
 

@@ -10,7 +10,7 @@ import {
   IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MACVLAN_MACADDR_COUNT, IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_NETNS_IMMUTABLE, IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST,
-  IFLA_VXLAN_ID, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
+  IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
 import { DecodeError, NetlinkError } from '../errors';
 
@@ -47,8 +47,11 @@ export interface LinkInfo {
   netnsImmutable: boolean | null;
   group: number;
   altNames: string[];
-  /** A vxlan's VNI and UDP port, which the kernel never lets change (IFLA_VXLAN_ID, IFLA_VXLAN_PORT); null for other kinds. */
-  vxlan: { id: number; port: number } | null;
+  /**
+   * A vxlan's VNI and UDP port, which the kernel never lets change (IFLA_VXLAN_ID, IFLA_VXLAN_PORT),
+   * and its underlay's ifindex in its link namespace (0: none); null for other kinds.
+   */
+  vxlan: { id: number; port: number; underlay: number } | null;
   /** A macvlan's mode (MACVLAN_MODE_*) and how many source MACs it has; null for other kinds. */
   macvlan: { mode: number; sourceMacs: number } | null;
 }
@@ -61,7 +64,7 @@ function kindData(kind: string | null, data: Buffer | undefined): Pick<LinkInfo,
   const port = attrs.get(IFLA_VXLAN_PORT);
   const mode = u32(IFLA_MACVLAN_MODE);
   return {
-    vxlan: kind === 'vxlan' && id !== undefined && port && port.length >= 2 ? { id, port: port.readUInt16BE(0) } : null,
+    vxlan: kind === 'vxlan' && id !== undefined && port && port.length >= 2 ? { id, port: port.readUInt16BE(0), underlay: u32(IFLA_VXLAN_LINK) ?? 0 } : null,
     macvlan: kind === 'macvlan' && mode !== undefined ? { mode, sourceMacs: u32(IFLA_MACVLAN_MACADDR_COUNT) ?? 0 } : null,
   };
 }

@@ -159,8 +159,11 @@ export interface DeviceIdentity {
    * device, or a journal of an older release.
    */
   hostLinkNet?: boolean;
-  /** A vxlan's VNI and UDP port: fixed for its life, and unique among the host's vxlans on one underlay. */
-  vxlan?: { id: number; port: number };
+  /**
+   * A vxlan's VNI and UDP port (fixed for its life) and its underlay's ifindex on the host (0:
+   * none): the kernel allows one vxlan per VNI, port and underlay in a namespace.
+   */
+  vxlan?: { id: number; port: number; underlay: number };
 }
 
 /** What every record holds, whatever the kind. */

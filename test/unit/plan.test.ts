@@ -122,11 +122,11 @@ t.test('a missing host device is an error unless the runtime already moved it', 
   t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'macvlan', linkIndex: 10, linkNetnsid: null }), ctx),
     /eth1 in the container cannot be shown to be it: a macvlan device: the kernel reports nothing of it that a container cannot forge \(kind, MAC, ifindex\)/,
     'nor a macvlan on a lower device of the pod');
-  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: null, vxlan: { id: 4, port: 4789 } }), ctx),
+  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: null, vxlan: { id: 4, port: 4789, underlay: 0 } }), ctx),
     /eth1 in the container cannot be shown to be it: a vxlan not tied to the host's namespace/, 'nor a vxlan made in the pod');
-  const vx = ofKind(planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: 3, vxlan: { id: 4, port: 4789 } }), ctx).devices[0], 'host');
-  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 4, port: 4789 } },
-    "a vxlan made on the host is adopted, proved by its link namespace, VNI and port");
+  const vx = ofKind(planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: 3, vxlan: { id: 4, port: 4789, underlay: 0 } }), ctx).devices[0], 'host');
+  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 4, port: 4789, underlay: 0 } },
+    "a vxlan made on the host is adopted, proved by its link namespace");
   const hw = planAttach([host('gone0', 'eth1')], unproven({ kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' }), ctx);
   t.equal(hw.devices[0].identity.parentDev, '0000:3b:00.1', 'a hardware NIC is adopted, proved by its bus device');
 });
@@ -148,10 +148,10 @@ t.test('identity: what the container cannot change, recorded per device', async 
   t.equal(veth.containerIndex, 100, 'the container end gets a chosen ifindex');
   t.equal(mv.identity.hostLowerIndex, 6, "a macvlan is proved by its master's ifindex");
   t.equal(mv.containerIndex, 101, 'indexes are not handed out twice in one namespace');
-  const tunnels = observed({ hostLinks: [...observed().hostLinks, link(20, 'vx0', { kind: 'vxlan', vxlan: { id: 42, port: 4789 } }), link(21, 'tap0', { kind: 'tun' })] });
+  const tunnels = observed({ hostLinks: [...observed().hostLinks, link(20, 'vx0', { kind: 'vxlan', vxlan: { id: 42, port: 4789, underlay: 0 } }), link(21, 'tap0', { kind: 'tun' })] });
   const [vx, tap] = planAttach([host('vx0'), host('tap0')], tunnels, ctx).devices;
-  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 42, port: 4789 } },
-    'a vxlan: tied to the host\'s namespace, with its VNI and port');
+  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 42, port: 4789, underlay: 0 } },
+    'a vxlan: tied to the host\'s namespace, with its VNI, port and underlay');
   t.equal(unprovenIdentity(vx.identity), undefined, 'which proves it');
   t.same(tap.identity, { kind: 'tun', permanentMac: null, parentBus: null, parentDev: null }, 'a tap: its kind only');
   t.equal(unprovenIdentity(tap.identity), 'a tun device: the kernel reports nothing of it that a container cannot forge (kind, MAC, ifindex, owner, group, flags)',
