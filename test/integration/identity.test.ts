@@ -6,6 +6,7 @@
 // poststop say why.
 import t from 'tap';
 import { inSimHost, netnsPath, settledTo, sh, shOk, steady } from '../helpers/sandbox';
+import { chainAdd, chainCheck, chainDel, CniList, execPlugin, nicSetup } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { cli, configBundle, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
 import { Netns } from '../../src/netns/netns';
@@ -226,4 +227,28 @@ t.test('a created macvlan changed by the container to mode source with the gatew
     t.match(userStderr(r2.stderr), new RegExp(`WARNING: device mv0: the container changed macvlan eth3 to mode ${mode} \\(created as bridge\\); deleted`), `${mode}: poststop reports it`);
     t.same(stateEntries(rig.stateDir), [], `${mode}: no state left`);
   }
+});
+
+t.test('a tap attached by the CNI plugin: CHECK passes, DEL warns why and keeps the record until an operator brings the tap home', async (t) => {
+  const s = nicSetup(t);
+  const tap = uniqueName('tap');
+  shOk('ip', ['-n', s.rig.simhost, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+  const before = await steady(s.rig.simhost);
+  const tapIndex = linkIn(s.rig.simhost, tap)!.ifindex;
+  const list: CniList = { cniVersion: '1.0.0', name: uniqueId('net'), plugins: [{ type: 'oci-netdev', device: tap, stateDir: s.rig.stateDir }] };
+  const add = chainAdd(list, s.run);
+  t.notOk(add.failed, 'ADD attaches the tap', { failed: add.failed });
+  t.notOk(chainCheck(list, s.run, add.result).failed, 'CHECK passes: the tap is there as far as anything can tell');
+
+  const del = execPlugin(s.run, 'DEL', 'oci-netdev', { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], prevResult: add.result });
+  t.equal(del.status, 0, 'DEL succeeds, as CNI asks, so that the chain goes on');
+  t.match(del.stderr, new RegExp(`warning: .*device ${tap}: a tun device: .*left in the container's network namespace`), 'and warns why the tap stays');
+  t.same(stateEntries(s.rig.stateDir).length, 1, 'the record is kept');
+  t.notOk(linkIn(s.rig.simhost, tap), 'nothing is on the host under its name');
+
+  shOk('ip', ['-n', s.rig.ctr, 'link', 'set', 'eth0', 'netns', s.rig.simhost]);
+  t.equal(linkIn(s.rig.simhost, 'eth0')?.ifindex, tapIndex, 'an operator moves it home at its ifindex');
+  t.notOk(chainDel(list, s.run, add.result).failed, 'DEL then finishes the restore');
+  t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
+  t.same(stateEntries(s.rig.stateDir), [], 'no state left');
 });
