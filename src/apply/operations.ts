@@ -7,16 +7,17 @@ import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
 import type { AddressInfo } from '../netlink/address';
 import {
-  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
+  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, MACVLAN_MODE_SOURCE, MACVLAN_MODES,
+  setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
 import { AF_INET6, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE } from '../netlink/constants';
 import { DeviceLostError, NetlinkError, PlanError } from '../errors';
 import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restoreSysctls, restoreSysctlsAfterUp } from './device-state';
 import { addressInfo, routeEntry } from './records';
-import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
-import type { AddressRecord, DeviceRecord, HostRecord, Operation, Plan } from '../state/records';
-import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
+import { isRestorable, isTemplate, translateLabel, unprovenIdentity } from '../plan/plan';
+import type { AddressRecord, DeviceRecord, HostRecord, MacvlanRecord, Operation, Plan } from '../state/records';
+import { findInContainer, findOnHost, impostorAt, isTheDevice, Side, Sides } from './identity';
 
 export type { Side } from './identity';
 
@@ -37,6 +38,11 @@ export interface ApplyContext extends Sides {
   seen: Map<string, LinkInfo>;
   /** Set once the host ends of this plan's veths were checked for one group delete. */
   vethGroupChecked?: boolean;
+  /**
+   * Devices this run moved into the container, by key: a rollback in the same run brings them
+   * home even when nothing proves their identity, as the container has had no time to swap them.
+   */
+  movedHere: Set<string>;
 }
 
 export type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
@@ -103,9 +109,12 @@ const moveIn = forKind('host', (ctx, rec) => {
   withChosenIndex(ctx,
     () => setLink(ctx.host.sock, orig.index, { netnsFd: ct.ns.fd, name: rec.targetName, newIndex: rec.containerIndex }, ctxOf(rec, 'move into container')),
     () => { rec.containerIndex = freeIndex(ct.sock); });
+  ctx.movedHere.add(rec.key);
   const moved = getLink(ct.sock, { index: rec.containerIndex });
   if (!moved) throw new PlanError(`device ${rec.key}: not in the container after the move`, { device: rec.key, op: 'move into container' });
   ctx.seen.set(rec.key, moved);
+  const unproven = unprovenIdentity(rec.identity);
+  if (unproven) ctx.warn(`device ${rec.key}: ${unproven}; at restore it is left in the container's network namespace, never put on the host as ${orig.name}`);
   rec.containerName = moved.name;
 });
 
@@ -194,11 +203,9 @@ function restoreAltNames(ctx: ApplyContext, rec: HostRecord, home: LinkInfo): vo
 }
 
 /** A device that took the place of ours in the container (same ifindex) stays there, and we say so. */
-function refuseImpostor(ctx: ApplyContext, ct: Side, rec: DeviceRecord): void {
-  const at = getLink(ct.sock, { index: rec.containerIndex });
-  if (at) {
-    ctx.warn(`device ${rec.key}: ${at.name} at ifindex ${rec.containerIndex} in the container is not the device oci-netdev moved there; left in the container`);
-  }
+function refuseImpostor(ctx: ApplyContext, rec: DeviceRecord): void {
+  const impostor = impostorAt(ctx, rec);
+  if (impostor) ctx.warn(`device ${rec.key}: ${impostor}; left in the container`);
 }
 
 const moveOut = forKind('host', (ctx, rec) => {
@@ -206,6 +213,15 @@ const moveOut = forKind('host', (ctx, rec) => {
   if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   const ct = ctx.container;
   const inside = ct ? findInContainer(ctx, rec) : null;
+  const unproven = unprovenIdentity(rec.identity);
+  if (inside && unproven && !ctx.movedHere.has(rec.key)) {
+    // It may be the container's look-alike: never on the host under a host name. A device at its
+    // own ifindex on the host was put there by the host, so an operator's move home settles it.
+    const home = findOnHost(ctx, rec);
+    if (home) return convergeOnHost(ctx, rec, home, false);
+    throw new PlanError(`device ${rec.key}: ${unproven}; left in the container's network namespace, which stays pinned, and not put on the host as ${orig.name}` +
+      `${rec.adopted ? '' : ` (once it is checked, moving it home at ifindex ${orig.index} lets oci-netdev gc finish the restore)`}`, { device: rec.key, op: 'restore' });
+  }
   let home: LinkInfo | null;
   if (ct && inside) {
     // Down first, in a request of its own, as in moveIn; then MTU and MAC back while the device is
@@ -222,7 +238,7 @@ const moveOut = forKind('host', (ctx, rec) => {
     // The host is ours: the name just given finds it.
     home = getLink(ctx.host.sock, { name });
   } else {
-    if (ct) refuseImpostor(ctx, ct, rec);
+    if (ct) refuseImpostor(ctx, rec);
     // Returned by the kernel, brought home by an interrupted run, or never moved.
     home = findOnHost(ctx, rec);
   }
@@ -414,6 +430,22 @@ function deleteVethsByGroup(ctx: ApplyContext): void {
   }
 }
 
+const MACVLAN_MODE_NAMES = new Map<number, string>([...Object.entries(MACVLAN_MODES).map(([name, mode]): [number, string] => [mode, name]), [MACVLAN_MODE_SOURCE, 'source']]);
+
+/**
+ * What the container changed on a created macvlan beyond what was allowed, or undefined: its mode
+ * (the kernel lets CAP_NET_ADMIN in the container set any, source and vepa too) and source MACs.
+ */
+export function macvlanChanges(rec: MacvlanRecord, link: LinkInfo): string | undefined {
+  const now = link.macvlan;
+  if (!now) return undefined;
+  const changes = [
+    ...(now.mode !== MACVLAN_MODES[rec.mode] ? [`mode ${MACVLAN_MODE_NAMES.get(now.mode) ?? now.mode} (created as ${rec.mode})`] : []),
+    ...(now.sourceMacs ? [`${now.sourceMacs} source MAC${now.sourceMacs === 1 ? '' : 's'}`] : []),
+  ];
+  return changes.length ? changes.join(', ') : undefined;
+}
+
 const deleteCreated: Op = (ctx, rec) => {
   if (rec.kind === 'veth') {
     deleteVethsByGroup(ctx);
@@ -427,7 +459,10 @@ const deleteCreated: Op = (ctx, rec) => {
   // once it proves to be ours (kind, and its master on the host).
   const ct = ctx.container;
   const link = ct ? getLink(ct.sock, { index: rec.containerIndex }) : null;
-  if (ct && link && isTheDevice(ctx, rec, link, 'container')) deleteLink(ct.sock, link.index, ctxOf(rec, 'delete macvlan'));
+  if (!ct || !link || !isTheDevice(ctx, rec, link, 'container')) return;
+  const changed = rec.kind === 'macvlan' ? macvlanChanges(rec, link) : undefined;
+  deleteLink(ct.sock, link.index, ctxOf(rec, 'delete macvlan'));
+  if (changed) ctx.warn(`device ${rec.key}: the container changed macvlan ${link.name} to ${changed}; deleted`);
 };
 
 export const OPERATIONS: Record<Operation, Op> = {

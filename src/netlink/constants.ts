@@ -118,6 +118,16 @@ export const XDP_FLAGS_SKB_MODE = 0x2;
 export const XDP_FLAGS_DRV_MODE = 0x4;
 export const XDP_FLAGS_HW_MODE = 0x8;
 
+// IFLA_INFO_DATA of a macvlan (IFLA_MACVLAN_*) and of a vxlan (IFLA_VXLAN_*)
+export const IFLA_MACVLAN_MODE = 1;
+/** u32: how many source MACs a macvlan in mode source has. */
+export const IFLA_MACVLAN_MACADDR_COUNT = 6;
+export const IFLA_VXLAN_ID = 1;
+/** u32: the underlay's ifindex, in the vxlan's link namespace. */
+export const IFLA_VXLAN_LINK = 3;
+/** be16: the UDP destination port. */
+export const IFLA_VXLAN_PORT = 15;
+
 // IFA_* address attributes
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;

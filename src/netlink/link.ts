@@ -11,9 +11,9 @@ import {
   IFLA_GSO_MAX_SIZE, IFLA_LINKMODE, IFLA_PROTO_DOWN, IFLA_PROTO_DOWN_REASON, IFLA_PROTO_DOWN_REASON_MASK,
   IFLA_PROTO_DOWN_REASON_VALUE, IFLA_TXQLEN, IFLA_XDP, IFLA_XDP_DRV_PROG_ID, IFLA_XDP_FD, IFLA_XDP_FLAGS, IFLA_XDP_HW_PROG_ID,
   IFLA_XDP_SKB_PROG_ID, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE, XDP_FLAGS_SKB_MODE, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
+  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MACVLAN_MACADDR_COUNT, IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_NETNS_IMMUTABLE, IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST,
-  NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
+  IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
 import { NetlinkError } from '../errors';
 
@@ -111,6 +111,26 @@ export interface LinkInfo {
   group: number;
   altNames: string[];
   settings: LinkSettings;
+  /**
+   * A vxlan's VNI and UDP port, which the kernel never lets change (IFLA_VXLAN_ID, IFLA_VXLAN_PORT),
+   * and its underlay's ifindex in its link namespace (0: none); null for other kinds.
+   */
+  vxlan: { id: number; port: number; underlay: number } | null;
+  /** A macvlan's mode (MACVLAN_MODE_*) and how many source MACs it has; null for other kinds. */
+  macvlan: { mode: number; sourceMacs: number } | null;
+}
+
+/** The kind-specific data oci-netdev reads: a vxlan's identity, a macvlan's mode. */
+function kindData(kind: string | null, data: Buffer | undefined): Pick<LinkInfo, 'vxlan' | 'macvlan'> {
+  const attrs = data ? attrMap(decodeAttrs(data)) : new Map<number, Buffer>();
+  const u32 = (t: number) => { const a = attrs.get(t); return a ? attrU32(a) : undefined; };
+  const id = u32(IFLA_VXLAN_ID);
+  const port = attrs.get(IFLA_VXLAN_PORT);
+  const mode = u32(IFLA_MACVLAN_MODE);
+  return {
+    vxlan: kind === 'vxlan' && id !== undefined && port && port.length >= 2 ? { id, port: port.readUInt16BE(0), underlay: u32(IFLA_VXLAN_LINK) ?? 0 } : null,
+    macvlan: kind === 'macvlan' && mode !== undefined ? { mode, sourceMacs: u32(IFLA_MACVLAN_MACADDR_COUNT) ?? 0 } : null,
+  };
 }
 
 export function decodeLink(m: NlMessage): LinkInfo {
@@ -126,6 +146,7 @@ export function decodeLink(m: NlMessage): LinkInfo {
   const slaveKind = infoAttrs?.get(IFLA_INFO_SLAVE_KIND);
   const netnsid = u32(IFLA_LINK_NETNSID);
   const immutable = attrs.get(IFLA_NETNS_IMMUTABLE);
+  const kindName = kind ? attrString(kind) : null;
   return {
     index: hdr.index,
     name: str(IFLA_IFNAME) ?? '',
@@ -138,7 +159,7 @@ export function decodeLink(m: NlMessage): LinkInfo {
     mac: mac(IFLA_ADDRESS),
     permanentMac: mac(IFLA_PERM_ADDRESS),
     alias: str(IFLA_IFALIAS) ?? '',
-    kind: kind ? attrString(kind) : null,
+    kind: kindName,
     masterIndex: u32(IFLA_MASTER) ?? null,
     slaveKind: slaveKind ? attrString(slaveKind) : null,
     linkIndex: u32(IFLA_LINK) ?? null,
@@ -149,6 +170,7 @@ export function decodeLink(m: NlMessage): LinkInfo {
     group: u32(IFLA_GROUP) ?? 0,
     altNames: props ? decodeAttrs(props).filter((a) => a.type === IFLA_ALT_IFNAME).map((a) => attrString(a.data)) : [],
     settings: decodeSettings(hdr.flags, attrs),
+    ...kindData(kindName, infoAttrs?.get(IFLA_INFO_DATA)),
   };
 }
 
@@ -266,13 +288,14 @@ export function createVeth(sock: NetlinkSocket, host: VethHostEnd, peer: NewLink
 }
 
 export const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
+/** Modes a macvlan can be changed to after creation, beyond those it can be created in. */
+export const MACVLAN_MODE_SOURCE = 16;
 
 /** A macvlan on `masterIndex` (in the socket's namespace), created directly in spec.netnsFd. */
 export function createMacvlan(
   sock: NetlinkSocket, masterIndex: number, mode: keyof typeof MACVLAN_MODES, spec: NewLinkCommon,
   ctx: { op: string; device: string },
 ): void {
-  const IFLA_MACVLAN_MODE = 1;
   const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ index: spec.index }));
   req.str(IFLA_IFNAME, spec.name).u32(IFLA_LINK, masterIndex).u32(IFLA_NET_NS_FD, spec.netnsFd).u32(IFLA_GROUP, spec.group);
   if (spec.mtu !== undefined) req.u32(IFLA_MTU, spec.mtu);

@@ -202,6 +202,17 @@ export interface DeviceIdentity {
   hostPeerIndex?: number;
   /** macvlan and other stacked devices: the ifindex of the lower device on the host. */
   hostLowerIndex?: number;
+  /**
+   * Tunnels (vxlan, gre, ...): the kernel ties the device to the namespace it was made in (its
+   * link namespace), here the host's, and reports it wherever the device goes. Absent: not such a
+   * device, or a journal of an older release.
+   */
+  hostLinkNet?: boolean;
+  /**
+   * A vxlan's VNI and UDP port (fixed for its life) and its underlay's ifindex on the host (0:
+   * none): the kernel allows one vxlan per VNI, port and underlay in a namespace.
+   */
+  vxlan?: { id: number; port: number; underlay: number };
 }
 
 /** What every record holds, whatever the kind. */
