@@ -196,11 +196,14 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile'],
+    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile', 'cniPath', 'cniCacheDir'],
     summary: 'restore containers whose hook died or whose poststop never came',
     description: 'Restores the devices of containers whose hook died mid-way or whose container is gone without a ' +
-      'poststop; keeps those whose container still runs. Prints one line per container and a summary line ' +
-      '(--json: one JSON object). Exits 1 if any restore failed.',
+      'poststop; keeps those whose container still runs. Then, as libcni\'s GC, runs DEL for each attachment in libcni\'s ' +
+      'cache (--cni-cache-dir) that oci-netdev made (a type cni network of the hooks, or a network with the oci-netdev ' +
+      'plugin) when no journal holds it and its namespace is gone, as after a reboot: this frees its IPAM lease and cache ' +
+      'entry; a CNI 1.1.0 network\'s plugins then get GC. Give the --cni options the hooks were given. Prints one line ' +
+      'per container and a summary line (--json: one JSON object). Exits 1 if any restore or DEL failed.',
     run: (inv) => {
       const results = gc(engineOptions(inv));
       for (const r of results) if (r.action !== 'kept') inv.log.info(`gc: ${r.action} (${r.reason})`, r.containerId);
@@ -236,12 +239,14 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'cni', operands: 'add|check|del NETWORK NETNS | status|gc NETWORK', arity: [2, 3],
-    options: ['ifname', 'cniArgs', 'runtimeConfig', 'containerId', 'cniConfDir', 'cniPath', 'cniCacheDir'],
+    options: ['ifname', 'cniArgs', 'runtimeConfig', 'containerId', 'cniConfDir', 'cniPath', 'cniCacheDir', 'stateDir'],
     summary: 'run a CNI network\'s plugins on a network namespace, as cnitool does',
     description: 'Runs the plugin chain of the CNI network NETWORK (found in NETCONFPATH) on the network namespace NETNS, as ' +
-      'cnitool and libcni do: add prints the result JSON and caches it (DIR/results of --cni-cache-dir), check and del ' +
-      'use the cached result, del runs the chain in reverse. status and gc run the plugins\' STATUS and GC (CNI 1.1.0 ' +
-      'plugins only; gc keeps the attachments the cache holds).',
+      'cnitool and libcni do: every plugin gets the network\'s cniVersion (the highest of cniVersion and cniVersions that ' +
+      'oci-netdev speaks); add prints the result JSON and caches it (DIR/results of --cni-cache-dir), check and del ' +
+      'use the cached result, del runs the chain in reverse. status runs the plugins\' STATUS (CNI 1.1.0 networks). gc is ' +
+      'libcni\'s: del of every attachment of NETWORK in the cache that no journal of the state dir holds (with the config ' +
+      'and arguments its add cached), then, for a CNI 1.1.0 network, GC of each plugin with the attachments still valid.',
     run: (inv) => {
       const [op, network, netns] = inv.args;
       if (!['add', 'check', 'del', 'status', 'gc'].includes(op)) throw new UsageError(`unknown cni command ${op} (add, check, del, status, gc)`, 'cni');
@@ -253,7 +258,7 @@ export const COMMANDS: Command[] = [
         ifname: inv.cniRun.ifname ?? DEFAULT_CNI_IFNAME,
         ...(inv.cniRun.args !== undefined ? { args: inv.cniRun.args } : {}),
         runtimeConfig: runtimeConfigArg(inv.cniRun.runtimeConfig),
-      }, cniSettings(inv.cni));
+      }, cniSettings(inv.cni), inv.stateDir);
       if (result) inv.out(JSON.stringify(result, null, 2) + '\n');
       return 0;
     },

@@ -20,7 +20,7 @@ import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
 import type { ClaimRecord, JournalNetwork } from '../state/statedir';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, networksHeld, networkStatus, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
@@ -539,7 +539,10 @@ export interface GcResult {
   reason: string;
 }
 
-/** Restores containers whose hook died mid-way or whose container is gone without a poststop. */
+/**
+ * Restores containers whose hook died mid-way or whose container is gone without a poststop, then
+ * DELs the attachments of libcni's cache that oci-netdev made and no journal holds (gcCache).
+ */
 export function gc(opts: EngineOptions): GcResult[] {
   const store = new StateDir(opts.stateDir);
   const results: GcResult[] = [];
@@ -586,6 +589,8 @@ export function gc(opts: EngineOptions): GcResult[] {
       lock.release();
     }
   }
+  // After a reboot the state dir is gone but IPAM leases and libcni's cache are not.
+  results.push(...hostNs.within(() => gcCache(opts.stateDir, opts.cni ?? DEFAULT_CNI_SETTINGS)));
   return results;
 }
 
