@@ -7,7 +7,7 @@ import type { NetworkSpec } from '../config';
 import type * as Crypto from 'node:crypto';
 import * as path from 'node:path';
 import {
-  addNetworkList, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, gcNetworkList, statusNetworkList,
+  addNetworkList, attachmentKey, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, gcNetworkList, statusNetworkList,
 } from '../libcni/api';
 import type { Attachment, CachedAttachment, CniOptions, GcOutcome, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
@@ -161,7 +161,7 @@ export function cniTool(
     // The cache before the journals: an attachment cached now had its journal written before.
     const cached = cachedAttachments(cni.cacheDir).filter((a) => a.network === list.name);
     const held = journalHolds(stateDir);
-    const { deleted, failures } = gcNetworkList(list, opts, [...held.valid(list.name), ...cached.filter(held.holds)], cached);
+    const { deleted, failures } = gcNetworkList(list, opts, distinct([...held.valid(list.name), ...cached.filter(held.holds)]), cached);
     const errors = [...deleted.flatMap((d) => (d.error ? [`${d.attachment.containerID} ${d.attachment.ifname}: ${d.error.message}`] : [])), ...failures.map((e) => e.message)];
     if (errors.length) throw new CniError(CniCode.delegate, `network ${list.name}: GC: ${errors.join('; ')}`);
     return undefined;
@@ -204,13 +204,19 @@ function journalHolds(stateDir: string): { valid: (network: string) => Attachmen
     for (const n of j.networks ?? []) if (n.state !== 'pending') named.push({ network: n.network, containerID: j.containerId, ifname: n.ifname });
     if (j.origin) named.push({ network: j.origin.network, containerID: j.origin.containerId, ifname: j.origin.ifname });
   }
-  const key = (a: Attachment & { network: string }) => `${a.network}\0${a.containerID}\0${a.ifname}`;
+  const key = (a: Attachment & { network: string }) => `${a.network}\0${attachmentKey(a)}`;
   const keys = new Set(named.map(key));
   const badIds = new Set(bad.map((b) => b.containerId));
   return {
     valid: (network) => named.filter((a) => a.network === network).map(({ containerID, ifname }) => ({ containerID, ifname })),
     holds: (a) => keys.has(key(a)) || badIds.has(a.containerID) || badIds.has(cniAttachmentId(a.network, a.containerID, a.ifname)),
   };
+}
+
+/** Each attachment once, as GC's valid list names it. */
+function distinct(attachments: Attachment[]): Attachment[] {
+  const byKey = new Map(attachments.map(({ containerID, ifname }) => [attachmentKey({ containerID, ifname }), { containerID, ifname }]));
+  return [...byKey.values()];
 }
 
 /** What `oci-netdev gc` did with one attachment of libcni's cache, or with a network's GC. */
@@ -246,7 +252,7 @@ export function gcCache(stateDir: string, cni: CniSettings): CacheGcResult[] {
       for (const a of stale) results.push({ containerId: a.containerID, action: 'failed', reason: `network ${network} ${a.ifname}: its cache entry holds no usable config` });
       continue;
     }
-    const valid = [...held.valid(network), ...all.filter((a) => !stale.includes(a))];
+    const valid = distinct([...held.valid(network), ...all.filter((a) => !stale.includes(a))]);
     results.push(...cacheGcResults(network, gcNetworkList(list, cniOptions(cni), valid, stale)));
   }
   return results;

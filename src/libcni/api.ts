@@ -189,7 +189,7 @@ export function gcNetworkList(list: NetworkList, opts: CniOptions, valid: Attach
   return outcome;
 }
 
-function attachmentKey(a: Attachment): string {
+export function attachmentKey(a: Attachment): string {
   return `${a.containerID}\0${a.ifname}`;
 }
 
