@@ -11,12 +11,14 @@ import {
 } from '../libcni/api';
 import type { Attachment, CachedAttachment, CniOptions, GcOutcome, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
+import type { PluginConf } from '../libcni/conf';
 import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
 import { CniCode, CniError, parseCniArgs, parseResult, toVersion } from '../libcni/spec';
 import type { Side } from '../apply/operations';
+import type { PlannedNetwork } from '../plan/describe';
 import { linksOf } from '../apply/observe';
 import { isPinned } from '../netns/netns';
-import { StateDir } from '../state/statedir';
+import { DEFAULT_STATE_DIR, StateDir } from '../state/statedir';
 import type { Journal, JournalNetwork } from '../state/statedir';
 import type { StatusNetwork } from './lifecycle';
 
@@ -58,6 +60,14 @@ export function prepareNetworks(specs: NetworkSpec[], cni: CniSettings, containe
       network: spec.network, ifname: spec.ifname, args: spec.args, runtimeConfig: spec.runtimeConfig, config: list.raw,
       cniPath: cni.path, cacheDir: cni.cacheDir, state: 'pending',
     };
+  });
+}
+
+/** The networks as a plan lists them: interface, plugins and the version they will be run with. */
+export function plannedNetworks(networks: JournalNetwork[]): PlannedNetwork[] {
+  return networks.map((n) => {
+    const list = parseNetworkList(n.config, `network ${n.network}`);
+    return { network: n.network, ifname: n.ifname, plugins: list.plugins.map((p) => p.type), cniVersion: list.cniVersion };
   });
 }
 
@@ -227,19 +237,21 @@ export interface CacheGcResult {
 }
 
 /**
- * libcni's GC over the cache, for the attachments oci-netdev made (a network of the hooks, whose
- * namespace was a pin in `stateDir`, or a list with the oci-netdev plugin): each one that no
- * journal holds and whose namespace is gone (a reboot) is DELed with its cached config, which
- * frees its IPAM lease and cache entry; then each such network of a 1.1.0 list gets GC, with
- * every attachment left valid. Other runtimes' attachments (one cache serves them all) are
- * valid and never DELed; so is one whose namespace is still there (a running container whose
- * journal is elsewhere).
+ * libcni's GC over the cache, for the attachments oci-netdev made with `stateDir` (a network of
+ * the hooks, whose namespace was a pin there, or a list whose oci-netdev plugin keeps its journals
+ * there): each one that no journal holds and whose namespace is gone (a reboot) is DELed with its
+ * cached config, which frees its IPAM lease and cache entry; then each such network of a 1.1.0
+ * list gets GC, with every attachment left valid. The attachments of other runtimes and other
+ * state dirs (one cache serves them all) are valid and never DELed; so is one whose namespace is
+ * still there (its container may still run).
  */
 export function gcCache(stateDir: string, cni: CniSettings): CacheGcResult[] {
   const cached = cachedAttachments(cni.cacheDir);
   const held = journalHolds(stateDir);
-  const pins = path.resolve(stateDir) + path.sep;
-  const ours = (a: CachedAttachment) => (a.netns !== '' && path.resolve(a.netns).startsWith(pins)) || (a.config?.plugins.some((p) => p.type === PLUGIN_TYPE) ?? false);
+  const root = path.resolve(stateDir);
+  // A plugin door attachment's journal is in the state dir its config names (else the default).
+  const doorOf = (p: PluginConf) => p.type === PLUGIN_TYPE && path.resolve(typeof p.stateDir === 'string' ? p.stateDir : DEFAULT_STATE_DIR) === root;
+  const ours = (a: CachedAttachment) => (a.netns !== '' && path.resolve(a.netns).startsWith(root + path.sep)) || (a.config?.plugins.some(doorOf) ?? false);
   const results: CacheGcResult[] = [];
   for (const network of new Set(cached.filter(ours).map((a) => a.network))) {
     const all = cached.filter((a) => a.network === network);

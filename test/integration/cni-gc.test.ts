@@ -75,17 +75,19 @@ t.test('a reboot: gc DELs every cached attachment of the hooks and of the plugin
   t.same([leases(dirs, hooksNet), leases(dirs, doorNet), cacheEntries(dirs), stateEntries(rig.stateDir)], [[], [], [], []], 'nothing left');
 });
 
-t.test('gc leaves alone a cached attachment a journal holds, one of another runtime, and one whose namespace is still there', async (t) => {
+t.test("gc leaves alone a cached attachment a journal holds, another runtime's, another state dir's, and one whose namespace is still there", async (t) => {
   const rig = makeRig(t);
   const dirs = cniDirs(rig.sb);
   symlinkSync(OCI_NETDEV, join(dirs.pluginDir, 'oci-netdev'));
   const net = uniqueId('net');
   bridgeNetwork(dirs, net, uniqueName('br'), '10.79.0.0/28');
-  const doorNet = uniqueId('door');
-  writeConflist(dirs, doorNet, [{
-    type: 'oci-netdev', kind: 'veth', stateDir: rig.sb.tempDir('state'),
-    ipam: { type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.80.0.0/29' }]] },
-  }]);
+  const doorNet = (stateDir: string) => {
+    const name = uniqueId('door');
+    writeConflist(dirs, name, [{
+      type: 'oci-netdev', kind: 'veth', stateDir, ipam: { type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.80.0.0/24' }]] },
+    }]);
+    return name;
+  };
   const hookId = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [net]: { type: 'cni', name: 'eth1' } } });
   const sleeper = spawn('sleep', ['600']);
@@ -94,23 +96,36 @@ t.test('gc leaves alone a cached attachment a journal holds, one of another runt
   const otherNs = rig.sb.createNetns('other');
   t.equal(run(rig, dirs, ['cni', 'add', net, netnsPath(otherNs), '--container-id', 'other-runtime']).status, 0,
     "another runtime's attachment on the same network, in the same cache");
+  const elsewhere = doorNet(rig.sb.tempDir('state'));
   const podNs = rig.sb.createNetns('pod');
-  t.equal(run(rig, dirs, ['cni', 'add', doorNet, netnsPath(podNs), '--container-id', 'pod']).status, 0,
-    'a plugin door attachment whose journal is in another state dir');
+  t.equal(run(rig, dirs, ['cni', 'add', elsewhere, netnsPath(podNs), '--container-id', 'pod']).status, 0,
+    'a plugin door attachment of another state dir');
+  const here = doorNet(rig.stateDir);
+  const lostNs = rig.sb.createNetns('lost');
+  t.equal(run(rig, dirs, ['cni', 'add', here, netnsPath(lostNs), '--container-id', 'lost']).status, 0, 'one of this state dir');
+  // Its journal lost while its namespace lives on.
+  const lostDir = stateEntries(rig.stateDir).find((e) => e.endsWith('%3alost%3aeth0'));
+  t.ok(lostDir, 'it has a folder in the state dir');
+  for (const mp of mountPoints().filter((m) => m.startsWith(join(rig.stateDir, lostDir!) + '/'))) shOk('umount', ['--lazy', mp]);
+  rmSync(join(rig.stateDir, lostDir!), { recursive: true });
   const before = cacheEntries(dirs);
   const gc = run(rig, dirs, ['gc']);
   t.equal(gc.status, 0, 'gc exits 0', { stderr: gc.stderr });
   t.same(gc.stdout.split('\n').filter(Boolean), [
     `${hookId}: kept (container process ${sleeper.pid} is running)`,
-    `pod: kept (network ${doorNet} eth0: cached without a journal, but its namespace ${netnsPath(podNs)} is there)`,
+    `lost: kept (network ${here} eth0: cached without a journal, but its namespace ${netnsPath(lostNs)} is there)`,
     'gc: 0 restored, 2 kept, 0 failed',
   ], 'it names what it keeps, and DELs nothing');
   t.same(cacheEntries(dirs), before, 'every cache entry is still there');
-  t.same([leases(dirs, net).length, leases(dirs, doorNet).length], [2, 1], 'and every lease');
+  t.same([leases(dirs, net).length, leases(dirs, elsewhere).length, leases(dirs, here).length], [2, 1, 1], 'and every lease');
   t.equal(traced(rig, 'poststop', ociState(hookId, bundle, 'stopped'), dirs.env).status, 0);
   t.equal(run(rig, dirs, ['cni', 'del', net, netnsPath(otherNs), '--container-id', 'other-runtime']).status, 0);
-  t.equal(run(rig, dirs, ['cni', 'del', doorNet, netnsPath(podNs), '--container-id', 'pod']).status, 0);
-  t.same([leases(dirs, net), leases(dirs, doorNet), cacheEntries(dirs)], [[], [], []], 'nothing left');
+  t.equal(run(rig, dirs, ['cni', 'del', elsewhere, netnsPath(podNs), '--container-id', 'pod']).status, 0);
+  // The lost one's veth dies with its namespace; then its DEL only releases the lease.
+  shOk('ip', ['netns', 'del', lostNs]);
+  shOk('ip', ['netns', 'add', lostNs]);
+  t.equal(run(rig, dirs, ['cni', 'del', here, '/nonexistent', '--container-id', 'lost']).status, 0);
+  t.same([leases(dirs, net), leases(dirs, elsewhere), leases(dirs, here), cacheEntries(dirs)], [[], [], [], []], 'nothing left');
 });
 
 t.test('the plugin door passes GC on to an IPAM plugin that speaks 1.1.0, with the valid attachments; not to one that does not', async (t) => {
