@@ -4,9 +4,9 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, status, validateConfig } from '../engine/lifecycle';
+import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, planConfig, status, validateConfig } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
-import { hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { hookEntry, hooksDConfig, injectHooks, missingHooksWarning } from '../oci/hooks';
 import { runHook } from '../oci/run';
 import type { HookStage } from '../oci/run';
 import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
@@ -175,13 +175,35 @@ export const COMMANDS: Command[] = [
     name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir', 'cniConfDir', 'cniPath'],
     summary: 'check a config.json (or BUNDLE/config.json) and the policy; --live: against this host too',
     description: 'Checks the netDevices and the annotation of a config.json, or of BUNDLE/config.json when given a ' +
-      'directory, and that the policy allows them. Touches nothing.',
+      'directory, and that the policy allows them. Warns when config.json declares linux.netDevices without the oci-netdev ' +
+      'hooks (a runtime that does not implement netDevices ignores them). Touches nothing; oci-netdev plan lists the steps.',
     run: (inv) => {
-      const given = inv.args[0];
-      const file = isDirectory(given) ? path.join(given, 'config.json') : given;
+      const file = configFile(inv.args[0]);
       const req = validateConfig(file, engineOptions(inv), inv.live);
+      const warning = missingHooksWarning(file);
+      if (warning) inv.log.warn(warning);
       const networks = req.networks.length ? `, ${req.networks.length} CNI network(s)` : '';
       inv.out(`${file}: ok, ${req.devices.length} device(s)${networks}${inv.live ? ', attachable on this host now' : ''}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'plan', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['json', 'policy', 'stateDir', 'cniConfDir', 'cniPath'],
+    summary: 'list the steps createRuntime would take on this host now, and what poststop will restore',
+    description: 'Checks a config.json (or BUNDLE/config.json) as validate --live does and prints the plan createRuntime would ' +
+      'make on this host now, from the same observation and planner: each step in order (a device\'s move, creation, ' +
+      'rename, addresses, settings and routes, then each CNI network\'s ADD), and what poststop will put back (each ' +
+      'device home with its name, MTU, MAC, addresses and state, or deleted, then each network\'s DEL). --json: one JSON ' +
+      'object. Touches nothing; exits 1, naming the cause, where createRuntime would fail.',
+    run: (inv) => {
+      const file = configFile(inv.args[0]);
+      const plan = planConfig(file, engineOptions(inv));
+      if (inv.json) {
+        inv.out(JSON.stringify({ config: file, ...plan }, null, 2) + '\n');
+        return 0;
+      }
+      const steps = (list: typeof plan.createRuntime) => (list.length ? list.map((s, i) => `  ${i + 1}. ${s.text}\n`).join('') : '  nothing\n');
+      inv.out(`${file}: the plan on this host now (nothing was changed)\ncreateRuntime:\n${steps(plan.createRuntime)}poststop:\n${steps(plan.poststop)}`);
       return 0;
     },
   },
@@ -367,6 +389,11 @@ function engineOptions(inv: Invocation): EngineOptions {
     ...(inv.devices.length ? { hookSelf: { path: inv.self, args: inv.argv } } : {}),
     cni: cniSettings(inv.cni),
   };
+}
+
+/** CONFIG, or BUNDLE/config.json when given a directory. */
+function configFile(given: string): string {
+  return isDirectory(given) ? path.join(given, 'config.json') : given;
 }
 
 /** --runtime-config: a JSON object. */
