@@ -13,9 +13,9 @@ import { uniqueId, uniqueName } from '../helpers/names';
 import { configBundle, ociState, Rig, stateEntries, makeRig, traced } from '../helpers/netdevices';
 import { inSimHost, mountPoints, netnsPath, sh, ShResult, shOk } from '../helpers/sandbox';
 
-/** `oci-netdev ARGS` in the simulated host with the rig's CNI dirs (oci-netdev among the plugins). */
+/** `oci-netdev ARGS` in the simulated host with the rig's CNI dirs (oci-netdev among the plugins); gc with the rig's state dir. */
 function run(rig: Rig, dirs: CniDirs, args: string[]): ShResult {
-  return sh(...inSimHost(rig.simhost, [OCI_NETDEV, ...args, '--state-dir', rig.stateDir]), { env: dirs.env });
+  return sh(...inSimHost(rig.simhost, [OCI_NETDEV, ...args, ...(args[0] === 'gc' ? ['--state-dir', rig.stateDir] : [])]), { env: dirs.env });
 }
 
 /** A reboot, as far as oci-netdev sees it: pins and state dir gone, the containers' namespaces gone. */
