@@ -47,13 +47,13 @@ function doText(op: Operation, rec: DeviceRecord): string {
       return `move host device ${rec.key} (ifindex ${rec.original.index}) into the container as ${containerName(rec)}`;
     case 'createVeth':
       if (rec.kind !== 'veth') break;
-      return `create veth ${rec.tempName} in the container with its host end ${rec.key}` +
+      return `create veth in the container with its host end ${rec.key}` +
         `${rec.hostBridge ? ` on bridge ${rec.hostBridge.name}` : ''}` +
         `${rec.hostMac !== undefined ? `, host MAC ${rec.hostMac}` : ''}` +
         `${rec.hostAddresses?.length ? `, host addresses ${list(rec.hostAddresses.map(cidr))}` : ''}`;
     case 'createMacvlan':
       if (rec.kind !== 'macvlan') break;
-      return `create macvlan ${rec.tempName} (mode ${rec.mode}) on host device ${rec.master} in the container`;
+      return `create macvlan (mode ${rec.mode}) on host device ${rec.master} in the container`;
     case 'renameInContainer':
       return `rename it to ${containerName(rec)}`;
     case 'copyAddresses':
