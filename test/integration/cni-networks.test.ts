@@ -107,7 +107,7 @@ t.test("the calls a chain makes are libcni's: ADD, CHECK, DEL, STATUS and GC, ea
 
   const calls = allCalls(dirs);
   const full = 'if-rec-a,if-rec-b';
-  t.same(calls.map((c) => `${c.command} ${c.type} ${c.conf.cniVersion} ${c.env.CNI_CONTAINERID}/${c.env.CNI_IFNAME} ${c.conf.prevResult?.interfaces?.map((i) => i.name).join(',') ?? '-'}`), [
+  t.same(calls.map((c) => `${c.command} ${c.type} ${String(c.conf.cniVersion)} ${c.env.CNI_CONTAINERID}/${c.env.CNI_IFNAME} ${c.conf.prevResult?.interfaces?.map((i) => i.name).join(',') ?? '-'}`), [
     `ADD rec-a 1.1.0 ${id}/net1 -`, `ADD rec-b 1.1.0 ${id}/net1 if-rec-a`,
     'ADD rec-a 1.1.0 tool/eth1 -', 'ADD rec-b 1.1.0 tool/eth1 if-rec-a',
     `CHECK rec-a 1.1.0 tool/eth1 ${full}`, `CHECK rec-b 1.1.0 tool/eth1 ${full}`,
