@@ -2,7 +2,7 @@
 // result cache are not. `oci-netdev gc` DELs every attachment oci-netdev made that no journal
 // holds, with its cached config: the hooks' networks and those through the plugin door. And the
 // plugin door's own GC passes GC on to an IPAM plugin that speaks 1.1.0.
-import t from 'tap';
+import t, { Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,17 +25,29 @@ function reboot(rig: Rig, namespaces: string[]): void {
   for (const ns of namespaces) shOk('ip', ['netns', 'del', ns]);
 }
 
-t.test('a reboot: gc DELs every cached attachment of the hooks and of the plugin door, freeing every lease; the same ids then get addresses', async (t) => {
+/**
+ * A rig whose CNI dirs hold oci-netdev as a plugin, a bridge + host-local network on `bridgeSubnet`
+ * for the hooks, and a maker of plugin door networks (a veth with host-local on `doorSubnet`).
+ */
+function gcRig(t: Test, bridgeSubnet: string, doorSubnet: string) {
   const rig = makeRig(t);
   const dirs = cniDirs(rig.sb);
   symlinkSync(OCI_NETDEV, join(dirs.pluginDir, 'oci-netdev'));
   const hooksNet = uniqueId('hooks');
-  bridgeNetwork(dirs, hooksNet, uniqueName('br'), '10.77.0.0/29');
-  const doorNet = uniqueId('door');
-  writeConflist(dirs, doorNet, [{
-    type: 'oci-netdev', kind: 'veth', stateDir: rig.stateDir,
-    ipam: { type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.78.0.0/29' }]] },
-  }]);
+  bridgeNetwork(dirs, hooksNet, uniqueName('br'), bridgeSubnet);
+  const doorNet = (stateDir: string) => {
+    const name = uniqueId('door');
+    writeConflist(dirs, name, [{
+      type: 'oci-netdev', kind: 'veth', stateDir, ipam: { type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: doorSubnet }]] },
+    }]);
+    return name;
+  };
+  return { rig, dirs, hooksNet, doorNet };
+}
+
+t.test('a reboot: gc DELs every cached attachment of the hooks and of the plugin door, freeing every lease; the same ids then get addresses', async (t) => {
+  const { rig, dirs, hooksNet, doorNet: door } = gcRig(t, '10.77.0.0/29', '10.78.0.0/29');
+  const doorNet = door(rig.stateDir);
   const hookId = uniqueId('ctr');
   const doorId = uniqueId('pod');
   const doorNs = rig.sb.createNetns('pod');
@@ -76,18 +88,7 @@ t.test('a reboot: gc DELs every cached attachment of the hooks and of the plugin
 });
 
 t.test("gc leaves alone a cached attachment a journal holds, another runtime's, another state dir's, and one whose namespace is still there", async (t) => {
-  const rig = makeRig(t);
-  const dirs = cniDirs(rig.sb);
-  symlinkSync(OCI_NETDEV, join(dirs.pluginDir, 'oci-netdev'));
-  const net = uniqueId('net');
-  bridgeNetwork(dirs, net, uniqueName('br'), '10.79.0.0/28');
-  const doorNet = (stateDir: string) => {
-    const name = uniqueId('door');
-    writeConflist(dirs, name, [{
-      type: 'oci-netdev', kind: 'veth', stateDir, ipam: { type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.80.0.0/24' }]] },
-    }]);
-    return name;
-  };
+  const { rig, dirs, hooksNet: net, doorNet } = gcRig(t, '10.79.0.0/28', '10.80.0.0/24');
   const hookId = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [net]: { type: 'cni', name: 'eth1' } } });
   const sleeper = spawn('sleep', ['600']);
