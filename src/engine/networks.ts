@@ -259,7 +259,8 @@ export function gcCache(stateDir: string, cni: CniSettings): CacheGcResult[] {
     for (const a of all.filter((x) => ours(x) && !held.holds(x) && isPinned(x.netns))) {
       results.push({ containerId: a.containerID, action: 'kept', reason: `network ${network} ${a.ifname}: cached without a journal, but its namespace ${a.netns} is there` });
     }
-    const list = all.find((a) => a.config)?.config;
+    // The list for the DELs without a cached config and for GC: ours first, as the network may be another's namesake.
+    const list = [...all.filter(ours), ...all].find((a) => a.config)?.config;
     if (!list) {
       for (const a of stale) results.push({ containerId: a.containerID, action: 'failed', reason: `network ${network} ${a.ifname}: its cache entry holds no usable config` });
       continue;
