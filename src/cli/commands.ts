@@ -4,9 +4,9 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, status, validateConfig } from '../engine/lifecycle';
+import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, planConfig, status, validateConfig } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
-import { hookEntry, hooksDConfig, injectHooks } from '../oci/hooks';
+import { hookEntry, hooksDConfig, injectHooks, missingHooksWarning } from '../oci/hooks';
 import { runHook } from '../oci/run';
 import type { HookStage } from '../oci/run';
 import { CDI_KIND, CDI_VERSIONS, DEFAULT_CDI_FILE, DEFAULT_CDI_VERSION } from '../cdi/spec';
@@ -183,13 +183,35 @@ export const COMMANDS: Command[] = [
     name: 'validate', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['live', 'policy', 'stateDir', 'cniConfDir', 'cniPath'],
     summary: 'check a config.json (or BUNDLE/config.json) and the policy; --live: against this host too',
     description: 'Checks the netDevices and the annotation of a config.json, or of BUNDLE/config.json when given a ' +
-      'directory, and that the policy allows them. Touches nothing.',
+      'directory, and that the policy allows them. Warns when config.json declares linux.netDevices without the oci-netdev ' +
+      'hooks (a runtime that does not implement netDevices ignores them). Touches nothing; oci-netdev plan lists the steps.',
     run: (inv) => {
-      const given = inv.args[0];
-      const file = isDirectory(given) ? path.join(given, 'config.json') : given;
+      const file = configFile(inv.args[0]);
       const req = validateConfig(file, engineOptions(inv), inv.live);
+      const warning = missingHooksWarning(file);
+      if (warning) inv.log.warn(warning);
       const networks = req.networks.length ? `, ${req.networks.length} CNI network(s)` : '';
       inv.out(`${file}: ok, ${req.devices.length} device(s)${networks}${inv.live ? ', attachable on this host now' : ''}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'plan', operands: 'CONFIG|BUNDLE', arity: [1, 1], options: ['json', 'policy', 'stateDir', 'cniConfDir', 'cniPath'],
+    summary: 'list the steps createRuntime would take on this host now, and what poststop will restore',
+    description: 'Checks a config.json (or BUNDLE/config.json) as validate --live does and prints the plan createRuntime would ' +
+      'make on this host now, from the same observation and planner: each step in order (a device\'s move, creation, ' +
+      'rename, addresses, settings and routes, then each CNI network\'s ADD), and what poststop will put back (each ' +
+      'device home with its name, MTU, MAC, addresses and state, or deleted, then each network\'s DEL). --json: one JSON ' +
+      'object. Touches nothing; exits 1, naming the cause, where createRuntime would fail.',
+    run: (inv) => {
+      const file = configFile(inv.args[0]);
+      const plan = planConfig(file, engineOptions(inv));
+      if (inv.json) {
+        inv.out(JSON.stringify({ config: file, ...plan }, null, 2) + '\n');
+        return 0;
+      }
+      const steps = (list: typeof plan.createRuntime) => (list.length ? list.map((s, i) => `  ${i + 1}. ${s.text}\n`).join('') : '  nothing\n');
+      inv.out(`${file}: the plan on this host now (nothing was changed)\ncreateRuntime:\n${steps(plan.createRuntime)}poststop:\n${steps(plan.poststop)}`);
       return 0;
     },
   },
@@ -205,11 +227,14 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile'],
+    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile', 'cniPath', 'cniCacheDir'],
     summary: 'restore containers whose hook died or whose poststop never came',
     description: 'Restores the devices of containers whose hook died mid-way or whose container is gone without a ' +
-      'poststop; keeps those whose container still runs. Prints one line per container and a summary line ' +
-      '(--json: one JSON object). Exits 1 if any restore failed.',
+      'poststop; keeps those whose container still runs. Then, as libcni\'s GC, runs DEL for each attachment in libcni\'s ' +
+      'cache (--cni-cache-dir) that oci-netdev made (a type cni network of the hooks, or a network with the oci-netdev ' +
+      'plugin) when no journal holds it and its namespace is gone, as after a reboot: this frees its IPAM lease and cache ' +
+      'entry; a CNI 1.1.0 network\'s plugins then get GC. Give the --cni options the hooks were given. Prints one line ' +
+      'per container and a summary line (--json: one JSON object). Exits 1 if any restore or DEL failed.',
     run: (inv) => {
       const results = gc(engineOptions(inv));
       for (const r of results) if (r.action !== 'kept') inv.log.info(`gc: ${r.action} (${r.reason})`, r.containerId);
@@ -245,12 +270,14 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'cni', operands: 'add|check|del NETWORK NETNS | status|gc NETWORK', arity: [2, 3],
-    options: ['ifname', 'cniArgs', 'runtimeConfig', 'containerId', 'cniConfDir', 'cniPath', 'cniCacheDir'],
+    options: ['ifname', 'cniArgs', 'runtimeConfig', 'containerId', 'cniConfDir', 'cniPath', 'cniCacheDir', 'stateDir'],
     summary: 'run a CNI network\'s plugins on a network namespace, as cnitool does',
     description: 'Runs the plugin chain of the CNI network NETWORK (found in NETCONFPATH) on the network namespace NETNS, as ' +
-      'cnitool and libcni do: add prints the result JSON and caches it (DIR/results of --cni-cache-dir), check and del ' +
-      'use the cached result, del runs the chain in reverse. status and gc run the plugins\' STATUS and GC (CNI 1.1.0 ' +
-      'plugins only; gc keeps the attachments the cache holds).',
+      'cnitool and libcni do: every plugin gets the network\'s cniVersion (the highest of cniVersion and cniVersions that ' +
+      'oci-netdev speaks); add prints the result JSON and caches it (DIR/results of --cni-cache-dir), check and del ' +
+      'use the cached result, del runs the chain in reverse. status runs the plugins\' STATUS (CNI 1.1.0 networks). gc is ' +
+      'libcni\'s: del of every attachment of NETWORK in the cache that no journal of the state dir holds (with the config ' +
+      'and arguments its add cached), then, for a CNI 1.1.0 network, GC of each plugin with the attachments still valid.',
     run: (inv) => {
       const [op, network, netns] = inv.args;
       if (!['add', 'check', 'del', 'status', 'gc'].includes(op)) throw new UsageError(`unknown cni command ${op} (add, check, del, status, gc)`, 'cni');
@@ -262,7 +289,7 @@ export const COMMANDS: Command[] = [
         ifname: inv.cniRun.ifname ?? DEFAULT_CNI_IFNAME,
         ...(inv.cniRun.args !== undefined ? { args: inv.cniRun.args } : {}),
         runtimeConfig: runtimeConfigArg(inv.cniRun.runtimeConfig),
-      }, cniSettings(inv.cni));
+      }, cniSettings(inv.cni), inv.stateDir);
       if (result) inv.out(JSON.stringify(result, null, 2) + '\n');
       return 0;
     },
@@ -402,6 +429,11 @@ function engineOptions(inv: Invocation): EngineOptions {
     ...(inv.devices.length ? { hookSelf: { path: inv.self, args: inv.argv } } : {}),
     cni: cniSettings(inv.cni),
   };
+}
+
+/** CONFIG, or BUNDLE/config.json when given a directory. */
+function configFile(given: string): string {
+  return isDirectory(given) ? path.join(given, 'config.json') : given;
 }
 
 /** --runtime-config: a JSON object. */

@@ -16,7 +16,8 @@ import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
 import { attachDevices, attachments, checkContainerNetns, detachAttachment, inspectAttachment, policyOf } from '../engine/lifecycle';
 import type { EngineOptions } from '../engine/lifecycle';
-import { execDelegate, findPlugin } from '../libcni/invoke';
+import { cniAttachmentId } from '../engine/networks';
+import { execDelegate, execPlugin, findPlugin, pluginVersions } from '../libcni/invoke';
 import type { CniCommand } from '../libcni/invoke';
 import { CURRENT_VERSION, CniCode, CniError, SUPPORTED_VERSIONS, isSupportedVersion, parseResult, toVersion } from '../libcni/spec';
 import type { CniResult, CniRoute } from '../libcni/spec';
@@ -30,11 +31,6 @@ export interface PluginIo {
   stdin: string;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-}
-
-/** The state dir's key for one attachment. */
-function attachmentId(network: string, containerId: string, ifname: string): string {
-  return `cni:${network}:${containerId}:${ifname}`;
 }
 
 /** Runs one CNI command; returns the exit status (0, or 1 with the error printed on stdout). */
@@ -198,7 +194,7 @@ function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
     if (!(err instanceof NetdevError)) throw err;
     throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS: ${err.message}`);
   }
-  const id = attachmentId(conf.name, env.containerId, env.ifname);
+  const id = cniAttachmentId(conf.name, env.containerId, env.ifname);
   if (inspectAttachment(id, opts)) {
     throw new CniError(CniCode.engine, `container ${env.containerId} already has ${env.ifname} attached on network ${conf.name}; DEL it first`);
   }
@@ -254,7 +250,7 @@ function releaseIpam(conf: NetConf, env: CniEnv, opts: EngineOptions): void {
  * so that the chain's other DELs still run.
  */
 function del(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
-  const id = attachmentId(conf.name, env.containerId, env.ifname);
+  const id = cniAttachmentId(conf.name, env.containerId, env.ifname);
   try {
     detachAttachment(id, opts);
   } catch (err) {
@@ -268,7 +264,7 @@ function del(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
 function check(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
   const prev = conf.prevResult;
   if (!prev) throw new CniError(CniCode.invalidConfig, 'network config: prevResult: required for CHECK');
-  const found = inspectAttachment(attachmentId(conf.name, env.containerId, env.ifname), opts);
+  const found = inspectAttachment(cniAttachmentId(conf.name, env.containerId, env.ifname), opts);
   if (!found) throw new CniError(CniCode.engine, `container ${env.containerId} has no ${env.ifname} attached on network ${conf.name}`);
   const fail = (what: string) => new CniError(CniCode.engine, `CHECK ${env.ifname} on network ${conf.name}: ${what}`);
   if (found.journal.netnsPath !== env.netns || !found.status.alive) throw fail(`the namespace ${env.netns} is not the one attached at ADD`);
@@ -299,7 +295,11 @@ function status(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
   return undefined;
 }
 
-/** DEL, IPAM included, for every attachment of this network the runtime no longer lists. */
+/**
+ * DEL, IPAM included, for every attachment of this network the runtime no longer lists; then GC of
+ * the IPAM plugin with the same valid attachments, when it speaks 1.1.0 (an older one knows no GC:
+ * the DELs are what free its leases).
+ */
 function gc(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
   const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}\0${a.ifname}`));
   const failed: string[] = [];
@@ -313,5 +313,10 @@ function gc(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
     }
   }
   if (failed.length) throw new CniError(CniCode.engine, `GC: ${failed.join('; ')}`);
+  if (conf.ipamType !== undefined) {
+    const ipam = findPlugin(conf.ipamType, env.path);
+    const args = { command: 'GC' as const, path: env.path };
+    if (pluginVersions(ipam, conf.cniVersion, args).includes(CURRENT_VERSION)) execPlugin(ipam, conf.raw, args);
+  }
   return undefined;
 }

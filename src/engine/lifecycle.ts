@@ -12,6 +12,8 @@ import type { AddressUse, AddressesInUse, ConfigRequest, DeviceSpec, HookSelf, O
 import type { Observed } from '../plan/plan';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
+import { describePlan } from '../plan/describe';
+import type { DescribedPlan } from '../plan/describe';
 import { planAttach, unprovenIdentity } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
@@ -25,7 +27,7 @@ import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
 import type { ClaimRecord, JournalNetwork } from '../state/statedir';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, hostDevicesNamed, networksHeld, networkStatus, prepareNetworks } from './networks';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, hostDevicesNamed, networksHeld, networkStatus, plannedNetworks, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
@@ -278,9 +280,9 @@ function readAhead(requested: DeviceSpec[], host: Side): EarlyDeviceStates {
  * containers' claims), from the same observation and planner, changing nothing. The container's namespace is
  * observed only if config.json names one that exists.
  */
-function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
+function checkAttach(req: ConfigRequest, opts: EngineOptions): { plan: Plan; networks: JournalNetwork[] } | undefined {
   // attach asks nothing of a config without devices, so neither does this.
-  if (req.devices.length === 0 && req.networks.length === 0) return;
+  if (req.devices.length === 0 && req.networks.length === 0) return undefined;
   const policy = checkRequest(req, opts);
   // The networks and their plugins exist; nothing is run.
   const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
@@ -296,7 +298,7 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
     host = sideOf(hostNs);
     container = ctNs ? sideOf(ctNs) : null;
     const scan = new StateDir(opts.stateDir).scanClaims();
-    observeAndPlan(req.devices, networks, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad);
+    return { plan: observeAndPlan(req.devices, networks, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad), networks };
   } finally {
     if (host) closeSide(host);
     else hostNs.close();
@@ -309,6 +311,16 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): void {
  * `validate`: the devices of a config.json and the policy for them; with `live`, also what
  * createRuntime would decide on this host now (checkAttach). Changes nothing.
  */
+/**
+ * `plan`: each step createRuntime would take for the config on this host now, and what poststop
+ * will put back, from the same observation and planner as createRuntime (checkAttach). Changes nothing.
+ */
+export function planConfig(file: string, opts: EngineOptions): DescribedPlan {
+  const planned = checkAttach(validateConfigFile(file), opts);
+  if (!planned) return { createRuntime: [], poststop: [] };
+  return describePlan(planned.plan, plannedNetworks(planned.networks));
+}
+
 export function validateConfig(file: string, opts: EngineOptions, live: boolean): ConfigRequest {
   const req = validateConfigFile(file);
   if (live) checkAttach(req, opts);
@@ -580,7 +592,10 @@ export interface GcResult {
   reason: string;
 }
 
-/** Restores containers whose hook died mid-way or whose container is gone without a poststop. */
+/**
+ * Restores containers whose hook died mid-way or whose container is gone without a poststop, then
+ * DELs the attachments of libcni's cache that oci-netdev made and no journal holds (gcCache).
+ */
 export function gc(opts: EngineOptions): GcResult[] {
   const store = new StateDir(opts.stateDir);
   const results: GcResult[] = [];
@@ -627,6 +642,8 @@ export function gc(opts: EngineOptions): GcResult[] {
       lock.release();
     }
   }
+  // After a reboot the state dir is gone but IPAM leases and libcni's cache are not.
+  results.push(...hostNs.within(() => gcCache(opts.stateDir, opts.cni ?? DEFAULT_CNI_SETTINGS)));
   return results;
 }
 

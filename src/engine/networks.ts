@@ -8,13 +8,20 @@ import type { NetworkSpec, SelectorField } from '../config';
 import type { LinkInfo } from '../netlink/link';
 import { selects } from '../plan/select';
 import type * as Crypto from 'node:crypto';
-import { addNetworkList, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, maintainNetworkList } from '../libcni/api';
-import type { CniOptions, RuntimeConf } from '../libcni/api';
+import * as path from 'node:path';
+import {
+  addNetworkList, attachmentKey, cacheFile, cachedAttachments, cachedRuntimeArgs, checkNetworkList, delNetworkList, DEFAULT_CACHE_DIR, gcNetworkList, statusNetworkList,
+} from '../libcni/api';
+import type { Attachment, CachedAttachment, CniOptions, GcOutcome, RuntimeConf } from '../libcni/api';
 import { DEFAULT_NETCONF_PATH, loadNetworkList, parseNetworkList } from '../libcni/conf';
+import type { PluginConf } from '../libcni/conf';
 import { DEFAULT_CNI_PATH, findPlugin, splitCniPath } from '../libcni/invoke';
 import { CniCode, CniError, parseCniArgs, parseResult, toVersion } from '../libcni/spec';
 import type { Side } from '../apply/operations';
+import type { PlannedNetwork } from '../plan/describe';
 import { linksOf } from '../apply/observe';
+import { isPinned } from '../netns/netns';
+import { DEFAULT_STATE_DIR, StateDir } from '../state/statedir';
 import type { Journal, JournalNetwork } from '../state/statedir';
 import type { StatusNetwork } from './lifecycle';
 
@@ -83,6 +90,14 @@ export function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { ro
     }
   }
   return named;
+}
+
+/** The networks as a plan lists them: interface, plugins and the version they will be run with. */
+export function plannedNetworks(networks: JournalNetwork[]): PlannedNetwork[] {
+  return networks.map((n) => {
+    const list = parseNetworkList(n.config, `network ${n.network}`);
+    return { network: n.network, ifname: n.ifname, plugins: list.plugins.map((p) => p.type), cniVersion: list.cniVersion };
+  });
 }
 
 function runtimeConf(j: Journal, n: JournalNetwork, netns: string): RuntimeConf {
@@ -169,13 +184,25 @@ function containerIdFor(netns: string): string {
 
 /**
  * ADD (returns the result in the network's version), CHECK, DEL, STATUS or GC of one network.
- * GC keeps every attachment the cache still holds for the network, as libcni does.
+ * GC is libcni's, the valid attachments being those the journals of `stateDir` hold: every other
+ * attachment of the network in the cache is DELed, then a 1.1.0 list's plugins get GC.
  */
-export function cniTool(op: 'add' | 'check' | 'del' | 'status' | 'gc', req: CniToolRequest, cni: CniSettings): Record<string, unknown> | undefined {
+export function cniTool(
+  op: 'add' | 'check' | 'del' | 'status' | 'gc', req: CniToolRequest, cni: CniSettings, stateDir: string,
+): Record<string, unknown> | undefined {
   const list = loadNetworkList(cni.confDir, req.network);
-  const opts: CniOptions = { path: cni.path, cacheDir: cni.cacheDir, ...(cni.timeoutMs !== undefined ? { timeoutMs: cni.timeoutMs } : {}) };
-  if (op === 'status' || op === 'gc') {
-    maintainNetworkList(list, op === 'gc' ? 'GC' : 'STATUS', opts, op === 'gc' ? cachedAttachments(list.name, cni.cacheDir) : []);
+  const opts = cniOptions(cni);
+  if (op === 'status') {
+    statusNetworkList(list, opts);
+    return undefined;
+  }
+  if (op === 'gc') {
+    // The cache before the journals: an attachment cached now had its journal written before.
+    const cached = cachedAttachments(cni.cacheDir).filter((a) => a.network === list.name);
+    const held = journalHolds(stateDir);
+    const { deleted, failures } = gcNetworkList(list, opts, distinct([...held.valid(list.name), ...cached.filter(held.holds)]), cached);
+    const errors = [...deleted.flatMap((d) => (d.error ? [`${d.attachment.containerID} ${d.attachment.ifname}: ${d.error.message}`] : [])), ...failures.map((e) => e.message)];
+    if (errors.length) throw new CniError(CniCode.delegate, `network ${list.name}: GC: ${errors.join('; ')}`);
     return undefined;
   }
   const netns = req.netns ?? '';
@@ -190,6 +217,98 @@ export function cniTool(op: 'add' | 'check' | 'del' | 'status' | 'gc', req: CniT
   if (op === 'check') checkNetworkList(list, rt, opts);
   else delNetworkList(list, rt, opts);
   return undefined;
+}
+
+function cniOptions(cni: CniSettings): CniOptions {
+  return { path: cni.path, cacheDir: cni.cacheDir, ...(cni.timeoutMs !== undefined ? { timeoutMs: cni.timeoutMs } : {}) };
+}
+
+/** The state dir's key for an attachment made through the CNI plugin door. */
+export function cniAttachmentId(network: string, containerId: string, ifname: string): string {
+  return `cni:${network}:${containerId}:${ifname}`;
+}
+
+/** The plugin type oci-netdev is installed under as a CNI plugin. */
+const PLUGIN_TYPE = 'oci-netdev';
+
+/**
+ * What the journals of a state dir hold: the attachments they name (a network of the hooks whose
+ * DEL is owed, or a plugin door attachment), and whether one of them holds a cached attachment;
+ * a journal that cannot be read may hold any attachment of its container.
+ */
+function journalHolds(stateDir: string): { valid: (network: string) => Attachment[]; holds: (a: CachedAttachment) => boolean } {
+  const { journals, bad } = new StateDir(stateDir).scanJournals();
+  const named: Array<Attachment & { network: string }> = [];
+  for (const j of journals) {
+    for (const n of j.networks ?? []) if (n.state !== 'pending') named.push({ network: n.network, containerID: j.containerId, ifname: n.ifname });
+    if (j.origin) named.push({ network: j.origin.network, containerID: j.origin.containerId, ifname: j.origin.ifname });
+  }
+  const key = (a: Attachment & { network: string }) => `${a.network}\0${attachmentKey(a)}`;
+  const keys = new Set(named.map(key));
+  const badIds = new Set(bad.map((b) => b.containerId));
+  return {
+    valid: (network) => named.filter((a) => a.network === network).map(({ containerID, ifname }) => ({ containerID, ifname })),
+    holds: (a) => keys.has(key(a)) || badIds.has(a.containerID) || badIds.has(cniAttachmentId(a.network, a.containerID, a.ifname)),
+  };
+}
+
+/** Each attachment once, as GC's valid list names it. */
+function distinct(attachments: Attachment[]): Attachment[] {
+  const byKey = new Map(attachments.map(({ containerID, ifname }) => [attachmentKey({ containerID, ifname }), { containerID, ifname }]));
+  return [...byKey.values()];
+}
+
+/** What `oci-netdev gc` did with one attachment of libcni's cache, or with a network's GC. */
+export interface CacheGcResult {
+  containerId: string;
+  action: 'removed' | 'kept' | 'failed';
+  reason: string;
+}
+
+/**
+ * libcni's GC over the cache, for the attachments oci-netdev made with `stateDir` (a network of
+ * the hooks, whose namespace was a pin there, or a list whose oci-netdev plugin keeps its journals
+ * there): each one that no journal holds and whose namespace is gone (a reboot) is DELed with its
+ * cached config, which frees its IPAM lease and cache entry; then each such network of a 1.1.0
+ * list gets GC, with every attachment left valid. The attachments of other runtimes and other
+ * state dirs (one cache serves them all) are valid and never DELed; so is one whose namespace is
+ * still there (its container may still run).
+ */
+export function gcCache(stateDir: string, cni: CniSettings): CacheGcResult[] {
+  const cached = cachedAttachments(cni.cacheDir);
+  const held = journalHolds(stateDir);
+  const root = path.resolve(stateDir);
+  // A plugin door attachment's journal is in the state dir its config names (else the default).
+  const doorOf = (p: PluginConf) => p.type === PLUGIN_TYPE && path.resolve(typeof p.stateDir === 'string' ? p.stateDir : DEFAULT_STATE_DIR) === root;
+  const ours = (a: CachedAttachment) => (a.netns !== '' && path.resolve(a.netns).startsWith(root + path.sep)) || (a.config?.plugins.some(doorOf) ?? false);
+  const results: CacheGcResult[] = [];
+  for (const network of new Set(cached.filter(ours).map((a) => a.network))) {
+    const all = cached.filter((a) => a.network === network);
+    const stale = all.filter((a) => ours(a) && !held.holds(a) && !isPinned(a.netns));
+    for (const a of all.filter((x) => ours(x) && !held.holds(x) && isPinned(x.netns))) {
+      results.push({ containerId: a.containerID, action: 'kept', reason: `network ${network} ${a.ifname}: cached without a journal, but its namespace ${a.netns} is there` });
+    }
+    // The list for the DELs without a cached config and for GC: ours first, as the network may be another's namesake.
+    const list = [...all.filter(ours), ...all].find((a) => a.config)?.config;
+    if (!list) {
+      for (const a of stale) results.push({ containerId: a.containerID, action: 'failed', reason: `network ${network} ${a.ifname}: its cache entry holds no usable config` });
+      continue;
+    }
+    const valid = distinct([...held.valid(network), ...all.filter((a) => !stale.includes(a))]);
+    results.push(...cacheGcResults(network, gcNetworkList(list, cniOptions(cni), valid, stale)));
+  }
+  return results;
+}
+
+function cacheGcResults(network: string, { deleted, failures }: GcOutcome): CacheGcResult[] {
+  return [
+    ...deleted.map(({ attachment: a, error }): CacheGcResult => ({
+      containerId: a.containerID,
+      action: error ? 'failed' : 'removed',
+      reason: `network ${network} ${a.ifname}: cached without a journal, ${error ? `DEL failed: ${error.message}` : 'DEL ran'}`,
+    })),
+    ...failures.map((e): CacheGcResult => ({ containerId: network, action: 'failed', reason: e.message })),
+  ];
 }
 
 /** A network as `status` shows it: its interface, the addresses of its result, its port mappings. */

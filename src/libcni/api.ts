@@ -1,14 +1,16 @@
-// Running a network list as libcni does: each plugin at the highest version both sides speak,
-// ADD through the chain with the previous result, DEL in reverse with the cached final result,
-// CHECK against it, STATUS and GC per plugin; runtimeConfig filtered by each plugin's
-// capabilities; the final result cached in libcni's layout (CACHE_DIR/results/NET-ID-IFNAME) so
-// that other tools can DEL what we added. Every failure is one line naming the network, the
-// operation, the plugin and the CNI code.
+// Running a network list as libcni does: every plugin gets the list's cniVersion (no VERSION
+// call: the version is the list's choice), ADD through the chain with the previous result, DEL in
+// reverse with the cached final result, CHECK against it, STATUS and GC per plugin of a 1.1.0
+// list, GC after a DEL of every cached attachment not valid; runtimeConfig filtered by each
+// plugin's capabilities; the final result cached in libcni's layout
+// (CACHE_DIR/results/NET-ID-IFNAME) so that other tools can DEL what we added. Every failure is
+// one line naming the network, the operation, the plugin and the CNI code.
 
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { execPlugin, findPlugin, pluginVersions } from './invoke';
+import { execPlugin, findPlugin } from './invoke';
 import type { CniCommand } from './invoke';
+import { parseNetworkList } from './conf';
 import type { NetworkList, PluginConf } from './conf';
 import { CniCode, CniError, atLeast, compareVersions, parseResult, toVersion } from './spec';
 import type { CniResult } from './spec';
@@ -46,18 +48,6 @@ function chainError(list: NetworkList, command: CniCommand, err: unknown): CniEr
   return new CniError(e.cniCode, `network ${list.name}: ${command}: ${e.message} (CNI code ${e.cniCode})`, e.details);
 }
 
-/** The plugin's path and the version to speak with it: the highest the list and the plugin share. */
-function negotiate(list: NetworkList, plugin: PluginConf, opts: CniOptions): { exe: string; version: string } {
-  const exe = findPlugin(plugin.type, opts.path);
-  const theirs = pluginVersions(exe, list.cniVersion, { path: opts.path, timeoutMs: opts.timeoutMs });
-  const version = list.versions.find((v) => theirs.includes(v));
-  if (!version) {
-    throw new CniError(CniCode.incompatibleVersion,
-      `${plugin.type}: speaks ${theirs.join(', ') || 'no version'}, the network ${list.versions.join(', ')}`);
-  }
-  return { exe, version };
-}
-
 /** The plugin's stdin: its own config, with the list's name, the version, runtimeConfig and prevResult. */
 export function pluginConfig(
   list: NetworkList, plugin: PluginConf, version: string, capabilityArgs: Record<string, unknown>, prev?: CniResult,
@@ -88,8 +78,8 @@ export function addNetworkList(list: NetworkList, rt: RuntimeConf, opts: CniOpti
   let prev: CniResult | undefined;
   try {
     for (const plugin of list.plugins) {
-      const { exe, version } = negotiate(list, plugin, opts);
-      const out = execPlugin(exe, pluginConfig(list, plugin, version, rt.capabilityArgs, prev), invokeArgs('ADD', rt, opts));
+      const exe = findPlugin(plugin.type, opts.path);
+      const out = execPlugin(exe, pluginConfig(list, plugin, list.cniVersion, rt.capabilityArgs, prev), invokeArgs('ADD', rt, opts));
       if (out === undefined) throw new CniError(CniCode.decode, `${plugin.type}: ADD printed no result`);
       prev = parseResult(out);
     }
@@ -102,17 +92,16 @@ export function addNetworkList(list: NetworkList, rt: RuntimeConf, opts: CniOpti
 }
 
 /**
- * DEL through the chain in reverse, each plugin of 0.4.0 and later given the final ADD result
- * (`cached`, else the cache's, else none: DEL must work after a failed ADD). The cache entry goes
- * once every plugin succeeded; the first failure stops the chain, as libcni does.
+ * DEL through the chain in reverse, each plugin of a 0.4.0 or later list given the final ADD
+ * result (`cached`, else the cache's, else none: DEL must work after a failed ADD). The cache
+ * entry goes once every plugin succeeded; the first failure stops the chain, as libcni does.
  */
 export function delNetworkList(list: NetworkList, rt: RuntimeConf, opts: CniOptions, cached?: CniResult): void {
-  const prev = cached ?? readCachedResult(list.name, rt, opts.cacheDir);
+  const prev = atLeast(list.cniVersion, '0.4.0') ? cached ?? readCachedResult(list.name, rt, opts.cacheDir) : undefined;
   try {
     for (const plugin of [...list.plugins].reverse()) {
-      const { exe, version } = negotiate(list, plugin, opts);
-      const withPrev = prev && atLeast(version, '0.4.0') ? prev : undefined;
-      execPlugin(exe, pluginConfig(list, plugin, version, rt.capabilityArgs, withPrev), invokeArgs('DEL', rt, opts));
+      const exe = findPlugin(plugin.type, opts.path);
+      execPlugin(exe, pluginConfig(list, plugin, list.cniVersion, rt.capabilityArgs, prev), invokeArgs('DEL', rt, opts));
     }
   } catch (err) {
     throw chainError(list, 'DEL', err);
@@ -130,33 +119,88 @@ export function checkNetworkList(list: NetworkList, rt: RuntimeConf, opts: CniOp
     const prev = cached ?? readCachedResult(list.name, rt, opts.cacheDir);
     if (!prev) throw new CniError(CniCode.unknownContainer, `no cached result for container ${rt.containerId} interface ${rt.ifname}`);
     for (const plugin of list.plugins) {
-      const { exe, version } = negotiate(list, plugin, opts);
-      if (!atLeast(version, '0.4.0')) throw new CniError(CniCode.incompatibleVersion, `${plugin.type}: CHECK needs 0.4.0 (it speaks ${version})`);
-      execPlugin(exe, pluginConfig(list, plugin, version, rt.capabilityArgs, prev), invokeArgs('CHECK', rt, opts));
+      const exe = findPlugin(plugin.type, opts.path);
+      execPlugin(exe, pluginConfig(list, plugin, list.cniVersion, rt.capabilityArgs, prev), invokeArgs('CHECK', rt, opts));
     }
   } catch (err) {
     throw chainError(list, 'CHECK', err);
   }
 }
 
-/**
- * STATUS or GC of each plugin that speaks 1.1.0 (older ones know neither and are skipped, as
- * libcni does). GC is given the attachments still valid.
- */
-export function maintainNetworkList(
-  list: NetworkList, command: 'STATUS' | 'GC', opts: CniOptions, validAttachments: Array<{ containerID: string; ifname: string }> = [],
-): void {
+/** A container's interface on a network, as GC's `cni.dev/valid-attachments` lists it. */
+export interface Attachment {
+  containerID: string;
+  ifname: string;
+}
+
+/** STATUS of each plugin of a 1.1.0 list (older lists know no STATUS: nothing runs); the first failure stops. */
+export function statusNetworkList(list: NetworkList, opts: CniOptions): void {
+  if (!atLeast(list.cniVersion, '1.1.0')) return;
   try {
     for (const plugin of list.plugins) {
-      const { exe, version } = negotiate(list, plugin, opts);
-      if (!atLeast(version, '1.1.0')) continue;
-      const conf = pluginConfig(list, plugin, version, {});
-      if (command === 'GC') conf['cni.dev/valid-attachments'] = validAttachments;
-      execPlugin(exe, conf, { command, path: opts.path, timeoutMs: opts.timeoutMs });
+      execPlugin(findPlugin(plugin.type, opts.path), pluginConfig(list, plugin, list.cniVersion, {}), maintenanceArgs('STATUS', opts));
     }
   } catch (err) {
-    throw chainError(list, command, err);
+    throw chainError(list, 'STATUS', err);
   }
+}
+
+/** STATUS and GC name no container: libcni sets their CNI_* variables empty. */
+function maintenanceArgs(command: 'STATUS' | 'GC', opts: CniOptions) {
+  return { command, containerId: '', netns: '', ifname: '', path: opts.path, timeoutMs: opts.timeoutMs };
+}
+
+/** What a GC did: the DEL of each stale cached attachment (with its error when it failed), and the plugins' GC failures. */
+export interface GcOutcome {
+  deleted: Array<{ attachment: CachedAttachment; error?: Error }>;
+  failures: Error[];
+}
+
+/**
+ * libcni's GC of a network: a DEL of each attachment of the list in `cached` (the cache as read
+ * before the caller decided what is valid) that is not in `valid`, with the config and arguments
+ * its ADD cached (else the list's), then, for a 1.1.0 list, GC of each plugin with the valid
+ * attachments. Carries on past failures.
+ */
+export function gcNetworkList(list: NetworkList, opts: CniOptions, valid: Attachment[], cached: CachedAttachment[]): GcOutcome {
+  const outcome: GcOutcome = { deleted: [], failures: [] };
+  if (list.disableGC) return outcome;
+  const keep = new Set(valid.map(attachmentKey));
+  for (const a of cached) {
+    if (a.network !== list.name || keep.has(attachmentKey(a))) continue;
+    try {
+      delCachedAttachment(a, opts, list);
+      outcome.deleted.push({ attachment: a });
+    } catch (err) {
+      outcome.deleted.push({ attachment: a, error: err as Error });
+    }
+  }
+  if (!atLeast(list.cniVersion, '1.1.0')) return outcome;
+  const attachments = valid.map(({ containerID, ifname }) => ({ containerID, ifname }));
+  for (const plugin of list.plugins) {
+    try {
+      // Both keys, as libcni sends them: `cni.dev/attachments` is the name an earlier spec text used.
+      const conf = { ...pluginConfig(list, plugin, list.cniVersion, {}), 'cni.dev/valid-attachments': attachments, 'cni.dev/attachments': attachments };
+      execPlugin(findPlugin(plugin.type, opts.path), conf, maintenanceArgs('GC', opts));
+    } catch (err) {
+      outcome.failures.push(chainError(list, 'GC', err));
+    }
+  }
+  return outcome;
+}
+
+export function attachmentKey(a: Attachment): string {
+  return `${a.containerID}\0${a.ifname}`;
+}
+
+/**
+ * DEL of an attachment found in the cache, as its ADD was run: its cached config (else
+ * `fallback`), netns, CNI_ARGS and capability args. The cache entry goes when the DEL succeeds.
+ */
+function delCachedAttachment(a: CachedAttachment, opts: CniOptions, fallback?: NetworkList): void {
+  const list = a.config ?? fallback;
+  if (!list) throw new CniError(CniCode.decode, `network ${a.network}: the cached attachment ${a.containerID} ${a.ifname} holds no usable config`);
+  delNetworkList(list, { containerId: a.containerID, netns: a.netns, ifname: a.ifname, args: a.args, capabilityArgs: a.capabilityArgs }, opts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,15 +249,29 @@ function writeCache(list: NetworkList, rt: RuntimeConf, cacheDir: string, result
 
 interface CacheEntry {
   kind?: unknown;
+  containerId?: unknown;
+  ifName?: unknown;
+  networkName?: unknown;
+  netns?: unknown;
+  config?: unknown;
   result?: unknown;
   cniArgs?: unknown;
   capabilityArgs?: unknown;
 }
 
+/** A cache file's entry when it is one of libcni's (a torn or foreign file is none). */
+function parseCacheEntry(file: string): CacheEntry | undefined {
+  try {
+    const entry = JSON.parse(fs.readFileSync(file, 'utf8')) as CacheEntry;
+    return typeof entry === 'object' && entry !== null && entry.kind === CACHE_KIND ? entry : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function readCacheEntry(network: string, rt: Pick<RuntimeConf, 'containerId' | 'ifname'>, cacheDir: string): CacheEntry | undefined {
   try {
-    const entry = JSON.parse(fs.readFileSync(cacheFile(network, rt, cacheDir), 'utf8')) as CacheEntry;
-    return typeof entry === 'object' && entry !== null && entry.kind === CACHE_KIND ? entry : undefined;
+    return parseCacheEntry(cacheFile(network, rt, cacheDir));
   } catch {
     return undefined;
   }
@@ -229,16 +287,60 @@ export function readCachedResult(network: string, rt: Pick<RuntimeConf, 'contain
   }
 }
 
+function runtimeArgsOf(entry: CacheEntry): Pick<RuntimeConf, 'args' | 'capabilityArgs'> {
+  const pairs = Array.isArray(entry.cniArgs) ? (entry.cniArgs as unknown[]) : [];
+  const args = pairs.filter((p): p is [string, string] => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'string'));
+  const caps = entry.capabilityArgs;
+  return { args, capabilityArgs: typeof caps === 'object' && caps !== null && !Array.isArray(caps) ? (caps as Record<string, unknown>) : {} };
+}
+
 /** The CNI_ARGS and capability args ADD was given, from the cache: what CHECK and DEL need again (portmap's rules). */
 export function cachedRuntimeArgs(
   network: string, rt: Pick<RuntimeConf, 'containerId' | 'ifname'>, cacheDir: string,
 ): Pick<RuntimeConf, 'args' | 'capabilityArgs'> | undefined {
   const entry = readCacheEntry(network, rt, cacheDir);
-  if (!entry) return undefined;
-  const pairs = Array.isArray(entry.cniArgs) ? entry.cniArgs : [];
-  const args = pairs.filter((p): p is [string, string] => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'string'));
-  const caps = entry.capabilityArgs;
-  return { args, capabilityArgs: typeof caps === 'object' && caps !== null && !Array.isArray(caps) ? (caps as Record<string, unknown>) : {} };
+  return entry && runtimeArgsOf(entry);
+}
+
+/** An attachment as libcni's cache holds it: what its ADD was run with. */
+export interface CachedAttachment extends Attachment {
+  network: string;
+  netns: string;
+  args: Array<[string, string]>;
+  capabilityArgs: Record<string, unknown>;
+  /** The list its ADD ran, when the entry holds one this library can run. */
+  config?: NetworkList;
+}
+
+/** Every attachment libcni's cache under `cacheDir` holds, of any network (libcni's GetCachedAttachments). */
+export function cachedAttachments(cacheDir: string): CachedAttachment[] {
+  const dir = join(cacheDir, 'results');
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+  const found: CachedAttachment[] = [];
+  for (const name of names) {
+    const e = parseCacheEntry(join(dir, name));
+    if (!e || typeof e.containerId !== 'string' || typeof e.ifName !== 'string' || typeof e.networkName !== 'string' || !e.ifName || !e.networkName) continue;
+    found.push({
+      network: e.networkName, containerID: e.containerId, ifname: e.ifName, netns: typeof e.netns === 'string' ? e.netns : '',
+      ...runtimeArgsOf(e), ...configOf(e, name),
+    });
+  }
+  return found;
+}
+
+/** The list a cache entry's config (base64 JSON, as Go writes bytes) holds; none when it cannot be read or run. */
+function configOf(e: CacheEntry, file: string): { config?: NetworkList } {
+  if (typeof e.config !== 'string') return {};
+  try {
+    return { config: parseNetworkList(JSON.parse(Buffer.from(e.config, 'base64').toString('utf8')), `libcni cache ${file}`) };
+  } catch {
+    return {};
+  }
 }
 
 function removeCache(network: string, rt: RuntimeConf, cacheDir: string): void {
@@ -249,27 +351,4 @@ function removeCache(network: string, rt: RuntimeConf, cacheDir: string): void {
     return; // no ADD can have cached a result under a name the cache refuses
   }
   fs.rmSync(file, { force: true });
-}
-
-/** The attachments (container id, interface) the cache holds for `network`: GC keeps them. */
-export function cachedAttachments(network: string, cacheDir: string): Array<{ containerID: string; ifname: string }> {
-  const dir = join(cacheDir, 'results');
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const found: Array<{ containerID: string; ifname: string }> = [];
-  for (const name of names.filter((n) => n.startsWith(`${network}-`))) {
-    try {
-      const e = JSON.parse(fs.readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
-      if (e.kind === CACHE_KIND && e.networkName === network && typeof e.containerId === 'string' && typeof e.ifName === 'string') {
-        found.push({ containerID: e.containerId, ifname: e.ifName });
-      }
-    } catch {
-      // a torn or foreign file: not an attachment
-    }
-  }
-  return found;
 }

@@ -21,11 +21,13 @@ export interface PluginConf {
 
 export interface NetworkList {
   name: string;
-  /** The highest version the list names (cniVersion, cniVersions) that this library speaks. */
+  /**
+   * The highest version the list names (cniVersion, cniVersions) that this library speaks: every
+   * plugin is run with it, as libcni does (no plugin is asked for its versions).
+   */
   cniVersion: string;
-  /** Every version the list accepts, highest first; each plugin is run with the highest it supports. */
-  versions: string[];
   disableCheck: boolean;
+  disableGC: boolean;
   plugins: PluginConf[];
   /** The list as loaded (a .conf made into a list), what the journal and libcni's cache keep. */
   raw: Record<string, unknown>;
@@ -62,7 +64,7 @@ export function parseNetworkList(doc: unknown, where: string): NetworkList {
   if (!versions.length) {
     throw new CniError(CniCode.incompatibleVersion, `${where}: network ${name}: no supported cniVersion (got ${JSON.stringify(named)})`);
   }
-  return { name, cniVersion: versions[0], versions, disableCheck: raw.disableCheck === true, plugins, raw };
+  return { name, cniVersion: versions[0], disableCheck: raw.disableCheck === true, disableGC: raw.disableGC === true, plugins, raw };
 }
 
 /** The network files of `dir`, by name, as libcni lists them (a missing dir holds none). */

@@ -97,6 +97,37 @@ export function injectHooks(bundle: string, opts: HookOptions): { added: number 
   return { added };
 }
 
+/** Whether a hook entry runs oci-netdev's `command` (or `hook`, which serves both stages), whatever its options. */
+function runsOurs(h: unknown, command: string): boolean {
+  if (typeof h !== 'object' || h === null) return false;
+  const { path: p, args } = h as Partial<HookEntry>;
+  const ours = (typeof p === 'string' && path.basename(p) === 'oci-netdev') || (Array.isArray(args) && args[0] === 'oci-netdev');
+  return ours && Array.isArray(args) && (args.includes(command) || args.includes('hook'));
+}
+
+/**
+ * A warning when config.json declares linux.netDevices but lacks our createRuntime or poststop
+ * hook: a runtime that does not implement netDevices (runc 1.1.5, crun 1.8) ignores them without
+ * a word, and one that does cannot restore them as poststop does.
+ */
+export function missingHooksWarning(file: string): string | undefined {
+  let config: { linux?: { netDevices?: unknown }; hooks?: Record<string, unknown> };
+  try {
+    config = JSON.parse(readRegularFile(file, { where: file, maxBytes: MAX_CONFIG_BYTES, follow: true }).toString('utf8')) as typeof config;
+  } catch {
+    return undefined; // validate itself names what is wrong with the file
+  }
+  const devices = config.linux?.netDevices;
+  if (typeof devices !== 'object' || devices === null || !Object.keys(devices).length) return undefined;
+  const missing = ([['createRuntime', 'create-runtime'], ['poststop', 'poststop']] as const).filter(([stage, command]) => {
+    const list = config.hooks?.[stage];
+    return !(Array.isArray(list) && list.some((h) => runsOurs(h, command)));
+  }).map(([stage]) => stage);
+  if (!missing.length) return undefined;
+  return `${file}: linux.netDevices is declared but there is no oci-netdev ${missing.join(' or ')} hook: a runtime that does not ` +
+    'implement netDevices (runc before 1.4, crun before 1.22) ignores them without a word; add the hooks with oci-netdev inject BUNDLE';
+}
+
 /** A hooks.d file (version 1.0.0) that runs `oci-netdev hook` at both stages when the annotation is set. */
 export function hooksDConfig(opts: HookOptions): object {
   return {

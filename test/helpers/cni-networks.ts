@@ -43,22 +43,28 @@ export function bridgeNetwork(dirs: CniDirs, name: string, bridge: string, subne
 }
 
 /**
- * The recording plugin: appends {type, command, env, conf} to conf.record for each call. ADD passes
- * prevResult on with an interface "if-TYPE" added (a first plugin starts an empty 1.0.0 result);
+ * The recording plugin: appends {type, command, env, conf} to conf.record for each call, and to
+ * calls.jsonl in its own folder for every call, VERSION included (whose config names no record;
+ * `type` is then the name it was run as). ADD passes prevResult on with an interface "if-TYPE" added (a first plugin starts an empty 1.0.0 result);
  * conf.fail = "ADD"/"DEL" makes that command fail with code 111; conf.sleepMs delays ADD (its
- * pid goes to conf.record + ".pid"); conf.versions is what VERSION answers.
+ * pid goes to conf.record + ".pid"). VERSION answers the versions writeRecorders was given, else
+ * 0.3.1 to 1.1.0.
  */
 const RECORDER = `#!/usr/bin/env node
 const fs = require('fs');
 const conf = JSON.parse(fs.readFileSync(0, 'utf8') || '{}');
 const cmd = process.env.CNI_COMMAND;
-if (cmd === 'VERSION') {
-  process.stdout.write(JSON.stringify({ cniVersion: conf.cniVersion, supportedVersions: conf.versions || ['0.3.1', '0.4.0', '1.0.0'] }));
-  process.exit(0);
-}
 const env = {};
 for (const k of ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH']) env[k] = process.env[k];
-fs.appendFileSync(conf.record, JSON.stringify({ type: conf.type, command: cmd, env, conf }) + '\\n');
+const line = JSON.stringify({ type: conf.type || require('path').basename(process.argv[1]), command: cmd, env, conf }) + '\\n';
+fs.appendFileSync(require('path').join(require('path').dirname(process.argv[1]), 'calls.jsonl'), line);
+if (conf.record) fs.appendFileSync(conf.record, line);
+if (cmd === 'VERSION') {
+  let versions = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+  try { versions = JSON.parse(fs.readFileSync(process.argv[1] + '.versions', 'utf8')); } catch {}
+  process.stdout.write(JSON.stringify({ cniVersion: conf.cniVersion, supportedVersions: versions }));
+  process.exit(0);
+}
 if (conf.fail === cmd) {
   process.stdout.write(JSON.stringify({ cniVersion: conf.cniVersion, code: 111, msg: conf.type + ' refuses ' + cmd, details: 'on purpose' }));
   process.exit(1);
@@ -74,14 +80,17 @@ if (cmd === 'ADD') {
 }
 `;
 
-/** Recording plugins named `types` in the rig's plugin dir. */
-export function writeRecorders(dirs: CniDirs, types: string[]): void {
+/** Recording plugins named `types` in the rig's plugin dir; `versions`: what their VERSION answers. */
+export function writeRecorders(dirs: CniDirs, types: string[], versions?: string[]): void {
   const script = join(dirs.pluginDir, 'recorder');
   if (!existsSync(script)) {
     writeFileSync(script, RECORDER);
     chmodSync(script, 0o755);
   }
-  for (const t of types) symlinkSync('recorder', join(dirs.pluginDir, t));
+  for (const t of types) {
+    symlinkSync('recorder', join(dirs.pluginDir, t));
+    if (versions) writeFileSync(join(dirs.pluginDir, `${t}.versions`), JSON.stringify(versions));
+  }
 }
 
 export interface Record_ {
@@ -90,6 +99,9 @@ export interface Record_ {
   env: Record<string, string | undefined>;
   conf: Record<string, unknown> & { prevResult?: { interfaces?: { name: string }[] }; runtimeConfig?: Record<string, unknown> };
 }
+
+/** Every call the rig's recording plugins got, VERSION included. */
+export const allCalls = (dirs: CniDirs): Record_[] => readRecords(join(dirs.pluginDir, 'calls.jsonl'));
 
 export function readRecords(file: string): Record_[] {
   if (!existsSync(file)) return [];

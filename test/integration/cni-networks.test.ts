@@ -10,7 +10,7 @@ import { OCI_NETDEV, startHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { inSimHost, netnsPath, nsSnapshot, sh, ShResult, shOk } from '../helpers/sandbox';
 import { cli, configBundle, ipDetails, makeRig, nonLoopback, ociState, ping, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
-import { bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
+import { allCalls, bridgeNetwork, cacheEntries, cniDirs, CniDirs, leases, readRecords, writeConflist, writeRecorders } from '../helpers/cni-networks';
 
 function cniRig(t: Test): { rig: Rig; dirs: CniDirs } {
   const rig = makeRig(t);
@@ -78,6 +78,50 @@ t.test('a chain of three plugins: each ADD gets the result so far; DEL runs in r
   }
   t.same(dels[1].conf.runtimeConfig, adds[1].conf.runtimeConfig, 'DEL gets the same runtimeConfig');
   t.same(cacheEntries(dirs), [], 'the cache entry is gone');
+  t.same(stateEntries(rig.stateDir), [], 'no state remains');
+});
+
+t.test("the calls a chain makes are libcni's: ADD, CHECK, DEL, STATUS and GC, each plugin at the list's version, no VERSION call", async (t) => {
+  const { rig, dirs } = cniRig(t);
+  writeRecorders(dirs, ['rec-a', 'rec-b']);
+  const net = uniqueId('seq');
+  // cniVersions picks 1.1.0, the highest this library speaks, for the whole list.
+  writeFileSync(join(dirs.confDir, `10-${net}.conflist`),
+    JSON.stringify({ cniVersion: '1.0.0', cniVersions: ['0.4.0', '1.1.0'], name: net, plugins: [{ type: 'rec-a', k: 1 }, { type: 'rec-b' }] }));
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [net]: { type: 'cni', name: 'net1' } } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), dirs.env);
+  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
+  const ns = netnsPath(rig.ctr);
+  const tool = (args: string[]) => {
+    const out = cniCmd(rig, dirs, [...args, ...(args[0] === 'gc' ? ['--state-dir', rig.stateDir] : [])]);
+    t.equal(out.status, 0, `cni ${args[0]} exits 0`, { stderr: out.stderr });
+  };
+  tool(['add', net, ns, '--container-id', 'tool', '--ifname', 'eth1']);
+  tool(['check', net, ns, '--container-id', 'tool', '--ifname', 'eth1']);
+  tool(['status', net]);
+  // The attachment cnitool made has no journal: libcni's GC DELs it; the hooks' is valid.
+  tool(['gc', net]);
+  const p = traced(rig, 'poststop', ociState(id, bundle, 'stopped'), dirs.env);
+  t.equal(p.status, 0, 'poststop exits 0', { stderr: p.stderr });
+
+  const calls = allCalls(dirs);
+  const full = 'if-rec-a,if-rec-b';
+  t.same(calls.map((c) => `${c.command} ${c.type} ${String(c.conf.cniVersion)} ${c.env.CNI_CONTAINERID}/${c.env.CNI_IFNAME} ${c.conf.prevResult?.interfaces?.map((i) => i.name).join(',') ?? '-'}`), [
+    `ADD rec-a 1.1.0 ${id}/net1 -`, `ADD rec-b 1.1.0 ${id}/net1 if-rec-a`,
+    'ADD rec-a 1.1.0 tool/eth1 -', 'ADD rec-b 1.1.0 tool/eth1 if-rec-a',
+    `CHECK rec-a 1.1.0 tool/eth1 ${full}`, `CHECK rec-b 1.1.0 tool/eth1 ${full}`,
+    'STATUS rec-a 1.1.0 / -', 'STATUS rec-b 1.1.0 / -',
+    `DEL rec-b 1.1.0 tool/eth1 ${full}`, `DEL rec-a 1.1.0 tool/eth1 ${full}`,
+    'GC rec-a 1.1.0 / -', 'GC rec-b 1.1.0 / -',
+    `DEL rec-b 1.1.0 ${id}/net1 ${full}`, `DEL rec-a 1.1.0 ${id}/net1 ${full}`,
+  ], "libcni's sequence (libcni/api.go): no VERSION call; ADD in order, CHECK in order and DEL in reverse with the cached result; STATUS in order; GC: the DEL of the attachment not valid, then GC of each plugin");
+  const valid = [{ containerID: id, ifname: 'net1' }];
+  const gcs = calls.filter((c) => c.command === 'GC');
+  t.same(gcs[0]?.conf, { type: 'rec-a', k: 1, name: net, cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid },
+    "GC gets the plugin's config, the name, the version and the valid attachments under both of libcni's keys");
+  t.same(calls.filter((c) => c.command === 'STATUS').map((c) => c.conf), [{ type: 'rec-a', k: 1, name: net, cniVersion: '1.1.0' }, { type: 'rec-b', name: net, cniVersion: '1.1.0' }]);
+  t.same(cacheEntries(dirs), [], 'nothing cached');
   t.same(stateEntries(rig.stateDir), [], 'no state remains');
 });
 
