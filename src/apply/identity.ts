@@ -2,6 +2,7 @@
 // its kind, permanent MAC and parent bus device, and the peer or lower device it has on the host.
 // Names, aliases and groups are the container's to change, so nothing here looks at them.
 
+import * as fs from 'fs';
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
 import { getLink, listLinks, LinkInfo } from '../netlink/link';
@@ -98,4 +99,25 @@ export function locate(sides: Sides, rec: DeviceRecord): Location | null {
   if (rec.kind !== 'host') return null;
   const home = findOnHost(sides, rec);
   return home ? { where: 'host', link: home } : null;
+}
+
+/**
+ * Whether the kernel shows that a device found neither in the container nor on the host exists no
+ * more: a veth whose peer on the host is gone (deleting either end deletes both), a stacked
+ * device whose lower device is gone, a device whose parent bus device was removed; one without
+ * such a tie has only its ifindex, which the caller found free or someone else's. Otherwise it
+ * may be alive in another namespace (one the container made), and is not gone.
+ */
+export function provablyGone(sides: Sides, rec: DeviceRecord): boolean {
+  const id = rec.identity;
+  if (id.hostPeerIndex !== undefined) {
+    const peer = getLink(sides.host.sock, { index: id.hostPeerIndex });
+    return !(peer && peer.kind === 'veth' && peer.linkNetnsid !== null);
+  }
+  if (id.hostLowerIndex !== undefined) return getLink(sides.host.sock, { index: id.hostLowerIndex }) === null;
+  if (id.parentDev !== null) {
+    const safe = (part: string | null): part is string => part !== null && part !== '..' && part !== '.' && !part.includes('/');
+    return safe(id.parentBus) && safe(id.parentDev) && !fs.existsSync(`/sys/bus/${id.parentBus}/devices/${id.parentDev}`);
+  }
+  return true;
 }
