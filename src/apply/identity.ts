@@ -106,10 +106,14 @@ export function locate(sides: Sides, rec: DeviceRecord): Location | null {
  * more: a veth whose peer on the host is gone (deleting either end deletes both), a stacked
  * device whose lower device is gone, a device whose parent bus device was removed; one without
  * such a tie has only its ifindex, which the caller found free or someone else's. Otherwise it
- * may be alive in another namespace (one the container made), and is not gone.
+ * may be alive in another namespace (one the container made), or be the link of its kind at its
+ * ifindex in the container, and is not gone.
  */
 export function provablyGone(sides: Sides, rec: DeviceRecord): boolean {
   const id = rec.identity;
+  // A link of its kind at its ifindex may be it, with a tie that cannot be checked from here.
+  const at = sides.container ? getLink(sides.container.sock, { index: rec.containerIndex }) : null;
+  if (at && at.kind === id.kind) return false;
   if (id.hostPeerIndex !== undefined) {
     const peer = getLink(sides.host.sock, { index: id.hostPeerIndex });
     return !(peer && peer.kind === 'veth' && peer.linkNetnsid !== null);

@@ -6,9 +6,10 @@
 // whose peer is in a third namespace, so that nothing ties it to the host (as a physical NIC
 // without a permanent MAC or parent device).
 import t, { Test } from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeId } from '../../src/state/statedir';
+import { encodeId, encodeJournal } from '../../src/state/statedir';
+import type { Journal } from '../../src/state/statedir';
 import { execPlugin, nicSetup, reservations } from '../helpers/cni';
 import { OCI_NETDEV, runHook } from '../helpers/hook';
 import { pinsIn } from '../helpers/host';
@@ -52,13 +53,16 @@ interface Attached {
   wrongBefore: NsSnapshot;
 }
 
-/** Both stand-ins attached to a container whose init is gone (a pid that cannot exist), and a wrong namespace with a device of its own. */
-async function attachedThenGone(t: Test): Promise<Attached> {
+/**
+ * Stand-ins (both unless `tiedOnly`) attached to a container whose init is gone (a pid that cannot
+ * exist), and a wrong namespace with a device of its own.
+ */
+async function attachedThenGone(t: Test, tiedOnly = false): Promise<Attached> {
   const rig = makeRig(t);
   const { tied, untied } = standIns(rig);
   const hostBefore = await steady(rig.simhost);
   const id = uniqueId('ctr');
-  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [tied]: { name: 'eth1' }, [untied]: { name: 'eth2' } } });
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [tied]: { name: 'eth1' }, ...(tiedOnly ? {} : { [untied]: { name: 'eth2' } }) } });
   const pid = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
   const r = runHook(rig.simhost, 'create-runtime', ociState(id, bundle, 'creating', { pid }), { stateDir: rig.stateDir });
   t.equal(r.status, 0, 'create-runtime exits 0', { stderr: r.stderr });
@@ -92,6 +96,22 @@ t.test('gc from a namespace that is not the host\'s changes nothing and loses no
   t.same(await settledTo(a.rig.simhost, a.hostBefore), a.hostBefore, 'the host is exactly as before');
   t.same(stateEntries(a.rig.stateDir), [], 'no state left');
   t.same(pinsIn(a.rig.stateDir), [], 'no pin left');
+});
+
+t.test('a journal of a release that did not record the host\'s namespace, gc from another namespace: the veth stand-in is not destroyed', async (t) => {
+  const a = await attachedThenGone(t, true);
+  const file = join(a.rig.stateDir, encodeId(a.id), 'journal.json');
+  const { journal } = JSON.parse(readFileSync(file, 'utf8').split('\n')[0]) as { journal: Journal };
+  delete journal.hostNetns;
+  writeFileSync(file, encodeJournal(journal));
+  const wrongGc = cliIn(a.rig, a.wrong, ['gc']);
+  t.equal(wrongGc.status, 1, 'gc in the wrong namespace exits 1: it cannot find the device', { stdout: wrongGc.stdout });
+  t.notMatch(wrongGc.stdout + wrongGc.stderr, /lost/, 'and calls nothing lost');
+  await nothingChanged(t, a);
+  const gc = cliIn(a.rig, a.rig.simhost, ['gc']);
+  t.equal(gc.status, 0, 'gc in the host\'s namespace exits 0', { stdout: gc.stdout, stderr: gc.stderr });
+  t.same(await settledTo(a.rig.simhost, a.hostBefore), a.hostBefore, 'the host is exactly as before');
+  t.same(stateEntries(a.rig.stateDir), [], 'no state left');
 });
 
 t.test('poststop from a namespace that is not the host\'s: one line, nothing changed; poststop in the host\'s restores', async (t) => {
