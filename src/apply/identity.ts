@@ -125,3 +125,14 @@ export function provablyGone(sides: Sides, rec: DeviceRecord): boolean {
   }
   return true;
 }
+
+/**
+ * Whether the link at the device's ifindex in the container is of its kind and tied (a veth
+ * peer, a lower device) to a namespace other than `sides.host`: then `sides.host` is not where
+ * the device came from. For journals that did not record the host's namespace.
+ */
+export function tiedElsewhere(sides: Sides, rec: DeviceRecord): boolean {
+  if (!sides.container || (rec.identity.hostPeerIndex === undefined && rec.identity.hostLowerIndex === undefined)) return false;
+  const at = getLink(sides.container.sock, { index: rec.containerIndex });
+  return at !== null && at.kind === rec.identity.kind && at.linkNetnsid !== null && at.linkNetnsid !== hostIdInContainer(sides);
+}

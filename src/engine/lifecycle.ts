@@ -13,7 +13,7 @@ import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
-import { locate } from '../apply/identity';
+import { locate, tiedElsewhere } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
@@ -499,11 +499,17 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   const ctNs = openContainerNs(store, j);
   const host = { ns: hostNs, sock: hostNs.socket() };
   const container = ctNs ? sideOf(ctNs) : null;
-  if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
   let keepPin: boolean;
   const persist = () => store.writeJournal(j);
   try {
+    // A journal that did not record the host's namespace: a device tied to another one shows
+    // that this is not it.
+    const elsewhere = j.hostNetns ? undefined : j.plan.devices.find((d) => tiedElsewhere({ host, container }, d));
+    if (elsewhere) {
+      throw new HostNamespaceError(`container ${j.containerId}: its journal, of an older release, does not name the host's network namespace, and device ${elsewhere.key} is tied to another namespace than this one; nothing changed: run oci-netdev gc in the host's network namespace`);
+    }
+    if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
@@ -516,7 +522,8 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     // The pin stays while anything of ours may still be in the namespace: a network not deleted,
     // a device there, or one neither home nor proven gone (it may be hidden, or unidentifiable
     // from here). Without the pin the namespace could die and destroy it.
-    keepPin = container !== null && (networksHeld(j) || j.plan.devices.some((d) => d.kind !== 'veth' && d.lost === undefined && locate(ctx, d)?.where !== 'host'));
+    keepPin = container !== null && (networksHeld(j) || j.plan.devices.some((d) => d.lost === undefined
+      && (d.kind === 'host' ? locate(ctx, d)?.where !== 'host' : d.kind === 'macvlan' && locate(ctx, d) !== null)));
   } finally {
     host.sock.close();
     closeSide(container);

@@ -98,7 +98,7 @@ function returnHome(home: Netns, visited: string): void {
   }
 }
 
-/** The kernel's boot id: namespace inode numbers are reused after a restart, never within one boot. */
+/** The kernel's boot id: after a restart, the numbers a journal recorded may name another namespace. */
 export function bootId(): string {
   return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 }

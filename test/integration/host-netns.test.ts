@@ -98,14 +98,17 @@ t.test('gc from a namespace that is not the host\'s changes nothing and loses no
   t.same(pinsIn(a.rig.stateDir), [], 'no pin left');
 });
 
-t.test('a journal of a release that did not record the host\'s namespace, gc from another namespace: the veth stand-in is not destroyed', async (t) => {
+t.test('a journal of a release that did not record the host\'s namespace, gc from another namespace: a device tied to the host shows it is not, nothing changed', async (t) => {
   const a = await attachedThenGone(t, true);
   const file = join(a.rig.stateDir, encodeId(a.id), 'journal.json');
   const { journal } = JSON.parse(readFileSync(file, 'utf8').split('\n')[0]) as { journal: Journal };
   delete journal.hostNetns;
   writeFileSync(file, encodeJournal(journal));
   const wrongGc = cliIn(a.rig, a.wrong, ['gc']);
-  t.equal(wrongGc.status, 1, 'gc in the wrong namespace exits 1: it cannot find the device', { stdout: wrongGc.stdout });
+  t.equal(wrongGc.status, 1, 'gc in the wrong namespace exits 1', { stdout: wrongGc.stdout });
+  t.match(wrongGc.stdout, `${a.id}: failed (container is gone: container ${a.id}: its journal, of an older release, does not name the host's network namespace, and device `,
+    'saying the device is tied to another namespace');
+  t.match(wrongGc.stdout, "nothing changed: run oci-netdev gc in the host's network namespace)", 'and where to run gc');
   t.notMatch(wrongGc.stdout + wrongGc.stderr, /lost/, 'and calls nothing lost');
   await nothingChanged(t, a);
   const gc = cliIn(a.rig, a.rig.simhost, ['gc']);
