@@ -15,6 +15,7 @@ import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
 import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
 import { UsageError } from '../errors';
+import { parseJsonText } from '../schema/json';
 import { cniSettings, cniTool, DEFAULT_CACHE_DIR, DEFAULT_CNI_IFNAME, DEFAULT_CNI_PATH, DEFAULT_NETCONF_PATH } from '../engine/networks';
 
 export interface OptionSpec {
@@ -113,7 +114,7 @@ export interface Invocation {
   cniRun: { ifname?: string; args?: string; runtimeConfig?: string; containerId?: string };
   /** The command line as given: a hook finds its sibling hooks in config.json by it. */
   argv: string[];
-  /** The oci-netdev executable (bin/oci-netdev, absolute): hook entries name it. */
+  /** The oci-netdev executable (the single executable, or bin/oci-netdev; absolute): hook entries name it. */
   self: string;
   log: Logger;
   out: (text: string) => void;
@@ -205,7 +206,8 @@ export const COMMANDS: Command[] = [
     name: 'status', operands: '', arity: [0, 0], options: ['json', 'noTrunc', 'stateDir'],
     summary: 'list containers and the devices they hold',
     description: 'Lists each container that holds devices: for every device the host and container names, the kind ' +
-      '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost), and its live MAC and MTU.',
+      '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost, or unproven: nothing proves it is not a look-alike), ' +
+      'why where there is a reason, what the container changed on a created macvlan, and its live MAC and MTU.',
     run: (inv) => {
       printStatus(inv);
       return 0;
@@ -420,7 +422,7 @@ function runtimeConfigArg(text: string | undefined): Record<string, unknown> {
   if (text === undefined) return {};
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonText(text);
   } catch (err) {
     throw new UsageError(`--runtime-config: not JSON: ${(err as Error).message}`, 'cni');
   }
@@ -497,6 +499,10 @@ function printStatus(inv: Invocation): void {
     ])];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) inv.out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+    for (const d of e.devices) {
+      if (d.reason !== undefined) inv.out(`  ${d.key} ${d.state}: ${d.reason}\n`);
+      if (d.changed !== undefined) inv.out(`  ${d.key} changed by the container: ${d.changed}\n`);
+    }
     for (const n of e.networks) {
       const ports = n.portMappings.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol ?? 'tcp'}`);
       inv.out(`  network ${n.network} as ${n.ifname} (${n.state}): ${n.addresses.join(' ') || 'no address'}` +

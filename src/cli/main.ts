@@ -144,7 +144,7 @@ function endQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
   });
 }
 
-/** Runs the command line `argv`; `self` is the executable that runs us (bin/oci-netdev), which hook entries name. */
+/** Runs the command line `argv`; `self` is the executable that runs us (the single executable, or bin/oci-netdev), which hook entries name. */
 export function main(argv: string[], self: string): void {
   endQuietlyOnClosedPipe(process.stdout);
   endQuietlyOnClosedPipe(process.stderr);
