@@ -68,8 +68,9 @@ for (const [name, help] of ENVIRONMENT) lines.push('.TP', bold(name), paragraph(
 lines.push('.SH EXIT STATUS');
 lines.push(...tagged(bold('0'), 'success; a second poststop that finds nothing to restore also exits 0.'));
 lines.push(...tagged(bold('1'), 'failure, with one line on stderr naming the device, the operation and the cause (and in the system log); ' +
-  'gc: a restore failed. As a CNI plugin (CNI_COMMAND set): a CNI error, as JSON on stdout.'));
+  'gc: something failed and was left as it was, which an operator must look at. As a CNI plugin (CNI_COMMAND set): a CNI error, as JSON on stdout.'));
 lines.push(...tagged(bold('2'), 'a usage error: the command line does not parse.'));
+lines.push(...tagged(bold('75'), 'gc only: nothing failed, but a hook was busy with some container; run gc again later.'));
 lines.push('.SH EXAMPLES');
 for (const [command, what] of EXAMPLES) lines.push('.PP', paragraph(what) + ':', '.RS', '.nf', esc(command), '.fi', '.RE');
 lines.push('.SH FILES');

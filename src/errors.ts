@@ -6,7 +6,7 @@
 /** The stable codes, one per class below. */
 export type ErrorCode =
   | 'ERR_USAGE' | 'ERR_CONFIG' | 'ERR_POLICY' | 'ERR_PLAN' | 'ERR_DEVICE_BUSY' | 'ERR_DEVICE_LOST'
-  | 'ERR_APPLY' | 'ERR_ROLLBACK' | 'ERR_RESTORE' | 'ERR_NETLINK' | 'ERR_DECODE' | 'ERR_STATE' | 'ERR_SYSCALL' | 'ERR_CNI';
+  | 'ERR_APPLY' | 'ERR_ROLLBACK' | 'ERR_RESTORE' | 'ERR_HOST_NETNS' | 'ERR_NETLINK' | 'ERR_DECODE' | 'ERR_STATE' | 'ERR_SYSCALL' | 'ERR_CNI';
 
 export interface ErrorContext {
   device?: string;
@@ -129,6 +129,11 @@ export class ApplyError extends NetdevError {
 /** A restore (poststop, gc) left something undone; the journal stays, with why, for the next try. */
 export class RestoreError extends NetdevError {
   readonly code = 'ERR_RESTORE';
+}
+
+/** A restore asked of a network namespace that is not the host's its journal recorded; nothing was changed. */
+export class HostNamespaceError extends NetdevError {
+  readonly code = 'ERR_HOST_NETNS';
 }
 
 /** State-dir problems: journal, pin, locks. */

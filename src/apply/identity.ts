@@ -4,6 +4,7 @@
 // and groups are the container's to change, so nothing here looks at them. A device with none of
 // these (a tun device) cannot be told from a look-alike: unprovenIdentity (src/plan) says so.
 
+import * as fs from 'fs';
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
 import { getLink, listLinks, LinkInfo } from '../netlink/link';
@@ -117,4 +118,40 @@ export function locate(sides: Sides, rec: DeviceRecord): Location | null {
   if (rec.kind !== 'host') return null;
   const home = findOnHost(sides, rec);
   return home ? { where: 'host', link: home } : null;
+}
+
+/**
+ * Whether the kernel shows that a device found neither in the container nor on the host exists no
+ * more: a veth whose peer on the host is gone (deleting either end deletes both), a stacked
+ * device whose lower device is gone, a device whose parent bus device was removed; one without
+ * such a tie has only its ifindex, which the caller found free or someone else's. Otherwise it
+ * may be alive in another namespace (one the container made), or be the link of its kind at its
+ * ifindex in the container, and is not gone.
+ */
+export function provablyGone(sides: Sides, rec: DeviceRecord): boolean {
+  const id = rec.identity;
+  // A link of its kind at its ifindex may be it, with a tie that cannot be checked from here.
+  const at = sides.container ? getLink(sides.container.sock, { index: rec.containerIndex }) : null;
+  if (at && at.kind === id.kind) return false;
+  if (id.hostPeerIndex !== undefined) {
+    const peer = getLink(sides.host.sock, { index: id.hostPeerIndex });
+    return !(peer && peer.kind === 'veth' && peer.linkNetnsid !== null);
+  }
+  if (id.hostLowerIndex !== undefined) return getLink(sides.host.sock, { index: id.hostLowerIndex }) === null;
+  if (id.parentDev !== null) {
+    const safe = (part: string | null): part is string => part !== null && part !== '..' && part !== '.' && !part.includes('/');
+    return safe(id.parentBus) && safe(id.parentDev) && !fs.existsSync(`/sys/bus/${id.parentBus}/devices/${id.parentDev}`);
+  }
+  return true;
+}
+
+/**
+ * Whether the link at the device's ifindex in the container is of its kind and tied (a veth
+ * peer, a lower device) to a namespace other than `sides.host`: then `sides.host` is not where
+ * the device came from. For journals that did not record the host's namespace.
+ */
+export function tiedElsewhere(sides: Sides, rec: DeviceRecord): boolean {
+  if (!sides.container || (rec.identity.hostPeerIndex === undefined && rec.identity.hostLowerIndex === undefined)) return false;
+  const at = getLink(sides.container.sock, { index: rec.containerIndex });
+  return at !== null && at.kind === rec.identity.kind && at.linkNetnsid !== null && at.linkNetnsid !== hostIdInContainer(sides);
 }

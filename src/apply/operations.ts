@@ -17,7 +17,7 @@ import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restore
 import { addressInfo, routeEntry } from './records';
 import { isRestorable, isTemplate, translateLabel, unprovenIdentity } from '../plan/plan';
 import type { AddressRecord, DeviceRecord, HostRecord, MacvlanRecord, Operation, Plan } from '../state/records';
-import { findInContainer, findOnHost, impostorAt, isTheDevice, Side, Sides } from './identity';
+import { findInContainer, findOnHost, impostorAt, isTheDevice, provablyGone, Side, Sides } from './identity';
 
 export type { Side } from './identity';
 
@@ -101,7 +101,8 @@ const moveIn = forKind('host', (ctx, rec) => {
   const orig = rec.original;
   const link = getLink(ctx.host.sock, { index: orig.index });
   if (!link || link.name !== orig.name || !isTheDevice(ctx, rec, link, 'host')) {
-    throw new PlanError(`device ${rec.key}: changed on the host while being planned`, { device: rec.key, op: 'move into container' });
+    const what = link ? 'changed on the host' : 'gone from the host';
+    throw new PlanError(`device ${rec.key}: ${what} while being planned`, { device: rec.key, op: 'move into container' });
   }
   // Taken down in a request of its own first: the kernel then moves it in ~17 ms instead of
   // ~22-26 ms for a device it has to close inside the move (BENCHMARKS.md). It arrives down anyway.
@@ -210,7 +211,8 @@ function refuseImpostor(ctx: ApplyContext, rec: DeviceRecord): void {
 
 const moveOut = forKind('host', (ctx, rec) => {
   const orig = rec.original;
-  if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
+  // Reported when it was found gone; its record has ended.
+  if (rec.lost !== undefined) return;
   const ct = ctx.container;
   const inside = ct ? findInContainer(ctx, rec) : null;
   const unproven = unprovenIdentity(rec.identity);
@@ -243,10 +245,11 @@ const moveOut = forKind('host', (ctx, rec) => {
     home = findOnHost(ctx, rec);
   }
   if (!home) {
-    if (ct) {
-      throw new PlanError(`device ${rec.key}: not found in the container nor on the host (ifindex ${rec.containerIndex} in the container, original name ${orig.name}); its record is kept`, { device: rec.key, op: 'restore' });
+    if (!provablyGone(ctx, rec)) {
+      throw new PlanError(`device ${rec.key}: not found in the container nor on the host (ifindex ${rec.containerIndex} in the container, original name ${orig.name}); it may be in another namespace; its record is kept`, { device: rec.key, op: 'restore' });
     }
-    rec.lost = `its network namespace is gone and it is not on the host (original name ${orig.name})`;
+    rec.lost = ct ? `the kernel shows it exists no more: not in the container (ifindex ${rec.containerIndex}) nor on the host (original name ${orig.name})`
+      : `its network namespace is gone and it is not on the host (original name ${orig.name})`;
     throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   }
   convergeOnHost(ctx, rec, home, inside !== null);

@@ -4,7 +4,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, gc, planConfig, status, validateConfig } from '../engine/lifecycle';
+import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, forget, gc, planConfig, status, validateConfig } from '../engine/lifecycle';
 import type { EngineOptions, GcResult } from '../engine/lifecycle';
 import { hookEntry, hooksDConfig, injectHooks, missingHooksWarning } from '../oci/hooks';
 import { runHook } from '../oci/run';
@@ -25,6 +25,9 @@ export interface OptionSpec {
   value?: string;
   help: string;
 }
+
+/** gc's exit status when nothing failed but some container was busy: EX_TEMPFAIL of sysexits.h. */
+const GC_RETRY_LATER = 75;
 
 export const OPTIONS = {
   stateDir: {
@@ -73,6 +76,10 @@ export const OPTIONS = {
     help: 'capability args: a JSON object whose keys go to the plugins that declare the capability, e.g. {"portMappings":[...]} (env CAP_ARGS)',
   },
   containerId: { flag: '--container-id', value: 'ID', help: 'CNI_CONTAINERID (default: cni- and a hash of NETNS, as cnitool)' },
+  forget: {
+    flag: '--forget', value: 'ID',
+    help: 'drop the record of container ID (as gc and status name it) without restoring anything, and do nothing else; logged as a warning',
+  },
   live: {
     flag: '--live',
     help: 'also check against this host, as createRuntime would in this network namespace: the devices exist, the always-refused rules, the target names are free in the namespace config.json names (if it exists), each MTU is within the device\'s range, other containers\' claims (read from the state directory); nothing is changed',
@@ -101,6 +108,8 @@ export interface Invocation {
   cdiVersion?: string;
   /** --cni-conf-dir, --cni-path, --cni-cache-dir or their environment variables, where given. */
   cni: { confDir?: string; path?: string; cacheDir?: string };
+  /** gc --forget ID. */
+  forget?: string;
   /** The `cni` command's --ifname, --args, --runtime-config, --container-id (or their environment). */
   cniRun: { ifname?: string; args?: string; runtimeConfig?: string; containerId?: string };
   /** The command line as given: a hook finds its sibling hooks in config.json by it. */
@@ -227,16 +236,21 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile', 'cniPath', 'cniCacheDir'],
+    name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile', 'cniPath', 'cniCacheDir', 'forget'],
     summary: 'restore containers whose hook died or whose poststop never came',
     description: 'Restores the devices of containers whose hook died mid-way or whose container is gone without a ' +
-      'poststop; keeps those whose container still runs. Then, as libcni\'s GC, runs DEL for each attachment in libcni\'s ' +
-      'cache (--cni-cache-dir) that oci-netdev made (a type cni network of the hooks, or a network with the oci-netdev ' +
-      'plugin) when no journal holds it and its namespace is gone, as after a reboot: this frees its IPAM lease and cache ' +
-      'entry; a CNI 1.1.0 network\'s plugins then get GC. Give the --cni options the hooks were given. Prints one line ' +
-      'per container and a summary line (--json: one JSON object). Exits 1 if any restore or DEL failed.',
+      'poststop; keeps those whose container still runs. Run it in the host\'s network namespace: a journal names ' +
+      'the namespace its devices belong to, and gc run anywhere else changes nothing and says where to run it. ' +
+      'A device proven gone (deleted on the host) is reported lost once and its record closed. Then, as libcni\'s GC, ' +
+      'runs DEL for each attachment in libcni\'s cache (--cni-cache-dir) that oci-netdev made (a type cni network of ' +
+      'the hooks, or a network with the oci-netdev plugin) when no journal holds it and its namespace is gone, as after ' +
+      'a reboot: this frees its IPAM lease and cache entry; a CNI 1.1.0 network\'s plugins then get GC. Give the --cni ' +
+      'options the hooks were given. Prints one line per container and a summary line (--json: one JSON object). ' +
+      'Exits 0 when nothing is left to do, ' +
+      `1 when something failed and is left as it was (each line says why; an operator must look), ${GC_RETRY_LATER} ` +
+      'when nothing failed but a hook was busy with a container (run gc again later).',
     run: (inv) => {
-      const results = gc(engineOptions(inv));
+      const results = inv.forget !== undefined ? [forget(inv.forget, engineOptions(inv))] : gc(engineOptions(inv));
       for (const r of results) if (r.action !== 'kept') inv.log.info(`gc: ${r.action} (${r.reason})`, r.containerId);
       if (inv.json) {
         inv.out(JSON.stringify({ summary: gcCounts(results), containers: results }, null, 2) + '\n');
@@ -244,7 +258,7 @@ export const COMMANDS: Command[] = [
         for (const r of results) inv.out(`${r.containerId}: ${r.action} (${r.reason})\n`);
         inv.out(`${gcSummary(results)}\n`);
       }
-      return results.some((r) => r.action === 'failed') ? 1 : 0;
+      return results.some((r) => r.action === 'failed') ? 1 : results.some((r) => r.action === 'busy') ? GC_RETRY_LATER : 0;
     },
   },
   {
@@ -479,7 +493,7 @@ function isDirectory(file: string): boolean {
   }
 }
 
-const GC_ACTIONS: GcResult['action'][] = ['restored', 'kept', 'failed', 'busy', 'removed'];
+const GC_ACTIONS: GcResult['action'][] = ['restored', 'kept', 'failed', 'busy', 'lost', 'removed', 'forgotten'];
 
 function gcCounts(results: GcResult[]): Record<GcResult['action'], number> {
   const counts = Object.fromEntries(GC_ACTIONS.map((a) => [a, 0])) as Record<GcResult['action'], number>;
@@ -487,7 +501,7 @@ function gcCounts(results: GcResult[]): Record<GcResult['action'], number> {
   return counts;
 }
 
-/** "gc: 2 restored, 1 kept, 0 failed" (busy and removed only when there are some), or "gc: nothing to do". */
+/** "gc: 2 restored, 1 kept, 0 failed" (the other actions only when there are some), or "gc: nothing to do". */
 export function gcSummary(results: GcResult[]): string {
   if (!results.length) return 'gc: nothing to do';
   const counts = gcCounts(results);

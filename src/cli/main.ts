@@ -108,6 +108,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     live: given.has('live'),
     ...(typeof given.get('out') === 'string' ? { outFile: given.get('out') as string } : {}),
     ...(typeof given.get('cdiVersion') === 'string' ? { cdiVersion: given.get('cdiVersion') as string } : {}),
+    ...(typeof given.get('forget') === 'string' ? { forget: given.get('forget') as string } : {}),
     cni: defined({ confDir: cniConfDir, path: fromEnv('cniPath', 'CNI_PATH'), cacheDir: cniCacheDir }),
     cniRun: defined({
       ifname: fromEnv('ifname', 'CNI_IFNAME'), args: fromEnv('cniArgs', 'CNI_ARGS'), runtimeConfig: fromEnv('runtimeConfig', 'CAP_ARGS'),
@@ -132,8 +133,21 @@ function run(p: Parsed, self: string, log: Logger): number {
   return command.run({ ...p, self, log, out });
 }
 
+/**
+ * A reader that went away (`oci-netdev status | head -1`) ends the output quietly: what the
+ * command had to do is done by the time the write fails, and the status it chose stands.
+ */
+function endQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit();
+  });
+}
+
 /** Runs the command line `argv`; `self` is the executable that runs us (the single executable, or bin/oci-netdev), which hook entries name. */
 export function main(argv: string[], self: string): void {
+  endQuietlyOnClosedPipe(process.stdout);
+  endQuietlyOnClosedPipe(process.stderr);
   // A CNI runtime runs every plugin with CNI_COMMAND set and the network config on stdin.
   if (process.env.CNI_COMMAND !== undefined) {
     // Required here, not above: the CNI front door brings node:crypto and node:child_process,

@@ -9,7 +9,7 @@
 // path given at ADD still refers to the pinned namespace).
 
 import * as path from 'node:path';
-import { ConfigError, DeviceBusyError, NetdevError } from '../errors';
+import { ConfigError, DeviceBusyError, HostNamespaceError, NetdevError } from '../errors';
 import { DEFAULT_POLICY_FILE, checkCniArguments, parseNetDevices } from '../config';
 import type { DeviceSpec } from '../config';
 import { DEFAULT_STATE_DIR } from '../state/statedir';
@@ -247,14 +247,16 @@ function releaseIpam(conf: NetConf, env: CniEnv, opts: EngineOptions): void {
  * Best effort and idempotent: the device comes home as at poststop if there is an attachment
  * (whether or not the netns path or the device still exist in the container), then IPAM
  * releases. A restore that fails keeps its journal for `oci-netdev gc` and is reported on stderr,
- * so that the chain's other DELs still run.
+ * so that the chain's other DELs still run; one refused because the plugin runs outside the
+ * host's namespace fails the DEL and changes nothing.
  */
 function del(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
   const id = cniAttachmentId(conf.name, env.containerId, env.ifname);
   try {
     detachAttachment(id, opts);
   } catch (err) {
-    if (!(err instanceof NetdevError)) throw err;
+    // From a namespace that is not the host's: nothing changes, IPAM's reservation included.
+    if (!(err instanceof NetdevError) || err instanceof HostNamespaceError) throw err;
     opts.warn(`${err.message}`);
   }
   if (conf.ipamType !== undefined) runIpam(conf, env, 'DEL');

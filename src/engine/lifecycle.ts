@@ -3,14 +3,14 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ApplyError, ConfigError, DeviceBusyError, DeviceLostError, PlanError, RestoreError, StateError } from '../errors';
+import { ApplyError, ConfigError, DeviceBusyError, DeviceLostError, HostNamespaceError, NetdevError, PlanError, RestoreError, StateError } from '../errors';
 import {
   DEFAULT_POLICY_FILE, canonicalIp, checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, requestedAddresses,
   validateConfigFile,
 } from '../config';
 import type { AddressUse, AddressesInUse, ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import type { Observed } from '../plan/plan';
-import { Netns, isPinned, pin, unpin } from '../netns/netns';
+import { Netns, bootId, isPinned, pathInto, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
 import { describePlan } from '../plan/describe';
 import type { DescribedPlan } from '../plan/describe';
@@ -20,13 +20,13 @@ import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
 import { macvlanChanges } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
-import { impostorAt, locate } from '../apply/identity';
+import { impostorAt, locate, tiedElsewhere } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
-import type { ClaimRecord, JournalNetwork } from '../state/statedir';
+import type { ClaimRecord, HostNamespace, JournalNetwork, Lock } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, hostDevicesNamed, networksHeld, networkStatus, plannedNetworks, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
@@ -56,6 +56,12 @@ export interface EngineOptions {
    * caller's namespace (netlink sockets, per-device sysctls, plugin processes).
    */
   hostNetns?: string;
+  /**
+   * Called by createRuntime (and CNI ADD) once the journal is written and the namespace pinned,
+   * just before the first change to the kernel: where tests change the host between the plan and
+   * its steps.
+   */
+  beforeApply?: (journal: Journal) => void;
 }
 
 /** The host's namespace for one call (EngineOptions.hostNetns). */
@@ -430,6 +436,7 @@ function attachPlanned(
         netnsIno: ctNs.ino,
         plan,
         started: 0,
+        hostNetns: hostRecord(hostNs, opts),
         ...(networks.length ? { networks } : {}),
       };
       store.createJournal(journal);
@@ -440,6 +447,7 @@ function attachPlanned(
     const j = journal;
     const persist = () => store.writeJournal(j);
     const ctx = contextFor(host, container, j, persist, opts);
+    opts.beforeApply?.(j);
     applyPlan(ctx, j);
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used. The plugins run
@@ -457,12 +465,16 @@ function attachPlanned(
     persist();
     return j;
   } catch (err) {
-    // Nothing is left behind unless a rollback step failed: then the journal stays for gc.
-    if (ownsState && !(err instanceof ApplyError && err.undoErrors.length)) {
+    // Nothing is left behind unless a rollback step failed: then the journal stays for gc. A
+    // device found gone (deleted on the host while it was planned) leaves nothing to undo.
+    const pending = err instanceof ApplyError ? err.undoErrors.filter((e) => !(e instanceof DeviceLostError)) : [];
+    if (ownsState && !pending.length) {
       unpin(store.pinPath(target.id));
       store.remove(target.id);
     }
-    throw err;
+    if (!(err instanceof ApplyError) || pending.length === err.undoErrors.length) throw err;
+    for (const e of err.undoErrors) if (e instanceof DeviceLostError && e.device !== err.device) opts.warn(`container ${target.id}: ${e.message}`);
+    throw new ApplyError(err.failure, pending);
   } finally {
     lock.release();
     closeSide(host);
@@ -508,16 +520,49 @@ function openContainerNs(store: StateDir, j: Journal): Netns | null {
   return null;
 }
 
-/** Undoes everything a journal records, then drops the state. Lock must be held. */
-function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): void {
+/** The host's namespace as a journal records it. */
+function hostRecord(hostNs: Netns, opts: EngineOptions): HostNamespace {
+  return { dev: hostNs.dev, ino: hostNs.ino, bootId: bootId(), ...(opts.hostNetns !== undefined ? { path: opts.hostNetns } : {}) };
+}
+
+/**
+ * Refuses to restore `j` anywhere but in the host's namespace it recorded, changing nothing. A
+ * journal of a release that recorded none is restored where the restore runs, as that release did.
+ */
+function requireHostNamespace(j: Journal, hostNs: Netns): void {
+  const want = j.hostNetns;
+  if (!want) return;
+  const id = j.containerId;
+  if (want.bootId !== bootId()) {
+    throw new HostNamespaceError(`container ${id}: its journal was written before the machine restarted (boot ${want.bootId}): the namespaces it names are gone and the restart reset its devices; nothing changed: check them, then drop the record with oci-netdev gc --forget ${id}`);
+  }
+  if (want.dev === hostNs.dev && want.ino === hostNs.ino) return;
+  const path = pathInto(want.dev, want.ino, want.path !== undefined ? [want.path] : []);
+  const how = path !== undefined ? `e.g. nsenter --net=${path} oci-netdev gc`
+    : `no process or /run/netns entry is in it now; if it is gone, drop the record with oci-netdev gc --forget ${id}`;
+  throw new HostNamespaceError(`container ${id}: its devices belong to the host's network namespace net:[${want.ino}], not to this one (net:[${hostNs.ino}]); nothing changed: run oci-netdev gc in the host's network namespace (${how})`);
+}
+
+/**
+ * Undoes everything a journal records, then drops the state; returns what was found lost, each
+ * reported here once. Lock must be held. Refuses (HostNamespaceError) outside the host's namespace.
+ */
+function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): string[] {
+  requireHostNamespace(j, hostNs);
   const ctNs = openContainerNs(store, j);
   const host = { ns: hostNs, sock: hostNs.socket() };
   const container = ctNs ? sideOf(ctNs) : null;
-  if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
-  let nothingInside: boolean;
+  let keepPin: boolean;
   const persist = () => store.writeJournal(j);
   try {
+    // A journal that did not record the host's namespace: a device tied to another one shows
+    // that this is not it.
+    const elsewhere = j.hostNetns ? undefined : j.plan.devices.find((d) => tiedElsewhere({ host, container }, d));
+    if (elsewhere) {
+      throw new HostNamespaceError(`container ${j.containerId}: its journal, of an older release, does not name the host's network namespace, and device ${elsewhere.key} is tied to another namespace than this one; nothing changed: run oci-netdev gc in the host's network namespace`);
+    }
+    if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
     j.phase = 'detaching';
     persist();
     const ctx = contextFor(host, container, j, persist, opts);
@@ -527,27 +572,29 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     const pinPath = store.pinPath(j.containerId);
     const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
     errors = [...rollback(ctx, j), ...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs))];
-    // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
-    nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
+    // The pin stays while anything of ours may still be in the namespace: a network not deleted,
+    // a device there, or one neither home nor proven gone (it may be hidden, or unidentifiable
+    // from here). Without the pin the namespace could die and destroy it.
+    keepPin = container !== null && (networksHeld(j) || j.plan.devices.some((d) => d.lost === undefined
+      && (d.kind === 'host' ? locate(ctx, d)?.where !== 'host' : d.kind === 'macvlan' && locate(ctx, d) !== null)));
   } finally {
     host.sock.close();
     closeSide(container);
   }
-  if (errors.length === 0) {
+  // A device proven gone is reported once and its record ends (its name is free for new claims).
+  const lost = errors.filter((e) => e instanceof DeviceLostError).map((e) => e.message);
+  for (const message of lost) opts.warn(`container ${j.containerId}: ${message}; its record is closed`);
+  const pending = errors.filter((e) => !(e instanceof DeviceLostError));
+  if (pending.length === 0) {
     unpin(store.pinPath(j.containerId));
     store.remove(j.containerId);
-    return;
+    return lost;
   }
-  // A device that did not come home keeps its record: gc retries it, and a lost one stays on
-  // record. The pin goes once nothing of ours is left inside, so a namespace the container
-  // emptied can die and give back what it hid.
-  const lost = errors.filter((e) => e instanceof DeviceLostError);
-  for (const e of lost) opts.warn(`container ${j.containerId}: ${e.message}`);
-  if (nothingInside) unpin(store.pinPath(j.containerId));
-  j.restoreFailure = errors.map((e) => e.message).join('; ');
+  // A device that did not come home keeps its record, and gc retries it.
+  if (!keepPin) unpin(store.pinPath(j.containerId));
+  j.restoreFailure = pending.map((e) => e.message).join('; ');
   persist();
-  const kept = lost.length === errors.length ? ' (its record is kept in the state dir)' : ' (state kept; run oci-netdev gc to retry)';
-  throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure}${kept}`);
+  throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure} (state kept; run oci-netdev gc to retry)`);
 }
 
 /**
@@ -569,16 +616,32 @@ export function detach(state: OciState, opts: EngineOptions): void {
 export function detachAttachment(id: string, opts: EngineOptions, belongs: (j: Journal) => boolean = () => true): boolean {
   const store = new StateDir(opts.stateDir);
   if (!fs.existsSync(store.containerDir(id))) return false;
-  using _lock = store.lockContainer(id);
-  const j = store.readJournal(id);
-  if (!j) {
-    store.remove(id);
-    return false;
+  try {
+    using _lock = store.lockContainer(id);
+    const j = store.readJournal(id);
+    if (!j) {
+      store.remove(id);
+      return false;
+    }
+    if (!belongs(j)) return false;
+    using hostNs = openHost(opts);
+    restore(store, j, hostNs, opts);
+    return true;
+  } catch (err) {
+    throw whatNext(id, err);
   }
-  if (!belongs(j)) return false;
-  using hostNs = openHost(opts);
-  restore(store, j, hostNs, opts);
-  return true;
+}
+
+/**
+ * A restore that could not run or finish because of the state dir (read-only, full, a lock or
+ * journal that cannot be opened), as one line that names the container and says what to run.
+ * The restore's own errors already do.
+ */
+function whatNext(id: string, err: unknown): unknown {
+  if (err instanceof RestoreError || err instanceof HostNamespaceError) return err;
+  if (err instanceof NetdevError && !(err instanceof StateError)) return err;
+  const cause = err instanceof Error ? err.message : String(err);
+  return new RestoreError(`container ${id}: not restored: ${cause}; its devices stay where they are until oci-netdev gc runs once that is fixed`);
 }
 
 /** The readable journals of the state dir, for a front door that lists its own attachments (CNI GC). */
@@ -588,9 +651,17 @@ export function attachments(opts: EngineOptions): Journal[] {
 
 export interface GcResult {
   containerId: string;
-  action: 'restored' | 'kept' | 'busy' | 'failed' | 'removed';
+  /**
+   * restored; lost: restored but for devices proven gone, record closed; kept: the container
+   * lives; busy: a hook holds it (retry later); failed: left as it is, an operator must look;
+   * removed: a folder without a journal; forgotten: dropped on request (forget).
+   */
+  action: 'restored' | 'lost' | 'kept' | 'busy' | 'failed' | 'removed' | 'forgotten';
   reason: string;
 }
+
+/** Whether a container's state folder went away under gc: its poststop (or DEL) finished meanwhile. */
+const stateEnded = (err: unknown): boolean => (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 
 /**
  * Restores containers whose hook died mid-way or whose container is gone without a poststop, then
@@ -601,16 +672,22 @@ export function gc(opts: EngineOptions): GcResult[] {
   const results: GcResult[] = [];
   using hostNs = openHost(opts);
   for (const id of store.containerIds()) {
-    let lock;
+    let lock: Lock | null;
     try {
       lock = store.tryLockContainer(id);
     } catch (err) {
+      // A container that ended since the listing is no failure.
+      if (stateEnded(err)) continue;
       // An unsafe folder (a link, someone else's) is reported and left alone; the others go on.
       results.push({ containerId: id, action: 'failed', reason: (err as Error).message });
       continue;
     }
     if (!lock) {
       results.push({ containerId: id, action: 'busy', reason: 'a hook is working on it' });
+      continue;
+    }
+    if (!lock.isCurrent()) {
+      lock.release();
       continue;
     }
     try {
@@ -622,15 +699,16 @@ export function gc(opts: EngineOptions): GcResult[] {
         continue;
       }
       if (j.phase === 'attached' && containerAlive(j)) {
-        results.push({ containerId: id, action: 'kept', reason: `container process ${j.containerPid} is running` });
+        const why = j.origin ? `CNI attachment: its namespace ${j.netnsPath} is still there` : `container process ${j.containerPid} is running`;
+        results.push({ containerId: id, action: 'kept', reason: why });
         continue;
       }
       const reason = j.phase === 'attached' ? 'container is gone'
         : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
-        restore(store, j, hostNs, opts);
+        const lost = restore(store, j, hostNs, opts);
         hostNs.within(() => releaseIpam(j, opts));
-        results.push({ containerId: id, action: 'restored', reason });
+        results.push(lost.length ? { containerId: id, action: 'lost', reason: `${reason}: ${lost.join('; ')}` } : { containerId: id, action: 'restored', reason });
       } catch (err) {
         results.push({ containerId: id, action: 'failed', reason: `${reason}: ${(err as Error).message}` });
       }
@@ -645,6 +723,33 @@ export function gc(opts: EngineOptions): GcResult[] {
   // After a reboot the state dir is gone but IPAM leases and libcni's cache are not.
   results.push(...hostNs.within(() => gcCache(opts.stateDir, opts.cni ?? DEFAULT_CNI_SETTINGS)));
   return results;
+}
+
+/**
+ * Drops the record of `id` without restoring anything (its pin too, which may let the namespace
+ * and what is in it go): for a record an operator has given up on. Reported as a warning.
+ */
+export function forget(id: string, opts: EngineOptions): GcResult {
+  const store = new StateDir(opts.stateDir);
+  if (!fs.existsSync(store.containerDir(id))) throw new StateError(`container ${id} has no record in ${opts.stateDir}`);
+  const lock = store.tryLockContainer(id);
+  if (!lock) throw new StateError(`container ${id}: a hook is working on it; try again once it is done`);
+  try {
+    let held: string;
+    try {
+      const j = store.readJournal(id);
+      held = j ? [...j.plan.devices.map((d) => `device ${d.key}`), ...(j.networks ?? []).map((n) => `network ${n.network}`)].join(', ') || 'nothing' : 'no journal';
+    } catch (err) {
+      held = `a journal that cannot be read: ${(err as Error).message}`;
+    }
+    unpin(store.pinPath(id));
+    store.remove(id);
+    const reason = `record dropped without restoring anything (it held ${held})`;
+    opts.warn(`container ${id}: ${reason}`);
+    return { containerId: id, action: 'forgotten', reason };
+  } finally {
+    lock.release();
+  }
 }
 
 /**

@@ -98,6 +98,38 @@ function returnHome(home: Netns, visited: string): void {
   }
 }
 
+/** The kernel's boot id: after a restart, the numbers a journal recorded may name another namespace. */
+export function bootId(): string {
+  return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+}
+
+/** The entries of a folder, [] when it cannot be read. */
+function entries(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A path by which a process can enter the namespace `dev`:`ino`: one of `candidates`, one of
+ * iproute2's /run/netns, else /proc/PID/ns/net of a process in it; undefined when none is found.
+ */
+export function pathInto(dev: number, ino: number, candidates: string[] = []): string | undefined {
+  const holds = (path: string): boolean => {
+    try {
+      const st = fs.statSync(path);
+      return st.dev === dev && st.ino === ino;
+    } catch {
+      return false;
+    }
+  };
+  const named = entries('/run/netns').map((name) => `/run/netns/${name}`);
+  const pids = entries('/proc').filter((name) => /^\d+$/.test(name)).map((pid) => `/proc/${pid}/ns/net`);
+  return [...candidates, ...named, ...pids].find(holds);
+}
+
 let nsfsDev: number | undefined;
 function nsfsDevice(): number {
   nsfsDev ??= fs.statSync('/proc/self/ns/net').dev;

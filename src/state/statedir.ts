@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
-import { ConfigError, StateError, oneLine } from '../errors';
+import { ConfigError, StateError, causeOf, oneLine } from '../errors';
 import { parseJsonText } from '../schema/json';
 import { validate } from '../schema/validate';
 import type { Plan } from './records';
@@ -83,8 +83,20 @@ export interface Journal {
   started: number;
   /** Why the last restore could not finish, when one ran to its end and failed. */
   restoreFailure?: string;
+  /** The host's network namespace, the only one restores happen in; absent in journals of older releases. */
+  hostNetns?: HostNamespace;
   /** The CNI networks attached after the devices, in order; DEL runs in reverse. */
   networks?: JournalNetwork[];
+}
+
+/** A network namespace as a journal records it (spec/journal.schema.json, hostNetns). */
+export interface HostNamespace {
+  dev: number;
+  ino: number;
+  /** The kernel's boot id: after a restart the same numbers may name another namespace. */
+  bootId: string;
+  /** The path it was opened by (EngineOptions.hostNetns), when it was given one. */
+  path?: string;
 }
 
 /**
@@ -130,7 +142,23 @@ function decodeId(name: string): string {
 
 /** A held flock; `using lock = ...` releases it at the end of the block. */
 export class Lock implements Disposable {
-  constructor(private fd: number | null) {}
+  constructor(private fd: number | null, private readonly file: string) {}
+
+  /**
+   * Whether the lock file held is still the one at its path: false once its folder was removed
+   * (the container's state ended) between opening the file and getting the lock.
+   */
+  isCurrent(): boolean {
+    if (this.fd === null) return false;
+    try {
+      const held = fs.fstatSync(this.fd);
+      const now = fs.lstatSync(this.file);
+      return held.ino === now.ino && held.dev === now.dev;
+    } catch {
+      return false;
+    }
+  }
+
   release(): void {
     if (this.fd === null) return;
     fs.closeSync(this.fd); // closing drops the flock
@@ -278,7 +306,8 @@ export function claimRecordOf(j: Journal): ClaimRecord {
     group: j.plan.group,
     netnsDev: j.netnsDev,
     netnsIno: j.netnsIno,
-    hostNames: devices.flatMap((d) => (d.kind === 'host' ? [d.original.name] : d.kind === 'veth' ? [d.key] : [])),
+    // A lost device's name is free for new claims: its record has ended.
+    hostNames: devices.flatMap((d) => (d.lost !== undefined ? [] : d.kind === 'host' ? [d.original.name] : d.kind === 'veth' ? [d.key] : [])),
     containerIndexes: devices.map((d) => d.containerIndex),
     macvlanLowers: devices.flatMap((d) => (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined ? [d.identity.hostLowerIndex] : [])),
     macs: [
@@ -656,7 +685,8 @@ export class StateDir {
   /** Removes a container's folder; the pin must already be released. The release is marked first (releaseMark). */
   remove(id: string): void {
     this.markRelease();
-    fs.rmSync(this.containerDir(id), { recursive: true, force: true });
+    // Retried: a gc that opened the lock file as it went may have made it again (ENOTEMPTY).
+    fs.rmSync(this.containerDir(id), { recursive: true, force: true, maxRetries: 3, retryDelay: 5 });
   }
 }
 
@@ -671,13 +701,15 @@ function lockFile(file: string, waitMs: number, what: string): Lock | null {
     fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new StateError(`lock ${file} is a symbolic link; refusing to use it`);
-    throw err;
+    // ENOENT keeps its code: the folder went (gc tells an ended container from a failure by it).
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+    throw new StateError(`${what}: cannot open its lock ${file}: ${causeOf(err)} (${oneLine((err as Error).message.replace(/^\w+: /, '').replace(/, open .*$/, ''))})`);
   }
   try {
     checkRegular(fs.fstatSync(fd), { where: `lock ${file}`, error: StateError, owner: 'self' });
     const deadline = Date.now() + waitMs;
     for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
-      if (libc.flock(fd, libc.LOCK_EX | libc.LOCK_NB)) return new Lock(fd);
+      if (libc.flock(fd, libc.LOCK_EX | libc.LOCK_NB)) return new Lock(fd, file);
       if (waitMs === 0) break;
       if (Date.now() >= deadline) {
         throw new StateError(`${what}: still locked by another oci-netdev process after ${+(waitMs / 1000).toFixed(1)} s (${file})`);

@@ -109,7 +109,7 @@ t.test('gc prints a summary line, and JSON with --json', async (t) => {
   const rig = makeRig(t);
   const gcOut = (json = false) => cli(rig, ['gc', ...(json ? ['--json'] : [])]);
   t.equal(gcOut().stdout, 'gc: nothing to do\n', 'nothing: says so');
-  t.same(JSON.parse(gcOut(true).stdout), { summary: { restored: 0, kept: 0, failed: 0, busy: 0, removed: 0 }, containers: [] });
+  t.same(JSON.parse(gcOut(true).stdout), { summary: { restored: 0, kept: 0, failed: 0, busy: 0, lost: 0, removed: 0, forgotten: 0 }, containers: [] });
 
   // Two containers: one whose process is gone (no pid), one whose process runs.
   const sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
@@ -136,7 +136,7 @@ t.test('gc prints a summary line, and JSON with --json', async (t) => {
   const j = gcOut(true);
   t.equal(j.status, 0, j.stderr);
   t.same(JSON.parse(j.stdout), {
-    summary: { restored: 1, kept: 0, failed: 0, busy: 0, removed: 0 },
+    summary: { restored: 1, kept: 0, failed: 0, busy: 0, lost: 0, removed: 0, forgotten: 0 },
     containers: [{ containerId: ids[1], action: 'restored', reason: 'container is gone' }],
   }, '--json prints the summary and each container');
   t.same(nonLoopback(rig.ctr), [], 'everything is back');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { COMMANDS, OPTIONS, commandHelp, gcSummary, mainHelp, usageLine } from '../../src/cli/commands';
 import { parseArgs } from '../../src/cli/main';
 import type { OptionName } from '../../src/cli/commands';
+import type { GcResult } from '../../src/engine/lifecycle';
 import { OCI_NETDEV } from '../helpers/hook';
 import { REPO_ROOT, sh } from '../helpers/sandbox';
 import { UsageError } from '../../src/errors';
@@ -94,9 +95,10 @@ t.test('README, --help and the man page list the same commands', async (t) => {
 
 t.test('gc summary line', async (t) => {
   t.equal(gcSummary([]), 'gc: nothing to do');
-  const r = (action: 'restored' | 'kept' | 'failed' | 'busy' | 'removed') => ({ containerId: 'c', action, reason: '' });
+  const r = (action: GcResult['action']) => ({ containerId: 'c', action, reason: '' });
   t.equal(gcSummary([r('restored'), r('restored'), r('kept')]), 'gc: 2 restored, 1 kept, 0 failed');
   t.equal(gcSummary([r('failed'), r('busy'), r('removed')]), 'gc: 0 restored, 0 kept, 1 failed, 1 busy, 1 removed');
+  t.equal(gcSummary([r('lost'), r('forgotten')]), 'gc: 0 restored, 0 kept, 0 failed, 1 lost, 1 forgotten');
 });
 
 t.test('inject keeps config.json\'s mode, and writes env and timeout into each entry', async (t) => {
