@@ -444,6 +444,7 @@ function printStatus(inv: Invocation): void {
     ])];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) inv.out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+    for (const w of e.waiting ?? []) inv.out(`  ${w} (oci-netdev gc puts it back)\n`);
     for (const n of e.networks) {
       const ports = n.portMappings.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol ?? 'tcp'}`);
       inv.out(`  network ${n.network} as ${n.ifname} (${n.state}): ${n.addresses.join(' ') || 'no address'}` +

@@ -17,7 +17,7 @@ import { locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
-import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+import { BadJournal, Journal, JournalOrigin, Lock, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
 import type { ClaimRecord, JournalNetwork } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, networksHeld, networkStatus, prepareNetworks } from './networks';
@@ -347,6 +347,9 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
         if (missing.length === 0) return existing;
         throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
       }
+      if (existing.namesPending) {
+        throw new StateError(`container ${target.id}: its devices are home, but its record stays open until the host frees names (${waitingNames(existing).join('; ')}); free them and run oci-netdev gc`);
+      }
       const from = existing.bundle !== undefined ? `bundle ${existing.bundle}; run its poststop first` : `namespace ${existing.netnsPath}; detach them first`;
       throw new StateError(`container ${target.id} already has devices attached from ${from}`);
     }
@@ -455,19 +458,52 @@ function openContainerNs(store: StateDir, j: Journal): Netns | null {
   return null;
 }
 
-/** Undoes everything a journal records, then drops the state. Lock must be held. */
-function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): void {
+/**
+ * What keeps a restored journal open: host devices home under a fallback name, or without some of
+ * their own altnames, because the host uses those names. One phrase per device; none when closed.
+ */
+function waitingNames(j: Journal): string[] {
+  return j.plan.devices.flatMap((d) => {
+    if (d.kind !== 'host' || (d.fallbackName === undefined && !d.removedAltNames?.length)) return [];
+    const waits = [
+      ...(d.fallbackName !== undefined ? [d.original.name] : []),
+      ...(d.removedAltNames ?? []).map((a) => `altname ${a}`),
+    ];
+    return [`${d.key}: home as ${d.fallbackName ?? d.original.name}, waits for ${waits.join(' and ')} to be free on the host`];
+  });
+}
+
+/**
+ * The names other containers' records hold on the host, for a fallback name: read under the claims
+ * lock, which `held` keeps until the restore has written the name it chose (release it then).
+ */
+function claimsReader(store: StateDir, id: string, held: { lock?: Lock }): () => Map<string, string> {
+  let names: Map<string, string> | undefined;
+  return () => {
+    held.lock ??= store.lockClaims();
+    names ??= heldOnHost(store.scanClaims().claims.filter((c) => c.containerId !== id), []);
+    return names;
+  };
+}
+
+/**
+ * Undoes everything a journal records, then drops the state. Lock must be held. Returns what the
+ * record still waits for when every device is home but some under a fallback name or without an
+ * altname (the journal stays open, marked namesPending, for gc); empty when the record is closed.
+ */
+function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): string[] {
   const ctNs = openContainerNs(store, j);
   const host = { ns: hostNs, sock: hostNs.socket() };
   const container = ctNs ? sideOf(ctNs) : null;
-  if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
+  if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   let errors: Error[];
   let nothingInside: boolean;
   const persist = () => store.writeJournal(j);
+  const claims: { lock?: Lock } = {};
   try {
     j.phase = 'detaching';
     persist();
-    const ctx = contextFor(host, container, j, persist, opts);
+    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, j.containerId, claims) };
     // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
     // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
     // that name to one of our devices.
@@ -476,14 +512,25 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     errors = [...rollback(ctx, j), ...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs))];
     // Whether anything of ours is still in the namespace: only then is the pin worth keeping.
     nothingInside = !container || (!networksHeld(j) && j.plan.devices.every((d) => d.kind === 'veth' || locate(ctx, d)?.where !== 'container'));
+    const waiting = waitingNames(j);
+    if (errors.length === 0 && waiting.length) {
+      // Home, but not under every name it had: the record stays open (and its names held) for gc.
+      unpin(pinPath);
+      j.namesPending = true;
+      delete j.restoreFailure;
+      persist();
+      opts.warn(`container ${j.containerId}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
+      return waiting;
+    }
   } finally {
+    claims.lock?.release();
     host.sock.close();
     closeSide(container);
   }
   if (errors.length === 0) {
     unpin(store.pinPath(j.containerId));
     store.remove(j.containerId);
-    return;
+    return [];
   }
   // A device that did not come home keeps its record: gc retries it, and a lost one stays on
   // record. The pin goes once nothing of ours is left inside, so a namespace the container
@@ -570,9 +617,14 @@ export function gc(opts: EngineOptions): GcResult[] {
         continue;
       }
       const reason = j.phase === 'attached' ? 'container is gone'
-        : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
+        : j.namesPending ? 'its devices are home, and the names they waited for are free'
+          : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
-        restore(store, j, hostNs, opts);
+        const waiting = restore(store, j, hostNs, opts);
+        if (waiting.length) {
+          results.push({ containerId: id, action: 'kept', reason: waiting.join('; ') });
+          continue;
+        }
         hostNs.within(() => releaseIpam(j, opts));
         results.push({ containerId: id, action: 'restored', reason });
       } catch (err) {
@@ -614,6 +666,10 @@ interface StatusDevice {
   state: 'in' | 'restored' | 'missing' | 'lost';
   mac: string | null;
   mtu: number | null;
+  /** Restored: the name it has on the host (a fallback while its own is taken). */
+  hostName?: string;
+  /** Its own altnames the host uses, which gc puts back once free. */
+  missingAltNames?: string[];
   /** Asked for by inspectAttachment only: the global addresses (CIDRs) it has in the container. */
   addresses?: string[];
 }
@@ -633,6 +689,8 @@ export interface StatusEntry {
   devices: StatusDevice[];
   /** The CNI networks, from the journal's final results. */
   networks: StatusNetwork[];
+  /** What keeps a restored record open: devices home under a fallback name or without an altname. */
+  waiting?: string[];
   error?: string;
 }
 
@@ -691,12 +749,15 @@ function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = fa
           state,
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,
+          ...(at?.where === 'host' ? { hostName: at.link.name } : {}),
+          ...(d.kind === 'host' && d.removedAltNames?.length ? { missingAltNames: d.removedAltNames } : {}),
           ...(withAddresses ? {
             addresses: at?.where === 'container' ? global.filter((a) => a.index === at.link.index).map((a) => `${a.local ?? a.address}/${a.prefixlen}`) : [],
           } : {}),
         };
       }),
       networks: (j.networks ?? []).map(networkStatus),
+      ...(j.namesPending ? { waiting: waitingNames(j) } : {}),
     };
   } finally {
     host.sock.close();

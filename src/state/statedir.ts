@@ -82,6 +82,11 @@ export interface Journal {
   started: number;
   /** Why the last restore could not finish, when one ran to its end and failed. */
   restoreFailure?: string;
+  /**
+   * Every device is home, but some under a fallback name or without an altname, because the host
+   * uses those names (their records say which): gc gives them back once free, then closes the journal.
+   */
+  namesPending?: boolean;
   /** The CNI networks attached after the devices, in order; DEL runs in reverse. */
   networks?: JournalNetwork[];
 }
@@ -250,7 +255,7 @@ export interface ClaimRecord {
   group: number;
   netnsDev: number;
   netnsIno: number;
-  /** Host device names held: a moved device's original name, a created veth's key. */
+  /** Host device names held: a moved device's original name (and the fallback it is home under), a created veth's key. */
   hostNames: string[];
   /** The ifindexes its devices were given in its namespace. */
   containerIndexes: number[];
@@ -265,7 +270,7 @@ export function claimRecordOf(j: Journal): ClaimRecord {
     group: j.plan.group,
     netnsDev: j.netnsDev,
     netnsIno: j.netnsIno,
-    hostNames: devices.flatMap((d) => (d.kind === 'host' ? [d.original.name] : d.kind === 'veth' ? [d.key] : [])),
+    hostNames: devices.flatMap((d) => (d.kind === 'host' ? [d.original.name, ...(d.fallbackName !== undefined ? [d.fallbackName] : [])] : d.kind === 'veth' ? [d.key] : [])),
     containerIndexes: devices.map((d) => d.containerIndex),
     macvlanLowers: devices.flatMap((d) => (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined ? [d.identity.hostLowerIndex] : [])),
   };
