@@ -113,6 +113,9 @@ t.test('a 14-byte UTF-8 name taken on the host at restore: back under a fallback
   t.ok(existsSync(journalOf(rig, id)), 'the record stays open while the name is taken');
   // The new device goes: gc gives the NIC its name back.
   shOk('ip', ['-n', rig.simhost, 'link', 'del', dev]);
+  const gc = cli(rig, ['gc']);
+  exitsZero(t, gc, 'gc once the name is free');
+  t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc gives the name back', { stdout: gc.stdout });
   await allHome(t, rig, before, ctrBefore);
 });
 
