@@ -227,6 +227,9 @@ const moveOut = forKind('host', (ctx, rec) => {
   const orig = rec.original;
   if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   const ct = ctx.container;
+  if (ct && rec.v1) {
+    throw new PlanError(`device ${rec.key}: recorded by a release before journal version 2 and not found by the alias it wrote (${rec.v1.marker}) in the container nor on the host (original name ${orig.name}); its record is kept`, { device: rec.key, op: 'restore' });
+  }
   const inside = ct ? findInContainer(ctx, rec) : null;
   let home: LinkInfo | null;
   if (ct && inside) {
@@ -417,6 +420,8 @@ function deleteVethsByGroup(ctx: ApplyContext): void {
 }
 
 const deleteCreated: Op = (ctx, rec) => {
+  // A version 1 record its device was not matched to (src/apply/legacy.ts): gone with its pair or namespace.
+  if (rec.v1) return;
   if (rec.kind === 'veth') {
     deleteVethsByGroup(ctx);
     const hostEnd = getLink(ctx.host.sock, { index: rec.hostIndex });

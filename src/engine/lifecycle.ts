@@ -14,6 +14,7 @@ import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
 import type { ApplyContext, Side } from '../apply/operations';
 import { locate } from '../apply/identity';
+import { matchV1Records } from '../apply/legacy';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
@@ -501,6 +502,8 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   const persist = () => store.writeJournal(j);
   const claims: { lock?: Lock } = {};
   try {
+    // A journal of the release before version 2: its records get their devices' identities now.
+    matchV1Records({ host, container }, j.plan);
     j.phase = 'detaching';
     persist();
     const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, j.containerId, claims) };
@@ -728,6 +731,8 @@ function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = fa
   const container = ctNs ? sideOf(ctNs) : null;
   try {
     const sides = { host, container };
+    // Matched in memory only: status changes nothing.
+    matchV1Records(sides, j.plan);
     const global = withAddresses ? addressesOf(container).filter((a) => a.scope === 0) : [];
     return {
       containerId: j.containerId,

@@ -145,7 +145,7 @@ function tempName(group: number, i: number): string {
  * to be on the host: in the host's namespace itself (`hostNsid` undefined), or, seen from the
  * container, in the namespace the container calls `hostNsid`.
  */
-function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
+export function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
   const id: DeviceIdentity = {
     kind: link.kind, permanentMac: link.permanentMac, parentBus: link.parentBus, parentDev: link.parentDev,
   };

@@ -59,3 +59,19 @@ export function validate(schema: SchemaName, data: unknown, where: string, byDev
   const message = [head, field, problem + more].filter((s) => s !== undefined).join(': ');
   throw new ConfigError(message, { device, field });
 }
+
+/**
+ * When `data` fails `schema` only because of fields the schema does not know (additionalProperties),
+ * those fields ("journal.plan.devices[0].later"); otherwise null. A journal whose checksum holds
+ * and that fails only so was written by a newer release, which added them.
+ */
+export function unknownFields(schema: SchemaName, data: unknown): string[] | null {
+  const check = validators[schema];
+  if (check(data)) return null;
+  const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
+  if (!errors.length || errors.some((e) => e.keyword !== 'additionalProperties' || e.params.additionalProperty === undefined)) return null;
+  const name = (e: SchemaError) => [...e.instancePath.split('/').slice(1), e.params.additionalProperty!]
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i ? `.${show(s)}` : show(s))).join('');
+  return [...new Set(errors.map(name))];
+}

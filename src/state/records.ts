@@ -180,6 +180,13 @@ interface RecordBase {
   removedAltNames?: string[];
   /** Why the device is provably gone; the record stays in the journal. */
   lost?: string;
+  /**
+   * A record migrated from a version 1 journal (src/state/migrate.ts) and not yet matched to its
+   * device: that release recorded no identity nor ifindex, only the alias it wrote on a moved
+   * device. Until src/apply/legacy.ts matches it, the identity, the ifindexes (0) and a host
+   * device's original group and altnames are placeholders, and no operation uses them.
+   */
+  v1?: { marker: string };
 }
 
 /** A host device moved into the container (or adopted there, moved by the runtime). */
