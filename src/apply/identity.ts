@@ -35,7 +35,7 @@ function isDistinctive(id: DeviceIdentity): boolean {
  * Namespace ids as the kernel reports them (the container can add ids to its own table, but never
  * change one that exists). Asked after the link dump that makes the kernel assign them.
  */
-export function containerIdInHost(sides: Sides): number | null {
+function containerIdInHost(sides: Sides): number | null {
   return sides.container ? netnsIdOf(sides.host.sock, sides.container.ns.fd) : null;
 }
 
