@@ -199,8 +199,10 @@ export const COMMANDS: Command[] = [
     name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile'],
     summary: 'restore containers whose hook died or whose poststop never came',
     description: 'Restores the devices of containers whose hook died mid-way or whose container is gone without a ' +
-      'poststop; keeps those whose container still runs. Prints one line per container and a summary line ' +
-      '(--json: one JSON object). Exits 1 if any restore failed.',
+      'poststop; keeps those whose container still runs, and gives devices that came home under a fallback name, or ' +
+      'without an altname, their names back once the host frees them (kept until then). Prints one line per container ' +
+      'and a summary line (--json: one JSON object). Exits 1 if any restore failed or a journal cannot be read (one ' +
+      'written by a newer release included: run that release\'s gc, or upgrade).',
     run: (inv) => {
       const results = gc(engineOptions(inv));
       for (const r of results) if (r.action !== 'kept') inv.log.info(`gc: ${r.action} (${r.reason})`, r.containerId);
