@@ -124,8 +124,8 @@ function allocateGroup(others: ClaimRecord[], links: LinkInfo[]): number {
 }
 
 /**
- * Host device name -> id of the container holding it: a moved device's original name, a created
- * veth's key, and whatever name a host link in another plan's group has now (a veth host end the
+ * Host device name -> id of the container holding it: a moved device's original name (and the
+ * fallback name it is home under while its record waits for that name), a created veth's key, and whatever name a host link in another plan's group has now (a veth host end the
  * host renamed).
  */
 export function heldOnHost(claims: ClaimRecord[], hostLinks: LinkInfo[]): Map<string, string> {
@@ -335,6 +335,8 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
   const host = sideOf(hostNs);
   const container = sideOf(ctNs);
   const lock = store.lockContainer(target.id);
+  // Taken by a rollback that needs a fallback name (claimsReader), until the journal records it.
+  const rollbackClaims: { lock?: Lock } = {};
   let journal: Journal | undefined;
   let ownsState = false;
   try {
@@ -390,7 +392,7 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     pin(ctNs, store.pinPath(target.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    const ctx = contextFor(host, container, j, persist, opts);
+    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, target.id, rollbackClaims) };
     applyPlan(ctx, j);
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used. The plugins run
@@ -408,13 +410,22 @@ function attachPlanned(target: AttachTarget, devices: DeviceSpec[], policy: Poli
     persist();
     return j;
   } catch (err) {
-    // Nothing is left behind unless a rollback step failed: then the journal stays for gc.
+    // Nothing is left behind unless a rollback step failed: then the journal stays for gc. A device
+    // the rollback brought home under a fallback name, or without an altname, keeps it open too.
     if (ownsState && !(err instanceof ApplyError && err.undoErrors.length)) {
       unpin(store.pinPath(target.id));
-      store.remove(target.id);
+      const waiting = journal ? waitingNames(journal) : [];
+      if (journal && waiting.length) {
+        journal.namesPending = true;
+        store.writeJournal(journal);
+        opts.warn(`container ${target.id}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
+      } else {
+        store.remove(target.id);
+      }
     }
     throw err;
   } finally {
+    rollbackClaims.lock?.release();
     lock.release();
     closeSide(host);
     closeSide(container);
