@@ -9,7 +9,7 @@ SUITES := dist/test/unit dist/test/integration dist/test/e2e
 SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins wget
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
-.PHONY: deps build lint test demo clean install
+.PHONY: deps build lint test demo clean install uninstall deb image
 
 deps: node_modules/.package-lock.json
 	@missing=; \
@@ -32,12 +32,16 @@ node_modules/.package-lock.json: package-lock.json
 # bin/oci-netdev runs (README, Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command
 # table as --help.
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs && node scripts/gen-completion.mjs
 
 # `make install` (PREFIX, DESTDIR as usual): the launcher, the bundled CLI and its code cache, and
 # koffi (the package.json the loader resolves, its licence, the native modules for this machine)
 # go to $(PREFIX)/lib/oci-netdev, which the hook entries name; $(PREFIX)/bin/oci-netdev links to the
 # launcher. Tests, benchmarks and dev dependencies stay. test/integration/install.test.ts runs it.
+# Then the node files (install-node): the man pages, the bash completion, the gc units (systemd
+# reads $(PREFIX)/lib/systemd/system for /usr and /usr/local), the hooks.d file (podman and CRI-O
+# read /usr/share/containers/oci/hooks.d, so for PREFIX=/usr it is live), the licence and the
+# example policy; test/integration/deploy.test.ts checks them and `make uninstall`.
 PREFIX ?= /usr/local
 # The CNI plugin: a link named oci-netdev in the runtimes' plugin folder (it is a plugin when CNI_COMMAND is set).
 CNI_BIN_DIR ?= /opt/cni/bin
@@ -58,6 +62,68 @@ install: build
 	install -d $(DESTDIR)$(CNI_BIN_DIR)
 	ln -sfn $(PREFIX)/lib/oci-netdev/bin/oci-netdev $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev
 	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
+	$(MAKE) --no-print-directory install-node
+
+UNIT_DIR = $(PREFIX)/lib/systemd/system
+HOOKS_D_DIR = $(PREFIX)/share/containers/oci/hooks.d
+COMPLETION_DIR = $(PREFIX)/share/bash-completion/completions
+DOC_DIR = $(PREFIX)/share/doc/oci-netdev
+# Everything install puts in place but the tree in $(LIBDIR) and the CNI link.
+INSTALLED_FILES = $(PREFIX)/bin/oci-netdev $(PREFIX)/share/man/man1/oci-netdev.1 $(PREFIX)/share/man/man5/oci-netdev.5 \
+  $(COMPLETION_DIR)/oci-netdev $(UNIT_DIR)/oci-netdev-gc.service $(UNIT_DIR)/oci-netdev-gc.timer \
+  $(HOOKS_D_DIR)/oci-netdev.json $(DOC_DIR)/LICENSE $(DOC_DIR)/policy.example.json
+
+# The hooks.d file is what the installed oci-netdev's `hooks-d` prints, with the path it will have
+# once installed (scripts/relocate-hooks-d.mjs takes DESTDIR off).
+.PHONY: install-node
+install-node:
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(COMPLETION_DIR) $(DESTDIR)$(UNIT_DIR) $(DESTDIR)$(HOOKS_D_DIR) $(DESTDIR)$(DOC_DIR)
+	install -m 0644 man/oci-netdev.5 $(DESTDIR)$(PREFIX)/share/man/man5/oci-netdev.5
+	install -m 0644 completion/oci-netdev.bash $(DESTDIR)$(COMPLETION_DIR)/oci-netdev
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/oci-netdev-gc.service.in > $(DESTDIR)$(UNIT_DIR)/oci-netdev-gc.service
+	chmod 0644 $(DESTDIR)$(UNIT_DIR)/oci-netdev-gc.service
+	install -m 0644 deploy/systemd/oci-netdev-gc.timer $(DESTDIR)$(UNIT_DIR)/oci-netdev-gc.timer
+	$(DESTDIR)$(PREFIX)/bin/oci-netdev hooks-d | node scripts/relocate-hooks-d.mjs '$(DESTDIR)' > $(DESTDIR)$(HOOKS_D_DIR)/oci-netdev.json
+	install -m 0644 LICENSE deploy/policy.example.json $(DESTDIR)$(DOC_DIR)/
+
+# Removes what install put in place, with the same PREFIX, DESTDIR and CNI_BIN_DIR; the CNI link
+# only while it still points at our launcher.
+uninstall:
+	rm -rf $(LIBDIR) $(DESTDIR)$(DOC_DIR)
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	if [ "$$(readlink $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev)" = $(PREFIX)/lib/oci-netdev/bin/oci-netdev ]; then rm -f $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev; fi
+
+VERSION := $(shell node -p "require('./package.json').version")
+
+# `make deb`: a Debian package of `make install PREFIX=/usr` (CNI plugin link in /opt/cni/bin, where
+# containerd, CRI-O and podman look), built with dpkg-deb alone into $(DEB_DIR). Its postinst enables
+# the gc timer; nothing is downloaded. test/integration/deb.test.ts installs it into a scratch root.
+DEB_DIR ?= build
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_ROOT = $(DEB_DIR)/deb-root
+deb: build
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory -o build install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr CNI_BIN_DIR=/opt/cni/bin
+	install -d $(DEB_ROOT)/DEBIAN
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+	  deploy/debian/control.in > $(DEB_ROOT)/DEBIAN/control
+	install -m 0755 deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm $(DEB_ROOT)/DEBIAN/
+	install -m 0644 LICENSE $(DEB_ROOT)/usr/share/doc/oci-netdev/copyright
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_DIR)/oci-netdev_$(VERSION)_$(DEB_ARCH).deb
+	rm -rf $(DEB_ROOT)
+
+# `make image`: the DaemonSet's image (deploy/Containerfile), named as deploy/kubernetes/oci-netdev.yaml
+# names it, built with buildah from `make install PREFIX=/opt/oci-netdev` staged in $(IMAGE_DIR).
+# BUILDAH may carry global options (--root, --storage-driver); IMAGE_BASE must provide node 20 and sh.
+IMAGE ?= localhost/oci-netdev:$(VERSION)
+IMAGE_BASE ?= docker.io/library/node:20-bookworm-slim
+IMAGE_DIR ?= build/image
+BUILDAH ?= buildah
+image: build
+	rm -rf $(IMAGE_DIR)
+	$(MAKE) --no-print-directory -o build install DESTDIR=$(abspath $(IMAGE_DIR))/root PREFIX=/opt/oci-netdev CNI_BIN_DIR=/opt/cni/bin
+	cp deploy/Containerfile deploy/install-on-host.sh $(IMAGE_DIR)/
+	$(BUILDAH) build --layers=false --build-arg BASE=$(IMAGE_BASE) -f $(IMAGE_DIR)/Containerfile -t $(IMAGE) $(IMAGE_DIR)
 
 # The layering rules (scripts/check-layers.mjs), ESLint with type information (eslint.config.mjs)
 # and knip's unused files, exports and dependencies (knip.json). After the build: the type-aware
@@ -83,7 +149,7 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf dist .tap src/schema/generated man/oci-netdev.1
+	rm -rf dist .tap src/schema/generated man/oci-netdev.1 man/oci-netdev.5 completion build
 
 # Benchmarks (issue 4), never part of `make test`: oci-netdev against the kernel floor, an iproute2
 # shell hook and the CNI plugins (installed by deps). Needs root; about 5 minutes.

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replaceFile } from '../state/files';
 import { ConfigError } from '../errors';
-import { deviceArgs, deviceArgSpecs } from '../config';
+import { compileGlob, deviceArgs, deviceArgSpecs } from '../config';
 import type { DeviceArg } from '../config';
 import { hostDevices } from '../engine/devices';
 import type { HostDevice } from '../engine/devices';
@@ -21,6 +21,8 @@ export interface GenerateOptions {
   deviceTexts: string[];
   stateDir: string;
   policyFile?: string;
+  /** --include and --exclude globs on NIC names: offered are those matching an include (when any) and no exclude. */
+  filter: { include: string[]; exclude: string[] };
   /** The hook entry for an oci-netdev command, with the options that go into every hook. */
   hook: (command: string) => HookEntry;
 }
@@ -37,10 +39,12 @@ export function generateCdi(o: GenerateOptions): GenerateResult {
   if (!path.isAbsolute(o.out)) throw new ConfigError(`--out: must be an absolute path (got ${JSON.stringify(o.out)})`, { field: '--out' });
   deviceArgSpecs(o.deviceTexts);
   const given = new Map(deviceArgs(o.deviceTexts).map((a) => [a.key, a]));
+  const filteredOut = nameFilter(o.filter);
   const all = hostDevices(o);
   const offered: DeviceArg[] = [];
   const skipped: HostDevice[] = [];
   for (const d of all) {
+    if (filteredOut(d.name) !== undefined) continue;
     const problem = d.refused ?? (isCdiDeviceName(d.name) ? undefined : 'its name is not a valid CDI device name');
     if (problem !== undefined) skipped.push({ name: d.name, refused: problem });
     else offered.push(given.get(d.name) ?? { key: d.name, entry: {} });
@@ -49,7 +53,7 @@ export function generateCdi(o: GenerateOptions): GenerateResult {
     const type = arg.entry.type ?? 'host';
     if (type !== 'host') throw new ConfigError(`--device ${key}: type must be host: cdi generate offers host devices only (got ${JSON.stringify(type)})`, { device: key, field: 'type' });
     if (!offered.some((d) => d.key === key)) {
-      const why = skipped.find((s) => s.name === key)?.refused ?? 'it does not exist in this network namespace';
+      const why = filteredOut(key) ?? skipped.find((s) => s.name === key)?.refused ?? 'it does not exist in this network namespace';
       throw new ConfigError(`--device ${key}: cannot be offered: ${why}`, { device: key });
     }
   }
@@ -57,6 +61,24 @@ export function generateCdi(o: GenerateOptions): GenerateResult {
   const spec = buildCdiSpec(offered, o.cdiVersion, o.hook);
   writeAtomically(o.out, JSON.stringify(spec, null, 2) + '\n');
   return { spec, skipped };
+}
+
+/** Why the filter leaves a NIC name out, or undefined when it keeps it. */
+function nameFilter(filter: GenerateOptions['filter']): (name: string) => string | undefined {
+  const compile = (flag: string, pattern: string) => {
+    try {
+      return compileGlob(pattern);
+    } catch (err) {
+      throw new ConfigError(`${flag} ${pattern}: ${(err as Error).message}`, { field: flag });
+    }
+  };
+  const include = filter.include.map((p) => compile('--include', p));
+  const exclude = filter.exclude.map((p) => compile('--exclude', p));
+  return (name) => {
+    if (include.length && !include.some((g) => g.matches(name))) return 'it matches no --include';
+    const hit = exclude.find((g) => g.matches(name));
+    return hit ? `it matches --exclude ${hit.pattern}` : undefined;
+  };
 }
 
 /** Creates the folder if needed; runtimes never see a half-written spec (the temp name is not *.json). */

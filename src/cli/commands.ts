@@ -39,12 +39,15 @@ export const OPTIONS = {
     help: 'also append every change, warning and error to FILE (env OCI_NETDEV_LOG_FILE); they always go to the system log (/dev/log, tag oci-netdev) when it exists',
   },
   json: { flag: '--json', help: 'print JSON' },
+  noTrunc: { flag: '--no-trunc', help: 'show container ids whole (a 64-hex id is otherwise cut to its first 12 digits, as podman does; --json always shows them whole)' },
   device: {
     flag: '--device', value: 'SPEC',
     help: 'NAME[:FIELD=VALUE,...]: the netDevices entry of host device NAME, repeatable (e.g. --device eth1:name=net1,mtu=9000); ' +
       'fields name, type, mtu, mac, master, mode, address (repeatable), gateway, hostBridge, hostMac, hostAddress (repeatable), ' +
       'hwaddr, pciBusID, kernelpath',
   },
+  include: { flag: '--include', value: 'GLOB', help: 'offer only the NICs whose name matches GLOB (repeatable: any of them); * ? [a-z] as in the policy' },
+  exclude: { flag: '--exclude', value: 'GLOB', help: 'leave out the NICs whose name matches GLOB (repeatable), e.g. --exclude \'veth*\'' },
   out: { flag: '--out', value: 'FILE', help: `the CDI spec file to write (default ${DEFAULT_CDI_FILE})` },
   cdiVersion: {
     flag: '--cdi-version', value: 'V',
@@ -85,9 +88,13 @@ export interface Invocation {
   policyFile?: string;
   logFile?: string;
   json: boolean;
+  /** --no-trunc: container ids whole. */
+  noTrunc: boolean;
   live: boolean;
   /** --device SPEC, in order. */
   devices: string[];
+  /** cdi generate's --include and --exclude globs, in order. */
+  cdiFilter: { include: string[]; exclude: string[] };
   /** --out FILE. */
   outFile?: string;
   cdiVersion?: string;
@@ -186,7 +193,7 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'status', operands: '', arity: [0, 0], options: ['json', 'stateDir'],
+    name: 'status', operands: '', arity: [0, 0], options: ['json', 'noTrunc', 'stateDir'],
     summary: 'list containers and the devices they hold',
     description: 'Lists each container that holds devices: for every device the host and container names, the kind ' +
       '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost), and its live MAC and MTU.',
@@ -216,18 +223,18 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'cdi', operands: 'generate', arity: [1, 1], options: ['out', 'cdiVersion', 'device', ...HOOK_OPTIONS],
+    name: 'cdi', operands: 'generate', arity: [1, 1], options: ['out', 'cdiVersion', 'device', 'include', 'exclude', ...HOOK_OPTIONS],
     summary: 'write a CDI spec with one device per host NIC the policy allows',
     description: `Writes a CDI spec (kind ${CDI_KIND}) with one device per host NIC of this network namespace that the ` +
       'policy\'s config section allows (never an always-refused one), named after the NIC, for ' +
       `\`podman run --device ${CDI_KIND}=eth1\`. Each device's edits add the createRuntime and poststop hooks with its ` +
-      `entry as a --device argument. ${PASSED_ON}`,
+      `entry as a --device argument. --include and --exclude limit the NICs by name (a NIC they leave out is not listed as skipped). ${PASSED_ON}`,
     run: (inv) => {
       if (inv.args[0] !== 'generate') throw new UsageError(`unknown cdi command ${inv.args[0]} (cdi generate)`, 'cdi');
       const out = inv.outFile ?? DEFAULT_CDI_FILE;
       const opts = hookOptions(inv);
       const { spec, skipped } = generateCdi({
-        out, cdiVersion: inv.cdiVersion ?? DEFAULT_CDI_VERSION, deviceTexts: inv.devices, stateDir: inv.stateDir,
+        out, cdiVersion: inv.cdiVersion ?? DEFAULT_CDI_VERSION, deviceTexts: inv.devices, stateDir: inv.stateDir, filter: inv.cdiFilter,
         ...(inv.policyFile !== undefined ? { policyFile: inv.policyFile } : {}),
         hook: (command) => hookEntry(command, opts),
       });
@@ -307,6 +314,37 @@ export const ENVIRONMENT: [string, string][] = [
   ['OCI_NETDEV_CNI_CACHE_DIR', 'libcni\'s result cache, as --cni-cache-dir'],
   ['OCI_NETDEV_TRACE=1', 'print one line per netlink request on stderr'],
 ];
+
+/** @public for scripts/gen-man.mjs: the man page's EXAMPLES, a command line and what it does. */
+export const EXAMPLES: [string, string][] = [
+  ['oci-netdev inject /path/to/bundle && runc run --bundle /path/to/bundle web1',
+    'add the createRuntime and poststop hooks to a bundle whose config.json declares linux.netDevices (see oci-netdev(5)), then run it'],
+  ['oci-netdev validate --live /path/to/bundle', 'check the bundle\'s devices against the policy and this host, changing nothing'],
+  ['oci-netdev hooks-d > /etc/containers/oci/hooks.d/oci-netdev.json',
+    'let podman and CRI-O run the hooks for containers that carry the annotation oci-netdev.netDevices'],
+  ['podman run --network none --annotation \'"oci-netdev.netDevices={""eth1"":{""name"":""net1""}}"\' busybox ip addr',
+    'give a podman container the host NIC eth1 as net1 (podman 4.3 reads --annotation as one CSV field: inner quotes doubled); the policy must allow eth1 for the annotation'],
+  [`oci-netdev cdi generate --include 'enp*' --device enp3s0f1:name=net1,mtu=9000 && podman run --device ${CDI_KIND}=enp3s0f1 busybox ip addr`,
+    'describe the host NICs named enp* as CDI devices, then hand one to a container by name'],
+  ['oci-netdev status', 'list the containers that hold devices, and where each device is'],
+  ['oci-netdev gc', 'restore the devices of containers whose hook died or whose poststop never came (the oci-netdev-gc.timer unit runs it every 5 minutes)'],
+  ['oci-netdev cni add web /run/netns/ctr1', 'attach the CNI network web to a network namespace, as cnitool does'],
+];
+
+/** @public for scripts/gen-man.mjs: the man page's FILES. */
+export const FILES: [string, string][] = [
+  [DEFAULT_POLICY_FILE, 'the device policy: which devices, masters, modes, bridges and networks each source may use (oci-netdev(5))'],
+  [DEFAULT_STATE_DIR, 'the state directory: per container a journal, its claims and the pinned network namespace; on a tmpfs'],
+  ['/etc/containers/oci/hooks.d/oci-netdev.json', 'the hooks.d file podman and CRI-O read (hooks-d prints it; packages install it in /usr/share/containers/oci/hooks.d)'],
+  [DEFAULT_CDI_FILE, 'the CDI spec cdi generate writes; podman 4.3 reads CDI specs from /etc/cdi and /var/run/cdi only'],
+  [DEFAULT_NETCONF_PATH, 'CNI network configs (.conflist, .conf, .json) for type cni entries and the cni command'],
+  ['/opt/cni/bin/oci-netdev', 'oci-netdev as a CNI plugin (a link to the launcher)'],
+  [`${DEFAULT_CACHE_DIR}/results`, 'libcni\'s cache of CNI results, shared with cnitool and the runtimes'],
+  ['oci-netdev-gc.service, oci-netdev-gc.timer', 'systemd units that run oci-netdev gc every 5 minutes'],
+];
+
+/** @public for scripts/gen-man.mjs: the man page's SEE ALSO. */
+export const SEE_ALSO = ['oci-netdev(5)', 'runc(8)', 'crun(1)', 'podman-run(1)', 'oci-hooks(5)', 'systemd.timer(5)', 'ip-link(8)'];
 
 export const usageLine = (c: Command): string =>
   `oci-netdev ${c.name}${c.options.length ? ' [OPTIONS]' : ''}${c.operands ? ` ${c.operands}` : ''}`;
@@ -431,14 +469,16 @@ function printStatus(inv: Invocation): void {
     return;
   }
   if (!entries.length) inv.out('no containers hold devices\n');
+  const id = (full: string): string => (inv.noTrunc ? full : shortId(full));
   for (const e of entries) {
     if (e.phase === 'unreadable') {
-      inv.out(`${e.containerId} (unreadable: ${e.error})\n`);
+      inv.out(`${id(e.containerId)} (unreadable: ${e.error})\n`);
       continue;
     }
     const process_ = e.pid === null ? 'no pid' : `pid ${e.pid} ${e.alive ? 'running' : 'gone'}`;
-    inv.out(`${e.containerId} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
-      `${formatAge(e.ageSeconds)} old; ${e.origin ? `CNI network ${e.origin.network}, container ${e.origin.containerId}, ${e.origin.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
+    const o = e.origin;
+    inv.out(`${id(e.containerId)} (${e.phase}${e.pinned ? '' : ', namespace not pinned'}; ${process_}; ` +
+      `${formatAge(e.ageSeconds)} old; ${o ? `CNI network ${o.network}, container ${id(o.containerId)}, ${o.ifname}` : `bundle ${e.bundle ?? 'unknown'}`})\n`);
     // One row per device: host name <-> container name; a macvlan's key is only an id, so its master is shown too.
     const rows = [['HOST', '', 'CONTAINER', 'KIND', 'STATE', 'MAC', 'MTU'], ...e.devices.map((d) => [
       d.master !== undefined ? `${d.key} on ${d.master}` : d.key, '<->', d.containerName ?? '?', d.kind, d.state,
@@ -453,6 +493,15 @@ function printStatus(inv: Invocation): void {
         `${ports.length ? `; ports ${ports.join(' ')}` : ''}\n`);
     }
   }
+}
+
+/**
+ * A container id of 64 hex digits (podman's, CRI-O's, containerd's) cut to 12, as podman shows it,
+ * alone or inside a CNI attachment's id (cni:NETWORK:ID:IFNAME); any other id whole.
+ */
+function shortId(id: string): string {
+  return id.replace(/^(cni:[^:]*:)?([0-9a-f]{12})[0-9a-f]{52}(:[^:]*)?$/, (whole, network?: string, head?: string, ifname?: string) =>
+    (network === undefined) === (ifname === undefined) ? `${network ?? ''}${head}${ifname ?? ''}` : whole);
 }
 
 /** 42s, 5m3s, 2h0m, 3d4h. */

@@ -24,6 +24,7 @@ const BY_FLAG = new Map(Object.entries(OPTIONS).map(([name, o]) => [o.flag, name
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed {
   const given = new Map<OptionName, string | true>();
   const devices: string[] = [];
+  const cdiFilter = { include: [] as string[], exclude: [] as string[] };
   const operands: string[] = [];
   let help = false;
   let version = false;
@@ -47,8 +48,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
       } else {
         const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
         if (!value) throw new UsageError(`${flag} needs a ${VALUE_NAMES[spec.value]}`, operands[0]);
-        // --device may be given many times; every other option once, the last one counting.
+        // --device, --include and --exclude may be given many times; every other option once, the last one counting.
         if (name === 'device') devices.push(value);
+        else if (name === 'include' || name === 'exclude') cdiFilter[name].push(value);
         given.set(name, value);
       }
     } else operands.push(a);
@@ -59,7 +61,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (name === undefined && version) return parseArgs(['version'], env);
   const command = name === undefined ? undefined : findCommand(name);
   const parsed: Parsed = {
-    ...(command ? { command } : {}), help, args, stateDir: DEFAULT_STATE_DIR, stateDirGiven: false, json: false, live: false, devices, cni: {}, cniRun: {},
+    ...(command ? { command } : {}), help, args, stateDir: DEFAULT_STATE_DIR, stateDirGiven: false, json: false, noTrunc: false, live: false, devices, cdiFilter, cni: {}, cniRun: {},
     argv: argv[0] === 'oci-netdev' ? argv.slice(1) : argv,
   };
   if (help) return parsed;
@@ -102,6 +104,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ...(policyFile !== undefined ? { policyFile } : {}),
     ...(logFile !== undefined ? { logFile } : {}),
     json: given.has('json'),
+    noTrunc: given.has('noTrunc'),
     live: given.has('live'),
     ...(typeof given.get('out') === 'string' ? { outFile: given.get('out') as string } : {}),
     ...(typeof given.get('cdiVersion') === 'string' ? { cdiVersion: given.get('cdiVersion') as string } : {}),

@@ -8,7 +8,7 @@ export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from 
 export type { DeviceArg } from './device-arg';
 export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
 export {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkNetworkPolicy, checkPolicy, loadPolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkNetworkPolicy, checkPolicy, compileGlob, loadPolicy,
   parsePolicy,
 } from './policy';
 export type { Policy } from './policy';
