@@ -6,14 +6,14 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 TAP := $(BIN)/tap --reporter=tap
 SUITES := dist/test/unit dist/test/integration dist/test/e2e
-SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins wget
+SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 ethtool containernetworking-plugins wget
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: deps build lint test demo clean install uninstall deb image
 
 deps: node_modules/.package-lock.json
 	@missing=; \
-	for c in runc crun podman ip nsenter wget; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for c in runc crun podman ip ethtool nsenter wget; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	for p in busybox-static containernetworking-plugins; do \
 	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = 'install ok installed' ] || missing="$$missing $$p"; \
 	done; \
@@ -29,26 +29,44 @@ node_modules/.package-lock.json: package-lock.json
 
 # tsc type-checks and compiles everything (tests, bench) to dist/; build-cli.mjs bundles the CLI's
 # compiled modules with esbuild into dist/oci-netdev.js and makes its V8 code cache, which
-# bin/oci-netdev runs (README, Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command
-# table as --help.
+# bin/oci-netdev (the Node launcher) runs; build-exe.mjs compiles that bundle with Bun into the
+# product, the single executable dist/oci-netdev, with koffi's native module beside it (README,
+# Dependencies). gen-man.mjs: man/oci-netdev.1 from the same command table as --help.
 build: node_modules/.package-lock.json
-	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/gen-man.mjs && node scripts/gen-completion.mjs
+	node scripts/gen-validators.mjs && $(BIN)/tsc -p . && node scripts/build-cli.mjs && node scripts/build-exe.mjs && node scripts/gen-man.mjs && node scripts/gen-completion.mjs
 
-# `make install` (PREFIX, DESTDIR as usual): the launcher, the bundled CLI and its code cache, and
-# koffi (the package.json the loader resolves, its licence, the native modules for this machine)
-# go to $(PREFIX)/lib/oci-netdev, which the hook entries name; $(PREFIX)/bin/oci-netdev links to the
-# launcher. Tests, benchmarks and dev dependencies stay. test/integration/install.test.ts runs it.
-# Then the node files (install-node): the man pages, the bash completion, the gc units (systemd
-# reads $(PREFIX)/lib/systemd/system for /usr and /usr/local), the hooks.d file (podman and CRI-O
-# read /usr/share/containers/oci/hooks.d, so for PREFIX=/usr it is live), the licence and the
-# example policy; test/integration/deploy.test.ts checks them and `make uninstall`.
+# `make install` (PREFIX, DESTDIR as usual): the single executable, a file and not a link, as
+# $(PREFIX)/bin/oci-netdev and as the CNI plugin $(CNI_BIN_DIR)/oci-netdev (it is a plugin when
+# CNI_COMMAND is set), each with koffi's native module beside it, where it loads it from, and the
+# man page; then the node files (install-node). Hook entries name the executable that wrote them.
+# test/integration/install.test.ts runs it.
+# The node files (install-node): the man pages, the bash completion, the gc units (systemd reads
+# $(PREFIX)/lib/systemd/system for /usr and /usr/local), the hooks.d file (podman and CRI-O read
+# /usr/share/containers/oci/hooks.d, so for PREFIX=/usr it is live), the licences and the example
+# policy; test/integration/deploy.test.ts checks them and `make uninstall`.
 PREFIX ?= /usr/local
-# The CNI plugin: a link named oci-netdev in the runtimes' plugin folder (it is a plugin when CNI_COMMAND is set).
 CNI_BIN_DIR ?= /opt/cni/bin
-LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
-# koffi's native modules for this machine only: glibc and musl (native/koffi-loader.ts tries both).
-ARCH := $(shell node -p process.arch)
+KOFFI_BESIDE := oci-netdev-koffi.node
 install: build
+	@[ -x dist/oci-netdev ] || { echo 'install: make build made no dist/oci-netdev (no Bun for this machine); make install-launcher installs the Node launcher'; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR) $(DESTDIR)$(PREFIX)/share/man/man1
+	for dir in $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CNI_BIN_DIR); do \
+	  install -m 0644 dist/$(KOFFI_BESIDE) $$dir/$(KOFFI_BESIDE); \
+	  install -m 0755 dist/oci-netdev $$dir/oci-netdev; \
+	done
+	install -m 0644 man/oci-netdev.1 $(DESTDIR)$(PREFIX)/share/man/man1/oci-netdev.1
+	$(MAKE) --no-print-directory install-node
+	install -m 0644 node_modules/koffi/LICENSE.txt $(DESTDIR)$(DOC_DIR)/koffi-LICENSE.txt
+
+# `make install-launcher`, where no executable is built (and for the Debian package and the image,
+# which still ship it): the Node launcher, the bundled CLI and its code cache, and koffi (the
+# package.json the loader resolves, its licence, the native modules for this machine, glibc and
+# musl: native/koffi-loader.ts tries both) go to $(PREFIX)/lib/oci-netdev, which the hook entries
+# name; $(PREFIX)/bin/oci-netdev and $(CNI_BIN_DIR)/oci-netdev link to the launcher; then the node files.
+LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
+ARCH := $(shell node -p process.arch)
+.PHONY: install-launcher
+install-launcher: build
 	install -d $(LIBDIR)/bin $(LIBDIR)/dist $(LIBDIR)/node_modules/koffi $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 bin/oci-netdev $(LIBDIR)/bin/oci-netdev
 	install -m 0644 dist/oci-netdev.js dist/oci-netdev.cache $(LIBDIR)/dist/
@@ -68,8 +86,8 @@ UNIT_DIR = $(PREFIX)/lib/systemd/system
 HOOKS_D_DIR = $(PREFIX)/share/containers/oci/hooks.d
 COMPLETION_DIR = $(PREFIX)/share/bash-completion/completions
 DOC_DIR = $(PREFIX)/share/doc/oci-netdev
-# Everything install puts in place but the tree in $(LIBDIR) and the CNI link.
-INSTALLED_FILES = $(PREFIX)/bin/oci-netdev $(PREFIX)/share/man/man1/oci-netdev.1 $(PREFIX)/share/man/man5/oci-netdev.5 \
+# Everything install puts in place but the tree in $(LIBDIR) and the CNI plugin.
+INSTALLED_FILES = $(PREFIX)/bin/oci-netdev $(PREFIX)/bin/$(KOFFI_BESIDE) $(PREFIX)/share/man/man1/oci-netdev.1 $(PREFIX)/share/man/man5/oci-netdev.5 \
   $(COMPLETION_DIR)/oci-netdev $(UNIT_DIR)/oci-netdev-gc.service $(UNIT_DIR)/oci-netdev-gc.timer \
   $(HOOKS_D_DIR)/oci-netdev.json $(DOC_DIR)/LICENSE $(DOC_DIR)/policy.example.json
 
@@ -86,16 +104,20 @@ install-node:
 	$(DESTDIR)$(PREFIX)/bin/oci-netdev hooks-d | node scripts/relocate-hooks-d.mjs '$(DESTDIR)' > $(DESTDIR)$(HOOKS_D_DIR)/oci-netdev.json
 	install -m 0644 LICENSE deploy/policy.example.json $(DESTDIR)$(DOC_DIR)/
 
-# Removes what install put in place, with the same PREFIX, DESTDIR and CNI_BIN_DIR; the CNI link
-# only while it still points at our launcher.
+# Removes what install (or install-launcher) put in place, with the same PREFIX, DESTDIR and
+# CNI_BIN_DIR; the CNI plugin only while it is ours: a link to our launcher, or a copy of the
+# installed executable (then with koffi's module beside it).
 uninstall:
+	if [ "$$(readlink $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev)" = $(PREFIX)/lib/oci-netdev/bin/oci-netdev ]; then rm -f $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev; fi
+	if [ ! -L $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev ] && cmp -s $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev $(DESTDIR)$(PREFIX)/bin/oci-netdev; then \
+	  rm -f $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev $(DESTDIR)$(CNI_BIN_DIR)/$(KOFFI_BESIDE); \
+	fi
 	rm -rf $(LIBDIR) $(DESTDIR)$(DOC_DIR)
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
-	if [ "$$(readlink $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev)" = $(PREFIX)/lib/oci-netdev/bin/oci-netdev ]; then rm -f $(DESTDIR)$(CNI_BIN_DIR)/oci-netdev; fi
 
 VERSION := $(shell node -p "require('./package.json').version")
 
-# `make deb`: a Debian package of `make install PREFIX=/usr` (CNI plugin link in /opt/cni/bin, where
+# `make deb`: a Debian package of `make install-launcher PREFIX=/usr` (the Node launcher, for now) (CNI plugin link in /opt/cni/bin, where
 # containerd, CRI-O and podman look), built with dpkg-deb alone into $(DEB_DIR). Its postinst enables
 # the gc timer; nothing is downloaded. test/integration/deb.test.ts installs it into a scratch root.
 DEB_DIR ?= build
@@ -103,7 +125,7 @@ DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ROOT = $(DEB_DIR)/deb-root
 deb: build
 	rm -rf $(DEB_ROOT)
-	$(MAKE) --no-print-directory -o build install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr CNI_BIN_DIR=/opt/cni/bin
+	$(MAKE) --no-print-directory -o build install-launcher DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr CNI_BIN_DIR=/opt/cni/bin
 	install -d $(DEB_ROOT)/DEBIAN
 	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
 	  deploy/debian/control.in > $(DEB_ROOT)/DEBIAN/control
@@ -113,7 +135,7 @@ deb: build
 	rm -rf $(DEB_ROOT)
 
 # `make image`: the DaemonSet's image (deploy/Containerfile), named as deploy/kubernetes/oci-netdev.yaml
-# names it, built with buildah from `make install PREFIX=/opt/oci-netdev` staged in $(IMAGE_DIR).
+# names it, built with buildah from `make install-launcher PREFIX=/opt/oci-netdev` (the Node launcher, for now) staged in $(IMAGE_DIR).
 # BUILDAH may carry global options (--root, --storage-driver); IMAGE_BASE must provide node 20 and sh.
 IMAGE ?= localhost/oci-netdev:$(VERSION)
 IMAGE_BASE ?= docker.io/library/node:20-bookworm-slim
@@ -121,7 +143,7 @@ IMAGE_DIR ?= build/image
 BUILDAH ?= buildah
 image: build
 	rm -rf $(IMAGE_DIR)
-	$(MAKE) --no-print-directory -o build install DESTDIR=$(abspath $(IMAGE_DIR))/root PREFIX=/opt/oci-netdev CNI_BIN_DIR=/opt/cni/bin
+	$(MAKE) --no-print-directory -o build install-launcher DESTDIR=$(abspath $(IMAGE_DIR))/root PREFIX=/opt/oci-netdev CNI_BIN_DIR=/opt/cni/bin
 	cp deploy/Containerfile deploy/install-on-host.sh $(IMAGE_DIR)/
 	$(BUILDAH) build --layers=false --build-arg BASE=$(IMAGE_BASE) -f $(IMAGE_DIR)/Containerfile -t $(IMAGE) $(IMAGE_DIR)
 
@@ -135,13 +157,25 @@ lint: deps build
 	@echo 'lint: eslint and knip are clean'
 
 # lint first, then each suite in its own tap run, in this order (tap sorts the files of one run by
-# name), then the leak check alone; one summary line for all.
+# name); then the integration and e2e suites again against the single executable (OCI_NETDEV_TEST_BIN,
+# test/helpers/hook.ts), but for the files that run the engine in this process alone or that test
+# both builds side by side; then the leak check alone; one summary line for all.
+EXE_ONCE := inprocess.test.js executable.test.js
 test: deps build lint
 	@scripts/setup-runtimes.sh
 	@rc=0; { \
-	  for suite in $(SUITES) dist/test/leak-check.test.js; do \
+	  for suite in $(SUITES); do \
 	    [ ! -e $$suite ] || $(TAP) $$suite || rc=$$?; echo; \
 	  done; \
+	  if [ -x dist/oci-netdev ]; then \
+	    for suite in dist/test/integration dist/test/e2e; do \
+	      files=$$(ls $$suite/*.test.js | grep -v -F $(foreach f,$(EXE_ONCE),-e /$(f))); \
+	      OCI_NETDEV_TEST_BIN=dist/oci-netdev $(TAP) $$files || rc=$$?; echo; \
+	    done; \
+	  else \
+	    echo 'Bail out! no dist/oci-netdev: make build found no Bun for this machine'; rc=1; \
+	  fi; \
+	  $(TAP) dist/test/leak-check.test.js || rc=$$?; echo; \
 	  exit $$rc; \
 	} | node scripts/tap-summary.mjs
 

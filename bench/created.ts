@@ -1,12 +1,13 @@
 // Devices the hook creates: N veth pairs (host end stays, container end inside) or N macvlans on
 // one stand-in NIC, each with an address, set up in a fresh netns and torn down again.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { hook, hostView } from './moves';
-import { PREFIX, REPO, RID, RUN_DIR, ipBatch, nsPath, ok } from './util';
+import { hook, hostView, STATE_DIR } from './moves';
+import { EXE, HOOK, PREFIX, REPO, RID, RUN_DIR, ipBatch, nsPath, ok } from './util';
 
 export type Kind = 'veth' | 'macvlan';
-export type CreatedMethod = 'ours' | 'iproute2' | 'floor';
-export const CREATED_METHODS: CreatedMethod[] = ['ours', 'iproute2', 'floor'];
+/** ours: the Node launcher; exe: the single executable. */
+export type CreatedMethod = 'ours' | 'exe' | 'iproute2' | 'floor';
+export const CREATED_METHODS: CreatedMethod[] = ['ours', 'exe', 'iproute2', 'floor'];
 
 export interface Phases2 {
   setup: number;
@@ -51,7 +52,8 @@ function timed(fn: () => void): number {
 
 function phasesFor(method: CreatedMethod, kind: Kind, devs: Dev[], ns: string): { setup(): void; teardown(): void } {
   switch (method) {
-    case 'ours': {
+    case 'ours':
+    case 'exe': {
       const dir = `${RUN_DIR}/created-${++counter}`;
       mkdirSync(dir, { recursive: true });
       const netDevices = Object.fromEntries(devs.map((d) => [d.key, kind === 'veth'
@@ -61,7 +63,8 @@ function phasesFor(method: CreatedMethod, kind: Kind, devs: Dev[], ns: string): 
         ociVersion: '1.0.2', linux: { namespaces: [{ type: 'network', path: nsPath(ns) }], netDevices },
       }));
       const id = `onb-${RID}-cr${counter}`;
-      return { setup: () => hook('create-runtime', id, dir), teardown: () => hook('poststop', id, dir) };
+      const executable = method === 'exe' ? EXE : HOOK;
+      return { setup: () => hook('create-runtime', id, dir, STATE_DIR, executable), teardown: () => hook('poststop', id, dir, STATE_DIR, executable) };
     }
     case 'iproute2':
       return {

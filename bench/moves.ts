@@ -2,15 +2,16 @@
 // five ways: oci-netdev's two hook processes, the CNI host-device plugin (alone, and chained with
 // tuning for MAC/MTU), an iproute2 shell hook, and the kernel floor (`ip -batch`).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { CNI_DIR, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, ipBatch, nsPath, ok, run } from './util';
+import { CNI_DIR, EXE, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, ipBatch, nsPath, ok, run } from './util';
 
 export type Variant = 'move' | 'macmtu';
-export type Method = 'ours' | 'cni' | 'iproute2' | 'floor';
-export const METHODS: Method[] = ['ours', 'cni', 'iproute2', 'floor'];
+/** ours: the Node launcher; exe: the single executable. */
+export type Method = 'ours' | 'exe' | 'cni' | 'iproute2' | 'floor';
+export const METHODS: Method[] = ['ours', 'exe', 'cni', 'iproute2', 'floor'];
 
 /** The MTU the MAC/MTU variant sets in the container. */
 const MTU = 1400;
-const STATE_DIR = `${RUN_DIR}/state`;
+export const STATE_DIR = `${RUN_DIR}/state`;
 
 export interface Nic {
   name: string;
@@ -177,10 +178,12 @@ interface Phases {
   detach(): void;
 }
 
-function ours(fleet: Fleet, variant: Variant, ns: string): Phases {
-  const bundle = bundleFor(fleet, variant, ns);
-  const id = `onb-${RID}-r${++roundCounter}`;
-  return { attach: () => hook('create-runtime', id, bundle), detach: () => hook('poststop', id, bundle) };
+function hooks(executable: string) {
+  return (fleet: Fleet, variant: Variant, ns: string): Phases => {
+    const bundle = bundleFor(fleet, variant, ns);
+    const id = `onb-${RID}-r${++roundCounter}`;
+    return { attach: () => hook('create-runtime', id, bundle, STATE_DIR, executable), detach: () => hook('poststop', id, bundle, STATE_DIR, executable) };
+  };
 }
 
 function cniExec(plugin: string, command: 'ADD' | 'DEL', id: string, ns: string, ifname: string, conf: object): string {
@@ -261,7 +264,7 @@ function floor(fleet: Fleet, variant: Variant, ns: string): Phases {
   };
 }
 
-const PHASES: Record<Method, (fleet: Fleet, variant: Variant, ns: string) => Phases> = { ours, cni, iproute2, floor };
+const PHASES: Record<Method, (fleet: Fleet, variant: Variant, ns: string) => Phases> = { ours: hooks(HOOK), exe: hooks(EXE), cni, iproute2, floor };
 
 function timed(fn: () => void): number {
   const t0 = process.hrtime.bigint();

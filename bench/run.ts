@@ -19,7 +19,7 @@ import { routes } from './routes';
 import type { RoutesResult } from './routes';
 import type { Method, Variant } from './moves';
 import {
-  CNI_DIR, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, SIM, fmt, log, median, nsPath, ok, ratio, run, table,
+  CNI_DIR, EXE, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, SIM, fmt, log, median, nsPath, ok, ratio, run, table,
 } from './util';
 
 /** BENCH_SIZES=1,32 and BENCH_ONLY=startup,profile,moves,created,routes,concurrency narrow a run (for development). */
@@ -47,9 +47,15 @@ function machine(): string[] {
     `software: node ${process.version}, iproute2 ${pkg('iproute2')}, containernetworking-plugins ${pkg('containernetworking-plugins')}, ` +
       `runc ${pkg('runc')}, oci-netdev ${git}`,
     `state dir filesystem: ${run('stat', ['-f', '-c', '%T', '/run']).stdout.trim()} (/run)`,
+    `the single executable: dist/oci-netdev (${(statSync(EXE).size / 2 ** 20).toFixed(0)} MiB, Bun ${bunVersion()})`,
     `bin/oci-netdev runs: dist/oci-netdev.js (${(statSync(`${REPO}/dist/oci-netdev.js`).size / 1024).toFixed(0)} KiB), ` +
       (cacheMatches() ? 'with its code cache' : 'WITHOUT a code cache (missing, or from another build: run make build)'),
   ];
+}
+
+/** The Bun that compiled the executable: the version package.json pins. */
+function bunVersion(): string {
+  return (JSON.parse(readFileSync(`${REPO}/package.json`, 'utf8')) as { devDependencies: Record<string, string> }).devDependencies.bun;
 }
 
 /** Whether bin/oci-netdev will take the code cache (as it decides: the first lines match). */
@@ -93,6 +99,7 @@ function startup() {
   const s = {
     node: [] as number[], nodeAmbient: [] as number[], version: [] as number[], empty: [] as number[], poststopNone: [] as number[],
     versionUncached: [] as number[], emptyUncached: [] as number[],
+    exeVersion: [] as number[], exeValidate: [] as number[], exeEmpty: [] as number[], exePoststopNone: [] as number[], validate: [] as number[],
   };
   // Interleaved, so that the machine's load shifts every figure alike.
   for (let r = 0; r < STARTUP_ROUNDS; r++) {
@@ -103,16 +110,23 @@ function startup() {
     s.empty.push(hook('create-runtime', `onb-${RID}-empty`, dir));
     s.emptyUncached.push(hook('create-runtime', `onb-${RID}-empty`, dir, undefined, uncached));
     s.poststopNone.push(hook('poststop', `onb-${RID}-empty`, dir));
+    s.validate.push(ok(HOOK, ['validate', `${dir}/config.json`], { env: {}, argv0: 'oci-netdev' }).ms);
+    s.exeVersion.push(ok(EXE, ['--version'], { env: {}, argv0: 'oci-netdev' }).ms);
+    s.exeValidate.push(ok(EXE, ['validate', `${dir}/config.json`], { env: {}, argv0: 'oci-netdev' }).ms);
+    s.exeEmpty.push(hook('create-runtime', `onb-${RID}-empty`, dir, undefined, EXE));
+    s.exePoststopNone.push(hook('poststop', `onb-${RID}-empty`, dir, undefined, EXE));
   }
   return {
     node: median(s.node), nodeAmbient: median(s.nodeAmbient), version: median(s.version), empty: median(s.empty), poststopNone: median(s.poststopNone),
     versionUncached: median(s.versionUncached), emptyUncached: median(s.emptyUncached),
+    validate: median(s.validate), exeVersion: median(s.exeVersion), exeValidate: median(s.exeValidate), exeEmpty: median(s.exeEmpty),
+    exePoststopNone: median(s.exePoststopNone),
   };
 }
 
 type MoveStats = Record<Variant, Record<Method, Record<number, { total: number; attach: number; detach: number }>>>;
 
-function moves(rss: { create: number; poststop: number }): MoveStats {
+function moves(rss: PeakRss): MoveStats {
   const out = { move: {}, macmtu: {} } as MoveStats;
   for (const v of ['move', 'macmtu'] as Variant[]) for (const m of METHODS) out[v][m] = {};
   for (const n of SIZES) {
@@ -120,7 +134,7 @@ function moves(rss: { create: number; poststop: number }): MoveStats {
     settle();
     try {
       for (const variant of ['move', 'macmtu'] as Variant[]) {
-        const samples: Record<Method, Sample[]> = { ours: [], cni: [], iproute2: [], floor: [] };
+        const samples: Record<Method, Sample[]> = { ours: [], exe: [], cni: [], iproute2: [], floor: [] };
         for (let r = 0; r < rounds(n); r++) {
           withFreshNetns(METHODS, (ns) => {
             for (const m of rotated(METHODS, r)) samples[m].push(measure(m, fleet, variant, ns.get(m)!));
@@ -143,8 +157,10 @@ function moves(rss: { create: number; poststop: number }): MoveStats {
   return out;
 }
 
-/** Peak RSS of create-runtime and poststop moving the largest fleet. */
-function peakRssOfHooks(fleet: Fleet): { create: number; poststop: number } {
+type PeakRss = { create: number; poststop: number; exeCreate: number; exePoststop: number };
+
+/** Peak RSS of create-runtime and poststop moving the largest fleet, by each build. */
+function peakRssOfHooks(fleet: Fleet): PeakRss {
   const ns = `${NS_PREFIX}rss`;
   ok('ip', ['netns', 'add', ns]);
   try {
@@ -156,10 +172,15 @@ function peakRssOfHooks(fleet: Fleet): { create: number; poststop: number } {
     }));
     const id = `onb-${RID}-rss`;
     const args = ['--state-dir', `${RUN_DIR}/state`];
-    const create = peakRss(HOOK, [...args, 'create-runtime'], JSON.stringify({ ociVersion: '1.0.2', id, status: 'creating', pid: process.pid, bundle: dir }));
-    const poststop = peakRss(HOOK, [...args, 'poststop'], JSON.stringify({ ociVersion: '1.0.2', id, status: 'stopped', bundle: dir }));
+    const creating = JSON.stringify({ ociVersion: '1.0.2', id, status: 'creating', pid: process.pid, bundle: dir });
+    const stopped = JSON.stringify({ ociVersion: '1.0.2', id, status: 'stopped', bundle: dir });
+    const create = peakRss(HOOK, [...args, 'create-runtime'], creating);
+    const poststop = peakRss(HOOK, [...args, 'poststop'], stopped);
     fleet.verify('peak RSS run');
-    return { create, poststop };
+    const exeCreate = peakRss(EXE, [...args, 'create-runtime'], creating);
+    const exePoststop = peakRss(EXE, [...args, 'poststop'], stopped);
+    fleet.verify('peak RSS run, the executable');
+    return { create, poststop, exeCreate, exePoststop };
   } finally {
     ok('ip', ['netns', 'del', ns]);
   }
@@ -174,7 +195,7 @@ function created(): CreatedStats {
     for (const kind of ['veth', 'macvlan'] as Kind[]) {
       for (const m of CREATED_METHODS) out[kind][m] = {};
       for (const n of SIZES) {
-        const samples: Record<CreatedMethod, { setup: number; teardown: number }[]> = { ours: [], iproute2: [], floor: [] };
+        const samples: Record<CreatedMethod, { setup: number; teardown: number }[]> = { ours: [], exe: [], iproute2: [], floor: [] };
         for (let r = 0; r < rounds(n); r++) {
           withFreshNetns(CREATED_METHODS, (ns) => {
             for (const m of rotated(CREATED_METHODS, r)) samples[m].push(measureCreated(m, kind, n, ns.get(m)!));
@@ -198,7 +219,7 @@ interface Results {
   st?: ReturnType<typeof startup>;
   mv?: MoveStats;
   cr?: CreatedStats;
-  rss: { create: number; poststop: number; node: number };
+  rss: PeakRss & { node: number };
   rt?: RoutesResult;
   cc?: ConcurrencyResult;
   pf?: ProfileResult;
@@ -213,12 +234,14 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
   const names: Record<Variant, Record<Method, string>> = {
     move: {
       ours: 'oci-netdev create-runtime + poststop',
+      exe: 'the same, the single executable',
       cni: 'CNI host-device ADD + DEL (2N execs)',
       iproute2: 'iproute2 shell hook (ip per command)',
       floor: 'kernel floor (ip -batch)',
     },
     macmtu: {
       ours: 'oci-netdev create-runtime + poststop',
+      exe: 'the same, the single executable',
       cni: 'CNI host-device + tuning (4N execs)',
       iproute2: 'iproute2 shell hook (ip per command)',
       floor: 'kernel floor (ip -batch)',
@@ -231,6 +254,8 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
     for (const m of METHODS) perN(`  ${names[v][m]}`, (n) => fmt(s[m][n].total));
     perN('    of which oci-netdev create-runtime', (n) => fmt(s.ours[n].attach));
     perN('    of which oci-netdev poststop', (n) => fmt(s.ours[n].detach));
+    perN('    of which executable create-runtime', (n) => fmt(s.exe[n].attach));
+    perN('    of which executable poststop', (n) => fmt(s.exe[n].detach));
     perN('    of which floor attach', (n) => fmt(s.floor[n].attach));
     perN('    of which floor detach', (n) => fmt(s.floor[n].detach));
     const vsCni = (n: number) => s.ours[n].total / s.cni[n].total;
@@ -240,12 +265,15 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
       ...(SIZES.includes(32) ? [`N=32 <=1.0x: ${verdict(vsCni(32), 1.0)}`] : []),
     ];
     perN('  ours / CNI', (n) => ratio(s.ours[n].total, s.cni[n].total), targets.join('; '));
+    perN('  executable / CNI', (n) => ratio(s.exe[n].total, s.cni[n].total));
     perN('  ours / iproute2', (n) => ratio(s.ours[n].total, s.iproute2[n].total));
     perN('  ours / floor', (n) => ratio(s.ours[n].total, s.floor[n].total));
     if (big > small) {
       const slope = (m: Method) => (s[m][big].total - s[m][small].total) / (big - small);
       three('  marginal per device, ms [ours | floor | ratio]', [fmt(slope('ours')), fmt(slope('floor')), ratio(slope('ours'), slope('floor'))],
         `<=1.10x: ${verdict(slope('ours') / slope('floor'), 1.1)}`);
+      three('  marginal per device, ms [executable | floor | ratio]', [fmt(slope('exe')), fmt(slope('floor')), ratio(slope('exe'), slope('floor'))],
+        `<=1.10x: ${verdict(slope('exe') / slope('floor'), 1.1)}`);
     }
   }
   if (st) {
@@ -253,15 +281,26 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
     if (mv && big > small) {
       // A run's time less its devices' marginal share, from the smallest and the largest N.
       const s = mv.move;
-      const fixed = (k: 'attach' | 'detach') => s.ours[small][k] - ((s.ours[big][k] - s.ours[small][k]) / (big - small)) * small;
+      const fixed = (k: 'attach' | 'detach', m: Method = 'ours') => s[m][small][k] - ((s[m][big][k] - s[m][small][k]) / (big - small)) * small;
       three('  create-runtime, devices to move (N -> 0)', [fmt(fixed('attach')), fmt(st.node), ratio(fixed('attach'), st.node)],
         `<=1.2x: ${verdict(fixed('attach') / st.node, 1.2)}`);
       three('  poststop, devices to restore (N -> 0)', [fmt(fixed('detach')), fmt(st.node), ratio(fixed('detach'), st.node)],
         `<=1.2x: ${verdict(fixed('detach') / st.node, 1.2)}`);
+      three('  create-runtime, devices to move (N -> 0), executable', [fmt(fixed('attach', 'exe')), fmt(st.node), ratio(fixed('attach', 'exe'), st.node)],
+        `<=0.7x: ${verdict(fixed('attach', 'exe') / st.node, 0.7)}`);
+      three('  poststop, devices to restore (N -> 0), executable', [fmt(fixed('detach', 'exe')), fmt(st.node), ratio(fixed('detach', 'exe'), st.node)],
+        `<=0.7x: ${verdict(fixed('detach', 'exe') / st.node, 0.7)}`);
     }
     three('  create-runtime, empty netDevices', [fmt(st.empty), fmt(st.node), ratio(st.empty, st.node)], `<=1.2x: ${verdict(st.empty / st.node, 1.2)}`);
     three('  poststop, nothing attached', [fmt(st.poststopNone), fmt(st.node), ratio(st.poststopNone, st.node)], `<=1.2x: ${verdict(st.poststopNone / st.node, 1.2)}`);
     three('  --version', [fmt(st.version), fmt(st.node), ratio(st.version, st.node)]);
+    three('  validate CONFIG', [fmt(st.validate), fmt(st.node), ratio(st.validate, st.node)]);
+    three('  create-runtime, empty netDevices, executable', [fmt(st.exeEmpty), fmt(st.node), ratio(st.exeEmpty, st.node)],
+      `<=0.7x: ${verdict(st.exeEmpty / st.node, 0.7)}`);
+    three('  poststop, nothing attached, executable', [fmt(st.exePoststopNone), fmt(st.node), ratio(st.exePoststopNone, st.node)],
+      `<=0.7x: ${verdict(st.exePoststopNone / st.node, 0.7)}`);
+    three('  --version, executable', [fmt(st.exeVersion), fmt(st.node), ratio(st.exeVersion, st.node)]);
+    three('  validate CONFIG, executable', [fmt(st.exeValidate), fmt(st.node), ratio(st.exeValidate, st.node)]);
     three('  create-runtime, empty netDevices, without the code cache', [fmt(st.emptyUncached), fmt(st.node), ratio(st.emptyUncached, st.node)]);
     three('  --version, without the code cache', [fmt(st.versionUncached), fmt(st.node), ratio(st.versionUncached, st.node)]);
     three("  (node -e 0 with this shell's environment)", ['', fmt(st.nodeAmbient), '']);
@@ -270,16 +309,20 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
     const c = cr![kind];
     rows.push([`created ${kind}: N devices with an address each, ms`, ...SIZES.map((n) => `N=${n}`), '']);
     perN('  setup: oci-netdev create-runtime', (n) => fmt(c.ours[n].setup));
+    perN('  setup: executable create-runtime', (n) => fmt(c.exe[n].setup));
     perN('  setup: iproute2 shell hook', (n) => fmt(c.iproute2[n].setup));
     perN('  setup: kernel floor (ip -batch)', (n) => fmt(c.floor[n].setup));
     perN('  teardown: oci-netdev poststop', (n) => fmt(c.ours[n].teardown),
       big > small ? `N=${big} / N=${small} <=1.5x: ${verdict(c.ours[big].teardown / c.ours[small].teardown, 1.5)}` : '');
+    perN('  teardown: executable poststop', (n) => fmt(c.exe[n].teardown),
+      big > small ? `N=${big} / N=${small} <=1.5x: ${verdict(c.exe[big].teardown / c.exe[small].teardown, 1.5)}` : '');
     perN('  teardown: iproute2 shell hook', (n) => fmt(c.iproute2[n].teardown));
     perN('  teardown: kernel floor (ip -batch)', (n) => fmt(c.floor[n].teardown));
   }
   if (rss.create) {
     rows.push(['peak RSS, MiB', 'create-runtime', 'poststop', 'node -e 0', '']);
     three(`  moving N=${big}`, [(rss.create / 1024).toFixed(1), (rss.poststop / 1024).toFixed(1), (rss.node / 1024).toFixed(1)]);
+    three(`  moving N=${big}, executable`, [(rss.exeCreate / 1024).toFixed(1), (rss.exePoststop / 1024).toFixed(1), '']);
   }
   if (rt) {
     rows.push([`one device moved in and out, host with ${rt.routes} routes, ms`, 'no routes', `${rt.routes}`, 'ratio', '']);
@@ -309,11 +352,13 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
     rows.push([`${CONTAINERS} runc containers at once, ${DEVICES_EACH} devices each`, 'ok', 'wall, ms', 'leaks', '']);
     three('  runc run with oci-netdev (create-runtime, start, exit, poststop)', [`${o.succeeded}/${cc.started}`, fmt(o.wallMs), String(cc.leaks.length)],
       `leaks 0: ${cc.leaks.length === 0 ? 'met' : 'NOT met'}`);
+    three('  the same with the single executable', [`${cc.runs.exe.succeeded}/${cc.started}`, fmt(cc.runs.exe.wallMs), ''],
+      `<=1.0x CNI: ${verdict(cc.runs.exe.wallMs / cc.runs.cni.wallMs, 1.0)}`);
     three('  the same with the iproute2 shell hook', [`${cc.runs.iproute2.succeeded}/${cc.started}`, fmt(cc.runs.iproute2.wallMs), '']);
     three('  the same with CNI host-device (ADD/DEL per device)', [`${cc.runs.cni.succeeded}/${cc.started}`, fmt(cc.runs.cni.wallMs), '']);
     three('  the same without devices and hooks (runc alone)', [`${cc.started}/${cc.started}`, fmt(cc.baselineWallMs), '']);
     rows.push(['  per container, ms', 'p50', 'p99', '', '']);
-    const names: Record<HookMethod, string> = { ours: 'oci-netdev', iproute2: 'iproute2 shell hook', cni: 'CNI host-device' };
+    const names: Record<HookMethod, string> = { ours: 'oci-netdev', exe: 'oci-netdev executable', iproute2: 'iproute2 shell hook', cni: 'CNI host-device' };
     for (const m of HOOK_METHODS) three(`    runc run, ${names[m]}`, [fmt(cc.runs[m].runcP50), fmt(cc.runs[m].runcP99), '']);
     three('    runc run, runc alone', [fmt(cc.baselineP50), fmt(cc.baselineP99), '']);
     for (const m of HOOK_METHODS) {
@@ -327,7 +372,7 @@ function report({ st, mv, cr, rss, rt, cc, pf }: Results): string {
 async function inner(): Promise<void> {
   const header = machine();
   log(header.join('\n       '));
-  const res: Results = { rss: { create: 0, poststop: 0, node: 0 } };
+  const res: Results = { rss: { create: 0, poststop: 0, exeCreate: 0, exePoststop: 0, node: 0 } };
   if (ONLY.has('startup')) {
     log('startup costs');
     res.st = startup();
@@ -385,7 +430,7 @@ function cleanup(): void {
 
 async function outer(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('make bench needs root (network namespaces, netlink, runc)');
-  for (const need of [HOOK, `${CNI_DIR}/host-device`, `${CNI_DIR}/tuning`, '/bin/busybox']) {
+  for (const need of [HOOK, EXE, `${CNI_DIR}/host-device`, `${CNI_DIR}/tuning`, '/bin/busybox']) {
     if (!existsSync(need)) throw new Error(`missing ${need} (make bench builds and installs what it needs)`);
   }
   mkdirSync(RUN_DIR, { recursive: true });

@@ -5,7 +5,9 @@ import { resolve } from 'node:path';
 
 /** The repository root (this file runs from dist/bench). */
 export const REPO = resolve(__dirname, '../..');
+/** The Node launcher, and the single executable (the product, `make build`'s dist/oci-netdev). */
 export const HOOK = `${REPO}/bin/oci-netdev`;
+export const EXE = `${REPO}/dist/oci-netdev`;
 export const CNI_DIR = '/usr/lib/cni';
 
 /** Everything this run creates carries `onb` (oci-netdev bench) and the run id. */

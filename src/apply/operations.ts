@@ -4,13 +4,15 @@
 // again, or after a crash at any point, is safe.
 
 import type { NetlinkSocket } from '../netlink/client';
-import { addAddress, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
+import { addAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
+import type { AddressInfo } from '../netlink/address';
 import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
+import { AF_INET6, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE } from '../netlink/constants';
 import { DeviceLostError, NetlinkError, PlanError } from '../errors';
-import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
+import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restoreSysctls, restoreSysctlsAfterUp } from './device-state';
 import { addressInfo, routeEntry } from './records';
 import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
 import type { AddressRecord, DeviceRecord, HostRecord, Operation, Plan } from '../state/records';
@@ -278,12 +280,20 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
   };
   if (Object.keys(marks).length) setLink(ctx.host.sock, home.index, marks, ctxOf(rec, 'restore alias and group'));
   restoreAltNames(ctx, rec, home);
-  // Sysctls while still down (disable_ipv6 before addresses); addresses once up, so that the
-  // kernel makes their prefix routes, those with finite lifetimes too; then what needs them.
-  if (orig.state) restoreSysctls(ctx.host.ns, orig.state, rec.key, name, ctx.warn);
+  // While still down: the link and ethtool settings (the container's XDP program off before the
+  // device carries host traffic), sysctls (disable_ipv6 before addresses). Addresses once up, so
+  // that the kernel makes their prefix routes, those with finite lifetimes too; then what needs them.
+  if (orig.state) {
+    const now = getLink(ctx.host.sock, { index: home.index }) ?? home;
+    restoreLinkSettings(ctx.host.sock, orig.state, now, rec.key, ctx.warn);
+    restoreEthtool(ctx.host.ns, orig.state, home.index, rec.key, name, ctx.warn);
+    restoreSysctls(ctx.host.ns, orig.state, rec.key, name, ctx.warn);
+  }
   const wasDown = !home.up || Object.keys(fix).length > 0;
   if (orig.up && wasDown) setLink(ctx.host.sock, home.index, { up: true }, ctxOf(rec, 'restore state'));
   if (!orig.up && !wasDown) setLink(ctx.host.sock, home.index, { up: false }, ctxOf(rec, 'restore state'));
+  // Bringing the device up resets its IPv6 MTU once the link is ready.
+  if (orig.state && orig.up && wasDown) restoreSysctlsAfterUp(ctx.host.ns, orig.state, rec.key, name, orig.mtu, ctx.warn);
   // A device that just changed namespace has no addresses left: the kernel flushes them.
   const present = new Set(justMoved ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = (rec.adopted ? rec.containerName : undefined) ?? orig.name;
@@ -292,14 +302,27 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
     if (present.has(`${a.address}/${a.prefixlen}`)) continue;
     const left = aged(a, elapsed);
     if (!left) continue; // its lease ran out while the container held the device
+    const info = addressInfo({ ...left, label: translateLabel(a.label, labelFrom, name) });
     try {
-      addAddress(ctx.host.sock, home.index, addressInfo({ ...left, label: translateLabel(a.label, labelFrom, name) }), ctxOf(rec, 'restore address'));
+      addAddress(ctx.host.sock, home.index, settledAddress(info), ctxOf(rec, 'restore address'));
     } catch (err) {
       // The kernel may have made it again by itself (an IPv6 address of the device's own).
       if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
+      continue;
     }
+    // Added without duplicate address detection: now its own flags back, which starts none.
+    if (info.flags !== settledAddress(info).flags) replaceAddress(ctx.host.sock, home.index, info, ctxOf(rec, 'restore address flags'));
   }
   if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
+}
+
+/**
+ * An IPv6 address that had passed duplicate address detection when recorded comes home without a
+ * new one (IFA_F_NODAD), usable at once as it was; the same address on the same link was unique.
+ */
+function settledAddress(a: AddressInfo): AddressInfo {
+  const settled = a.family === AF_INET6 && !(a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED));
+  return settled ? { ...a, flags: a.flags | IFA_F_NODAD } : a;
 }
 
 const copyAddresses: Op = (ctx, rec) => {

@@ -15,6 +15,7 @@ import type { HookOptions } from '../oci/hooks';
 import type { Logger } from '../log/logger';
 import { DEFAULT_HOOK_TIMEOUT_S, hookTimeoutSeconds } from '../engine/watchdog';
 import { UsageError } from '../errors';
+import { parseJsonText } from '../schema/json';
 import { cniSettings, cniTool, DEFAULT_CACHE_DIR, DEFAULT_CNI_IFNAME, DEFAULT_CNI_PATH, DEFAULT_NETCONF_PATH } from '../engine/networks';
 
 export interface OptionSpec {
@@ -104,7 +105,7 @@ export interface Invocation {
   cniRun: { ifname?: string; args?: string; runtimeConfig?: string; containerId?: string };
   /** The command line as given: a hook finds its sibling hooks in config.json by it. */
   argv: string[];
-  /** The oci-netdev executable (bin/oci-netdev, absolute): hook entries name it. */
+  /** The oci-netdev executable (the single executable, or bin/oci-netdev; absolute): hook entries name it. */
   self: string;
   log: Logger;
   out: (text: string) => void;
@@ -409,7 +410,7 @@ function runtimeConfigArg(text: string | undefined): Record<string, unknown> {
   if (text === undefined) return {};
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonText(text);
   } catch (err) {
     throw new UsageError(`--runtime-config: not JSON: ${(err as Error).message}`, 'cni');
   }

@@ -132,7 +132,7 @@ function run(p: Parsed, self: string, log: Logger): number {
   return command.run({ ...p, self, log, out });
 }
 
-/** Runs the command line `argv`; `self` is the executable that runs us (bin/oci-netdev), which hook entries name. */
+/** Runs the command line `argv`; `self` is the executable that runs us (the single executable, or bin/oci-netdev), which hook entries name. */
 export function main(argv: string[], self: string): void {
   // A CNI runtime runs every plugin with CNI_COMMAND set and the network config on stdin.
   if (process.env.CNI_COMMAND !== undefined) {

@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { checkDevName } from '../config';
+import { parseJsonText } from '../schema/json';
 import type { CniCommand } from '../libcni/invoke';
 import type { CniResult, CniVersion } from '../libcni/spec';
 import { CniCode, CniError, SUPPORTED_VERSIONS, atLeast, isSupportedVersion, parseResult } from '../libcni/spec';
@@ -120,7 +121,7 @@ export function decodeJson(text: string): Record<string, unknown> {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseJsonText(text);
   } catch (err) {
     throw new CniError(CniCode.decode, `network config: cannot decode JSON: ${(err as Error).message}`);
   }

@@ -4,6 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRegularFile } from '../state/files';
+import { parseJsonText } from '../schema/json';
 import { CniCode, CniError, compareVersions, isSupportedVersion } from './spec';
 
 /** Where cnitool and libcni's users look when NETCONFPATH is unset. */
@@ -79,7 +80,7 @@ function confFiles(dir: string, exts: string[]): string[] {
 function readDoc(file: string): unknown {
   const text = readRegularFile(file, { where: file, maxBytes: MAX_CONF_BYTES, follow: true });
   try {
-    return JSON.parse(text.toString('utf8')) as unknown;
+    return parseJsonText(text.toString('utf8'));
   } catch (err) {
     throw new CniError(CniCode.decode, `${file}: ${(err as Error).message}`);
   }

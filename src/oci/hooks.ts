@@ -1,18 +1,22 @@
 // Wiring the hooks: into a bundle's config.json (runc, crun) or as a hooks.d file (podman,
 // CRI-O). The OCI front door's own code, above the engine.
 //
-// Runtimes start a hook with the entry's `env` and nothing else, so the `#!/usr/bin/env node` of
-// bin/oci-netdev would search only the C library's default PATH (/bin:/usr/bin) and miss a node
-// in /usr/local/bin or an nvm folder (exit 127). Each entry therefore carries a PATH that starts
-// with the folder of the node running this command. We keep bin/oci-netdev as the hook's path
-// rather than naming the node binary there: the entry stays recognisable as ours (inject finds and
-// replaces it), its args keep their form, and the launcher stays the one place that starts us.
+// Entries name the executable that runs this command: the single executable (dist/oci-netdev as
+// installed), or the Node launcher bin/oci-netdev in development. Runtimes start a hook with the
+// entry's `env` and nothing else, so the launcher's `#!/usr/bin/env node` would search only the C
+// library's default PATH (/bin:/usr/bin) and miss a node in /usr/local/bin or an nvm folder (exit
+// 127). An entry written by the launcher therefore carries a PATH that starts with the folder of
+// the node running this command; the single executable needs no node. We keep bin/oci-netdev as
+// the hook's path rather than naming the node binary there: the entry stays recognisable as ours
+// (inject finds and replaces it), its args keep their form, and the launcher stays the one place
+// that starts us.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError } from '../errors';
 import { ANNOTATION, MAX_CONFIG_BYTES } from '../config';
 import { readRegularFile, replaceFile } from '../state/files';
+import { parseJsonText } from '../schema/json';
 
 /** After the node folder, the usual system folders, for anything else a hook may start. */
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -22,6 +26,9 @@ const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
  * and our own bound ends the hook the same way each time, whatever the runtime does on timeout.
  */
 const RUNTIME_TIMEOUT_MARGIN_S = 5;
+
+/** Whether Node runs this process (the launcher), not the single executable that Bun compiled. */
+const runByNode = process.versions.bun === undefined;
 
 /** One OCI hook entry (runtime-spec config.md "POSIX-platform Hooks"). */
 export interface HookEntry {
@@ -33,7 +40,7 @@ export interface HookEntry {
 }
 
 export interface HookOptions {
-  /** The oci-netdev executable (bin/oci-netdev, absolute), as the entries must name it. */
+  /** The oci-netdev executable (the single executable, or bin/oci-netdev; absolute), as the entries must name it. */
   path: string;
   /** Options the hook is run with, before its command (--state-dir, --policy, --log-file). */
   args: string[];
@@ -49,7 +56,7 @@ export function hookEntry(command: string, opts: HookOptions): HookEntry {
     path: opts.path,
     args: ['oci-netdev', ...opts.args, command],
     env: [
-      `PATH=${path.dirname(process.execPath)}:${SYSTEM_PATH}`,
+      `PATH=${runByNode ? `${path.dirname(process.execPath)}:` : ''}${SYSTEM_PATH}`,
       ...(opts.timeoutGiven ? [`OCI_NETDEV_TIMEOUT=${opts.timeoutSeconds}`] : []),
     ],
     timeout: Math.ceil(opts.timeoutSeconds) + RUNTIME_TIMEOUT_MARGIN_S,
@@ -66,7 +73,7 @@ export function injectHooks(bundle: string, opts: HookOptions): { added: number 
   const text = readRegularFile(file, { where: file, maxBytes: MAX_CONFIG_BYTES, follow: true });
   const st = fs.statSync(file);
   try {
-    config = JSON.parse(text.toString('utf8')) as typeof config;
+    config = parseJsonText(text.toString('utf8')) as typeof config;
   } catch (err) {
     throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
   }

@@ -1,8 +1,8 @@
 // Runs the validators compiled from spec/ (scripts/gen-validators.mjs) and turns the first
 // failure into a one-line ConfigError. Used by config (its inputs) and state (the journal).
+// Each validator is loaded at its first use: a run loads only those of the documents it reads.
 
 import { ConfigError, preview, show } from '../errors';
-import * as generated from './generated/validators';
 
 /** The fields of an ajv error (compiled with verbose: true) that we read. */
 interface SchemaError {
@@ -15,8 +15,18 @@ interface SchemaError {
 }
 type Validator = ((data: unknown) => boolean) & { errors?: SchemaError[] | null };
 
-const validators = generated as unknown as Record<'netDevices' | 'state' | 'config' | 'policy' | 'journal', Validator>;
-export type SchemaName = keyof typeof validators;
+export type SchemaName = 'netDevices' | 'state' | 'config' | 'policy' | 'journal';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const load: Record<SchemaName, () => unknown> = {
+  netDevices: () => (require('./generated/netDevices') as Record<SchemaName, unknown>).netDevices,
+  state: () => (require('./generated/state') as Record<SchemaName, unknown>).state,
+  config: () => (require('./generated/config') as Record<SchemaName, unknown>).config,
+  policy: () => (require('./generated/policy') as Record<SchemaName, unknown>).policy,
+  journal: () => (require('./generated/journal') as Record<SchemaName, unknown>).journal,
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
+const loaded = new Map<SchemaName, Validator>();
 
 /**
  * Validate `data` against a schema from spec/, throwing a ConfigError for the first problem.
@@ -24,7 +34,8 @@ export type SchemaName = keyof typeof validators;
  * and messages start with "device KEY" instead.
  */
 export function validate(schema: SchemaName, data: unknown, where: string, byDevice = false): void {
-  const check = validators[schema];
+  let check = loaded.get(schema);
+  if (!check) loaded.set(schema, (check = load[schema]() as Validator));
   if (check(data)) return;
   // `if` only reports that a `then` failed; the failure itself is reported before it.
   const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');

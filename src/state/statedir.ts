@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
 import { ConfigError, StateError, oneLine } from '../errors';
+import { parseJsonText } from '../schema/json';
 import { unknownFields, validate } from '../schema/validate';
 import { migrateV1 } from './migrate';
 import type { Plan } from './records';
@@ -203,7 +204,7 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
   const end = data.indexOf(0x0a);
   let envelope: unknown;
   try {
-    envelope = JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8'));
+    envelope = parseJsonText(data.subarray(0, end === -1 ? data.length : end).toString('utf8'));
   } catch (err) {
     throw corrupt(`${where} is corrupt: ${oneLine((err as Error).message)}`);
   }

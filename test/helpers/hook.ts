@@ -1,9 +1,23 @@
 // Runs the hook CLI the way a runtime would, inside a simulated host.
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { inSimHost, REPO_ROOT, Sandbox, sh, ShResult } from './sandbox';
 
-export const OCI_NETDEV = join(REPO_ROOT, 'bin/oci-netdev');
+/** The Node launcher, for the tests of the launcher itself. */
+export const NODE_LAUNCHER = resolve(REPO_ROOT, 'bin/oci-netdev');
+
+/** The single executable that `make build` compiles (scripts/build-exe.mjs). */
+export const EXECUTABLE = resolve(REPO_ROOT, 'dist/oci-netdev');
+
+/**
+ * The binary under test, the one switch between the two builds: OCI_NETDEV_TEST_BIN (a path,
+ * relative to the repository or absolute), which `make test` sets to the single executable for
+ * its second pass of the integration and e2e suites, else the Node launcher. In that pass the
+ * in-process rigs run their hooks through it too (netdevices.ts makeRig).
+ */
+export const BINARY_UNDER_TEST = process.env.OCI_NETDEV_TEST_BIN ? resolve(REPO_ROOT, process.env.OCI_NETDEV_TEST_BIN) : undefined;
+
+export const OCI_NETDEV = BINARY_UNDER_TEST ?? NODE_LAUNCHER;
 
 export interface HookOptions {
   stateDir: string;

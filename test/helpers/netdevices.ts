@@ -3,7 +3,7 @@
 // trace, and what iproute2 shows of a device in detail.
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeStateDir, OCI_NETDEV, runHook } from './hook';
+import { BINARY_UNDER_TEST, makeStateDir, OCI_NETDEV, runHook } from './hook';
 import { DEV_PREFIX } from './names';
 import { inSimHost, netnsPath, Sandbox, sh, ShResult, shOk, Teardownable } from './sandbox';
 import type { OciState } from '../../src/config/types';
@@ -21,6 +21,7 @@ export interface Rig {
   /**
    * The hooks run as the engine called in this test process with the simulated host as its host
    * namespace (EngineOptions.hostNetns), not as a process started under nsenter (host.ts hook).
+   * Never when a binary is under test (OCI_NETDEV_TEST_BIN): then that binary runs them.
    */
   inProcess: boolean;
 }
@@ -29,7 +30,7 @@ export function makeRig(t: Teardownable, opts: { inProcess?: boolean } = {}): Ri
   const sb = new Sandbox(t);
   const simhost = sb.createNetns('simhost');
   const ctr = sb.createNetns('ctr');
-  return { sb, simhost, ctr, stateDir: makeStateDir(sb), inProcess: opts.inProcess ?? false };
+  return { sb, simhost, ctr, stateDir: makeStateDir(sb), inProcess: (opts.inProcess ?? false) && BINARY_UNDER_TEST === undefined };
 }
 
 export interface ConfigOptions {

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { OCI_NETDEV, runHook } from '../helpers/hook';
+import { NODE_LAUNCHER, OCI_NETDEV, runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { addAddress, inSimHost, netnsPath, nsSnapshot, sh, shOk } from '../helpers/sandbox';
 import { cli, configBundle, makeRig, nonLoopback, ociState, Rig, stateEntries } from '../helpers/netdevices';
@@ -143,7 +143,7 @@ t.test('gc prints a summary line, and JSON with --json', async (t) => {
   t.same(stateEntries(rig.stateDir), [], 'no state remains');
 });
 
-t.test('a hook entry written by inject starts with an empty environment when node is only where inject ran it from', async (t) => {
+t.test("a hook entry written by the Node launcher's inject starts with an empty environment when node is only where inject ran it from", async (t) => {
   const rig = makeRig(t);
   // node where no PATH of a runtime would look: a copy (not a link: node reports a link's
   // target as its own path) in a temporary folder.
@@ -155,7 +155,7 @@ t.test('a hook entry written by inject starts with an empty environment when nod
   const nic = uniqueName('nic');
   rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
   const dir = configBundle(rig.sb, rig.ctr, { netDevices: { [nic]: { name: 'eth1' } } });
-  shOk(join(nodeDir, 'node'), [OCI_NETDEV, '--state-dir', rig.stateDir, 'inject', dir], { env: { OCI_NETDEV_TIMEOUT: '' } });
+  shOk(join(nodeDir, 'node'), [NODE_LAUNCHER, '--state-dir', rig.stateDir, 'inject', dir], { env: { OCI_NETDEV_TIMEOUT: '' } });
   const hooks = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).hooks;
   const entry = (stage: string) => hooks[stage][0] as { path: string; args: string[]; env: string[]; timeout: number };
   const path = entry('createRuntime').env.find((e) => e.startsWith('PATH='))!.slice('PATH='.length).split(delimiter);

@@ -6,6 +6,7 @@ import t from 'tap';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainDel, CniList, CniRun, execPlugin, nicSetup, NicSetup, reservations } from '../helpers/cni';
+import { OCI_NETDEV } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { ipDetails, stateEntries } from '../helpers/netdevices';
 import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
@@ -22,7 +23,7 @@ function hostLocal(s: Setup): object {
 
 const held = (s: Setup, network: string): string[] => reservations(s.ipamDir, network);
 
-const cliIn = (s: Setup, args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', ...args, '--state-dir', s.rig.stateDir]);
+const cliIn = (s: Setup, args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, OCI_NETDEV, ...args, '--state-dir', s.rig.stateDir]);
 
 t.test('a 200-character network name and 250-character container ids: bounded, distinct state folders; ADD and DEL work', async (t) => {
   const s = nicSetup(t);

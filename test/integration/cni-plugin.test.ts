@@ -6,6 +6,7 @@ import t, { Test } from 'tap';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainCheck, chainDel, CniList, execPlugin, nicSetup, NicSetup, reservations } from '../helpers/cni';
+import { OCI_NETDEV } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { ipDetails, stateEntries } from '../helpers/netdevices';
 import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
@@ -58,7 +59,7 @@ t.test('a moved NIC with host-local then tuning: ADD, CHECK, DEL, DEL again', as
   t.same(v4(s.rig.ctr, 'eth0'), ['10.123.0.2/24', '198.51.100.7/24'], 'its own permanent address and the IPAM one');
   t.match(shOk('ip', ['-n', s.rig.ctr, 'route', 'show', 'default']), /default via 10\.123\.0\.1 dev eth0/, 'the IPAM route through the gateway');
   t.same(held(s, list.name), ['10.123.0.2'], 'host-local holds the address');
-  t.match(shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', 'status', '--state-dir', s.rig.stateDir]),
+  t.match(shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, OCI_NETDEV, 'status', '--state-dir', s.rig.stateDir]),
     `CNI network ${list.name}, container ${s.run.containerId}, eth0`, 'oci-netdev status names the CNI attachment');
 
   t.notOk(chainCheck(list, s.run, result).failed, 'CHECK passes');
@@ -192,7 +193,7 @@ t.test('oci-netdev status and gc: an attachment whose netns path is gone is rest
   t.notOk(chainAdd(list, s.run).failed, 'ADD the one to be orphaned');
   t.notOk(chainAdd(liveList, liveRun).failed, 'ADD the live one');
   shOk('ip', ['netns', 'del', s.rig.ctr]);
-  const cli = (args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, 'bin/oci-netdev', ...args, '--state-dir', s.rig.stateDir]);
+  const cli = (args: string[]) => shOk('nsenter', [`--net=${netnsPath(s.rig.simhost)}`, OCI_NETDEV, ...args, '--state-dir', s.rig.stateDir]);
   const entries = JSON.parse(cli(['status', '--json'])) as { origin?: { containerId: string }; alive: boolean }[];
   t.same(entries.map((e) => [e.origin?.containerId, e.alive]).sort(), [[s.run.containerId, false], [liveRun.containerId, true]].sort(),
     'status shows both, alive while the netns path holds');

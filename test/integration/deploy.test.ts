@@ -7,7 +7,7 @@ import t from 'tap';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePolicy } from '../../src/config';
-import { OCI_NETDEV } from '../helpers/hook';
+import { EXECUTABLE } from '../helpers/hook';
 import { RUN_DIR, uniqueId } from '../helpers/names';
 import { REPO_ROOT, Sandbox, sh, shOk } from '../helpers/sandbox';
 
@@ -47,9 +47,9 @@ t.test('make install puts the node files in place; make uninstall removes everyt
   const usr = join(destdir, 'usr');
 
   const hooksD = JSON.parse(readFileSync(join(usr, 'share/containers/oci/hooks.d/oci-netdev.json'), 'utf8')) as { hook: { path: string } };
-  const printed = JSON.parse(shOk(OCI_NETDEV, ['hooks-d'])) as { hook: { path: string } };
-  t.same(hooksD, { ...printed, hook: { ...printed.hook, path: '/usr/lib/oci-netdev/bin/oci-netdev' } },
-    'the hooks.d file (where podman and CRI-O look under /usr) is what hooks-d prints, naming the launcher where it is installed');
+  const printed = JSON.parse(shOk(EXECUTABLE, ['hooks-d'])) as { hook: { path: string } };
+  t.same(hooksD, { ...printed, hook: { ...printed.hook, path: '/usr/bin/oci-netdev' } },
+    'the hooks.d file (where podman and CRI-O look under /usr) is what the executable\'s hooks-d prints, naming it where it is installed');
   const service = readFileSync(join(usr, 'lib/systemd/system/oci-netdev-gc.service'), 'utf8');
   t.match(service, /^ExecStart=\/usr\/bin\/oci-netdev gc$/m, 'the service runs PREFIX/bin/oci-netdev gc');
   t.equal(readFileSync(join(usr, 'lib/systemd/system/oci-netdev-gc.timer'), 'utf8'), readFileSync(join(REPO_ROOT, 'deploy/systemd/oci-netdev-gc.timer'), 'utf8'));
