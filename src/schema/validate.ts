@@ -28,14 +28,20 @@ const load: Record<SchemaName, () => unknown> = {
 /* eslint-enable @typescript-eslint/no-require-imports */
 const loaded = new Map<SchemaName, Validator>();
 
+/** The compiled validator of `schema`, loaded at its first use. */
+function validator(schema: SchemaName): Validator {
+  let check = loaded.get(schema);
+  if (!check) loaded.set(schema, (check = load[schema]() as Validator));
+  return check;
+}
+
 /**
  * Validate `data` against a schema from spec/, throwing a ConfigError for the first problem.
  * `where` names the document (e.g. "OCI state"). With `byDevice` the data is a netDevices object
  * and messages start with "device KEY" instead.
  */
 export function validate(schema: SchemaName, data: unknown, where: string, byDevice = false): void {
-  let check = loaded.get(schema);
-  if (!check) loaded.set(schema, (check = load[schema]() as Validator));
+  const check = validator(schema);
   if (check(data)) return;
   // `if` only reports that a `then` failed; the failure itself is reported before it.
   const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
@@ -77,7 +83,7 @@ export function validate(schema: SchemaName, data: unknown, where: string, byDev
  * and that fails only so was written by a newer release, which added them.
  */
 export function unknownFields(schema: SchemaName, data: unknown): string[] | null {
-  const check = validators[schema];
+  const check = validator(schema);
   if (check(data)) return null;
   const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
   if (!errors.length || errors.some((e) => e.keyword !== 'additionalProperties' || e.params.additionalProperty === undefined)) return null;
