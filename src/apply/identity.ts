@@ -43,7 +43,7 @@ function containerIdInHost(sides: Sides): number | null {
   return sides.container ? netnsIdOf(sides.host.sock, sides.container.ns.fd) : null;
 }
 
-function hostIdInContainer(sides: Sides): number | null {
+export function hostIdInContainer(sides: Sides): number | null {
   return sides.container ? netnsIdOf(sides.container.sock, sides.host.ns.fd) : null;
 }
 
@@ -86,7 +86,8 @@ export function impostorAt(sides: Sides, rec: DeviceRecord): string | undefined 
 /** The device in the container: at its recorded ifindex, else (distinctive identities only) anywhere there. */
 export function findInContainer(sides: Sides, rec: DeviceRecord): LinkInfo | null {
   const ct = sides.container;
-  if (!ct) return null;
+  // A version 1 record not matched to a device (src/apply/legacy.ts) has nothing to find it by.
+  if (!ct || rec.v1) return null;
   const at = getLink(ct.sock, { index: rec.containerIndex });
   if (at && isTheDevice(sides, rec, at, 'container')) return at;
   if (!isDistinctive(rec.identity)) return null;
@@ -98,6 +99,7 @@ export function findInContainer(sides: Sides, rec: DeviceRecord): LinkInfo | nul
  * else (distinctive identities only) anywhere on the host.
  */
 export function findOnHost(sides: Sides, rec: DeviceRecord): LinkInfo | null {
+  if (rec.v1) return null;
   const index = rec.kind === 'host' && !rec.adopted ? rec.original.index : undefined;
   if (index !== undefined) {
     const at = getLink(sides.host.sock, { index });

@@ -43,6 +43,12 @@ export interface ApplyContext extends Sides {
    * home even when nothing proves their identity, as the container has had no time to swap them.
    */
   movedHere: Set<string>;
+   * Host names other containers' records hold (name -> container id), asked only when a device
+   * needs a fallback name; the engine holds the claims lock from the first call until the journal
+   * records the name chosen. Unset: no other records (a plan's own rollback during createRuntime
+   * holds the claims it planned with).
+   */
+  heldElsewhere?: () => Map<string, string>;
 }
 
 export type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
@@ -128,7 +134,7 @@ function aged(a: AddressRecord, elapsed: number): AddressRecord | null {
 }
 
 /** `name` cut to fit `suffix` within the kernel's 15 bytes, at a character boundary. */
-function fallbackName(name: string, suffix: string): string {
+function withSuffix(name: string, suffix: string): string {
   const chars = Array.from(name);
   while (Buffer.byteLength(chars.join('') + suffix) > MAX_NAME_BYTES) chars.pop();
   return chars.join('') + suffix;
@@ -139,20 +145,33 @@ function hostNames(ctx: ApplyContext): Set<string> {
   return new Set(listLinks(ctx.host.sock).flatMap((l) => [l.name, ...l.altNames]));
 }
 
-/** A free name on the host for the device coming back: its own, else a loud fallback. */
+/**
+ * A free name on the host for the device coming back: its own, else the fallback it already has,
+ * else a new fallback (`NAME-rN`) that no device on the host and no other container's record holds.
+ * A fallback is recorded (rec.fallbackName, written to the journal before the device takes it), so
+ * the record stays open and the name stays held until gc gives the device its own name back.
+ */
 function hostNameFor(ctx: ApplyContext, rec: HostRecord, current: LinkInfo | undefined): string {
   const wanted = rec.original.name;
   const holder = getLink(ctx.host.sock, { name: wanted });
-  if (!holder || holder.index === current?.index) return wanted;
+  if (!holder || holder.index === current?.index) {
+    if (rec.fallbackName !== undefined) delete rec.fallbackName;
+    return wanted;
+  }
+  if (current !== undefined && current.name === rec.fallbackName) {
+    ctx.warn(`device ${rec.key}: name ${wanted} is still taken on the host; the device stays home as ${current.name}`);
+    return current.name;
+  }
   const taken = hostNames(ctx);
+  const held = ctx.heldElsewhere?.() ?? new Map<string, string>();
   for (let n = 0; ; n++) {
-    const name = fallbackName(wanted, `-r${n}`);
-    // Already under this fallback: it was reported when it was given.
-    if (name === current?.name) return name;
-    if (!taken.has(name)) {
-      ctx.warn(`device ${rec.key}: name ${wanted} is taken on the host by another device; restored as ${name}`);
-      return name;
-    }
+    const name = withSuffix(wanted, `-r${n}`);
+    // Under this fallback already (a journal that did not record it): kept, and recorded now.
+    if (name !== current?.name && (taken.has(name) || held.has(name))) continue;
+    rec.fallbackName = name;
+    ctx.persist();
+    if (name !== current?.name) ctx.warn(`device ${rec.key}: name ${wanted} is taken on the host by another device; restored as ${name}`);
+    return name;
   }
 }
 
@@ -188,11 +207,13 @@ function dropAltNames(ctx: ApplyContext, ct: Side, rec: HostRecord, inside: Link
   }
 }
 
-/** The device's own alternative names, back where the host has them free. */
+/**
+ * The device's own alternative names, back where the host has them free. Those the host still
+ * uses stay recorded (rec.removedAltNames), which keeps the record open for gc to put them back.
+ */
 function restoreAltNames(ctx: ApplyContext, rec: HostRecord, home: LinkInfo): void {
   const missing = rec.original.altNames.filter((a) => !home.altNames.includes(a));
-  if (!missing.length) return;
-  const taken = hostNames(ctx);
+  const taken = missing.length ? hostNames(ctx) : new Set<string>();
   for (const alt of missing) {
     if (taken.has(alt)) {
       ctx.warn(`device ${rec.key}: altname ${alt} is still taken on the host; the device is back without it`);
@@ -200,7 +221,9 @@ function restoreAltNames(ctx: ApplyContext, rec: HostRecord, home: LinkInfo): vo
     }
     changeAltName(ctx.host.sock, home.index, alt, true, ctxOf(rec, `restore altname ${alt}`));
   }
-  rec.removedAltNames = rec.removedAltNames?.filter((a) => taken.has(a));
+  const waiting = missing.filter((a) => taken.has(a));
+  if (waiting.length) rec.removedAltNames = waiting;
+  else delete rec.removedAltNames;
 }
 
 /** A device that took the place of ours in the container (same ifindex) stays there, and we say so. */
@@ -214,6 +237,9 @@ const moveOut = forKind('host', (ctx, rec) => {
   // Reported when it was found gone; its record has ended.
   if (rec.lost !== undefined) return;
   const ct = ctx.container;
+  if (ct && rec.v1) {
+    throw new PlanError(`device ${rec.key}: recorded by a release before journal version 2 and not found by the alias it wrote (${rec.v1.marker}) in the container nor on the host (original name ${orig.name}); its record is kept`, { device: rec.key, op: 'restore' });
+  }
   const inside = ct ? findInContainer(ctx, rec) : null;
   const unproven = unprovenIdentity(rec.identity);
   if (inside && unproven && !ctx.movedHere.has(rec.key)) {
@@ -258,7 +284,8 @@ const moveOut = forKind('host', (ctx, rec) => {
 /** Name, MTU, MAC, alias, group, altnames, state and addresses as recorded, on the device at home. */
 function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, justMoved: boolean): void {
   const orig = rec.original;
-  const name = home.name === orig.name ? orig.name : hostNameFor(ctx, rec, home);
+  // A device moved out just now has the name moveOut chose for it.
+  const name = home.name === orig.name || justMoved ? home.name : hostNameFor(ctx, rec, home);
   const fix = {
     ...(home.name !== name ? { name } : {}),
     ...(home.mtu !== orig.mtu ? { mtu: orig.mtu } : {}),
@@ -450,6 +477,8 @@ export function macvlanChanges(rec: MacvlanRecord, link: LinkInfo): string | und
 }
 
 const deleteCreated: Op = (ctx, rec) => {
+  // A version 1 record its device was not matched to (src/apply/legacy.ts): gone with its pair or namespace.
+  if (rec.v1) return;
   if (rec.kind === 'veth') {
     deleteVethsByGroup(ctx);
     const hostEnd = getLink(ctx.host.sock, { index: rec.hostIndex });

@@ -239,7 +239,8 @@ export const COMMANDS: Command[] = [
     name: 'gc', operands: '', arity: [0, 0], options: ['json', 'stateDir', 'logFile', 'cniPath', 'cniCacheDir', 'forget'],
     summary: 'restore containers whose hook died or whose poststop never came',
     description: 'Restores the devices of containers whose hook died mid-way or whose container is gone without a ' +
-      'poststop; keeps those whose container still runs. Run it in the host\'s network namespace: a journal names ' +
+      'poststop; keeps those whose container still runs, and gives devices that came home under a fallback name, or ' +
+      'without an altname, their names back once the host frees them (kept until then). Run it in the host\'s network namespace: a journal names ' +
       'the namespace its devices belong to, and gc run anywhere else changes nothing and says where to run it. ' +
       'A device proven gone (deleted on the host) is reported lost once and its record closed. Then, as libcni\'s GC, ' +
       'runs DEL for each attachment in libcni\'s cache (--cni-cache-dir) that oci-netdev made (a type cni network of ' +
@@ -247,7 +248,8 @@ export const COMMANDS: Command[] = [
       'a reboot: this frees its IPAM lease and cache entry; a CNI 1.1.0 network\'s plugins then get GC. Give the --cni ' +
       'options the hooks were given. Prints one line per container and a summary line (--json: one JSON object). ' +
       'Exits 0 when nothing is left to do, ' +
-      `1 when something failed and is left as it was (each line says why; an operator must look), ${GC_RETRY_LATER} ` +
+      '1 when something failed and is left as it was (each line says why; an operator must look; a journal written ' +
+      `by a newer release is one: run that release's gc, or upgrade), ${GC_RETRY_LATER} ` +
       'when nothing failed but a hook was busy with a container (run gc again later).',
     run: (inv) => {
       const results = inv.forget !== undefined ? [forget(inv.forget, engineOptions(inv))] : gc(engineOptions(inv));
@@ -536,6 +538,7 @@ function printStatus(inv: Invocation): void {
       if (d.reason !== undefined) inv.out(`  ${d.key} ${d.state}: ${d.reason}\n`);
       if (d.changed !== undefined) inv.out(`  ${d.key} changed by the container: ${d.changed}\n`);
     }
+    for (const w of e.waiting ?? []) inv.out(`  ${w} (oci-netdev gc puts it back)\n`);
     for (const n of e.networks) {
       const ports = n.portMappings.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol ?? 'tcp'}`);
       inv.out(`  network ${n.network} as ${n.ifname} (${n.state}): ${n.addresses.join(' ') || 'no address'}` +

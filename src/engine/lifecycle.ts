@@ -21,12 +21,13 @@ import { applyPlan, rollback } from '../apply/executor';
 import { macvlanChanges } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { impostorAt, locate, tiedElsewhere } from '../apply/identity';
+import { matchV1Records } from '../apply/legacy';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
-import { BadJournal, Journal, JournalOrigin, StateDir } from '../state/statedir';
+import { BadJournal, Journal, JournalOrigin, Lock, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
-import type { ClaimRecord, HostNamespace, JournalNetwork, Lock } from '../state/statedir';
+import type { ClaimRecord, HostNamespace, JournalNetwork } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, hostDevicesNamed, networksHeld, networkStatus, plannedNetworks, prepareNetworks } from './networks';
 import type { CniSettings } from './networks';
 
@@ -136,8 +137,8 @@ function allocateGroup(others: ClaimRecord[], links: LinkInfo[]): number {
 }
 
 /**
- * Host device name -> id of the container holding it: a moved device's original name, a created
- * veth's key, and whatever name a host link in another plan's group has now (a veth host end the
+ * Host device name -> id of the container holding it: a moved device's original name (and the
+ * fallback name it is home under while its record waits for that name), a created veth's key, and whatever name a host link in another plan's group has now (a veth host end the
  * host renamed).
  */
 export function heldOnHost(claims: ClaimRecord[], hostLinks: LinkInfo[]): Map<string, string> {
@@ -393,6 +394,8 @@ function attachPlanned(
   const host = sideOf(hostNs);
   const container = sideOf(ctNs);
   const lock = store.lockContainer(target.id);
+  // Taken by a rollback that needs a fallback name (claimsReader), until the journal records it.
+  const rollbackClaims: { lock?: Lock } = {};
   let journal: Journal | undefined;
   let ownsState = false;
   try {
@@ -405,6 +408,9 @@ function attachPlanned(
       if (existing.phase === 'attached' && existing.bundle === target.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
         if (missing.length === 0) return existing;
         throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
+      }
+      if (existing.namesPending) {
+        throw new StateError(`container ${target.id}: its devices are home, but its record stays open until the host frees names (${waitingNames(existing).join('; ')}); free them and run oci-netdev gc`);
       }
       const from = existing.bundle !== undefined ? `bundle ${existing.bundle}; run its poststop first` : `namespace ${existing.netnsPath}; detach them first`;
       throw new StateError(`container ${target.id} already has devices attached from ${from}`);
@@ -446,7 +452,7 @@ function attachPlanned(
     pin(ctNs, store.pinPath(target.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    const ctx = contextFor(host, container, j, persist, opts);
+    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, target.id, rollbackClaims) };
     opts.beforeApply?.(j);
     applyPlan(ctx, j);
     try {
@@ -466,16 +472,25 @@ function attachPlanned(
     return j;
   } catch (err) {
     // Nothing is left behind unless a rollback step failed: then the journal stays for gc. A
-    // device found gone (deleted on the host while it was planned) leaves nothing to undo.
+    // device found gone (deleted on the host while it was planned) leaves nothing to undo. A device
+    // the rollback brought home under a fallback name, or without an altname, keeps it open too.
     const pending = err instanceof ApplyError ? err.undoErrors.filter((e) => !(e instanceof DeviceLostError)) : [];
     if (ownsState && !pending.length) {
       unpin(store.pinPath(target.id));
-      store.remove(target.id);
+      const waiting = journal ? waitingNames(journal) : [];
+      if (journal && waiting.length) {
+        journal.namesPending = true;
+        store.writeJournal(journal);
+        opts.warn(`container ${target.id}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
+      } else {
+        store.remove(target.id);
+      }
     }
     if (!(err instanceof ApplyError) || pending.length === err.undoErrors.length) throw err;
     for (const e of err.undoErrors) if (e instanceof DeviceLostError && e.device !== err.device) opts.warn(`container ${target.id}: ${e.message}`);
     throw new ApplyError(err.failure, pending);
   } finally {
+    rollbackClaims.lock?.release();
     lock.release();
     closeSide(host);
     closeSide(container);
@@ -544,10 +559,46 @@ function requireHostNamespace(j: Journal, hostNs: Netns): void {
 }
 
 /**
- * Undoes everything a journal records, then drops the state; returns what was found lost, each
- * reported here once. Lock must be held. Refuses (HostNamespaceError) outside the host's namespace.
+ * What keeps a restored journal open: host devices home under a fallback name, or without some of
+ * their own altnames, because the host uses those names. One phrase per device; none when closed.
  */
-function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): string[] {
+function waitingNames(j: Journal): string[] {
+  return j.plan.devices.flatMap((d) => {
+    if (d.kind !== 'host' || (d.fallbackName === undefined && !d.removedAltNames?.length)) return [];
+    const waits = [
+      ...(d.fallbackName !== undefined ? [d.original.name] : []),
+      ...(d.removedAltNames ?? []).map((a) => `altname ${a}`),
+    ];
+    return [`${d.key}: home as ${d.fallbackName ?? d.original.name}, waits for ${waits.join(' and ')} to be free on the host`];
+  });
+}
+
+/**
+ * The names other containers' records hold on the host, for a fallback name: read under the claims
+ * lock, which `held` keeps until the restore has written the name it chose (release it then).
+ */
+function claimsReader(store: StateDir, id: string, held: { lock?: Lock }): () => Map<string, string> {
+  let names: Map<string, string> | undefined;
+  return () => {
+    held.lock ??= store.lockClaims();
+    names ??= heldOnHost(store.scanClaims().claims.filter((c) => c.containerId !== id), []);
+    return names;
+  };
+}
+
+/** What a restore ended with: the devices found lost (each reported once, its record closed), and
+ * what the journal, kept open, still waits for (empty when it is closed). */
+interface RestoreOutcome {
+  lost: string[];
+  waiting: string[];
+}
+
+/**
+ * Undoes everything a journal records, then drops the state. Lock must be held. Refuses
+ * (HostNamespaceError) outside the host's namespace. When every device is home but some under a
+ * fallback name or without an altname, the journal stays open, marked namesPending, for gc.
+ */
+function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): RestoreOutcome {
   requireHostNamespace(j, hostNs);
   const ctNs = openContainerNs(store, j);
   const host = { ns: hostNs, sock: hostNs.socket() };
@@ -555,6 +606,7 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   let errors: Error[];
   let keepPin: boolean;
   const persist = () => store.writeJournal(j);
+  const claims: { lock?: Lock } = {};
   try {
     // A journal that did not record the host's namespace: a device tied to another one shows
     // that this is not it.
@@ -562,10 +614,12 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     if (elsewhere) {
       throw new HostNamespaceError(`container ${j.containerId}: its journal, of an older release, does not name the host's network namespace, and device ${elsewhere.key} is tied to another namespace than this one; nothing changed: run oci-netdev gc in the host's network namespace`);
     }
-    if (!container) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
+    if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
+    // A journal of the release before version 2: its records get their devices' identities now.
+    matchV1Records({ host, container }, j.plan);
     j.phase = 'detaching';
     persist();
-    const ctx = contextFor(host, container, j, persist, opts);
+    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, j.containerId, claims) };
     // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
     // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
     // that name to one of our devices.
@@ -578,6 +632,7 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     keepPin = container !== null && (networksHeld(j) || j.plan.devices.some((d) => d.lost === undefined
       && (d.kind === 'host' ? locate(ctx, d)?.where !== 'host' : d.kind === 'macvlan' && locate(ctx, d) !== null)));
   } finally {
+    claims.lock?.release();
     host.sock.close();
     closeSide(container);
   }
@@ -587,8 +642,17 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   const pending = errors.filter((e) => !(e instanceof DeviceLostError));
   if (pending.length === 0) {
     unpin(store.pinPath(j.containerId));
+    const waiting = waitingNames(j);
+    if (waiting.length) {
+      // Home, but not under every name it had: the record stays open (and its names held) for gc.
+      j.namesPending = true;
+      delete j.restoreFailure;
+      persist();
+      opts.warn(`container ${j.containerId}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
+      return { lost, waiting };
+    }
     store.remove(j.containerId);
-    return lost;
+    return { lost, waiting: [] };
   }
   // A device that did not come home keeps its record, and gc retries it.
   if (!keepPin) unpin(store.pinPath(j.containerId));
@@ -704,9 +768,14 @@ export function gc(opts: EngineOptions): GcResult[] {
         continue;
       }
       const reason = j.phase === 'attached' ? 'container is gone'
-        : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
+        : j.namesPending ? 'its devices are home, and the names they waited for are free'
+          : j.restoreFailure !== undefined ? 'an earlier restore did not finish' : `hook died while ${j.phase}`;
       try {
-        const lost = restore(store, j, hostNs, opts);
+        const { lost, waiting } = restore(store, j, hostNs, opts);
+        if (waiting.length) {
+          results.push({ containerId: id, action: 'kept', reason: waiting.join('; ') });
+          continue;
+        }
         hostNs.within(() => releaseIpam(j, opts));
         results.push(lost.length ? { containerId: id, action: 'lost', reason: `${reason}: ${lost.join('; ')}` } : { containerId: id, action: 'restored', reason });
       } catch (err) {
@@ -784,6 +853,10 @@ interface StatusDevice {
   changed?: string;
   mac: string | null;
   mtu: number | null;
+  /** Restored: the name it has on the host (a fallback while its own is taken). */
+  hostName?: string;
+  /** Its own altnames the host uses, which gc puts back once free. */
+  missingAltNames?: string[];
   /** Asked for by inspectAttachment only: the global addresses (CIDRs) it has in the container. */
   addresses?: string[];
 }
@@ -803,6 +876,8 @@ export interface StatusEntry {
   devices: StatusDevice[];
   /** The CNI networks, from the journal's final results. */
   networks: StatusNetwork[];
+  /** What keeps a restored record open: devices home under a fallback name or without an altname. */
+  waiting?: string[];
   error?: string;
 }
 
@@ -840,6 +915,8 @@ function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = fa
   const container = ctNs ? sideOf(ctNs) : null;
   try {
     const sides = { host, container };
+    // Matched in memory only: status changes nothing.
+    matchV1Records(sides, j.plan);
     const global = withAddresses ? addressesOf(container).filter((a) => a.scope === 0) : [];
     return {
       containerId: j.containerId,
@@ -866,12 +943,15 @@ function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = fa
           ...(changed !== undefined ? { changed } : {}),
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,
+          ...(at?.where === 'host' ? { hostName: at.link.name } : {}),
+          ...(d.kind === 'host' && d.removedAltNames?.length ? { missingAltNames: d.removedAltNames } : {}),
           ...(withAddresses ? {
             addresses: at?.where === 'container' ? global.filter((a) => a.index === at.link.index).map((a) => `${a.local ?? a.address}/${a.prefixlen}`) : [],
           } : {}),
         };
       }),
       networks: (j.networks ?? []).map(networkStatus),
+      ...(j.namesPending ? { waiting: waitingNames(j) } : {}),
     };
   } finally {
     host.sock.close();

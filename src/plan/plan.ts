@@ -155,7 +155,7 @@ const LINK_NET_KINDS = new Set([
  * where it is known to be the host: the host's namespace itself (`hostNsid` undefined), or, seen
  * from the container, the namespace the container calls `hostNsid`.
  */
-function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
+export function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
   const id: DeviceIdentity = {
     kind: link.kind, permanentMac: link.permanentMac, parentBus: link.parentBus, parentDev: link.parentDev,
   };

@@ -28,14 +28,20 @@ const load: Record<SchemaName, () => unknown> = {
 /* eslint-enable @typescript-eslint/no-require-imports */
 const loaded = new Map<SchemaName, Validator>();
 
+/** The compiled validator of `schema`, loaded at its first use. */
+function validator(schema: SchemaName): Validator {
+  let check = loaded.get(schema);
+  if (!check) loaded.set(schema, (check = load[schema]() as Validator));
+  return check;
+}
+
 /**
  * Validate `data` against a schema from spec/, throwing a ConfigError for the first problem.
  * `where` names the document (e.g. "OCI state"). With `byDevice` the data is a netDevices object
  * and messages start with "device KEY" instead.
  */
 export function validate(schema: SchemaName, data: unknown, where: string, byDevice = false): void {
-  let check = loaded.get(schema);
-  if (!check) loaded.set(schema, (check = load[schema]() as Validator));
+  const check = validator(schema);
   if (check(data)) return;
   // `if` only reports that a `then` failed; the failure itself is reported before it.
   const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
@@ -69,4 +75,20 @@ export function validate(schema: SchemaName, data: unknown, where: string, byDev
   const head = device !== undefined ? `device ${show(device)}` : where;
   const message = [head, field, problem + more].filter((s) => s !== undefined).join(': ');
   throw new ConfigError(message, { device, field });
+}
+
+/**
+ * When `data` fails `schema` only because of fields the schema does not know (additionalProperties),
+ * those fields ("journal.plan.devices[0].later"); otherwise null. A journal whose checksum holds
+ * and that fails only so was written by a newer release, which added them.
+ */
+export function unknownFields(schema: SchemaName, data: unknown): string[] | null {
+  const check = validator(schema);
+  if (check(data)) return null;
+  const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
+  if (!errors.length || errors.some((e) => e.keyword !== 'additionalProperties' || e.params.additionalProperty === undefined)) return null;
+  const name = (e: SchemaError) => [...e.instancePath.split('/').slice(1), e.params.additionalProperty!]
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i ? `.${show(s)}` : show(s))).join('');
+  return [...new Set(errors.map(name))];
 }

@@ -233,10 +233,20 @@ interface RecordBase {
   containerRoutes?: RouteRecord[];
   /** Filled in as the steps run. */
   containerName?: string;
-  /** Alternative names taken off the device because they clashed on the host at restore. */
+  /**
+   * The device's own alternative names that are not back on it because the host uses them; the
+   * record stays open until gc puts them back.
+   */
   removedAltNames?: string[];
   /** Why the device is provably gone; the record stays in the journal. */
   lost?: string;
+  /**
+   * A record migrated from a version 1 journal (src/state/migrate.ts) and not yet matched to its
+   * device: that release recorded no identity nor ifindex, only the alias it wrote on a moved
+   * device. Until src/apply/legacy.ts matches it, the identity, the ifindexes (0) and a host
+   * device's original group and altnames are placeholders, and no operation uses them.
+   */
+  v1?: { marker: string };
 }
 
 /** A host device moved into the container (or adopted there, moved by the runtime). */
@@ -244,6 +254,11 @@ export interface HostRecord extends RecordBase {
   kind: 'host';
   /** The device as it was; adopted devices record what the runtime left in the container. */
   original: DeviceSnapshot;
+  /**
+   * The name the device is home under because its own was taken on the host. The record stays
+   * open, and the name held (claims), until gc gives the device its own name back.
+   */
+  fallbackName?: string;
 }
 
 /** A veth pair created for the container: one end inside, one on the host. */

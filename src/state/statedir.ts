@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import * as libc from '../../native/libc';
 import { ConfigError, StateError, causeOf, oneLine } from '../errors';
 import { parseJsonText } from '../schema/json';
-import { validate } from '../schema/validate';
+import { unknownFields, validate } from '../schema/validate';
+import { migrateV1 } from './migrate';
 import type { Plan } from './records';
 import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, replaceFile, sizeText, writeAll } from './files';
 import { sha256Hex as sha256 } from './sha256';
@@ -32,7 +33,16 @@ const HASHED_PREFIX_BYTES = 64;
 const ID_FILE = 'id';
 const MAX_ID_BYTES = 64 * 1024;
 
-/** The journal format this code reads and writes; any other is refused. */
+/**
+ * Journal versions. This release writes version 2 and reads every version any release wrote:
+ * version 1 is migrated on read (src/state/migrate.ts) and written back as version 2 at the next
+ * write. The rule for every later change: a field added as optional, whose absence means "written
+ * by an older release", keeps the version; anything an older reader would misread (a field made
+ * required or given another meaning, a new step) takes the next version, and this reader keeps a
+ * migration from every earlier one. A journal of a higher version, or of this version with fields
+ * this release does not know, was written by a newer release: it is reported with what to do
+ * (run that release's gc, or upgrade) and left as it is; the other journals go on.
+ */
 const JOURNAL_VERSION = 2;
 /** The most a journal file may hold, reserved space included. */
 const MAX_JOURNAL_BYTES = 64 * 1024 * 1024;
@@ -85,6 +95,11 @@ export interface Journal {
   restoreFailure?: string;
   /** The host's network namespace, the only one restores happen in; absent in journals of older releases. */
   hostNetns?: HostNamespace;
+  /**
+   * Every device is home, but some under a fallback name or without an altname, because the host
+   * uses those names (their records say which): gc gives them back once free, then closes the journal.
+   */
+  namesPending?: boolean;
   /** The CNI networks attached after the devices, in order; DEL runs in reverse. */
   networks?: JournalNetwork[];
 }
@@ -208,6 +223,10 @@ export function encodeJournal(j: Journal): Buffer {
   return Buffer.from(`{"version":${JOURNAL_VERSION},"sha256":"${sha256(text)}","journal":${text}}\n`);
 }
 
+/** A journal this release cannot read because a newer one wrote it, with what to do. */
+const newer = (where: string, why: string): StateError =>
+  new StateError(`${where} was written by a newer oci-netdev (${why}): run that release's oci-netdev gc, or upgrade to it`, { op: 'read journal' });
+
 /** The journal in `data` (a whole journal file), checked; `where` names it in errors. */
 function decodeJournal(data: Buffer, id: string, where: string): Journal {
   const end = data.indexOf(0x0a);
@@ -218,16 +237,23 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
     throw corrupt(`${where} is corrupt: ${oneLine((err as Error).message)}`);
   }
   const version = (envelope as { version?: unknown } | null)?.version;
-  if (version !== JOURNAL_VERSION) {
-    throw new StateError(`${where} has version ${JSON.stringify(version) ?? 'none'}; this oci-netdev reads version ${JOURNAL_VERSION} only`);
-  }
-  const { sha256: sum, journal } = envelope as { sha256?: unknown; journal?: unknown };
+  const readable = `this one reads versions 1 to ${JOURNAL_VERSION}`;
+  if (Number.isSafeInteger(version) && (version as number) > JOURNAL_VERSION) throw newer(where, `journal version ${version as number}; ${readable}`);
+  // Version 1 had no envelope: the file is the journal itself, checked once migrated.
+  const v1 = version === 1;
+  if (!v1 && version !== JOURNAL_VERSION) throw corrupt(`${where} is corrupt: it has version ${JSON.stringify(version) ?? 'none'}; ${readable}`);
+  const journal = v1 ? migrateV1(envelope as Record<string, unknown>) : (envelope as { journal?: unknown }).journal;
+  const sum = v1 ? sha256(JSON.stringify(journal)) : (envelope as { sha256?: unknown }).sha256;
   if (journal === undefined || sum !== sha256(JSON.stringify(journal))) throw corrupt(`${where} is corrupt: checksum mismatch`);
+  const checked = v1 ? { version: JOURNAL_VERSION, sha256: sum, journal } : envelope;
   try {
-    validate('journal', envelope, where);
+    validate('journal', checked, where);
   } catch (err) {
-    if (err instanceof ConfigError) throw corrupt(`${where} is invalid: ${err.message.slice(where.length + 2)}`);
-    throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    // Whole (its checksum holds) but with fields we do not know: a newer release added them.
+    const unknown = v1 ? null : unknownFields('journal', checked);
+    if (unknown) throw newer(where, `its field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} unknown here`);
+    throw corrupt(`${where} is invalid${v1 ? ' (version 1)' : ''}: ${err.message.slice(where.length + 2)}`);
   }
   const j = journal as Journal;
   if (j.containerId !== id) throw corrupt(`${where} is corrupt: it belongs to container ${JSON.stringify(j.containerId)}`);
@@ -279,7 +305,7 @@ export interface ClaimRecord {
   group: number;
   netnsDev: number;
   netnsIno: number;
-  /** Host device names held: a moved device's original name, a created veth's key. */
+  /** Host device names held: a moved device's original name (and the fallback it is home under), a created veth's key. */
   hostNames: string[];
   /** The ifindexes its devices were given in its namespace. */
   containerIndexes: number[];
@@ -306,8 +332,9 @@ export function claimRecordOf(j: Journal): ClaimRecord {
     group: j.plan.group,
     netnsDev: j.netnsDev,
     netnsIno: j.netnsIno,
-    // A lost device's name is free for new claims: its record has ended.
-    hostNames: devices.flatMap((d) => (d.lost !== undefined ? [] : d.kind === 'host' ? [d.original.name] : d.kind === 'veth' ? [d.key] : [])),
+    // A lost device's name is free for new claims: its record has ended. A fallback name is held with the original.
+    hostNames: devices.flatMap((d) => (d.lost !== undefined ? []
+      : d.kind === 'host' ? [d.original.name, ...(d.fallbackName !== undefined ? [d.fallbackName] : [])] : d.kind === 'veth' ? [d.key] : [])),
     containerIndexes: devices.map((d) => d.containerIndex),
     macvlanLowers: devices.flatMap((d) => (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined ? [d.identity.hostLowerIndex] : [])),
     macs: [

@@ -50,8 +50,9 @@ for (const runtime of RUNTIMES) {
     const stamp = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z';
     t.ok(lines.some((l) => new RegExp(`^${stamp} info ${id} device ${nic}: moveIn$`).test(l)), 'createRuntime logged the move', { lines });
     const warnings = lines.filter((l) => / warning /.test(l));
-    t.equal(warnings.length, 1, 'one warning', { lines });
+    t.equal(warnings.length, 2, 'two warnings', { lines });
     t.match(warnings[0], new RegExp(`^${stamp} warning ${id} device ${nic}: .*restored as ${fallback}$`), 'poststop\'s warning, with the container id');
+    t.match(warnings[1], new RegExp(`^${stamp} warning ${id} container ${id}: its record stays open: ${nic}: home as ${fallback}`), 'and that its record stays open for gc');
     t.ok(lines.some((l) => new RegExp(`^${stamp} info ${id} device ${nic}: moveOut`).test(l)), 'poststop logged the move back', { lines });
   });
 }

@@ -326,8 +326,9 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
   ok(t, r, 'poststop');
   const fallback = `${dev.slice(0, 12)}-r0`;
   const warnings = r.stderr.trimEnd().split('\n');
-  t.equal(warnings.length, 1, 'one warning', { stderr: r.stderr });
+  t.equal(warnings.length, 2, 'two warnings', { stderr: r.stderr });
   t.match(warnings[0], new RegExp(`WARNING: .*${dev}.*taken.*restored as ${fallback}$`), 'a loud warning naming the fallback');
+  t.match(warnings[1], new RegExp(`WARNING: .*record stays open: ${dev}: home as ${fallback}, waits for ${dev} .*oci-netdev gc`), 'and one saying the record stays open for gc');
   const restored = { ...before[dev], name: fallback, addresses: before[dev].addresses.map((a) => ({ ...a, label: a.label === dev ? fallback : a.label })) };
   const { [dev]: _gone, ...rest } = before;
   const expected = { ...rest, [dev]: squatters[dev], [squatterPeer]: squatters[squatterPeer], [fallback]: restored };
@@ -335,6 +336,12 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
   t.same(after[fallback], restored, 'the device is back under the fallback name with its MTU, MAC, flags, alias and addresses');
   t.same(after[dev], squatters[dev], 'the device holding the name is untouched');
   t.same(after, expected, 'nothing else on the host changed');
+  t.equal(stateEntries(w.stateDir).length, 1, 'the record stays open');
+
+  // The name comes free: gc gives it back and closes the record.
+  shOk('ip', ['-n', w.simhost, 'link', 'del', dev]);
+  ok(t, cli(w, ['gc']), 'gc');
+  t.same(await settledTo(w.simhost, before), before, 'the device has its own name again');
   t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 

@@ -68,8 +68,9 @@ t.test('changes, warnings and errors reach /dev/log with the tag and the contain
   t.match(stopped.stderr, /WARNING: .*restored as/, 'the warning on stderr');
   const restoreLines = w.listener.drain();
   const warning = restoreLines.filter((l) => TAGGED(4, id).test(l));
-  t.equal(warning.length, 1, 'one daemon.warning line', { restoreLines });
+  t.equal(warning.length, 2, 'two daemon.warning lines', { restoreLines });
   t.match(warning[0], new RegExp(`device ${nic}: .*restored as ${nic.slice(0, 12)}-r0$`), 'naming the device and the fallback');
+  t.match(warning[1], new RegExp(`its record stays open: ${nic}: home as ${nic.slice(0, 12)}-r0`), 'and that its record stays open');
   t.ok(restoreLines.some((l) => TAGGED(6, id).test(l) && l.includes(`device ${nic}: moveOut`)), 'the move back is logged', { restoreLines });
 
   const refusedId = uniqueId('ctr');

@@ -109,7 +109,14 @@ t.test('a 14-byte UTF-8 name taken on the host at restore: back under a fallback
   // Everything as before, but the original name belongs to the new device and the NIC has the fallback.
   const expected: NsSnapshot = { ...before, [dev]: squatters[dev], [squatterPeer]: squatters[squatterPeer] };
   if (fallback !== undefined) expected[fallback] = renamed(before[dev], fallback);
-  await allHome(t, rig, expected, ctrBefore);
+  t.same(await settledTo(rig.simhost, expected), expected, 'the host is as expected: every device, name, MTU, MAC, flag and address');
+  t.ok(existsSync(journalOf(rig, id)), 'the record stays open while the name is taken');
+  // The new device goes: gc gives the NIC its name back.
+  shOk('ip', ['-n', rig.simhost, 'link', 'del', dev]);
+  const gc = cli(rig, ['gc']);
+  exitsZero(t, gc, 'gc once the name is free');
+  t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc gives the name back', { stdout: gc.stdout });
+  await allHome(t, rig, before, ctrBefore);
 });
 
 for (const clash of ['name', 'altname'] as const) {

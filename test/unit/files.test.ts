@@ -153,6 +153,60 @@ t.test('the journal: reserved at creation, written into its spare and swapped, r
   t.same(fs.readdirSync(other.containerDir('c2')), ['lock'], 'a failed reservation leaves no journal');
 });
 
+/** A journal as the release before version 2 wrote it (commit a3e6bd8): a moved NIC and a veth, hook killed after the NIC's move. */
+const V1_JOURNAL = {
+  containerId: 'c1', phase: 'attaching', createdAt: '2026-01-01T00:00:00.000Z', netnsPath: '/x', netnsDev: 1, netnsIno: 2,
+  plan: {
+    group: 7,
+    devices: [
+      {
+        key: 'eth9', kind: 'host', targetName: 'net0', marker: 'oci-netdev:7:eth9', adopted: false, containerName: 'net0', mtu: 1400,
+        original: { index: 9, name: 'eth9', mtu: 1500, mac: '02:00:00:00:00:09', up: true, alias: 'up',
+          addresses: [{ index: 9, family: 2, prefixlen: 24, flags: 128, scope: 0, address: '10.0.0.9', local: '10.0.0.9', label: 'eth9', preferredLifetime: 4294967295, validLifetime: 4294967295 }] },
+        containerAddresses: [{ index: 9, family: 2, prefixlen: 24, flags: 128, scope: 0, address: '10.0.0.9', local: '10.0.0.9', label: 'eth9', preferredLifetime: 4294967295, validLifetime: 4294967295 }],
+      },
+      { key: 'vh0', kind: 'veth', targetName: 'net1', marker: 'oci-netdev:7:vh0', adopted: false, tempName: 'odt000000071', containerAddresses: [] },
+    ],
+    steps: [
+      { device: 'eth9', do: 'mark', undo: 'unmark' }, { device: 'eth9', do: 'moveIn', undo: 'moveOut' }, { device: 'eth9', do: 'copyAddresses' },
+      { device: 'eth9', do: 'configure' }, { device: 'vh0', do: 'createVeth', undo: 'deleteCreated' }, { device: 'vh0', do: 'renameInContainer' },
+    ],
+  },
+  started: 2,
+};
+
+t.test('a version 1 journal is read in today\'s shape: its records marked for matching, mark folded into moveIn', async (t) => {
+  const store = new StateDir(new Sandbox(t).tempDir('state'));
+  const lock = store.lockContainer('c1');
+  t.teardown(() => lock.release());
+  fs.writeFileSync(join(store.containerDir('c1'), 'journal.json'), JSON.stringify({ version: 1, ...V1_JOURNAL }), { mode: 0o600 });
+  const address = { family: 2, prefixlen: 24, flags: 128, scope: 0, address: '10.0.0.9', local: '10.0.0.9', label: 'eth9', preferredLifetime: 4294967295, validLifetime: 4294967295 };
+  const unknown = { kind: null, permanentMac: null, parentBus: null, parentDev: null };
+  t.same(store.readJournal('c1'), {
+    containerId: 'c1', phase: 'attaching', createdAt: '2026-01-01T00:00:00.000Z', netnsPath: '/x', netnsDev: 1, netnsIno: 2,
+    plan: {
+      group: 7,
+      devices: [
+        {
+          key: 'eth9', kind: 'host', targetName: 'net0', containerIndex: 0, adopted: false, containerAddresses: [address], mtu: 1400, containerName: 'net0',
+          v1: { marker: 'oci-netdev:7:eth9' }, identity: unknown,
+          original: { index: 9, name: 'eth9', mtu: 1500, mac: '02:00:00:00:00:09', up: true, alias: 'up', group: 0, altNames: [], addresses: [address] },
+        },
+        {
+          key: 'vh0', kind: 'veth', targetName: 'net1', containerIndex: 0, adopted: false, containerAddresses: [], v1: { marker: 'oci-netdev:7:vh0' },
+          tempName: 'odt000000071', hostIndex: 0, identity: { ...unknown, kind: 'veth', hostPeerIndex: 0 },
+        },
+      ],
+      steps: [
+        { device: 'eth9', do: 'moveIn', undo: 'moveOut' }, { device: 'eth9', do: 'copyAddresses' }, { device: 'eth9', do: 'configure' },
+        { device: 'vh0', do: 'createVeth', undo: 'deleteCreated' }, { device: 'vh0', do: 'renameInContainer' },
+      ],
+    },
+    started: 1,
+  }, 'mark and moveIn begun: one step begun, moveIn, whose undo puts back what mark changed');
+  t.same(store.scanClaims().claims.map((c) => c.hostNames), [['eth9', 'vh0']], 'its claims hold its devices');
+});
+
 t.test('a journal is refused, in one line naming it, when corrupt, of another version or off its schema', async (t) => {
   const store = new StateDir(new Sandbox(t).tempDir('state'));
   const lock = store.lockContainer('c1');
@@ -169,10 +223,17 @@ t.test('a journal is refused, in one line naming it, when corrupt, of another ve
   t.throws(() => store.readJournal('c1'), StateError, 'a StateError');
   put(good.toString().replace('"started":0', '"started":1'));
   t.throws(() => store.readJournal('c1'), { message: `${where} is corrupt: checksum mismatch` }, 'one changed value');
-  put(JSON.stringify({ version: 1, ...journal('c1') }));
-  t.throws(() => store.readJournal('c1'), { message: `${where} has version 1; this oci-netdev reads version 2 only` }, 'a version 1 journal');
+  put(JSON.stringify({ version: 1, ...V1_JOURNAL, plan: { ...V1_JOURNAL.plan, steps: [{ device: 'eth9', do: 'explode' }] } }));
+  t.throws(() => store.readJournal('c1'), { message: /is invalid \(version 1\): journal.plan.steps\[0\].do: must be one of/ }, 'a version 1 journal off its schema');
   put('[]');
-  t.throws(() => store.readJournal('c1'), { message: `${where} has version none; this oci-netdev reads version 2 only` });
+  t.throws(() => store.readJournal('c1'), { message: `${where} is corrupt: it has version none; this one reads versions 1 to 2` });
+  const newer = `${where} was written by a newer oci-netdev`;
+  const todo = ': run that release\'s oci-netdev gc, or upgrade to it';
+  put(good.toString().replace('"version":2', '"version":3'));
+  t.throws(() => store.readJournal('c1'), { message: `${newer} (journal version 3; this one reads versions 1 to 2)${todo}` }, 'a higher version: a newer release wrote it');
+  const later = { ...journal('c1'), later: 1, plan: { ...journal('c1').plan, devices: [{ ...journal('c1').plan.devices[0], later: 2 }] } };
+  put(encodeJournal(later));
+  t.throws(() => store.readJournal('c1'), { message: `${newer} (its fields journal.later, journal.plan.devices[0].later are unknown here)${todo}` }, 'whole, with fields unknown here: a newer release wrote it');
   const { plan: _plan, ...noPlan } = journal('c1');
   put(encodeJournal(noPlan as Journal));
   t.throws(() => store.readJournal('c1'), { message: `${where} is invalid: journal.plan: is required` }, 'off the schema');
