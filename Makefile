@@ -6,14 +6,14 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 TAP := $(BIN)/tap --reporter=tap
 SUITES := dist/test/unit dist/test/integration dist/test/e2e
-SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 containernetworking-plugins wget
+SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 ethtool containernetworking-plugins wget
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: deps build lint test demo clean install uninstall deb image
 
 deps: node_modules/.package-lock.json
 	@missing=; \
-	for c in runc crun podman ip nsenter wget; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for c in runc crun podman ip ethtool nsenter wget; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	for p in busybox-static containernetworking-plugins; do \
 	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = 'install ok installed' ] || missing="$$missing $$p"; \
 	done; \

@@ -4,7 +4,10 @@
 
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
-import type { LinkInfo } from '../netlink/link';
+import { detachXdp, getLink, setLink, XDP_MODES } from '../netlink/link';
+import type { LinkChanges, LinkInfo, LinkSettings, XdpMode } from '../netlink/link';
+import { EthtoolSocket, FLAG_GROUP_NAMES, NUMBER_GROUP_NAMES } from '../netlink/ethtool';
+import type { EthtoolSettings } from '../netlink/ethtool';
 import { addRoute, describeRoute, listDeviceRoutes } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
 import { addTc, describeTc, listClasses, listTc } from '../netlink/tc';
@@ -13,7 +16,10 @@ import type { DeviceSysctls } from '../netns/sysctl';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import type { DeviceState, RouteRecord, TcRecord } from '../state/records';
-import { neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject, tcRecord } from './records';
+import {
+  ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord, neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject,
+  tcRecord,
+} from './records';
 import type { Side } from './identity';
 
 /** Device states read ahead (before the claims lock), by host device name, with the ifindex read. */
@@ -68,11 +74,17 @@ function hostDefaults(host: Side): DeviceSysctls {
 function captureDeviceState(host: Side, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
   const own = host.ns.within(() =>
     Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name)));
+  const ethtool = host.ns.within(() => {
+    using sock = EthtoolSocket.open();
+    return sock?.read(link.index, link.name);
+  });
   return {
     routes: listDeviceRoutes(host.sock, link.index).map(routeRecord),
     neighbours: listPermanentNeighbours(host.sock, link.index).map(neighbourRecord),
     sysctls: Object.fromEntries(own),
     tc: listTc(host.sock, link.index).map(tcRecord),
+    link: linkSettingsRecord(link.settings),
+    ...(ethtool ? { ethtool: ethtoolRecord(ethtool) } : {}),
   };
 }
 
@@ -89,29 +101,67 @@ const alreadyThere = (err: unknown) => err instanceof NetlinkError && err.errnoN
  * Puts back the sysctls whose value differs from what the device has now, under its name `device`
  * in the host's namespace `hostNs`. Call it while the device is still down: disable_ipv6 must be
  * back before addresses are added, and settings such as accept_ra act when the device comes up.
+ * Bringing it up resets the IPv6 MTU: restoreSysctlsAfterUp.
  */
 export function restoreSysctls(hostNs: Netns, state: DeviceState, key: string, device: string, warn: Warn): void {
   hostNs.within(() => writeChangedSysctls(state, key, device, warn));
 }
 
 function writeChangedSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
-  // Only the recorded ones are read: a device's whole conf folder is some hundred files.
+  const notRestored = (name: string, value: string, why: string) =>
+    warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')}=${value} not restored: ${why}`);
+  const write = (name: string, value: string) => {
+    try {
+      writeDeviceSysctl(device, name, value);
+    } catch (err) {
+      notRestored(name, value, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    }
+  };
   for (const [name, value] of Object.entries(state.sysctls)) {
-    const notRestored = (why: string) => warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')}=${value} not restored: ${why}`);
     let now: string | undefined;
     try {
       now = readDeviceSysctl(device, name);
     } catch (err) {
-      notRestored(reason(err));
+      notRestored(name, value, reason(err));
       continue;
     }
-    if (now === undefined || now === value) continue;
-    try {
-      writeDeviceSysctl(device, name, value);
-    } catch (err) {
-      notRestored((err as NodeJS.ErrnoException).code ?? (err as Error).message);
-    }
+    if (now !== undefined && now !== value) write(name, value);
   }
+  // The ones not recorded had the namespace's default value. The kernel derives some from the
+  // link's flags as the device enters the namespace (accept_dad is -1 on a NOARP device): the
+  // container's flags may have left such a value behind.
+  const defaults = readDeviceSysctls('default');
+  for (const [name, now] of Object.entries(readDeviceSysctls(device))) {
+    const value = defaults[name];
+    if (name in state.sysctls || value === undefined || now === value || !writable(device, name)) continue;
+    write(name, value);
+  }
+}
+
+/** The per-device sysctl the kernel resets to the link's MTU when the device comes up and its link is ready (addrconf). */
+const IPV6_MTU = 'ipv6/mtu';
+/** How long a device just brought up may take to be ready (carrier) before its IPv6 MTU is put back anyway. */
+const READY_WAIT_MS = 3000;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Once the device is up: the kernel resets net.ipv6.conf.DEV.mtu to the link's MTU when the link
+ * becomes ready, which may come a little after it is up. Waits for that (at most READY_WAIT_MS),
+ * then puts the recorded value back, and the other sysctls if anything changed them meanwhile. A
+ * link not ready in time (no carrier) is named: the kernel will reset the value when it is.
+ */
+export function restoreSysctlsAfterUp(hostNs: Netns, state: DeviceState, key: string, device: string, mtu: number, warn: Warn): void {
+  const wanted = state.sysctls[IPV6_MTU];
+  if (wanted === undefined || wanted === String(mtu)) return;
+  hostNs.within(() => {
+    const reset = () => { const now = readDeviceSysctl(device, IPV6_MTU); return now === undefined || now === String(mtu); };
+    const deadline = Date.now() + READY_WAIT_MS;
+    while (!reset() && Date.now() < deadline) Atomics.wait(PAUSE, 0, 0, 10);
+    if (!reset()) {
+      warn(`device ${key}: not ready ${READY_WAIT_MS} ms after coming up (no carrier?): the kernel will set net.ipv6.conf.${device}.mtu to ${mtu} when it is, instead of ${wanted}`);
+    }
+    writeChangedSysctls(state, key, device, warn);
+  });
 }
 
 /**
@@ -151,5 +201,135 @@ export function restoreRoutesNeighboursTc(sock: NetlinkSocket, state: DeviceStat
     // Some qdiscs make their classes themselves (prio's bands, mq's queues): those exist already.
     const made = () => o.object === 'class' && listClasses(sock, index).some((c) => c.handle === o.handle && c.kind === o.kind);
     attempt(describeTc(o), () => addTc(sock, o, index, { ...ctx, op: 'restore' }), made);
+  }
+}
+
+/** The link settings of `home` that differ from the recorded ones, as changes to send. */
+function linkChanges(want: LinkSettings, now: LinkSettings): LinkChanges {
+  const out: LinkChanges = {};
+  if (want.flags !== now.flags) out.flags = want.flags;
+  if (want.txqlen !== now.txqlen) out.txqlen = want.txqlen;
+  const optional = ['linkMode', 'broadcast', 'gsoMaxSize', 'gsoMaxSegs', 'groMaxSize', 'gsoIpv4MaxSize', 'groIpv4MaxSize',
+    'protoDown', 'protoDownReason'] as const;
+  for (const k of optional) {
+    if (want[k] !== undefined && want[k] !== now[k]) (out as Record<string, unknown>)[k] = want[k];
+  }
+  // A reason set in the container clears to 0, which the kernel reports by saying nothing.
+  if (want.protoDownReason === undefined && now.protoDownReason !== undefined) out.protoDownReason = 0;
+  return out;
+}
+
+const describe = (v: unknown) => (typeof v === 'number' && v > 9 ? `${v} (0x${v.toString(16)})` : String(v));
+
+/**
+ * Puts back the link settings recorded before the move on the device at home (`home`, as read
+ * now): detaches any XDP program attached since, then flags, queue length, GSO/GRO sizes, link
+ * mode, broadcast address and proto_down in one request. Read back after: a setting the kernel did
+ * not take is named in a warning.
+ */
+export function restoreLinkSettings(sock: NetlinkSocket, state: DeviceState, home: LinkInfo, key: string, warn: Warn): void {
+  if (!state.link) return;
+  const want = linkSettingsOf(state.link);
+  const ctx = { op: 'restore link settings', device: key };
+  for (const mode of Object.keys(XDP_MODES) as XdpMode[]) {
+    const now = home.settings.xdp[mode];
+    if (now === undefined || now === want.xdp[mode]) continue;
+    try {
+      detachXdp(sock, home.index, mode, { ...ctx, op: `detach XDP program ${now} (${mode})` });
+    } catch (err) {
+      warn(`device ${key}: XDP program ${now} attached in the container (${mode} mode) not detached: ${reason(err)}`);
+    }
+    if (want.xdp[mode] !== undefined) {
+      warn(`device ${key}: XDP program ${want.xdp[mode]} (${mode} mode) was replaced in the container and cannot be put back; the device is home without it`);
+    }
+  }
+  const changes = linkChanges(want, home.settings);
+  if (Object.keys(changes).length) {
+    try {
+      setLink(sock, home.index, changes, ctx);
+    } catch (err) {
+      warn(`device ${key}: link settings ${Object.keys(changes).join(', ')} not restored: ${reason(err)}`);
+      return;
+    }
+  }
+  const after = getLink(sock, { index: home.index });
+  if (!after) return;
+  const left = linkChanges(want, after.settings);
+  for (const [k, v] of Object.entries(left)) {
+    warn(`device ${key}: link setting ${k} is ${describe((after.settings as unknown as Record<string, unknown>)[k])}, not ${describe(v)} as before: the kernel did not take it back`);
+  }
+  for (const mode of Object.keys(XDP_MODES) as XdpMode[]) {
+    const id = after.settings.xdp[mode];
+    if (id !== undefined && id !== want.xdp[mode]) warn(`device ${key}: XDP program ${id} is still attached (${mode} mode)`);
+  }
+}
+
+/** Names of the entries of `want` whose value differs in `now`. */
+function differing<V>(want: Record<string, V>, now: Record<string, V> | undefined): string[] {
+  return Object.keys(want).filter((k) => now?.[k] !== want[k]);
+}
+
+/**
+ * Puts back the ethtool settings recorded before the move on link `index` (named `device`) in the
+ * host's namespace: each group the driver reports, only what differs, offload features first (the
+ * others' limits can depend on them). Read back after: whatever the kernel did not take is named in
+ * a warning, as is a group that could not be set.
+ */
+export function restoreEthtool(hostNs: Netns, state: DeviceState, index: number, key: string, device: string, warn: Warn): void {
+  if (!state.ethtool) return;
+  const want = ethtoolSettings(state.ethtool);
+  try {
+    hostNs.within(() => putBackEthtool(want, index, key, device, warn));
+  } catch (err) {
+    // A read that fails stops the ethtool part only: the rest of the device still comes home.
+    warn(`device ${key}: ethtool settings not restored: ${reason(err)}`);
+  }
+}
+
+function putBackEthtool(want: EthtoolSettings, index: number, key: string, device: string, warn: Warn): void {
+  using sock = EthtoolSocket.open();
+  if (!sock) {
+    warn(`device ${key}: ethtool settings not restored: the kernel has no ethtool netlink family now`);
+    return;
+  }
+  const now = sock.read(index, device);
+  const attempt = (group: string, set: () => void) => {
+    try {
+      set();
+    } catch (err) {
+      warn(`device ${key}: ethtool ${group} not restored: ${reason(err)}`);
+    }
+  };
+  if (want.features && differing(want.features.wanted, now.features?.wanted).length) {
+    attempt('features', () => sock.setFeatures(index, want.features!.wanted, device));
+  }
+  for (const g of NUMBER_GROUP_NAMES) {
+    const values = want[g];
+    if (!values) continue;
+    const changed = differing(values, now[g]);
+    if (changed.length) attempt(g, () => sock.setNumbers(g, index, Object.fromEntries(changed.map((k) => [k, values[k]])), device));
+  }
+  for (const g of FLAG_GROUP_NAMES) {
+    const flags = want[g];
+    if (flags && (differing(flags, now[g]).length || differing(now[g] ?? {}, flags).length)) attempt(g, () => sock.setFlags(g, index, flags, device));
+  }
+  reportEthtoolLeft(want, sock.read(index, device), key, warn);
+}
+
+/** One warning per group whose settings are not as recorded after the restore. */
+function reportEthtoolLeft(want: EthtoolSettings, after: EthtoolSettings, key: string, warn: Warn): void {
+  const values = (r: Record<string, number | boolean>, names: string[]) => names.map((n) => `${n} ${r[n] === undefined ? 'absent' : String(r[n])}`).join(', ');
+  if (want.features) {
+    const off = differing(want.features.active, after.features?.active);
+    if (off.length) {
+      warn(`device ${key}: offload features not as before: ${off.map((n) => `${n} ${after.features?.active[n] ? 'on' : 'off'} (was ${want.features!.active[n] ? 'on' : 'off'})`).join(', ')}`);
+    }
+  }
+  for (const g of [...NUMBER_GROUP_NAMES, ...FLAG_GROUP_NAMES]) {
+    const w = want[g] as Record<string, number | boolean> | undefined;
+    if (!w) continue;
+    const a = (after[g] ?? {}) as Record<string, number | boolean>;
+    const off = [...new Set([...differing(w, a), ...differing(a, w).filter((n) => a[n] === true)])];
+    if (off.length) warn(`device ${key}: ethtool ${g} not as before: now ${values(a, off)}; was ${values(w, off)}`);
   }
 }

@@ -1,6 +1,8 @@
 // Finding a device again by what the container cannot forge: its ifindex in the pinned namespace,
-// its kind, permanent MAC and parent bus device, and the peer or lower device it has on the host.
-// Names, aliases and groups are the container's to change, so nothing here looks at them.
+// its kind, permanent MAC and parent bus device, the peer or lower device it has on the host, and
+// the host's namespace as a tunnel's link namespace (with a vxlan's VNI, port and underlay). Names, aliases
+// and groups are the container's to change, so nothing here looks at them. A device with none of
+// these (a tun device) cannot be told from a look-alike: unprovenIdentity (src/plan) says so.
 
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
@@ -28,7 +30,8 @@ export interface Location {
 
 /** Whether the identity holds something only the real device has, so that a scan can find it. */
 function isDistinctive(id: DeviceIdentity): boolean {
-  return id.permanentMac !== null || id.parentDev !== null || id.hostPeerIndex !== undefined || id.hostLowerIndex !== undefined;
+  return id.permanentMac !== null || id.parentDev !== null || id.hostPeerIndex !== undefined || id.hostLowerIndex !== undefined
+    || (id.hostLinkNet === true && id.vxlan !== undefined);
 }
 
 /**
@@ -49,6 +52,12 @@ export function isTheDevice(sides: Sides, rec: DeviceRecord, link: LinkInfo, whe
   if (link.kind !== id.kind) return false;
   if (id.permanentMac !== null && link.permanentMac !== id.permanentMac) return false;
   if (id.parentDev !== null && (link.parentDev !== id.parentDev || link.parentBus !== id.parentBus)) return false;
+  const vx = link.vxlan;
+  if (id.vxlan !== undefined && (vx?.id !== id.vxlan.id || vx.port !== id.vxlan.port || vx.underlay !== id.vxlan.underlay)) return false;
+  if (id.hostLinkNet) {
+    // Seen from the host, the host is its own namespace: the kernel then reports no link namespace.
+    if (where === 'host' ? link.linkNetnsid !== null : link.linkNetnsid === null || link.linkNetnsid !== hostIdInContainer(sides)) return false;
+  }
   if (id.hostPeerIndex !== undefined) {
     if (where === 'host') return link.linkIndex === id.hostPeerIndex && link.linkNetnsid === null;
     // Asked of the peer on the host, which the container cannot touch: it must point back here.
@@ -61,6 +70,16 @@ export function isTheDevice(sides: Sides, rec: DeviceRecord, link: LinkInfo, whe
     return link.linkIndex === id.hostLowerIndex && link.linkNetnsid !== null && link.linkNetnsid === hostIdInContainer(sides);
   }
   return true;
+}
+
+/**
+ * Why the device at the recorded ifindex in the container is not the one oci-netdev put there, or
+ * undefined when it is, or when there is none.
+ */
+export function impostorAt(sides: Sides, rec: DeviceRecord): string | undefined {
+  const at = sides.container ? getLink(sides.container.sock, { index: rec.containerIndex }) : null;
+  if (!at || isTheDevice(sides, rec, at, 'container')) return undefined;
+  return `ifindex ${rec.containerIndex} in the container holds ${at.name}, which is not the device oci-netdev ${rec.kind === 'host' ? 'moved' : 'made'} there`;
 }
 
 /** The device in the container: at its recorded ifindex, else (distinctive identities only) anywhere there. */

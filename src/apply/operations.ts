@@ -4,17 +4,20 @@
 // again, or after a crash at any point, is safe.
 
 import type { NetlinkSocket } from '../netlink/client';
-import { addAddress, INFINITY_LIFETIME, listAddresses } from '../netlink/address';
+import { addAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
+import type { AddressInfo } from '../netlink/address';
 import {
-  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, setLink,
+  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, MACVLAN_MODE_SOURCE, MACVLAN_MODES,
+  setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
+import { AF_INET6, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE } from '../netlink/constants';
 import { DeviceLostError, NetlinkError, PlanError } from '../errors';
-import { restoreRoutesNeighboursTc, restoreSysctls } from './device-state';
+import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restoreSysctls, restoreSysctlsAfterUp } from './device-state';
 import { addressInfo, routeEntry } from './records';
-import { isRestorable, isTemplate, translateLabel } from '../plan/plan';
-import type { AddressRecord, DeviceRecord, HostRecord, Operation, Plan } from '../state/records';
-import { findInContainer, findOnHost, isTheDevice, Side, Sides } from './identity';
+import { isRestorable, isTemplate, translateLabel, unprovenIdentity } from '../plan/plan';
+import type { AddressRecord, DeviceRecord, HostRecord, MacvlanRecord, Operation, Plan } from '../state/records';
+import { findInContainer, findOnHost, impostorAt, isTheDevice, Side, Sides } from './identity';
 
 export type { Side } from './identity';
 
@@ -35,6 +38,11 @@ export interface ApplyContext extends Sides {
   seen: Map<string, LinkInfo>;
   /** Set once the host ends of this plan's veths were checked for one group delete. */
   vethGroupChecked?: boolean;
+  /**
+   * Devices this run moved into the container, by key: a rollback in the same run brings them
+   * home even when nothing proves their identity, as the container has had no time to swap them.
+   */
+  movedHere: Set<string>;
 }
 
 export type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
@@ -101,9 +109,12 @@ const moveIn = forKind('host', (ctx, rec) => {
   withChosenIndex(ctx,
     () => setLink(ctx.host.sock, orig.index, { netnsFd: ct.ns.fd, name: rec.targetName, newIndex: rec.containerIndex }, ctxOf(rec, 'move into container')),
     () => { rec.containerIndex = freeIndex(ct.sock); });
+  ctx.movedHere.add(rec.key);
   const moved = getLink(ct.sock, { index: rec.containerIndex });
   if (!moved) throw new PlanError(`device ${rec.key}: not in the container after the move`, { device: rec.key, op: 'move into container' });
   ctx.seen.set(rec.key, moved);
+  const unproven = unprovenIdentity(rec.identity);
+  if (unproven) ctx.warn(`device ${rec.key}: ${unproven}; at restore it is left in the container's network namespace, never put on the host as ${orig.name}`);
   rec.containerName = moved.name;
 });
 
@@ -192,11 +203,9 @@ function restoreAltNames(ctx: ApplyContext, rec: HostRecord, home: LinkInfo): vo
 }
 
 /** A device that took the place of ours in the container (same ifindex) stays there, and we say so. */
-function refuseImpostor(ctx: ApplyContext, ct: Side, rec: DeviceRecord): void {
-  const at = getLink(ct.sock, { index: rec.containerIndex });
-  if (at) {
-    ctx.warn(`device ${rec.key}: ${at.name} at ifindex ${rec.containerIndex} in the container is not the device oci-netdev moved there; left in the container`);
-  }
+function refuseImpostor(ctx: ApplyContext, rec: DeviceRecord): void {
+  const impostor = impostorAt(ctx, rec);
+  if (impostor) ctx.warn(`device ${rec.key}: ${impostor}; left in the container`);
 }
 
 const moveOut = forKind('host', (ctx, rec) => {
@@ -204,6 +213,15 @@ const moveOut = forKind('host', (ctx, rec) => {
   if (rec.lost) throw new DeviceLostError(`device ${rec.key}: lost: ${rec.lost}`, { device: rec.key, op: 'restore' });
   const ct = ctx.container;
   const inside = ct ? findInContainer(ctx, rec) : null;
+  const unproven = unprovenIdentity(rec.identity);
+  if (inside && unproven && !ctx.movedHere.has(rec.key)) {
+    // It may be the container's look-alike: never on the host under a host name. A device at its
+    // own ifindex on the host was put there by the host, so an operator's move home settles it.
+    const home = findOnHost(ctx, rec);
+    if (home) return convergeOnHost(ctx, rec, home, false);
+    throw new PlanError(`device ${rec.key}: ${unproven}; left in the container's network namespace, which stays pinned, and not put on the host as ${orig.name}` +
+      `${rec.adopted ? '' : ` (once it is checked, moving it home at ifindex ${orig.index} lets oci-netdev gc finish the restore)`}`, { device: rec.key, op: 'restore' });
+  }
   let home: LinkInfo | null;
   if (ct && inside) {
     // Down first, in a request of its own, as in moveIn; then MTU and MAC back while the device is
@@ -220,7 +238,7 @@ const moveOut = forKind('host', (ctx, rec) => {
     // The host is ours: the name just given finds it.
     home = getLink(ctx.host.sock, { name });
   } else {
-    if (ct) refuseImpostor(ctx, ct, rec);
+    if (ct) refuseImpostor(ctx, rec);
     // Returned by the kernel, brought home by an interrupted run, or never moved.
     home = findOnHost(ctx, rec);
   }
@@ -250,12 +268,20 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
   };
   if (Object.keys(marks).length) setLink(ctx.host.sock, home.index, marks, ctxOf(rec, 'restore alias and group'));
   restoreAltNames(ctx, rec, home);
-  // Sysctls while still down (disable_ipv6 before addresses); addresses once up, so that the
-  // kernel makes their prefix routes, those with finite lifetimes too; then what needs them.
-  if (orig.state) restoreSysctls(ctx.host.ns, orig.state, rec.key, name, ctx.warn);
+  // While still down: the link and ethtool settings (the container's XDP program off before the
+  // device carries host traffic), sysctls (disable_ipv6 before addresses). Addresses once up, so
+  // that the kernel makes their prefix routes, those with finite lifetimes too; then what needs them.
+  if (orig.state) {
+    const now = getLink(ctx.host.sock, { index: home.index }) ?? home;
+    restoreLinkSettings(ctx.host.sock, orig.state, now, rec.key, ctx.warn);
+    restoreEthtool(ctx.host.ns, orig.state, home.index, rec.key, name, ctx.warn);
+    restoreSysctls(ctx.host.ns, orig.state, rec.key, name, ctx.warn);
+  }
   const wasDown = !home.up || Object.keys(fix).length > 0;
   if (orig.up && wasDown) setLink(ctx.host.sock, home.index, { up: true }, ctxOf(rec, 'restore state'));
   if (!orig.up && !wasDown) setLink(ctx.host.sock, home.index, { up: false }, ctxOf(rec, 'restore state'));
+  // Bringing the device up resets its IPv6 MTU once the link is ready.
+  if (orig.state && orig.up && wasDown) restoreSysctlsAfterUp(ctx.host.ns, orig.state, rec.key, name, orig.mtu, ctx.warn);
   // A device that just changed namespace has no addresses left: the kernel flushes them.
   const present = new Set(justMoved ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = (rec.adopted ? rec.containerName : undefined) ?? orig.name;
@@ -264,14 +290,27 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
     if (present.has(`${a.address}/${a.prefixlen}`)) continue;
     const left = aged(a, elapsed);
     if (!left) continue; // its lease ran out while the container held the device
+    const info = addressInfo({ ...left, label: translateLabel(a.label, labelFrom, name) });
     try {
-      addAddress(ctx.host.sock, home.index, addressInfo({ ...left, label: translateLabel(a.label, labelFrom, name) }), ctxOf(rec, 'restore address'));
+      addAddress(ctx.host.sock, home.index, settledAddress(info), ctxOf(rec, 'restore address'));
     } catch (err) {
       // The kernel may have made it again by itself (an IPv6 address of the device's own).
       if (!(err instanceof NetlinkError && err.errnoName === 'EEXIST')) throw err;
+      continue;
     }
+    // Added without duplicate address detection: now its own flags back, which starts none.
+    if (info.flags !== settledAddress(info).flags) replaceAddress(ctx.host.sock, home.index, info, ctxOf(rec, 'restore address flags'));
   }
   if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
+}
+
+/**
+ * An IPv6 address that had passed duplicate address detection when recorded comes home without a
+ * new one (IFA_F_NODAD), usable at once as it was; the same address on the same link was unique.
+ */
+function settledAddress(a: AddressInfo): AddressInfo {
+  const settled = a.family === AF_INET6 && !(a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED));
+  return settled ? { ...a, flags: a.flags | IFA_F_NODAD } : a;
 }
 
 const copyAddresses: Op = (ctx, rec) => {
@@ -391,6 +430,22 @@ function deleteVethsByGroup(ctx: ApplyContext): void {
   }
 }
 
+const MACVLAN_MODE_NAMES = new Map<number, string>([...Object.entries(MACVLAN_MODES).map(([name, mode]): [number, string] => [mode, name]), [MACVLAN_MODE_SOURCE, 'source']]);
+
+/**
+ * What the container changed on a created macvlan beyond what was allowed, or undefined: its mode
+ * (the kernel lets CAP_NET_ADMIN in the container set any, source and vepa too) and source MACs.
+ */
+export function macvlanChanges(rec: MacvlanRecord, link: LinkInfo): string | undefined {
+  const now = link.macvlan;
+  if (!now) return undefined;
+  const changes = [
+    ...(now.mode !== MACVLAN_MODES[rec.mode] ? [`mode ${MACVLAN_MODE_NAMES.get(now.mode) ?? now.mode} (created as ${rec.mode})`] : []),
+    ...(now.sourceMacs ? [`${now.sourceMacs} source MAC${now.sourceMacs === 1 ? '' : 's'}`] : []),
+  ];
+  return changes.length ? changes.join(', ') : undefined;
+}
+
 const deleteCreated: Op = (ctx, rec) => {
   if (rec.kind === 'veth') {
     deleteVethsByGroup(ctx);
@@ -404,7 +459,10 @@ const deleteCreated: Op = (ctx, rec) => {
   // once it proves to be ours (kind, and its master on the host).
   const ct = ctx.container;
   const link = ct ? getLink(ct.sock, { index: rec.containerIndex }) : null;
-  if (ct && link && isTheDevice(ctx, rec, link, 'container')) deleteLink(ct.sock, link.index, ctxOf(rec, 'delete macvlan'));
+  if (!ct || !link || !isTheDevice(ctx, rec, link, 'container')) return;
+  const changed = rec.kind === 'macvlan' ? macvlanChanges(rec, link) : undefined;
+  deleteLink(ct.sock, link.index, ctxOf(rec, 'delete macvlan'));
+  if (changed) ctx.warn(`device ${rec.key}: the container changed macvlan ${link.name} to ${changed}; deleted`);
 };
 
 export const OPERATIONS: Record<Operation, Op> = {

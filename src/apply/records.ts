@@ -4,10 +4,15 @@
 // reports the fields, so a journal reads as journals of version 2 always have.
 
 import type { AddressInfo } from '../netlink/address';
+import { FLAG_GROUP_NAMES, NUMBER_GROUP_NAMES } from '../netlink/ethtool';
+import type { EthtoolSettings } from '../netlink/ethtool';
+import type { LinkSettings } from '../netlink/link';
 import type { NeighbourEntry } from '../netlink/neighbour';
 import type { RouteEntry } from '../netlink/route';
 import type { TcObject } from '../netlink/tc';
-import type { AddressRecord, NeighbourRecord, NexthopRecord, RawAttrRecord, RouteRecord, TcRecord } from '../state/records';
+import type {
+  AddressRecord, EthtoolRecord, LinkSettingsRecord, NeighbourRecord, NexthopRecord, RawAttrRecord, RouteRecord, TcRecord,
+} from '../state/records';
 
 type Nexthop = NonNullable<RouteEntry['multipath']>[number];
 
@@ -80,3 +85,37 @@ function tc(o: TcObject | TcRecord): TcObject & TcRecord {
 
 export const tcRecord = (o: TcObject): TcRecord => tc(o);
 export const tcObject = (r: TcRecord): TcObject => tc(r);
+
+function linkSettings(l: LinkSettings | LinkSettingsRecord): LinkSettings & LinkSettingsRecord {
+  const out: LinkSettings & LinkSettingsRecord = { flags: l.flags, txqlen: l.txqlen, xdp: { ...l.xdp } };
+  if (l.linkMode !== undefined) out.linkMode = l.linkMode;
+  if (l.broadcast !== undefined) out.broadcast = l.broadcast;
+  if (l.gsoMaxSize !== undefined) out.gsoMaxSize = l.gsoMaxSize;
+  if (l.gsoMaxSegs !== undefined) out.gsoMaxSegs = l.gsoMaxSegs;
+  if (l.groMaxSize !== undefined) out.groMaxSize = l.groMaxSize;
+  if (l.gsoIpv4MaxSize !== undefined) out.gsoIpv4MaxSize = l.gsoIpv4MaxSize;
+  if (l.groIpv4MaxSize !== undefined) out.groIpv4MaxSize = l.groIpv4MaxSize;
+  if (l.protoDown !== undefined) out.protoDown = l.protoDown;
+  if (l.protoDownReason !== undefined) out.protoDownReason = l.protoDownReason;
+  return out;
+}
+
+export const linkSettingsRecord = (l: LinkSettings): LinkSettingsRecord => linkSettings(l);
+export const linkSettingsOf = (r: LinkSettingsRecord): LinkSettings => linkSettings(r);
+
+function ethtool(e: EthtoolSettings | EthtoolRecord): EthtoolSettings & EthtoolRecord {
+  const out: EthtoolSettings & EthtoolRecord = {};
+  if (e.features) out.features = { wanted: { ...e.features.wanted }, active: { ...e.features.active } };
+  for (const g of NUMBER_GROUP_NAMES) {
+    const values = e[g];
+    if (values) out[g] = { ...values };
+  }
+  for (const g of FLAG_GROUP_NAMES) {
+    const flags = e[g];
+    if (flags) out[g] = { ...flags };
+  }
+  return out;
+}
+
+export const ethtoolRecord = (e: EthtoolSettings): EthtoolRecord => ethtool(e);
+export const ethtoolSettings = (r: EthtoolRecord): EthtoolSettings => ethtool(r);

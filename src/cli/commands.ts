@@ -197,7 +197,8 @@ export const COMMANDS: Command[] = [
     name: 'status', operands: '', arity: [0, 0], options: ['json', 'noTrunc', 'stateDir'],
     summary: 'list containers and the devices they hold',
     description: 'Lists each container that holds devices: for every device the host and container names, the kind ' +
-      '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost), and its live MAC and MTU.',
+      '(moved, adopted, veth, macvlan), where it is (in, restored, missing, lost, or unproven: nothing proves it is not a look-alike), ' +
+      'why where there is a reason, what the container changed on a created macvlan, and its live MAC and MTU.',
     run: (inv) => {
       printStatus(inv);
       return 0;
@@ -485,6 +486,10 @@ function printStatus(inv: Invocation): void {
     ])];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) inv.out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+    for (const d of e.devices) {
+      if (d.reason !== undefined) inv.out(`  ${d.key} ${d.state}: ${d.reason}\n`);
+      if (d.changed !== undefined) inv.out(`  ${d.key} changed by the container: ${d.changed}\n`);
+    }
     for (const n of e.networks) {
       const ports = n.portMappings.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol ?? 'tcp'}`);
       inv.out(`  network ${n.network} as ${n.ifname} (${n.state}): ${n.addresses.join(' ') || 'no address'}` +

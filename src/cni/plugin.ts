@@ -251,7 +251,8 @@ function check(conf: NetConf, env: CniEnv, opts: EngineOptions): undefined {
   const fail = (what: string) => new CniError(CniCode.engine, `CHECK ${env.ifname} on network ${conf.name}: ${what}`);
   if (found.journal.netnsPath !== env.netns || !found.status.alive) throw fail(`the namespace ${env.netns} is not the one attached at ADD`);
   const dev = found.status.devices[0];
-  if (dev.state !== 'in') throw fail(`the device is ${dev.state}, not in the container`);
+  // A device nothing proves (a tap) is there as far as anything can tell; it matters at restore.
+  if (dev.state !== 'in' && dev.state !== 'unproven') throw fail(`the device is ${dev.state}, not in the container`);
   if (dev.containerName !== env.ifname) throw fail(`the device is called ${dev.containerName ?? '?'} in the container`);
   const index = (prev.interfaces ?? []).findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);
   if (index < 0) throw fail('prevResult lists no such interface in this sandbox');

@@ -8,12 +8,13 @@ import { DEFAULT_POLICY_FILE, checkNetworkPolicy, checkPolicy, hostDeviceName, l
 import type { ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
 import { Netns, isPinned, pin, unpin } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
-import { planAttach } from '../plan/plan';
+import { planAttach, unprovenIdentity } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
+import { macvlanChanges } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
-import { locate } from '../apply/identity';
+import { impostorAt, locate } from '../apply/identity';
 import { addressesOf, linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
@@ -434,7 +435,7 @@ function mayBeHeld(err: unknown, devices: { key: string; kind: string; master?: 
 
 function contextFor(host: Side, container: Side | null, journal: Journal, persist: () => void, opts: EngineOptions): ApplyContext {
   const info = (message: string) => opts.info(message, journal.containerId);
-  return { host, container, plan: journal.plan, persist, warn: opts.warn, info, observedAt: Date.parse(journal.createdAt), seen: new Map() };
+  return { host, container, plan: journal.plan, persist, warn: opts.warn, info, observedAt: Date.parse(journal.createdAt), seen: new Map(), movedHere: new Set() };
 }
 
 /**
@@ -610,8 +611,15 @@ interface StatusDevice {
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
   /** macvlan: the host parent interface (the key is only an id). */
   master?: string;
-  /** Where the device is, found by its recorded identity: in the container, back on the host, or neither. */
-  state: 'in' | 'restored' | 'missing' | 'lost';
+  /**
+   * Where the device is, found by its recorded identity: in the container, back on the host, or
+   * neither; unproven: in the container, but nothing proves it is not a look-alike (`reason`).
+   */
+  state: 'in' | 'restored' | 'missing' | 'lost' | 'unproven';
+  /** Why it is unproven, lost, or missing while something else holds its ifindex in the container. */
+  reason?: string;
+  /** A created macvlan the container changed beyond what was allowed: "mode source (created as bridge), 1 source MAC". */
+  changed?: string;
   mac: string | null;
   mtu: number | null;
   /** Asked for by inspectAttachment only: the global addresses (CIDRs) it has in the container. */
@@ -682,13 +690,18 @@ function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = fa
       ...(j.origin ? { origin: j.origin } : {}),
       devices: j.plan.devices.map((d): StatusDevice => {
         const at = d.lost ? null : locate(sides, d);
-        const state = d.lost ? 'lost' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
+        const unproven = at?.where === 'container' ? unprovenIdentity(d.identity) : undefined;
+        const state = d.lost ? 'lost' : unproven ? 'unproven' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
+        const reason = d.lost ?? unproven ?? (at ? undefined : impostorAt(sides, d));
+        const changed = d.kind === 'macvlan' && at?.where === 'container' ? macvlanChanges(d, at.link) : undefined;
         return {
           key: d.key,
           containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
           kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
           ...(d.kind === 'macvlan' ? { master: d.master } : {}),
           state,
+          ...(reason !== undefined ? { reason } : {}),
+          ...(changed !== undefined ? { changed } : {}),
           mac: at?.link.mac ?? null,
           mtu: at?.link.mtu ?? null,
           ...(withAddresses ? {

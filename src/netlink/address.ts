@@ -9,7 +9,7 @@ import {
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_FLAGS, IFA_F_HOMEADDRESS,
   IFA_F_MANAGETEMPADDR, IFA_F_MCAUTOJOIN, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_OPTIMISTIC, IFA_LABEL,
-  IFA_LOCAL, IFA_PROTO, IFA_RT_PRIORITY, NLM_F_CREATE, NLM_F_EXCL, RTM_DELADDR, RTM_GETADDR,
+  IFA_LOCAL, IFA_PROTO, IFA_RT_PRIORITY, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR,
   RTM_NEWADDR,
 } from './constants';
 import { NetlinkError } from '../errors';
@@ -90,7 +90,19 @@ function addressMessage(type: number, flags: number, index: number, a: AddressIn
 
 /** Adds an address with all its attributes. EEXIST is an error: callers decide. */
 export function addAddress(sock: NetlinkSocket, index: number, a: AddressInfo, ctx: { op: string; device: string }): void {
-  const req = addressMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, a);
+  sock.request(newAddress(NLM_F_CREATE | NLM_F_EXCL, index, a), { ...ctx, op: `${ctx.op} ${a.address}/${a.prefixlen}` });
+}
+
+/**
+ * Sets the flags, lifetimes and other attributes of an address the link has already. For IPv6
+ * this changes the address in place (the kernel's inet6_addr_modify): no duplicate address detection.
+ */
+export function replaceAddress(sock: NetlinkSocket, index: number, a: AddressInfo, ctx: { op: string; device: string }): void {
+  sock.request(newAddress(NLM_F_REPLACE, index, a), { ...ctx, op: `${ctx.op} ${a.address}/${a.prefixlen}` });
+}
+
+function newAddress(flags: number, index: number, a: AddressInfo): MessageBuilder {
+  const req = addressMessage(RTM_NEWADDR, flags, index, a);
   if (a.broadcast !== undefined) req.attr(IFA_BROADCAST, parseIp(a.broadcast));
   if (a.label !== undefined) req.str(IFA_LABEL, a.label);
   req.u32(IFA_FLAGS, a.flags & SETTABLE_FLAGS);
@@ -102,7 +114,7 @@ export function addAddress(sock: NetlinkSocket, index: number, a: AddressInfo, c
   }
   if (a.rtPriority !== undefined) req.u32(IFA_RT_PRIORITY, a.rtPriority);
   if (a.proto !== undefined) req.u8(IFA_PROTO, a.proto);
-  sock.request(req, { ...ctx, op: `${ctx.op} ${a.address}/${a.prefixlen}` });
+  return req;
 }
 
 export function deleteAddress(sock: NetlinkSocket, index: number, a: AddressInfo, ctx: { op: string; device: string }): void {

@@ -36,9 +36,12 @@ export class NetlinkSocket implements Disposable {
   /** @param port this socket's netlink port id, which the kernel's replies carry in nlmsg_pid */
   private constructor(readonly fd: number, readonly port: number) {}
 
-  /** A route socket in the calling thread's current network namespace. */
-  static open(timeoutMs = DEFAULT_RECEIVE_TIMEOUT_MS): NetlinkSocket {
-    const fd = libc.netlinkSocket(NETLINK_ROUTE);
+  /**
+   * A netlink socket in the calling thread's current network namespace: rtnetlink unless
+   * `protocol` says otherwise (NETLINK_GENERIC for the ethtool family).
+   */
+  static open(timeoutMs = DEFAULT_RECEIVE_TIMEOUT_MS, protocol = NETLINK_ROUTE): NetlinkSocket {
+    const fd = libc.netlinkSocket(protocol);
     try {
       libc.setsockoptInt(fd, libc.SOL_NETLINK, NETLINK_EXT_ACK, 1);
       libc.setsockoptInt(fd, libc.SOL_NETLINK, NETLINK_CAP_ACK, 1);

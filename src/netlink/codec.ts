@@ -84,6 +84,11 @@ export function attrString(data: Buffer): string {
   return data.toString('utf8', 0, nul === -1 ? data.length : nul);
 }
 
+export function attrU8(data: Buffer): number {
+  if (data.length < 1) throw new DecodeError('u8 attribute has 0 bytes');
+  return data.readUInt8(0);
+}
+
 export function attrU32(data: Buffer): number {
   if (data.length < 4) throw new DecodeError(`u32 attribute has ${data.length} bytes`);
   return data.readUInt32LE(0);

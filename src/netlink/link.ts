@@ -3,20 +3,83 @@
 
 import { NetlinkSocket } from './client';
 import {
-  MessageBuilder, NlMessage, attrMap, attrString, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, formatMac,
+  MessageBuilder, NlMessage, attrMap, attrString, attrU8, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, formatMac,
   parseMac, IFINFOMSG_LEN,
 } from './codec';
 import {
-  IFF_UP, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
+  IFF_SETTABLE, IFF_UP, IFLA_BROADCAST, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GRO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_GSO_MAX_SEGS,
+  IFLA_GSO_MAX_SIZE, IFLA_LINKMODE, IFLA_PROTO_DOWN, IFLA_PROTO_DOWN_REASON, IFLA_PROTO_DOWN_REASON_MASK,
+  IFLA_PROTO_DOWN_REASON_VALUE, IFLA_TXQLEN, IFLA_XDP, IFLA_XDP_DRV_PROG_ID, IFLA_XDP_FD, IFLA_XDP_FLAGS, IFLA_XDP_HW_PROG_ID,
+  IFLA_XDP_SKB_PROG_ID, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE, XDP_FLAGS_SKB_MODE, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
+  IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MACVLAN_MACADDR_COUNT, IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_NETNS_IMMUTABLE, IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST,
-  NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
+  IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
-import { DecodeError, NetlinkError } from '../errors';
+import { NetlinkError } from '../errors';
 
-function attrU8(data: Buffer): number {
-  if (data.length < 1) throw new DecodeError('u8 attribute has 0 bytes');
-  return data.readUInt8(0);
+/** How an XDP program is attached: in the driver, generic (skb), or offloaded to the NIC. */
+export type XdpMode = 'drv' | 'skb' | 'hw';
+export const XDP_MODES: Record<XdpMode, { idAttr: number; flag: number }> = {
+  drv: { idAttr: IFLA_XDP_DRV_PROG_ID, flag: XDP_FLAGS_DRV_MODE },
+  skb: { idAttr: IFLA_XDP_SKB_PROG_ID, flag: XDP_FLAGS_SKB_MODE },
+  hw: { idAttr: IFLA_XDP_HW_PROG_ID, flag: XDP_FLAGS_HW_MODE },
+};
+
+/**
+ * What user space sets on a link with RTM_NEWLINK and the kernel keeps with it when it changes
+ * namespace (do_setlink), besides name, MTU, MAC, alias, group and up/down. A size the kernel does
+ * not report (an older kernel) is absent.
+ */
+export interface LinkSettings {
+  /** The IFF_SETTABLE bits of the link's flags. */
+  flags: number;
+  txqlen: number;
+  /** IFLA_LINKMODE: 0 default, 1 dormant. */
+  linkMode?: number;
+  broadcast?: string;
+  gsoMaxSize?: number;
+  gsoMaxSegs?: number;
+  groMaxSize?: number;
+  gsoIpv4MaxSize?: number;
+  groIpv4MaxSize?: number;
+  /** IFLA_PROTO_DOWN, reported by every kernel since 4.3; settable only where the driver supports it. */
+  protoDown?: boolean;
+  /** IFLA_PROTO_DOWN_REASON's value, where the kernel reports one. */
+  protoDownReason?: number;
+  /** The id of the XDP program attached in each mode; none attached: {}. */
+  xdp: Partial<Record<XdpMode, number>>;
+}
+
+function decodeSettings(flags: number, attrs: Map<number, Buffer>): LinkSettings {
+  const out: LinkSettings = { flags: flags & IFF_SETTABLE, txqlen: 0, xdp: {} };
+  const u32 = (t: number) => { const a = attrs.get(t); return a ? attrU32(a) : undefined; };
+  const numbers: ['gsoMaxSize' | 'gsoMaxSegs' | 'groMaxSize' | 'gsoIpv4MaxSize' | 'groIpv4MaxSize', number][] = [
+    ['gsoMaxSize', IFLA_GSO_MAX_SIZE], ['gsoMaxSegs', IFLA_GSO_MAX_SEGS], ['groMaxSize', IFLA_GRO_MAX_SIZE],
+    ['gsoIpv4MaxSize', IFLA_GSO_IPV4_MAX_SIZE], ['groIpv4MaxSize', IFLA_GRO_IPV4_MAX_SIZE],
+  ];
+  out.txqlen = u32(IFLA_TXQLEN) ?? 0;
+  for (const [key, type] of numbers) {
+    const v = u32(type);
+    if (v !== undefined) out[key] = v;
+  }
+  const mode = attrs.get(IFLA_LINKMODE);
+  if (mode) out.linkMode = attrU8(mode);
+  const broadcast = attrs.get(IFLA_BROADCAST);
+  if (broadcast && broadcast.length) out.broadcast = formatMac(broadcast);
+  const protoDown = attrs.get(IFLA_PROTO_DOWN);
+  if (protoDown) out.protoDown = attrU8(protoDown) !== 0;
+  const reason = attrs.get(IFLA_PROTO_DOWN_REASON);
+  const reasonValue = reason ? attrMap(decodeAttrs(reason)).get(IFLA_PROTO_DOWN_REASON_VALUE) : undefined;
+  if (reasonValue) out.protoDownReason = attrU32(reasonValue);
+  const xdp = attrs.get(IFLA_XDP);
+  if (xdp) {
+    const x = attrMap(decodeAttrs(xdp));
+    for (const [m, { idAttr }] of Object.entries(XDP_MODES) as [XdpMode, typeof XDP_MODES[XdpMode]][]) {
+      const id = x.get(idAttr);
+      if (id && attrU32(id)) out.xdp[m] = attrU32(id);
+    }
+  }
+  return out;
 }
 
 export interface LinkInfo {
@@ -47,6 +110,27 @@ export interface LinkInfo {
   netnsImmutable: boolean | null;
   group: number;
   altNames: string[];
+  settings: LinkSettings;
+  /**
+   * A vxlan's VNI and UDP port, which the kernel never lets change (IFLA_VXLAN_ID, IFLA_VXLAN_PORT),
+   * and its underlay's ifindex in its link namespace (0: none); null for other kinds.
+   */
+  vxlan: { id: number; port: number; underlay: number } | null;
+  /** A macvlan's mode (MACVLAN_MODE_*) and how many source MACs it has; null for other kinds. */
+  macvlan: { mode: number; sourceMacs: number } | null;
+}
+
+/** The kind-specific data oci-netdev reads: a vxlan's identity, a macvlan's mode. */
+function kindData(kind: string | null, data: Buffer | undefined): Pick<LinkInfo, 'vxlan' | 'macvlan'> {
+  const attrs = data ? attrMap(decodeAttrs(data)) : new Map<number, Buffer>();
+  const u32 = (t: number) => { const a = attrs.get(t); return a ? attrU32(a) : undefined; };
+  const id = u32(IFLA_VXLAN_ID);
+  const port = attrs.get(IFLA_VXLAN_PORT);
+  const mode = u32(IFLA_MACVLAN_MODE);
+  return {
+    vxlan: kind === 'vxlan' && id !== undefined && port && port.length >= 2 ? { id, port: port.readUInt16BE(0), underlay: u32(IFLA_VXLAN_LINK) ?? 0 } : null,
+    macvlan: kind === 'macvlan' && mode !== undefined ? { mode, sourceMacs: u32(IFLA_MACVLAN_MACADDR_COUNT) ?? 0 } : null,
+  };
 }
 
 export function decodeLink(m: NlMessage): LinkInfo {
@@ -62,6 +146,7 @@ export function decodeLink(m: NlMessage): LinkInfo {
   const slaveKind = infoAttrs?.get(IFLA_INFO_SLAVE_KIND);
   const netnsid = u32(IFLA_LINK_NETNSID);
   const immutable = attrs.get(IFLA_NETNS_IMMUTABLE);
+  const kindName = kind ? attrString(kind) : null;
   return {
     index: hdr.index,
     name: str(IFLA_IFNAME) ?? '',
@@ -74,7 +159,7 @@ export function decodeLink(m: NlMessage): LinkInfo {
     mac: mac(IFLA_ADDRESS),
     permanentMac: mac(IFLA_PERM_ADDRESS),
     alias: str(IFLA_IFALIAS) ?? '',
-    kind: kind ? attrString(kind) : null,
+    kind: kindName,
     masterIndex: u32(IFLA_MASTER) ?? null,
     slaveKind: slaveKind ? attrString(slaveKind) : null,
     linkIndex: u32(IFLA_LINK) ?? null,
@@ -84,6 +169,8 @@ export function decodeLink(m: NlMessage): LinkInfo {
     parentDev: str(IFLA_PARENT_DEV_NAME) ?? null,
     group: u32(IFLA_GROUP) ?? 0,
     altNames: props ? decodeAttrs(props).filter((a) => a.type === IFLA_ALT_IFNAME).map((a) => attrString(a.data)) : [],
+    settings: decodeSettings(hdr.flags, attrs),
+    ...kindData(kindName, infoAttrs?.get(IFLA_INFO_DATA)),
   };
 }
 
@@ -106,7 +193,7 @@ export function getLink(sock: NetlinkSocket, by: { name: string } | { index: num
   }
 }
 
-export interface LinkChanges {
+interface LinkBasics {
   name?: string;
   up?: boolean;
   /** Move into the namespace this fd refers to. */
@@ -120,12 +207,15 @@ export interface LinkChanges {
   group?: number;
 }
 
+/** Changes to a link: LinkChanges, and link settings (flags: the IFF_SETTABLE ones these on, the others off). */
+export type LinkChanges = LinkBasics & Partial<Omit<LinkSettings, 'xdp'>>;
+
 /** Applies changes to an existing link in one RTM_NEWLINK. */
 export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges, ctx: { op: string; device: string }): void {
   const up = changes.up;
-  const req = new MessageBuilder(RTM_NEWLINK, 0).raw(
-    encodeIfInfo({ index, flags: up ? IFF_UP : 0, change: up === undefined ? 0 : IFF_UP }),
-  );
+  const flags = (up ? IFF_UP : 0) | ((changes.flags ?? 0) & IFF_SETTABLE);
+  const change = (up === undefined ? 0 : IFF_UP) | (changes.flags === undefined ? 0 : IFF_SETTABLE);
+  const req = new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index, flags, change }));
   if (changes.netnsFd !== undefined) req.u32(IFLA_NET_NS_FD, changes.netnsFd);
   if (changes.newIndex !== undefined) req.s32(IFLA_NEW_IFINDEX, changes.newIndex);
   if (changes.name !== undefined) req.str(IFLA_IFNAME, changes.name);
@@ -133,6 +223,27 @@ export function setLink(sock: NetlinkSocket, index: number, changes: LinkChanges
   if (changes.mac !== undefined) req.attr(IFLA_ADDRESS, parseMac(changes.mac));
   if (changes.alias !== undefined) req.attr(IFLA_IFALIAS, Buffer.from(changes.alias, 'utf8'));
   if (changes.group !== undefined) req.u32(IFLA_GROUP, changes.group);
+  if (changes.txqlen !== undefined) req.u32(IFLA_TXQLEN, changes.txqlen);
+  if (changes.linkMode !== undefined) req.u8(IFLA_LINKMODE, changes.linkMode);
+  if (changes.broadcast !== undefined) req.attr(IFLA_BROADCAST, parseMac(changes.broadcast));
+  // The kernel lowers the IPv4 sizes with the general ones (netif_set_gso_max_size): general first.
+  if (changes.gsoMaxSize !== undefined) req.u32(IFLA_GSO_MAX_SIZE, changes.gsoMaxSize);
+  if (changes.gsoMaxSegs !== undefined) req.u32(IFLA_GSO_MAX_SEGS, changes.gsoMaxSegs);
+  if (changes.groMaxSize !== undefined) req.u32(IFLA_GRO_MAX_SIZE, changes.groMaxSize);
+  if (changes.gsoIpv4MaxSize !== undefined) req.u32(IFLA_GSO_IPV4_MAX_SIZE, changes.gsoIpv4MaxSize);
+  if (changes.groIpv4MaxSize !== undefined) req.u32(IFLA_GRO_IPV4_MAX_SIZE, changes.groIpv4MaxSize);
+  if (changes.protoDown !== undefined) req.u8(IFLA_PROTO_DOWN, changes.protoDown ? 1 : 0);
+  if (changes.protoDownReason !== undefined) {
+    const reason = changes.protoDownReason;
+    req.nest(IFLA_PROTO_DOWN_REASON, (r) => r.u32(IFLA_PROTO_DOWN_REASON_MASK, 0xffffffff).u32(IFLA_PROTO_DOWN_REASON_VALUE, reason));
+  }
+  sock.request(req, ctx);
+}
+
+/** Detaches the XDP program attached to link `index` in `mode`. */
+export function detachXdp(sock: NetlinkSocket, index: number, mode: XdpMode, ctx: { op: string; device: string }): void {
+  const req = new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index }));
+  req.nest(IFLA_XDP, (x) => x.s32(IFLA_XDP_FD, -1).u32(IFLA_XDP_FLAGS, XDP_MODES[mode].flag));
   sock.request(req, ctx);
 }
 
@@ -177,13 +288,14 @@ export function createVeth(sock: NetlinkSocket, host: VethHostEnd, peer: NewLink
 }
 
 export const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
+/** Modes a macvlan can be changed to after creation, beyond those it can be created in. */
+export const MACVLAN_MODE_SOURCE = 16;
 
 /** A macvlan on `masterIndex` (in the socket's namespace), created directly in spec.netnsFd. */
 export function createMacvlan(
   sock: NetlinkSocket, masterIndex: number, mode: keyof typeof MACVLAN_MODES, spec: NewLinkCommon,
   ctx: { op: string; device: string },
 ): void {
-  const IFLA_MACVLAN_MODE = 1;
   const req = new MessageBuilder(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).raw(encodeIfInfo({ index: spec.index }));
   req.str(IFLA_IFNAME, spec.name).u32(IFLA_LINK, masterIndex).u32(IFLA_NET_NS_FD, spec.netnsFd).u32(IFLA_GROUP, spec.group);
   if (spec.mtu !== undefined) req.u32(IFLA_MTU, spec.mtu);

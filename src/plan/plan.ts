@@ -141,20 +141,51 @@ function tempName(group: number, i: number): string {
 }
 
 /**
- * What identifies `link` beyond its ifindex. A peer or lower device counts only where it is known
- * to be on the host: in the host's namespace itself (`hostNsid` undefined), or, seen from the
- * container, in the namespace the container calls `hostNsid`.
+ * Kinds the kernel ties to the namespace they were made in (their link namespace: where a
+ * tunnel's socket and underlay are), reported as IFLA_LINK_NETNSID wherever the device moves: the
+ * tunnels whose rtnl_link_ops have get_link_net. A container can make such a device only in a
+ * namespace where it holds CAP_NET_ADMIN, so one tied to the host's was made by the host.
+ */
+const LINK_NET_KINDS = new Set([
+  'vxlan', 'geneve', 'bareudp', 'gre', 'gretap', 'erspan', 'ipip', 'sit', 'vti', 'ip6tnl', 'ip6gre', 'ip6gretap', 'ip6erspan', 'vti6', 'xfrm',
+]);
+
+/**
+ * What identifies `link` beyond its ifindex. A peer, lower device or link namespace counts only
+ * where it is known to be the host: the host's namespace itself (`hostNsid` undefined), or, seen
+ * from the container, the namespace the container calls `hostNsid`.
  */
 function identityOf(link: LinkInfo, hostNsid?: number | null): DeviceIdentity {
   const id: DeviceIdentity = {
     kind: link.kind, permanentMac: link.permanentMac, parentBus: link.parentBus, parentDev: link.parentDev,
   };
   const onHost = hostNsid === undefined ? link.linkNetnsid === null : hostNsid !== null && link.linkNetnsid === hostNsid;
-  if (link.linkIndex !== null && onHost && (hostNsid !== undefined || link.linkIndex !== link.index)) {
+  if (link.kind !== null && LINK_NET_KINDS.has(link.kind)) {
+    // Its IFLA_LINK is an underlay in the link namespace, or its own index: no lower device of ours.
+    if (onHost) id.hostLinkNet = true;
+    if (link.vxlan) id.vxlan = { ...link.vxlan };
+  } else if (link.linkIndex !== null && onHost && (hostNsid !== undefined || link.linkIndex !== link.index)) {
     if (link.kind === 'veth') id.hostPeerIndex = link.linkIndex;
     else id.hostLowerIndex = link.linkIndex;
   }
   return id;
+}
+
+/**
+ * What a device is, when nothing recorded of it proves it against a look-alike a container made
+ * (undefined when something does). Proof is what a container cannot make: a permanent MAC or bus
+ * device (hardware), a peer or lower device on the host, or a tie to the host's namespace. The
+ * rest the kernel reports (kind, MAC, ifindex, a tun device's owner, group and flags) is a
+ * creator's to choose.
+ */
+export function unprovenIdentity(id: DeviceIdentity): string | undefined {
+  if (id.permanentMac !== null || id.parentDev !== null || id.hostPeerIndex !== undefined || id.hostLowerIndex !== undefined || id.hostLinkNet) {
+    return undefined;
+  }
+  if (id.kind === 'veth') return 'a veth whose peer is not on the host';
+  if (id.kind !== null && LINK_NET_KINDS.has(id.kind)) return `a ${id.kind} not tied to the host's namespace`;
+  const fields = id.kind === 'tun' ? 'kind, MAC, ifindex, owner, group, flags' : 'kind, MAC, ifindex';
+  return `${id.kind === null ? 'a device without a kind' : `a ${id.kind} device`}: the kernel reports nothing of it that a container cannot forge (${fields})`;
 }
 
 /** Hands out ifindexes no link of a namespace uses, from `base` up; `prefer` when it is free. */
@@ -252,13 +283,19 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       const link = hostByName.get(device);
       if (!link) {
         const inside = adoptable(spec, observed, ctx);
+        const identity = identityOf(inside, observed.hostNsidInContainer ?? null);
+        // A sibling in the pod can make a device under the target name first; only what proves a host device is adopted.
+        const unproven = unprovenIdentity(identity);
+        if (unproven) {
+          throw new PlanError(`device ${spec.key}: no such device in the host network namespace, and ${inside.name} in the container cannot be shown to be it: ${unproven}; nothing is adopted`, { device: spec.key, op: 'adopt' });
+        }
         requireMtuInRange(spec, inside);
         rec = {
           ...common,
           kind: 'host',
           adopted: true,
           original: { ...snapshotOf(inside, observed.containerAddresses), name: spec.key },
-          identity: identityOf(inside, observed.hostNsidInContainer ?? null),
+          identity,
           containerIndex: inside.index,
           containerName: inside.name,
         };

@@ -114,7 +114,52 @@ export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
 /** A device's writable conf sysctls, "ipv4/rp_filter" -> "0" (src/netns/sysctl.ts reads and writes them). */
 export type DeviceSysctls = Record<string, string>;
 
-/** What a move to another namespace destroys, recorded before it (src/apply/device-state.ts). */
+/**
+ * Link settings that travel with a device between namespaces, which the container can change
+ * (RTM_NEWLINK). Sizes the kernel did not report are absent.
+ */
+export interface LinkSettingsRecord {
+  /** IFF_* bits user space sets (promisc, allmulti, noarp, multicast, dynamic, ...), as they were. */
+  flags: number;
+  txqlen: number;
+  /** IFLA_LINKMODE: 0 default, 1 dormant. */
+  linkMode?: number;
+  broadcast?: string;
+  gsoMaxSize?: number;
+  gsoMaxSegs?: number;
+  groMaxSize?: number;
+  gsoIpv4MaxSize?: number;
+  groIpv4MaxSize?: number;
+  protoDown?: boolean;
+  protoDownReason?: number;
+  /** Ids of the XDP programs attached per mode ("drv", "skb", "hw"); {} for none. */
+  xdp: { drv?: number; skb?: number; hw?: number };
+}
+
+/**
+ * ethtool settings (the kernel's ethtool netlink family), by group; a group the driver does not
+ * report is absent. Names are ethtool's own.
+ */
+export interface EthtoolRecord {
+  /** Changeable offload features: what was asked for, and what was on. */
+  features?: { wanted: Record<string, boolean>; active: Record<string, boolean> };
+  linkInfo?: Record<string, number>;
+  rings?: Record<string, number>;
+  channels?: Record<string, number>;
+  coalesce?: Record<string, number>;
+  pause?: Record<string, number>;
+  eee?: Record<string, number>;
+  module?: Record<string, number>;
+  /** The driver's message level bits that were on. */
+  messages?: Record<string, boolean>;
+  wakeOnLan?: Record<string, boolean>;
+  privateFlags?: Record<string, boolean>;
+}
+
+/**
+ * What a move to another namespace destroys, and what the container can change on a device,
+ * recorded before the move (src/apply/device-state.ts).
+ */
 export interface DeviceState {
   routes: RouteRecord[];
   neighbours: NeighbourRecord[];
@@ -122,6 +167,10 @@ export interface DeviceState {
   sysctls: DeviceSysctls;
   /** Qdiscs and classes, parents first, then filters; without the kernel's default qdisc. */
   tc: TcRecord[];
+  /** Absent in journals of releases before it was recorded: those restore none of it. */
+  link?: LinkSettingsRecord;
+  /** Absent in journals of releases before it was recorded, or where the kernel has no ethtool family. */
+  ethtool?: EthtoolRecord;
 }
 
 /** A device's state before oci-netdev touched it; what poststop puts back. */
@@ -153,6 +202,17 @@ export interface DeviceIdentity {
   hostPeerIndex?: number;
   /** macvlan and other stacked devices: the ifindex of the lower device on the host. */
   hostLowerIndex?: number;
+  /**
+   * Tunnels (vxlan, gre, ...): the kernel ties the device to the namespace it was made in (its
+   * link namespace), here the host's, and reports it wherever the device goes. Absent: not such a
+   * device, or a journal of an older release.
+   */
+  hostLinkNet?: boolean;
+  /**
+   * A vxlan's VNI and UDP port (fixed for its life) and its underlay's ifindex on the host (0:
+   * none): the kernel allows one vxlan per VNI, port and underlay in a namespace.
+   */
+  vxlan?: { id: number; port: number; underlay: number };
 }
 
 /** What every record holds, whatever the kind. */

@@ -46,7 +46,7 @@ function setUp(t: Test) {
   };
   // The operations never reach the kernel here: no sides are needed.
   const ctx: ApplyContext = {
-    host: {} as Side, container: null, plan, persist: () => store.writeJournal(journal), warn: () => {}, info: () => {}, seen: new Map(),
+    host: {} as Side, container: null, plan, persist: () => store.writeJournal(journal), warn: () => {}, info: () => {}, seen: new Map(), movedHere: new Set(),
   };
   return { store, journal, ran, watching, ctx };
 }

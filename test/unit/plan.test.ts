@@ -1,7 +1,8 @@
 import t from 'tap';
 import { ofKind } from '../helpers/records';
 import { fakeLink } from '../helpers/links';
-import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, Observed } from '../../src/plan/plan';
+import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, unprovenIdentity, Observed } from '../../src/plan/plan';
+import type { LinkInfo } from '../../src/netlink/link';
 import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';
 import { DeviceBusyError, PlanError, PolicyError } from '../../src/errors';
@@ -94,9 +95,11 @@ t.test('an MTU outside the host device\'s own range is refused at planning', asy
 
 t.test('a missing host device is an error unless the runtime already moved it', async (t) => {
   t.throws(() => planAttach([host('gone0', 'eth1')], observed(), ctx), /gone0: no such device/);
+  // eth1's peer is on the host, which the container calls namespace 3.
   const obs = observed({
-    containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(9, 'eth1', { mtu: 9000 })],
+    containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(9, 'eth1', { mtu: 9000, linkIndex: 30, linkNetnsid: 3 })],
     containerAddresses: [addr(9, '203.0.113.5', 24, 0x80, 0, { label: 'eth1' })],
+    hostNsidInContainer: 3,
   });
   const plan = planAttach([host('gone0', 'eth1')], obs, ctx);
   const rec = ofKind(plan.devices[0], 'host');
@@ -111,6 +114,21 @@ t.test('a missing host device is an error unless the runtime already moved it', 
   t.throws(() => planAttach([host('gone0', 'lo')], obs, ctx), /the container's loopback device lo is never adopted/);
   t.throws(() => planAttach([host('gone0', 'eth1')], obs, { ...ctx, claimedInContainer: new Map([[9, 'other-ctr']]) }),
     /eth1 in the container is held by container other-ctr/, "another container's device is never adopted");
+  t.equal(rec.identity.hostPeerIndex, 30, 'proved by its peer on the host');
+  const unproven = (inside: Partial<LinkInfo>) => observed({ containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(9, 'eth1', inside)], hostNsidInContainer: 3 });
+  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ linkIndex: 10, linkNetnsid: null }), ctx),
+    /^device gone0: no such device in the host network namespace, and eth1 in the container cannot be shown to be it: a veth whose peer is not on the host; nothing is adopted$/,
+    "a veth of the pod's own (a sibling's) is never adopted");
+  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'macvlan', linkIndex: 10, linkNetnsid: null }), ctx),
+    /eth1 in the container cannot be shown to be it: a macvlan device: the kernel reports nothing of it that a container cannot forge \(kind, MAC, ifindex\)/,
+    'nor a macvlan on a lower device of the pod');
+  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: null, vxlan: { id: 4, port: 4789, underlay: 0 } }), ctx),
+    /eth1 in the container cannot be shown to be it: a vxlan not tied to the host's namespace/, 'nor a vxlan made in the pod');
+  const vx = ofKind(planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: 3, vxlan: { id: 4, port: 4789, underlay: 0 } }), ctx).devices[0], 'host');
+  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 4, port: 4789, underlay: 0 } },
+    "a vxlan made on the host is adopted, proved by its link namespace");
+  const hw = planAttach([host('gone0', 'eth1')], unproven({ kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' }), ctx);
+  t.equal(hw.devices[0].identity.parentDev, '0000:3b:00.1', 'a hardware NIC is adopted, proved by its bus device');
 });
 
 t.test('identity: what the container cannot change, recorded per device', async (t) => {
@@ -130,6 +148,14 @@ t.test('identity: what the container cannot change, recorded per device', async 
   t.equal(veth.containerIndex, 100, 'the container end gets a chosen ifindex');
   t.equal(mv.identity.hostLowerIndex, 6, "a macvlan is proved by its master's ifindex");
   t.equal(mv.containerIndex, 101, 'indexes are not handed out twice in one namespace');
+  const tunnels = observed({ hostLinks: [...observed().hostLinks, link(20, 'vx0', { kind: 'vxlan', vxlan: { id: 42, port: 4789, underlay: 0 } }), link(21, 'tap0', { kind: 'tun' })] });
+  const [vx, tap] = planAttach([host('vx0'), host('tap0')], tunnels, ctx).devices;
+  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 42, port: 4789, underlay: 0 } },
+    'a vxlan: tied to the host\'s namespace, with its VNI, port and underlay');
+  t.equal(unprovenIdentity(vx.identity), undefined, 'which proves it');
+  t.same(tap.identity, { kind: 'tun', permanentMac: null, parentBus: null, parentDev: null }, 'a tap: its kind only');
+  t.equal(unprovenIdentity(tap.identity), 'a tun device: the kernel reports nothing of it that a container cannot forge (kind, MAC, ifindex, owner, group, flags)',
+    'which proves nothing');
   const taken = planAttach([host('nic0')], observed({ containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(5, 'x')] }), { ...ctx, indexBase: 40 });
   t.equal(taken.devices[0].containerIndex, 40, 'a device whose ifindex is taken in the container gets another');
 });
