@@ -58,10 +58,9 @@ install: build
 	$(MAKE) --no-print-directory install-node
 	install -m 0644 node_modules/koffi/LICENSE.txt $(DESTDIR)$(DOC_DIR)/koffi-LICENSE.txt
 
-# `make install-launcher`, where no executable is built (and for the Debian package and the image,
-# which still ship it): the Node launcher, the bundled CLI and its code cache, and koffi (the
-# package.json the loader resolves, its licence, the native modules for this machine, glibc and
-# musl: native/koffi-loader.ts tries both) go to $(PREFIX)/lib/oci-netdev, which the hook entries
+# `make install-launcher`, where no executable is built: the Node launcher, the bundled CLI and its
+# code cache, and koffi (the package.json the loader resolves, its licence, the native modules for
+# this machine, glibc and musl: native/koffi-loader.ts tries both) go to $(PREFIX)/lib/oci-netdev, which the hook entries
 # name; $(PREFIX)/bin/oci-netdev and $(CNI_BIN_DIR)/oci-netdev link to the launcher; then the node files.
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/oci-netdev
 ARCH := $(shell node -p process.arch)
@@ -117,33 +116,41 @@ uninstall:
 
 VERSION := $(shell node -p "require('./package.json').version")
 
-# `make deb`: a Debian package of `make install-launcher PREFIX=/usr` (the Node launcher, for now) (CNI plugin link in /opt/cni/bin, where
-# containerd, CRI-O and podman look), built with dpkg-deb alone into $(DEB_DIR). Its postinst enables
-# the gc timer; nothing is downloaded. test/integration/deb.test.ts installs it into a scratch root.
+# `make deb`: a Debian package of `make install PREFIX=/usr`: the single executable as /usr/bin/oci-netdev
+# and, a copy, as the CNI plugin /opt/cni/bin/oci-netdev (where containerd, CRI-O and podman look),
+# koffi's module beside each, then the node files; built with dpkg-deb alone into $(DEB_DIR). It
+# depends on what the executable and koffi's module link (ldd): libc, libstdc++ and libgcc_s, no
+# Node.js. gzip, not xz: xz takes minutes over the two copies of a 110 MB executable, for 15% less.
+# Its postinst enables the gc timer; nothing is downloaded. test/integration/deb.test.ts
+# installs it into a scratch root and moves a device with it where no node is reachable.
 DEB_DIR ?= build
 DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ROOT = $(DEB_DIR)/deb-root
 deb: build
 	rm -rf $(DEB_ROOT)
-	$(MAKE) --no-print-directory -o build install-launcher DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr CNI_BIN_DIR=/opt/cni/bin
+	$(MAKE) --no-print-directory -o build install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr CNI_BIN_DIR=/opt/cni/bin
 	install -d $(DEB_ROOT)/DEBIAN
 	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
 	  deploy/debian/control.in > $(DEB_ROOT)/DEBIAN/control
 	install -m 0755 deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm $(DEB_ROOT)/DEBIAN/
 	install -m 0644 LICENSE $(DEB_ROOT)/usr/share/doc/oci-netdev/copyright
-	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_DIR)/oci-netdev_$(VERSION)_$(DEB_ARCH).deb
+	dpkg-deb --root-owner-group -Zgzip --build $(DEB_ROOT) $(DEB_DIR)/oci-netdev_$(VERSION)_$(DEB_ARCH).deb
 	rm -rf $(DEB_ROOT)
 
 # `make image`: the DaemonSet's image (deploy/Containerfile), named as deploy/kubernetes/oci-netdev.yaml
-# names it, built with buildah from `make install-launcher PREFIX=/opt/oci-netdev` (the Node launcher, for now) staged in $(IMAGE_DIR).
-# BUILDAH may carry global options (--root, --storage-driver); IMAGE_BASE must provide node 20 and sh.
+# names it, built with buildah from `make install PREFIX=/opt/oci-netdev` (the single executable and
+# koffi's module, the node files; not the CNI copy, which the init script makes on the node) staged
+# in $(IMAGE_DIR). BUILDAH may carry global options (--root,
+# --storage-driver); IMAGE_BASE must provide sh, cp, mv, mkdir and the libraries the executable and
+# koffi's module link (libc, libstdc++, libgcc_s): debian:bookworm-slim does; busybox alone does not.
 IMAGE ?= localhost/oci-netdev:$(VERSION)
-IMAGE_BASE ?= docker.io/library/node:20-bookworm-slim
+IMAGE_BASE ?= docker.io/library/debian:bookworm-slim
 IMAGE_DIR ?= build/image
 BUILDAH ?= buildah
 image: build
 	rm -rf $(IMAGE_DIR)
-	$(MAKE) --no-print-directory -o build install-launcher DESTDIR=$(abspath $(IMAGE_DIR))/root PREFIX=/opt/oci-netdev CNI_BIN_DIR=/opt/cni/bin
+	$(MAKE) --no-print-directory -o build install DESTDIR=$(abspath $(IMAGE_DIR))/root PREFIX=/opt/oci-netdev CNI_BIN_DIR=/opt/cni/bin
+	rm -r $(IMAGE_DIR)/root/opt/cni
 	cp deploy/Containerfile deploy/install-on-host.sh $(IMAGE_DIR)/
 	$(BUILDAH) build --layers=false --build-arg BASE=$(IMAGE_BASE) -f $(IMAGE_DIR)/Containerfile -t $(IMAGE) $(IMAGE_DIR)
 

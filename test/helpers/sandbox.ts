@@ -1,7 +1,7 @@
 // Throwaway network namespaces, stand-in NICs and temp dirs, all removed in teardown even after a
 // failure, plus snapshots of devices taken with iproute2 (independent of the code under test).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { RUN_DIR, uniqueId } from './names';
@@ -46,6 +46,25 @@ export function shOk(cmd: string, args: string[], opts: ShOptions = {}): string 
     throw new Error(`${[cmd, ...args].join(' ')} failed (${r.status ?? r.signal}): ${r.stderr.trim()}`);
   }
   return r.stdout;
+}
+
+/** Single-quoted for sh. */
+export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Runs the shell `script` in a private mount namespace where every node on this machine is
+ * /dev/null and /tmp is an empty noexec tmpfs (none of it reaches the machine's own mounts), and
+ * prints what /tmp holds at the end after a line `/tmp:`.
+ */
+export function withoutNode(script: string, opts: ShOptions = {}): ShResult {
+  const nodes = [...new Set(shOk('which', ['-a', 'node', 'nodejs']).split('\n').filter(Boolean).map((p) => realpathSync(p)))];
+  const setup = [
+    'set -e',
+    'mount -t tmpfs -o noexec,nosuid,nodev,size=1m oci-netdev-test-tmp /tmp',
+    ...nodes.map((n) => `mount --bind /dev/null ${shQuote(n)}`),
+    'set +e',
+  ];
+  return sh('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', [...setup, script, 'echo /tmp:; ls -A /tmp'].join('\n')], opts);
 }
 
 export const netnsPath = (ns: string): string => `/run/netns/${ns}`;

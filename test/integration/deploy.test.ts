@@ -4,8 +4,8 @@
 // DaemonSet manifest; and the image `make image` builds with buildah from the repository, whose
 // init script installs oci-netdev on a scratch "node".
 import t from 'tap';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parsePolicy } from '../../src/config';
 import { EXECUTABLE } from '../helpers/hook';
 import { RUN_DIR, uniqueId } from '../helpers/names';
@@ -127,7 +127,9 @@ t.test('make image builds the image with buildah, and its init script installs o
   const sb = new Sandbox(t);
   const work = sb.tempDir('image');
   // Private storage (vfs) and chroot isolation: nothing of the machine's own images is touched. The
-  // base is made here from busybox, since nothing is downloaded: the Containerfile's BASE is an ARG.
+  // base is made here, since nothing is downloaded (the Containerfile's BASE is an ARG): busybox, and
+  // the libraries the executable and koffi's module link, from this machine (what
+  // debian:bookworm-slim provides); no node.
   const buildah = ['buildah', '--root', join(work, 'storage'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs'];
   const env = { BUILDAH_ISOLATION: 'chroot' };
   sb.defer(() => void sh(buildah[0], [...buildah.slice(1), 'rm', '--all'], { env }));
@@ -136,6 +138,12 @@ t.test('make image builds the image with buildah, and its init script installs o
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   shOk('cp', ['/bin/busybox', join(rootfs, 'bin/busybox')]);
   for (const applet of shOk('/bin/busybox', ['--list']).split('\n').filter((a) => a && a !== 'busybox')) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  const libs = new Set([EXECUTABLE, join(REPO_ROOT, 'dist/oci-netdev-koffi.node')]
+    .flatMap((f) => [...shOk('ldd', [f]).matchAll(/(\/\S+) \(0x/g)].map((m) => m[1])));
+  for (const lib of libs) {
+    mkdirSync(join(rootfs, dirname(lib)), { recursive: true });
+    copyFileSync(lib, join(rootfs, lib));
+  }
   const from = shOk(buildah[0], [...buildah.slice(1), 'from', 'scratch'], { env }).trim();
   shOk(buildah[0], [...buildah.slice(1), 'copy', from, `${rootfs}/`, '/'], { env });
   shOk(buildah[0], [...buildah.slice(1), 'commit', '-q', from, base], { env });
@@ -155,12 +163,24 @@ t.test('make image builds the image with buildah, and its init script installs o
   const installed = sh(buildah[0], [...buildah.slice(1), 'run', '-v', `${node}:/host`, '-v', `${policyDir}:/policy:ro`, ctr,
     '/opt/oci-netdev/share/oci-netdev/install-on-host.sh'], { env, timeoutMs: 120_000 });
   t.equal(installed.status, 0, `the init script: ${installed.stderr}`);
-  t.equal(readlinkSync(join(node, 'opt/cni/bin/oci-netdev')), '/opt/oci-netdev/lib/oci-netdev/bin/oci-netdev', "the CNI plugin in the node's /opt/cni/bin");
+  const executable = readFileSync(EXECUTABLE);
+  for (const dir of ['opt/oci-netdev/bin', 'opt/cni/bin']) {
+    t.ok(lstatSync(join(node, dir, 'oci-netdev')).isFile() && readFileSync(join(node, dir, 'oci-netdev')).equals(executable), `the node's ${dir}/oci-netdev is the executable make build made, a file`);
+    t.ok(readFileSync(join(node, dir, 'oci-netdev-koffi.node')).equals(readFileSync(join(REPO_ROOT, 'dist/oci-netdev-koffi.node'))), `with koffi's module beside it`);
+  }
+  t.same(filesUnder(join(node, 'opt/cni/bin')), ['oci-netdev', 'oci-netdev-koffi.node'], 'no half-copied plugin is left');
+  t.notOk(existsSync(join(node, 'opt/oci-netdev/lib/oci-netdev')), 'no Node launcher tree');
   const hooksD = JSON.parse(readFileSync(join(node, 'etc/containers/oci/hooks.d/oci-netdev.json'), 'utf8')) as { hook: { path: string } };
-  t.equal(hooksD.hook.path, '/opt/oci-netdev/lib/oci-netdev/bin/oci-netdev', 'the hooks.d file names the tree on the node');
+  t.equal(hooksD.hook.path, '/opt/oci-netdev/bin/oci-netdev', 'the hooks.d file names the executable on the node');
   t.equal(readFileSync(join(node, 'etc/oci-netdev/policy.json'), 'utf8'), readFileSync(EXAMPLE_POLICY, 'utf8'), 'the policy from the ConfigMap');
   t.equal(lstatSync(join(node, 'etc/oci-netdev/policy.json')).mode & 0o777, 0o644);
-  const v = sh(join(node, 'opt/oci-netdev/lib/oci-netdev/bin/oci-netdev'), ['--version']);
-  t.equal(v.stdout, `oci-netdev ${VERSION}\n`, `the tree copied onto the node runs: ${v.stderr}`);
+  for (const dir of ['opt/oci-netdev/bin', 'opt/cni/bin']) {
+    const v = sh(join(node, dir, 'oci-netdev'), ['--version']);
+    t.equal(v.stdout, `oci-netdev ${VERSION}\n`, `the node's ${dir}/oci-netdev runs: ${v.stderr}`);
+  }
+  // The gc container's command, in the image, which has no node: the executable runs on the base's libraries.
+  t.equal(sh(buildah[0], [...buildah.slice(1), 'run', ctr, 'sh', '-c', 'command -v node; command -v nodejs; echo end'], { env }).stdout, 'end\n', 'the image has no node');
+  const inImage = sh(buildah[0], [...buildah.slice(1), 'run', ctr, '/opt/oci-netdev/bin/oci-netdev', '--version'], { env, timeoutMs: 120_000 });
+  t.equal(inImage.stdout, `oci-netdev ${VERSION}\n`, `the image's executable runs in the image: ${inImage.stderr}`);
   t.notOk(existsSync(join(node, 'opt/oci-netdev.new')), 'no half-copied tree is left');
 });

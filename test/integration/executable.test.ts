@@ -9,33 +9,13 @@ import { join } from 'node:path';
 import { EXECUTABLE, NODE_LAUNCHER } from '../helpers/hook';
 import { KOFFI_BESIDE_EXECUTABLE, KOFFI_VERSION } from '../../native/koffi-loader';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { inSimHost, linkSnapshot, netnsPath, REPO_ROOT, sh, shOk } from '../helpers/sandbox';
-import type { ShResult } from '../helpers/sandbox';
+import { inSimHost, linkSnapshot, netnsPath, REPO_ROOT, sh, shQuote as quote, withoutNode } from '../helpers/sandbox';
 import { configBundle, makeRig, ociState } from '../helpers/netdevices';
 
 interface Hook {
   path: string;
   args: string[];
   env: string[];
-}
-
-/** Single-quoted for sh. */
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-/**
- * Runs the shell `script` in a private mount namespace where every node on this machine is
- * /dev/null and /tmp is an empty noexec tmpfs (none of it reaches the machine's own mounts), and
- * prints what /tmp holds at the end after a line `/tmp:`.
- */
-function withoutNode(script: string): ShResult {
-  const nodes = [...new Set(shOk('which', ['-a', 'node', 'nodejs']).split('\n').filter(Boolean).map((p) => realpathSync(p)))];
-  const setup = [
-    'set -e',
-    'mount -t tmpfs -o noexec,nosuid,nodev,size=1m oci-netdev-test-tmp /tmp',
-    ...nodes.map((n) => `mount --bind /dev/null ${quote(n)}`),
-    'set +e',
-  ];
-  return sh('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', [...setup, script, 'echo /tmp:; ls -A /tmp'].join('\n')]);
 }
 
 t.test('with no node on the host and an empty noexec /tmp, hook entries written by the executable move a device in and back', async (t) => {
