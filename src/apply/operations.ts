@@ -43,6 +43,7 @@ export interface ApplyContext extends Sides {
    * home even when nothing proves their identity, as the container has had no time to swap them.
    */
   movedHere: Set<string>;
+  /**
    * Host names other containers' records hold (name -> container id), asked only when a device
    * needs a fallback name; the engine holds the claims lock from the first call until the journal
    * records the name chosen. Unset: no other records (a plan's own rollback during createRuntime
