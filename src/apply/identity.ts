@@ -153,7 +153,8 @@ export function provablyGone(sides: Sides, rec: DeviceRecord): boolean {
  * the device came from. For journals that did not record the host's namespace.
  */
 export function tiedElsewhere(sides: Sides, rec: DeviceRecord): boolean {
-  if (!sides.container || (rec.identity.hostPeerIndex === undefined && rec.identity.hostLowerIndex === undefined)) return false;
+  // containerIndex 0: a version 1 record no device was matched to; it is tied to nothing we can ask.
+  if (!sides.container || rec.containerIndex === 0 || (rec.identity.hostPeerIndex === undefined && rec.identity.hostLowerIndex === undefined)) return false;
   const at = getLink(sides.container.sock, { index: rec.containerIndex });
   return at !== null && at.kind === rec.identity.kind && at.linkNetnsid !== null && at.linkNetnsid !== hostIdInContainer(sides);
 }

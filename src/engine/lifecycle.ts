@@ -608,6 +608,9 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   const persist = () => store.writeJournal(j);
   const claims: { lock?: Lock } = {};
   try {
+    // A journal of the release before version 2: its records get their devices' identities now,
+    // before anything reads them.
+    matchV1Records({ host, container }, j.plan);
     // A journal that did not record the host's namespace: a device tied to another one shows
     // that this is not it.
     const elsewhere = j.hostNetns ? undefined : j.plan.devices.find((d) => tiedElsewhere({ host, container }, d));
@@ -615,8 +618,6 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
       throw new HostNamespaceError(`container ${j.containerId}: its journal, of an older release, does not name the host's network namespace, and device ${elsewhere.key} is tied to another namespace than this one; nothing changed: run oci-netdev gc in the host's network namespace`);
     }
     if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
-    // A journal of the release before version 2: its records get their devices' identities now.
-    matchV1Records({ host, container }, j.plan);
     j.phase = 'detaching';
     persist();
     const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, j.containerId, claims) };
