@@ -23,12 +23,12 @@ t.test('the kubelet against containerd CRI: RunPodSandbox moves the NIC into the
   sb.createVethPair(simhost, nic, uniqueName('peer'));
   shOk('ip', ['-n', simhost, 'link', 'set', nic, 'mtu', '1400']);
   shOk('ip', ['-n', simhost, 'addr', 'add', '192.0.2.61/24', 'dev', nic]);
-  const containerd = await startContainerd(sb, simhost);
+  const containerd = await startContainerd(sb, simhost, stateDir);
   const before = await steady(simhost);
   const network = uniqueId('pods');
   writeFileSync(join(containerd.confDir, '10-pods.conflist'), JSON.stringify({
     cniVersion: '1.0.0', name: network,
-    plugins: [{ type: 'oci-netdev', device: nic, stateDir, ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.94.0.0/24' }]] } }],
+    plugins: [{ type: 'oci-netdev', device: nic, ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.94.0.0/24' }]] } }],
   }));
   const { cri } = containerd;
   const id = await cri.runPodSandbox(uniqueId('pod'), uniqueId('uid'), containerd.logDir);

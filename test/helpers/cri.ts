@@ -158,15 +158,17 @@ function processesNaming(needle: string): number[] {
 
 /**
  * A private containerd in `simhost`, its CRI plugin with snapshotter native, the sandbox image
- * imported, CNI plugins found in its own bin dir (oci-netdev, Debian's loopback and host-local).
+ * imported, CNI plugins found in its own bin dir (oci-netdev keeping its state in `stateDir`, Debian's
+ * loopback and host-local).
  * Sets the simulated host's lo up. Teardown stops the daemon and its shims and removes its mounts
  * and folders.
  */
-export async function startContainerd(sb: Sandbox, simhost: string): Promise<Containerd> {
+export async function startContainerd(sb: Sandbox, simhost: string, stateDir: string): Promise<Containerd> {
   const dir = sb.tempDir('containerd');
   const [root, state, binDir, confDir, logDir] = ['root', 'state', 'cnibin', 'net.d', 'logs'].map((d) => join(dir, d));
   for (const d of [binDir, confDir, logDir]) mkdirSync(d);
-  symlinkSync(OCI_NETDEV, join(binDir, 'oci-netdev'));
+  // The node's state dir, as root installs it: a network config may not choose it.
+  writeFileSync(join(binDir, 'oci-netdev'), `#!/bin/sh\nOCI_NETDEV_STATE_DIR='${stateDir}' exec '${OCI_NETDEV}' "$@"\n`, { mode: 0o755 });
   for (const p of ['loopback', 'host-local']) symlinkSync(join(DEBIAN_CNI, p), join(binDir, p));
   const socket = join(dir, 'containerd.sock');
   // restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE.

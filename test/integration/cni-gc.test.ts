@@ -13,9 +13,14 @@ import { uniqueId, uniqueName } from '../helpers/names';
 import { configBundle, ociState, Rig, stateEntries, makeRig, traced } from '../helpers/netdevices';
 import { inSimHost, mountPoints, netnsPath, sh, ShResult, shOk } from '../helpers/sandbox';
 
-/** `oci-netdev ARGS` in the simulated host with the rig's CNI dirs (oci-netdev among the plugins); gc with the rig's state dir. */
-function run(rig: Rig, dirs: CniDirs, args: string[]): ShResult {
-  return sh(...inSimHost(rig.simhost, [OCI_NETDEV, ...args, ...(args[0] === 'gc' ? ['--state-dir', rig.stateDir] : [])]), { env: dirs.env });
+/**
+ * `oci-netdev ARGS` in the simulated host with the rig's CNI dirs (oci-netdev among the plugins),
+ * gc with the node's state dir (the rig's unless given); the plugin door takes it from its
+ * environment, as a network config may not choose it.
+ */
+function run(rig: Rig, dirs: CniDirs, args: string[], stateDir = rig.stateDir): ShResult {
+  return sh(...inSimHost(rig.simhost, [OCI_NETDEV, ...args, ...(args[0] === 'gc' ? ['--state-dir', stateDir] : [])]),
+    { env: { ...dirs.env, OCI_NETDEV_STATE_DIR: stateDir } });
 }
 
 /** A reboot, as far as oci-netdev sees it: pins and state dir gone, the containers' namespaces gone. */
@@ -97,9 +102,10 @@ t.test("gc leaves alone a cached attachment a journal holds, another runtime's, 
   const otherNs = rig.sb.createNetns('other');
   t.equal(run(rig, dirs, ['cni', 'add', net, netnsPath(otherNs), '--container-id', 'other-runtime']).status, 0,
     "another runtime's attachment on the same network, in the same cache");
-  const elsewhere = doorNet(rig.sb.tempDir('state'));
+  const otherStateDir = rig.sb.tempDir('state');
+  const elsewhere = doorNet(otherStateDir);
   const podNs = rig.sb.createNetns('pod');
-  t.equal(run(rig, dirs, ['cni', 'add', elsewhere, netnsPath(podNs), '--container-id', 'pod']).status, 0,
+  t.equal(run(rig, dirs, ['cni', 'add', elsewhere, netnsPath(podNs), '--container-id', 'pod'], otherStateDir).status, 0,
     'a plugin door attachment of another state dir');
   const here = doorNet(rig.stateDir);
   const lostNs = rig.sb.createNetns('lost');
@@ -121,7 +127,7 @@ t.test("gc leaves alone a cached attachment a journal holds, another runtime's, 
   t.same([leases(dirs, net).length, leases(dirs, elsewhere).length, leases(dirs, here).length], [2, 1, 1], 'and every lease');
   t.equal(traced(rig, 'poststop', ociState(hookId, bundle, 'stopped'), dirs.env).status, 0);
   t.equal(run(rig, dirs, ['cni', 'del', net, netnsPath(otherNs), '--container-id', 'other-runtime']).status, 0);
-  t.equal(run(rig, dirs, ['cni', 'del', elsewhere, netnsPath(podNs), '--container-id', 'pod']).status, 0);
+  t.equal(run(rig, dirs, ['cni', 'del', elsewhere, netnsPath(podNs), '--container-id', 'pod'], otherStateDir).status, 0);
   // The lost one's veth dies with its namespace; then its DEL only releases the lease.
   shOk('ip', ['netns', 'del', lostNs]);
   shOk('ip', ['netns', 'add', lostNs]);
@@ -140,15 +146,16 @@ t.test('the plugin door passes GC on to an IPAM plugin that speaks 1.1.0, with t
   });
   const cniRun = { simhost: rig.simhost, containerId: '', ifname: '', path: [join(OCI_NETDEV, '..'), dirs.pluginDir, '/usr/lib/cni'] };
   const speaks = conf({ type: 'rec-ipam' });
-  const out = execPlugin(cniRun, 'GC', 'oci-netdev', speaks);
+  const nodeEnv = { OCI_NETDEV_STATE_DIR: rig.stateDir };
+  const out = execPlugin(cniRun, 'GC', 'oci-netdev', speaks, nodeEnv);
   t.equal(out.status, 0, 'GC exits 0', { stderr: out.stderr, stdout: out.stdout });
   const calls = allCalls(dirs);
   t.same(calls.map((c) => c.command), ['VERSION', 'GC'], 'IPAM is asked its versions, then gets GC');
   t.same(calls[1]?.conf, speaks, 'with the config the plugin got, valid attachments included');
 
-  const old = execPlugin(cniRun, 'GC', 'oci-netdev', conf({ type: 'rec-old' }));
+  const old = execPlugin(cniRun, 'GC', 'oci-netdev', conf({ type: 'rec-old' }), nodeEnv);
   t.equal(old.status, 0, 'GC exits 0 with an IPAM plugin that knows no GC', { stderr: old.stderr });
   t.same(allCalls(dirs).map((c) => c.command), ['VERSION', 'GC', 'VERSION'], 'which gets no GC');
-  const debian = execPlugin(cniRun, 'GC', 'oci-netdev', conf({ type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.81.0.0/29' }]] }));
+  const debian = execPlugin(cniRun, 'GC', 'oci-netdev', conf({ type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.81.0.0/29' }]] }), nodeEnv);
   t.equal(debian.status, 0, "and with Debian's host-local (CNI up to 1.0.0)", { stderr: debian.stderr });
 });
