@@ -65,12 +65,13 @@ async function tenDevices(w: Rig): Promise<{ bundle: string; before: NsSnapshot;
 
 t.test('the state dir full at every level from empty to full: createRuntime fails with nothing changed, or poststop restores everything', async (t) => {
   const w = makeRig(t, { inProcess: true });
-  // 48 levels: room for the journal's reservation (2 x 64 KiB) in the first third, none at the end.
-  const { mnt, stateDir } = smallFs(w, 192 * 1024);
+  // 48 levels of 4 pages: room for the journal's reservation (2 x 4 times the first journal, which
+  // records each device's link and ethtool settings too) in the first part, none at the end.
+  const { mnt, stateDir } = smallFs(w, 768 * 1024);
   const filler = join(mnt, 'filler');
   const { bundle, before, ctBefore } = await tenDevices(w);
   const outcomes = { attached: 0, refused: 0 };
-  for (let pages = 0; ; pages++) {
+  for (let pages = 0; ; pages += 4) {
     const fits = fill(filler, pages * PAGE);
     const level = fits ? `${pages} pages filled` : 'full';
     const id = uniqueId('ctr');
