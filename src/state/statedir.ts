@@ -276,18 +276,34 @@ function journalOwner(data: Buffer | undefined): string | undefined {
 const reserveFor = (bytes: number): number => Math.min(MAX_JOURNAL_BYTES, Math.ceil(Math.max(MIN_RESERVE_BYTES, 4 * bytes) / PAGE) * PAGE);
 
 /**
+ * How deep a CNI network's config, runtimeConfig or result may nest. JSON.stringify recurses, and
+ * how deep it can go depends on the JavaScript engine (Node's V8 and the executable's
+ * JavaScriptCore differ), so the journal sets a limit of its own, far above any real config.
+ */
+const MAX_NETWORK_DEPTH = 512;
+
+/** Whether `value` nests objects or arrays more than `limit` deep; iterative, so any depth is safe to ask. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [v, depth] = next;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
  * The journal's file content; refused when readJournal would refuse the file (a huge CNI result),
- * or when JSON.stringify, which recurses, cannot write it (a CNI config or runtimeConfig nested
- * deeper than its stack: JSON.parse took it).
+ * or when a CNI config, runtimeConfig or result nests deeper than MAX_NETWORK_DEPTH (JSON.parse
+ * took it, but writing it back recurses).
  */
 function journalData(j: Journal): Buffer {
-  let data: Buffer;
-  try {
-    data = encodeJournal(j);
-  } catch (err) {
-    if (!(err instanceof RangeError)) throw err;
+  if ((j.networks ?? []).some((n) => nestedDeeperThan([n.config, n.runtimeConfig, n.result], MAX_NETWORK_DEPTH))) {
     throw new StateError(`the journal of container ${j.containerId} cannot be written: a CNI network's config or runtimeConfig is nested too deeply`);
   }
+  const data = encodeJournal(j);
   if (data.length > MAX_JOURNAL_BYTES) {
     throw new StateError(`the journal of container ${j.containerId} would be ${data.length} bytes, larger than ${sizeText(MAX_JOURNAL_BYTES)}`);
   }
