@@ -116,7 +116,8 @@ export type DeviceSysctls = Record<string, string>;
 
 /**
  * Link settings that travel with a device between namespaces, which the container can change
- * (RTM_NEWLINK). Sizes the kernel did not report are absent.
+ * (RTM_NEWLINK). Sizes the kernel did not report are absent. A deliberate mirror of netlink's
+ * LinkSettings: the journal's format is its own and may diverge (src/apply/records.ts converts).
  */
 export interface LinkSettingsRecord {
   /** IFF_* bits user space sets (promisc, allmulti, noarp, multicast, dynamic, ...), as they were. */
