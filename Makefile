@@ -4,7 +4,6 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 BIN := node_modules/.bin
-TAP := $(BIN)/tap --reporter=tap
 SUITES := dist/test/unit dist/test/integration dist/test/e2e
 SYSTEM_PACKAGES := runc crun podman busybox-static iproute2 ethtool containernetworking-plugins wget containerd buildah systemd
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
@@ -163,26 +162,37 @@ lint: deps build
 	$(BIN)/knip --no-progress
 	@echo 'lint: eslint and knip are clean'
 
-# lint first, then each suite in its own tap run, in this order (tap sorts the files of one run by
-# name); then the integration and e2e suites again against the single executable (OCI_NETDEV_TEST_BIN,
-# test/helpers/hook.ts), but for the files that run the engine in this process alone or that test
-# both builds side by side; then the leak check alone; one summary line for all.
+# lint first; then every test file as `node FILE`, TEST_JOBS at a time (scripts/run-tests.mjs, one
+# TAP stream): the unit, integration and e2e suites, and the integration and e2e suites again
+# against the single executable (OCI_NETDEV_TEST_BIN, test/helpers/hook.ts) but for the files that
+# run the engine in this process alone or that test both builds side by side; then the leak check
+# alone; one summary line for all (scripts/tap-summary.mjs).
+# Test files run side by side: each works in network namespaces, devices, state dirs, bundles,
+# runtime roots and stores of its own, named uniquely per process (test/helpers/names.ts), so
+# neither another file nor the same file on the other build sees them. SERIAL_TESTS share something
+# of the machine's and run one at a time (beside the others):
+#   cdi.test.js            /etc/cdi: it writes a spec there, and creates and removes the folder
+#   runtime-smoke.test.js  podman's default store and run dir (the one test whose podman is not private)
+#   deb.test.js, deploy.test.js, install.test.js   `make` in this checkout (deb, image, install),
+#                          a few hundred MB written and gzipped each: two at once risk their timeouts
+# The leak check lists /run/netns at the start (OCI_NETDEV_TEST_NETNS_BEFORE): a runtime's cni-*
+# netns that is new at the end, empty and unused is a leak.
 EXE_ONCE := inprocess.test.js executable.test.js
+SERIAL_TESTS := cdi.test.js runtime-smoke.test.js deb.test.js deploy.test.js install.test.js
+TEST_JOBS ?= 3
+NETNS_BEFORE := dist/test/netns-before.txt
 test: deps build lint
 	@scripts/setup-runtimes.sh
+	@ls -1 /run/netns 2>/dev/null > $(NETNS_BEFORE) || true
 	@rc=0; { \
-	  for suite in $(SUITES); do \
-	    [ ! -e $$suite ] || $(TAP) $$suite || rc=$$?; echo; \
-	  done; \
+	  exe_runs=; \
 	  if [ -x dist/oci-netdev ]; then \
-	    for suite in dist/test/integration dist/test/e2e; do \
-	      files=$$(ls $$suite/*.test.js | grep -v -F $(foreach f,$(EXE_ONCE),-e /$(f))); \
-	      OCI_NETDEV_TEST_BIN=dist/oci-netdev $(TAP) $$files || rc=$$?; echo; \
-	    done; \
+	    exe_runs="--env OCI_NETDEV_TEST_BIN=dist/oci-netdev $$(ls dist/test/integration/*.test.js dist/test/e2e/*.test.js | grep -v -F $(foreach f,$(EXE_ONCE),-e /$(f)))"; \
 	  else \
 	    echo 'Bail out! no dist/oci-netdev: make build found no Bun for this machine'; rc=1; \
 	  fi; \
-	  $(TAP) dist/test/leak-check.test.js || rc=$$?; echo; \
+	  node scripts/run-tests.mjs --jobs $(TEST_JOBS) --serial '$(SERIAL_TESTS)' $$(ls $(addsuffix /*.test.js,$(SUITES))) $$exe_runs || rc=$$?; echo; \
+	  OCI_NETDEV_TEST_NETNS_BEFORE=$(NETNS_BEFORE) node scripts/run-tests.mjs dist/test/leak-check.test.js || rc=$$?; echo; \
 	  exit $$rc; \
 	} | node scripts/tap-summary.mjs
 
