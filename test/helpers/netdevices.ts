@@ -33,6 +33,9 @@ export function makeRig(t: Teardownable, opts: { inProcess?: boolean } = {}): Ri
   return { sb, simhost, ctr, stateDir: makeStateDir(sb), inProcess: (opts.inProcess ?? false) && BINARY_UNDER_TEST === undefined };
 }
 
+/** `ip -n <container> ARGS`: what a process with CAP_NET_ADMIN in the container can do. */
+export const inCtr = (rig: Rig, args: string[]): string => shOk('ip', ['-n', rig.ctr, ...args]);
+
 export interface ConfigOptions {
   netDevices?: Record<string, object>;
   /** config.json annotations. */

@@ -8,9 +8,10 @@ import t, { Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHook } from '../helpers/hook';
+import { standIn } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { settledTo, sh, shOk, steady } from '../helpers/sandbox';
-import { cli, configBundle, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
+import { cli, configBundle, inCtr, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
 
 interface Link {
   ifname: string;
@@ -25,14 +26,6 @@ function linkIn(ns: string, dev: string): Link | undefined {
   return r.status === 0 ? (JSON.parse(r.stdout) as Link[])[0] : undefined;
 }
 const allLinks = (ns: string): Link[] => JSON.parse(shOk('ip', ['-n', ns, '-j', '-d', 'link', 'show'])) as Link[];
-const inCtr = (rig: Rig, args: string[]): string => shOk('ip', ['-n', rig.ctr, ...args]);
-
-/** A stand-in NIC (a veth end) and its peer, both on the simulated host. */
-function standIn(rig: Rig): { name: string; peer: string } {
-  const nic = { name: uniqueName('nic'), peer: uniqueName('peer') };
-  rig.sb.createVethPair(rig.simhost, nic.name, nic.peer);
-  return nic;
-}
 
 const run = (rig: Rig, cmd: string, id: string, bundle: string) =>
   traced(rig, cmd, ociState(id, bundle, cmd === 'poststop' ? 'stopped' : 'creating'));

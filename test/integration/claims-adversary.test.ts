@@ -7,7 +7,8 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { StateDir } from '../../src/state/statedir';
 import type { Journal } from '../../src/state/statedir';
-import { bundleFor, createRuntime, creating, hostNic, ok, poststop, refused, startHookIn } from '../helpers/host';
+import { ok, refused } from '../helpers/assert';
+import { bundleFor, createRuntime, creating, hostNic, poststop, startHookIn } from '../helpers/host';
 import { OCI_NETDEV, runHook } from '../helpers/hook';
 import { cniPath, CniRun, execPlugin } from '../helpers/cni';
 import { cniDirs, writeConflist } from '../helpers/cni-networks';
@@ -95,7 +96,7 @@ t.test("a veth's host end renamed on the host is still held by its container: an
   const ctr2 = rig.sb.createNetns('ctr2');
   const b = uniqueId('ctr');
   const bundleB = bundleFor(rig, { [renamed]: { name: 'net0' } }, netnsPath(ctr2));
-  refused(t, createRuntime(rig, b, bundleB), renamed, new RegExp(`held by container ${a}`));
+  refused(t, createRuntime(rig, b, bundleB), `oci-netdev: device ${renamed} is held by container ${a}`, 'B asking for the renamed NIC');
   t.same(nonLoopback(ctr2), [], 'nothing reached B\'s container');
   ok(t, poststop(rig, a, bundleA), 'A\'s poststop');
   t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
@@ -111,52 +112,53 @@ t.test('a device another container holds, moved or made, is refused in every rol
   const hostEndMac = ipDetails(rig.simhost)[hostEnd].address;
   const after = nsSnapshot(rig.simhost);
   const ctr2 = rig.sb.createNetns('ctr2');
-  const held = (device: string) => new RegExp(`^oci-netdev: device ${device} is held by container ${a}$`);
-  const named = (entry: string, role: string, device: string) => new RegExp(`^oci-netdev: device ${entry}: ${role} ${device} is held by container ${a}$`);
+  const held = (device: string) => `oci-netdev: device ${device} is held by container ${a}`;
+  const named = (entry: string, role: string, device: string) => `oci-netdev: device ${entry}: ${role} ${device} is held by container ${a}`;
   const unchanged = (what: string) => {
     t.same(nsSnapshot(rig.simhost), after, `${what}: the host is as A left it`);
     t.same(nonLoopback(ctr2), [], `${what}: nothing reached B's container`);
     t.same(readdirSync(rig.stateDir).filter((f) => !f.endsWith('.lock') && f !== 'released').length, 1, `${what}: only A's state`);
   };
 
-  const hookCases: [string, Record<string, object>, string, RegExp][] = [
-    ['a moved NIC, moved again', { [nic]: {} }, nic, held(nic)],
-    ["A's veth host end, moved", { [hostEnd]: {} }, hostEnd, held(hostEnd)],
-    ["A's veth host end, made again", { [hostEnd]: { type: 'veth', name: 'eth2' } }, hostEnd, held(hostEnd)],
-    ["A's veth host end as a macvlan master", { mv0: { type: 'macvlan', master: hostEnd, name: 'eth2' } }, hostEnd, named('mv0', 'macvlan master', hostEnd)],
-    ["A's moved NIC as a macvlan master", { mv0: { type: 'macvlan', master: nic, name: 'eth2' } }, nic, named('mv0', 'macvlan master', nic)],
-    ["A's veth host end as the bridge of a veth host end", { vb0: { type: 'veth', name: 'eth2', hostBridge: hostEnd } }, hostEnd, named('vb0', 'hostBridge', hostEnd)],
-    ["A's veth host end by hwaddr", { sel: { hwaddr: hostEndMac, name: 'eth2' } }, hostEnd, held(hostEnd)],
+  const hookCases: [string, Record<string, object>, string][] = [
+    ['a moved NIC, moved again', { [nic]: {} }, held(nic)],
+    ["A's veth host end, moved", { [hostEnd]: {} }, held(hostEnd)],
+    ["A's veth host end, made again", { [hostEnd]: { type: 'veth', name: 'eth2' } }, held(hostEnd)],
+    ["A's veth host end as a macvlan master", { mv0: { type: 'macvlan', master: hostEnd, name: 'eth2' } }, named('mv0', 'macvlan master', hostEnd)],
+    ["A's moved NIC as a macvlan master", { mv0: { type: 'macvlan', master: nic, name: 'eth2' } }, named('mv0', 'macvlan master', nic)],
+    ["A's veth host end as the bridge of a veth host end", { vb0: { type: 'veth', name: 'eth2', hostBridge: hostEnd } }, named('vb0', 'hostBridge', hostEnd)],
+    ["A's veth host end by hwaddr", { sel: { hwaddr: hostEndMac, name: 'eth2' } }, held(hostEnd)],
   ];
-  for (const [what, devices, device, message] of hookCases) {
-    refused(t, createRuntime(rig, uniqueId('ctr'), bundleFor(rig, devices, netnsPath(ctr2))), device, message);
+  for (const [what, devices, message] of hookCases) {
+    refused(t, createRuntime(rig, uniqueId('ctr'), bundleFor(rig, devices, netnsPath(ctr2))), message, what);
     unchanged(what);
   }
 
   // Adopted: a sibling sharing A's namespace asks for a key not on the host under the name A's device has there.
-  const sibling = createRuntime(rig, uniqueId('ctr'), bundleFor(rig, { [uniqueName('gone')]: { name: 'eth1' } }));
-  refused(t, sibling, 'eth1', new RegExp(`eth1 in the container is held by container ${a}$`));
+  const gone = uniqueName('gone');
+  const sibling = createRuntime(rig, uniqueId('ctr'), bundleFor(rig, { [gone]: { name: 'eth1' } }));
+  refused(t, sibling, `oci-netdev: device ${gone}: no such device in the host network namespace, and eth1 in the container is held by container ${a}`, 'adopted');
   t.same(nsSnapshot(rig.simhost), after, 'adopted: the host is as A left it');
 
   // CDI: a --device argument is an entry of linux.netDevices.
   const cdi = sh(...inSimHost(rig.simhost, [OCI_NETDEV, '--state-dir', rig.stateDir, 'create-runtime', '--device', `${hostEnd}:name=net2`]),
     { input: JSON.stringify(creating(uniqueId('ctr'), bundleFor(rig, {}, netnsPath(ctr2)))) });
-  refused(t, cdi, hostEnd, held(hostEnd));
+  refused(t, cdi, held(hostEnd), 'a CDI --device');
   unchanged('a CDI --device');
 
   // A CNI network of the hooks whose plugin names A's device (a conflist root wrote, chosen by the request).
   const dirs = cniDirs(rig.sb);
-  const networks: [string, object, RegExp][] = [
-    ['macvlan', { type: 'macvlan', master: hostEnd }, new RegExp(`plugin macvlan's master ${hostEnd} is held by container ${a}$`)],
-    ['bridge', { type: 'bridge', bridge: hostEnd }, new RegExp(`plugin bridge's bridge ${hostEnd} is held by container ${a}$`)],
-    ['host-device', { type: 'host-device', device: nic }, new RegExp(`plugin host-device's device ${nic} is held by container ${a}$`)],
-    ['host-device by hwaddr', { type: 'host-device', hwaddr: hostEndMac }, new RegExp(`plugin host-device's hwaddr ${hostEndMac} picks ${hostEnd} is held by container ${a}$`)],
+  const networks: [string, object, string][] = [
+    ['macvlan', { type: 'macvlan', master: hostEnd }, `plugin macvlan's master ${hostEnd} is held by container ${a}`],
+    ['bridge', { type: 'bridge', bridge: hostEnd }, `plugin bridge's bridge ${hostEnd} is held by container ${a}`],
+    ['host-device', { type: 'host-device', device: nic }, `plugin host-device's device ${nic} is held by container ${a}`],
+    ['host-device by hwaddr', { type: 'host-device', hwaddr: hostEndMac }, `plugin host-device's hwaddr ${hostEndMac} picks ${hostEnd} is held by container ${a}`],
   ];
   for (const [what, plugin, message] of networks) {
     const net = uniqueId('net');
     writeConflist(dirs, net, [plugin]);
     const r = runHook(rig.simhost, 'create-runtime', creating(uniqueId('ctr'), bundleFor(rig, { [net]: { type: 'cni' } }, netnsPath(ctr2))), { stateDir: rig.stateDir, env: dirs.env });
-    refused(t, r, net, message);
+    refused(t, r, `oci-netdev: device ${net}: ${message}`, `a CNI network: ${what}`);
     unchanged(`a CNI network: ${what}`);
   }
 

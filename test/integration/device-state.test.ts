@@ -6,7 +6,8 @@
 import t from 'tap';
 import { restoreSysctls } from '../../src/apply/device-state';
 import { Netns } from '../../src/netns/netns';
-import { bundleFor, createRuntime, ok, poststop } from '../helpers/host';
+import { ok } from '../helpers/assert';
+import { bundleFor, createRuntime, poststop } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { makeRig, Rig } from '../helpers/netdevices';
 import { inSimHost, nsSnapshot, shOk, settledTo, steady } from '../helpers/sandbox';

@@ -8,7 +8,7 @@ import t from 'tap';
 import { inSimHost, netnsPath, settledTo, sh, shOk, steady } from '../helpers/sandbox';
 import { chainAdd, chainCheck, chainDel, CniList, execPlugin, nicSetup } from '../helpers/cni';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { cli, configBundle, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
+import { cli, configBundle, inCtr, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr } from '../helpers/netdevices';
 import { Netns } from '../../src/netns/netns';
 import { getLink, setLink } from '../../src/netlink/link';
 
@@ -24,7 +24,6 @@ function linkIn(ns: string, dev: string): Link | undefined {
   return r.status === 0 ? (JSON.parse(r.stdout) as Link[])[0] : undefined;
 }
 const routesIn = (ns: string): string => shOk('ip', ['-n', ns, 'route', 'show']);
-const inCtr = (rig: Rig, args: string[]): string => shOk('ip', ['-n', rig.ctr, ...args]);
 const run = (rig: Rig, cmd: string, id: string, bundle: string) =>
   traced(rig, cmd, ociState(id, bundle, cmd === 'poststop' ? 'stopped' : 'creating'));
 

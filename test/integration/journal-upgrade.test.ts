@@ -2,7 +2,7 @@
 // before journal version 2, built here from git, are restored exactly by this build's poststop and
 // gc; a journal from a newer release is reported with what to do, and gc restores the others. A
 // throwaway namespace plays the host; veth ends stand in for NICs.
-import t, { Test } from 'tap';
+import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { runHook } from '../helpers/hook';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { cli, configBundle, ipDetails, makeRig, nonLoopback, ociState, Rig, stateEntries } from '../helpers/netdevices';
 import { addAddress, inSimHost, REPO_ROOT, Sandbox, settledTo, sh, ShResult, shOk, steady } from '../helpers/sandbox';
+import { ok } from '../helpers/assert';
 
 /**
  * The last commit whose release wrote version 1 journals: the parent of 899838e ("journal v2 in a
@@ -40,10 +41,6 @@ function v1Release(): string {
 
 function v1Hook(rig: Rig, command: string, state: object): ShResult {
   return sh(...inSimHost(rig.simhost, [v1Release(), '--state-dir', rig.stateDir, command]), { input: JSON.stringify(state) });
-}
-
-function exitsZero(t: Test, r: ShResult, what: string): void {
-  t.equal(r.status, 0, `${what} exits 0`, { stdout: r.stdout, stderr: r.stderr });
 }
 
 const journalFile = (rig: Rig, id: string): string => join(rig.stateDir, encodeId(id), 'journal.json');
@@ -76,8 +73,8 @@ t.test('containers attached by the release before journal version 2: poststop an
     mv0: { type: 'macvlan', master, name: 'eth3', addresses: ['10.73.0.2/24'] },
   } });
   const bundle2 = configBundle(rig.sb, ctr2, { netDevices: { [nic2]: {} } });
-  exitsZero(t, v1Hook(rig, 'create-runtime', ociState(id, bundle, 'creating')), 'create-runtime of the old release');
-  exitsZero(t, v1Hook(rig, 'create-runtime', ociState(id2, bundle2, 'creating')), 'create-runtime of the old release, second container');
+  ok(t, v1Hook(rig, 'create-runtime', ociState(id, bundle, 'creating')), 'create-runtime of the old release');
+  ok(t, v1Hook(rig, 'create-runtime', ociState(id2, bundle2, 'creating')), 'create-runtime of the old release, second container');
   const written = JSON.parse(readFileSync(journalFile(rig, id), 'utf8')) as { version: number };
   t.equal(written.version, 1, 'the old release wrote version 1 journals');
   t.same(nonLoopback(rig.ctr), ['eth1', 'eth2', 'eth3'], 'its devices are in the container');
@@ -95,7 +92,7 @@ t.test('containers attached by the release before journal version 2: poststop an
     'status reads the old journal and finds its devices', { st });
 
   const r = runHook(rig.simhost, 'poststop', ociState(id, bundle, 'stopped'), { stateDir: rig.stateDir });
-  exitsZero(t, r, 'poststop of this build');
+  ok(t, r, 'poststop of this build');
   t.equal(r.stderr, '', 'without a warning');
   t.same(nonLoopback(rig.ctr), [], 'nothing is left in the container');
   t.notOk(existsSync(join(rig.stateDir, encodeId(id))), 'its state is gone');
@@ -104,7 +101,7 @@ t.test('containers attached by the release before journal version 2: poststop an
   shOk('ip', ['netns', 'del', ctr2]);
   rig.sb.defer(() => shOk('ip', ['netns', 'add', ctr2]));
   const gc = cli(rig, ['gc']);
-  exitsZero(t, gc, 'gc of this build');
+  ok(t, gc, 'gc of this build');
   t.match(gc.stdout, new RegExp(`^${id2}: restored`, 'm'), 'it restores the old journal\'s container', { stdout: gc.stdout });
   t.same(await settledTo(rig.simhost, before), before, 'the host is exactly as before: names, MTUs, MACs, aliases, flags and addresses');
   t.same(stateEntries(rig.stateDir), [], 'no state left');
@@ -119,7 +116,7 @@ t.test('a journal from a newer release: gc says which and what to do, restores t
     const nic = configuredNic(rig, 5 + cases.indexOf(c));
     return { c, ctr, nic, id: uniqueId('ctr'), bundle: configBundle(rig.sb, ctr, { netDevices: { [nic]: { name: 'eth1' } } }) };
   });
-  for (const s of setups) exitsZero(t, runHook(rig.simhost, 'create-runtime', ociState(s.id, s.bundle, 'creating'), { stateDir: rig.stateDir }), `create-runtime (${s.c})`);
+  for (const s of setups) ok(t, runHook(rig.simhost, 'create-runtime', ociState(s.id, s.bundle, 'creating'), { stateDir: rig.stateDir }), `create-runtime (${s.c})`);
   const ours = await steady(rig.simhost);
 
   // What a later release could write: a higher version, or an optional field this one does not know.

@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeId } from '../../src/state/statedir';
 import { runHook, startHook } from '../helpers/hook';
-import { pinsIn } from '../helpers/host';
+import { ok } from '../helpers/assert';
+import { allHome } from '../helpers/host';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { cli, configBundle, ipDetails, makeRig, ociState, Rig, stateEntries } from '../helpers/netdevices';
 import { addAddress, NsSnapshot, nsSnapshot, ShResult, shOk, settledTo, sleep, steady } from '../helpers/sandbox';
@@ -36,10 +37,6 @@ function run(rig: Rig, command: 'create-runtime' | 'poststop', id: string, bundl
   return runHook(rig.simhost, command, ociState(id, bundle, status, extra), { stateDir: rig.stateDir });
 }
 
-function exitsZero(t: Test, r: ShResult, what: string): void {
-  t.equal(r.status, 0, `${what} exits 0`, { stdout: r.stdout, stderr: r.stderr });
-}
-
 const warnings = (r: ShResult): string[] => r.stderr.split('\n').filter((l) => /WARNING/.test(l));
 const journalOf = (rig: Rig, id: string): string => join(rig.stateDir, encodeId(id), 'journal.json');
 
@@ -56,14 +53,11 @@ function renamed(snap: NsSnapshot[string], name: string): NsSnapshot[string] {
   return { ...snap, name, addresses: snap.addresses.map((a) => ({ ...a, label: a.label === snap.name ? name : a.label })) };
 }
 
-/** The end state every case asks for: the host as expected, the container as before, no state, no pin; gc has nothing to do. */
-async function allHome(t: Test, rig: Rig, hostExpected: NsSnapshot, ctrBefore: NsSnapshot): Promise<void> {
-  t.same(await settledTo(rig.simhost, hostExpected), hostExpected, 'the host is as expected: every device, name, MTU, MAC, flag and address');
-  t.same(await settledTo(rig.ctr, ctrBefore), ctrBefore, 'nothing is left in the container');
-  t.same(stateEntries(rig.stateDir), [], 'no journal left');
-  t.same(pinsIn(rig.stateDir), [], 'no pin left');
+/** The end state every case asks for: all home (allHome), and gc has nothing to do. */
+async function allHomeGcIdle(t: Test, rig: Rig, hostExpected: NsSnapshot, ctrBefore: NsSnapshot): Promise<void> {
+  await allHome(t, rig, hostExpected, ctrBefore);
   const gc = cli(rig, ['gc']);
-  exitsZero(t, gc, 'a gc afterwards');
+  ok(t, gc, 'a gc afterwards');
   t.equal(gc.stdout, 'gc: nothing to do\n', 'gc has nothing to do');
 }
 
@@ -85,7 +79,7 @@ t.test('a 14-byte UTF-8 name taken on the host at restore: back under a fallback
   const ctrBefore = nsSnapshot(rig.ctr);
   const id = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [dev]: { name: uniqueName('c') } } });
-  exitsZero(t, run(rig, 'create-runtime', id, bundle), 'create-runtime');
+  ok(t, run(rig, 'create-runtime', id, bundle), 'create-runtime');
   t.notOk(dev in nsSnapshot(rig.simhost), 'the NIC left the host');
 
   // While the container holds the NIC, a new device takes its name on the host.
@@ -94,7 +88,7 @@ t.test('a 14-byte UTF-8 name taken on the host at restore: back under a fallback
   const squatters = await steady(rig.simhost);
 
   const r = run(rig, 'poststop', id, bundle);
-  exitsZero(t, r, 'poststop');
+  ok(t, r, 'poststop');
   const after = nsSnapshot(rig.simhost);
   const arrived = Object.keys(after).filter((n) => !(n in squatters));
   t.equal(arrived.length, 1, 'one device arrived on the host', { arrived });
@@ -114,9 +108,9 @@ t.test('a 14-byte UTF-8 name taken on the host at restore: back under a fallback
   // The new device goes: gc gives the NIC its name back.
   shOk('ip', ['-n', rig.simhost, 'link', 'del', dev]);
   const gc = cli(rig, ['gc']);
-  exitsZero(t, gc, 'gc once the name is free');
+  ok(t, gc, 'gc once the name is free');
   t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc gives the name back', { stdout: gc.stdout });
-  await allHome(t, rig, before, ctrBefore);
+  await allHomeGcIdle(t, rig, before, ctrBefore);
 });
 
 for (const clash of ['name', 'altname'] as const) {
@@ -135,12 +129,12 @@ for (const clash of ['name', 'altname'] as const) {
     const id = uniqueId('ctr');
     const target = uniqueName('c');
     const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [dev]: { name: target, mtu: 1300 } } });
-    exitsZero(t, run(rig, 'create-runtime', id, bundle), 'create-runtime');
+    ok(t, run(rig, 'create-runtime', id, bundle), 'create-runtime');
     // What any process with CAP_NET_ADMIN in the container may do.
     shOk('ip', ['-n', rig.ctr, 'link', 'property', 'add', 'dev', target, 'altname', taken]);
 
     const r = run(rig, 'poststop', id, bundle);
-    exitsZero(t, r, 'poststop');
+    ok(t, r, 'poststop');
     t.ok(warnings(r).some((l) => l.includes(dev) && l.includes(taken)), 'a warning names the device and the altname taken from it', { stderr: r.stderr });
     t.same(await settledTo(rig.simhost, before), before, 'the host is as before: the NIC is back with its name, MTU, MAC and addresses');
     t.equal(peerLink(rig.simhost, peer), dev, 'it is our NIC: its veth peer on the host links to it');
@@ -148,7 +142,7 @@ for (const clash of ['name', 'altname'] as const) {
     t.same(altnames(rig.simhost, other), otherAltnames, `the device owning ${taken} keeps its altnames`);
     const gc = cli(rig, ['gc']);
     t.notMatch(gc.stdout + gc.stderr, /lost/, 'gc does not call anything lost', { stdout: gc.stdout, stderr: gc.stderr });
-    await allHome(t, rig, before, ctrBefore);
+    await allHomeGcIdle(t, rig, before, ctrBefore);
   });
 }
 
@@ -170,9 +164,9 @@ t.test('SIGKILL of poststop after each of many netlink requests, then gc: exit 0
   // One whole poststop first, to know how many requests it makes.
   const firstId = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices });
-  exitsZero(t, run(rig, 'create-runtime', firstId, bundle), 'create-runtime');
+  ok(t, run(rig, 'create-runtime', firstId, bundle), 'create-runtime');
   const whole = runHook(rig.simhost, 'poststop', ociState(firstId, bundle, 'stopped'), { stateDir: rig.stateDir, env: traced });
-  exitsZero(t, whole, 'an uninterrupted poststop');
+  ok(t, whole, 'an uninterrupted poststop');
   const total = traceLines(whole.stderr);
   t.ok(total >= 12, `poststop makes ${total} netlink requests`);
   t.same(await settledTo(rig.simhost, before), before, 'and restores the host');
@@ -224,7 +218,7 @@ t.test('SIGKILL of poststop after each of many netlink requests, then gc: exit 0
   }
   t.ok(killedMidway >= points.length / 2, `${killedMidway} of ${points.length} poststop runs were killed mid-way`);
   t.same(bad, [], 'every kill point ends restored, with gc exiting 0 and nothing called "lost"');
-  await allHome(t, rig, before, ctrBefore);
+  await allHomeGcIdle(t, rig, before, ctrBefore);
 });
 
 t.test('liveness: a state pid that does not exist is a container that is gone; gc restores it', async (t) => {
@@ -237,12 +231,12 @@ t.test('liveness: a state pid that does not exist is a container that is gone; g
   t.notOk(existsSync(`/proc/${pid}`), `pid ${pid} does not exist`);
   const id = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [dev]: { name: uniqueName('c') } } });
-  exitsZero(t, run(rig, 'create-runtime', id, bundle, { pid }), 'create-runtime');
+  ok(t, run(rig, 'create-runtime', id, bundle, { pid }), 'create-runtime');
 
   const gc = cli(rig, ['gc']);
-  exitsZero(t, gc, 'gc');
+  ok(t, gc, 'gc');
   t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc restores the container', { stdout: gc.stdout });
-  await allHome(t, rig, before, ctrBefore);
+  await allHomeGcIdle(t, rig, before, ctrBefore);
 });
 
 /** Whether /proc/pid/stat says the process is a zombie (state Z). */
@@ -277,10 +271,10 @@ t.test('liveness: a zombie container init is a container that is gone; gc restor
   });
   const id = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [dev]: { name: uniqueName('c') } } });
-  exitsZero(t, run(rig, 'create-runtime', id, bundle, { pid: childPid }), 'create-runtime');
+  ok(t, run(rig, 'create-runtime', id, bundle, { pid: childPid }), 'create-runtime');
 
   const alive = cli(rig, ['gc']);
-  exitsZero(t, alive, 'gc while the init runs');
+  ok(t, alive, 'gc while the init runs');
   t.match(alive.stdout, new RegExp(`^${id}: kept`, 'm'), 'keeps a running container', { stdout: alive.stdout });
   t.notOk(dev in nsSnapshot(rig.simhost), 'and leaves its device in the container');
 
@@ -288,9 +282,9 @@ t.test('liveness: a zombie container init is a container that is gone; gc restor
   for (let i = 0; i < 100 && !isZombie(childPid); i++) await sleep(100);
   t.ok(isZombie(childPid), `the init ${childPid} is a zombie`);
   const gc = cli(rig, ['gc']);
-  exitsZero(t, gc, 'gc');
+  ok(t, gc, 'gc');
   t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc restores the container', { stdout: gc.stdout });
-  await allHome(t, rig, before, ctrBefore);
+  await allHomeGcIdle(t, rig, before, ctrBefore);
 });
 
 t.test('a device that is away at restore keeps its record; gc retries and brings it home once it can', async (t) => {
@@ -305,7 +299,7 @@ t.test('a device that is away at restore keeps its record; gc retries and brings
   const id = uniqueId('ctr');
   const target = uniqueName('c');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [dev]: { name: target }, [stays]: { name: uniqueName('c') } } });
-  exitsZero(t, run(rig, 'create-runtime', id, bundle), 'create-runtime');
+  ok(t, run(rig, 'create-runtime', id, bundle), 'create-runtime');
   shOk('ip', ['-n', rig.ctr, 'link', 'set', target, 'netns', hideout]);
 
   const r = run(rig, 'poststop', id, bundle);
@@ -324,9 +318,9 @@ t.test('a device that is away at restore keeps its record; gc retries and brings
   // The obstacle goes: the device is back in the container's namespace.
   shOk('ip', ['-n', hideout, 'link', 'set', target, 'netns', rig.ctr]);
   const gc = cli(rig, ['gc']);
-  exitsZero(t, gc, 'gc once the device can come home');
+  ok(t, gc, 'gc once the device can come home');
   t.notMatch(gc.stdout + gc.stderr, /lost/, 'and calls nothing lost', { stdout: gc.stdout, stderr: gc.stderr });
   t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc restores it', { stdout: gc.stdout });
   t.equal(peerLink(rig.simhost, peer), dev, 'it is our NIC: its veth peer on the host links to it');
-  await allHome(t, rig, before, ctrBefore);
+  await allHomeGcIdle(t, rig, before, ctrBefore);
 });

@@ -14,6 +14,7 @@ import { NetlinkSocket } from '../../src/netlink/client';
 import { NetlinkError, StateError } from '../../src/errors';
 import { DEFAULT_POLICY_FILE } from '../../src/config/policy';
 import { MAX_ANNOTATION_BYTES, MAX_CONFIG_BYTES, MAX_DEVICES, MAX_STATE_BYTES } from '../../src/config';
+import { ok, refused } from '../helpers/assert';
 
 /** A stand-in NIC in the simulated host; returns its name. */
 function nic(rig: Rig, role = 'nic'): string {
@@ -34,19 +35,6 @@ function hook(rig: Rig, command: string, state: object, opts: { env?: Record<str
   const stateDir = opts.stateDir ?? rig.stateDir;
   if (!opts.args) return runHook(rig.simhost, command, state, { stateDir, env: opts.env });
   return sh(...inSimHost(rig.simhost, [OCI_NETDEV, ...opts.args, command, '--state-dir', stateDir]), { input: JSON.stringify(state), env: opts.env });
-}
-
-/** The hook failed with exactly one line on stderr matching `message`. */
-function refused(t: Test, r: ShResult, message: RegExp | string, what: string): void {
-  t.equal(r.status, 1, `${what}: exits 1`, { stderr: r.stderr });
-  const lines = r.stderr.split('\n').filter(Boolean);
-  t.equal(lines.length, 1, `${what}: one line on stderr`, { stderr: r.stderr });
-  if (typeof message === 'string') t.equal(lines[0], message, what);
-  else t.match(lines[0], message, what);
-}
-
-function ok(t: Test, r: ShResult, what: string): void {
-  t.equal(r.status, 0, `${what}: exits 0`, { stderr: r.stderr });
 }
 
 /** Runs create-runtime, checks the refusal, and that nothing changed anywhere. */

@@ -4,7 +4,8 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { execPlugin, nicSetup } from '../helpers/cni';
-import { bundleFor, createRuntime, hostNic, ok, poststop } from '../helpers/host';
+import { ok } from '../helpers/assert';
+import { bundleFor, createRuntime, hostNic, poststop } from '../helpers/host';
 import { uniqueId } from '../helpers/names';
 import { cli } from '../helpers/netdevices';
 

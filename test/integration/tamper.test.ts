@@ -13,8 +13,10 @@ import { encodeId } from '../../src/state/statedir';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { addAddress, NsSnapshot, nsSnapshot, sh, ShResult, shOk, settledTo, steady } from '../helpers/sandbox';
 import {
-  annotationPolicy, configBundle, groupedDevices, ipDetails, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr,
+  annotationPolicy, configBundle, inCtr, groupedDevices, ipDetails, makeRig, nonLoopback, ociState, Rig, stateEntries, traced, userStderr,
 } from '../helpers/netdevices';
+import { ok, refused } from '../helpers/assert';
+import { standIn } from '../helpers/host';
 
 interface Nic {
   name: string;
@@ -26,11 +28,10 @@ interface Nic {
 let addrCounter = 0;
 const randomMac = (): string => `02:${[...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 
-/** A stand-in NIC with an MTU, a MAC and addresses of its own, and its peer, on the simulated host. */
-function standIn(rig: Rig, role = 'nic'): Nic {
-  const nic = { name: uniqueName(role), peer: uniqueName('peer'), mac: randomMac() };
-  rig.sb.createVethPair(rig.simhost, nic.name, nic.peer);
-  shOk('ip', ['-n', rig.simhost, 'link', 'set', nic.name, 'mtu', '1400', 'address', nic.mac]);
+/** A stand-in NIC (standIn) with an MTU, a MAC and addresses of its own. */
+function addressedStandIn(rig: Rig, role = 'nic'): Nic {
+  const mac = randomMac();
+  const nic = { ...standIn(rig, { role, mtu: 1400, mac }), mac };
   const n = ++addrCounter;
   addAddress(rig.simhost, nic.name, `192.0.2.${n}/24`, ['broadcast', '+']);
   addAddress(rig.simhost, nic.name, `2001:db8:${n}::1/64`, ['nodad']);
@@ -87,21 +88,6 @@ const createRuntime = (rig: Rig, id: string, bundle: string, env: Record<string,
 const poststop = (rig: Rig, id: string, bundle: string, env: Record<string, string> = {}): ShResult =>
   traced(rig, 'poststop', ociState(id, bundle, 'stopped'), env);
 
-function ok(t: Test, r: ShResult, what: string): void {
-  t.equal(r.status, 0, `${what} exits 0`, { stderr: userStderr(r.stderr) });
-}
-
-/** Refused the way the contract says: exit 1 and exactly one line on stderr, naming `key`. */
-function refused(t: Test, r: ShResult, key: string, what: string): void {
-  const err = userStderr(r.stderr);
-  t.equal(r.status, 1, `${what}: exits 1`, { stderr: err });
-  const lines = err.split('\n').filter(Boolean);
-  t.equal(lines.length, 1, `${what}: one line on stderr`, { stderr: err });
-  t.match(lines[0] ?? '', key, `${what}: the line names ${key}`);
-}
-
-/** `ip -n <ctr> ...`: what a process with CAP_NET_ADMIN in the container can do. */
-const inCtr = (rig: Rig, args: string[]): string => shOk('ip', ['-n', rig.ctr, ...args]);
 
 const names = (ns: string): string[] => Object.keys(nsSnapshot(ns)).sort();
 
@@ -169,7 +155,7 @@ const identityTampers: Tamper[] = [
 for (const tamper of identityTampers) {
   t.test(`identity: ${tamper.what}: poststop brings the real NIC back exactly, nothing of the container's`, async (t) => {
     const rig = makeRig(t);
-    const nic = standIn(rig);
+    const nic = addressedStandIn(rig);
     const before = await hostState(rig);
     const id = uniqueId('ident');
     const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic.name]: { name: 'eth1' } } });
@@ -202,8 +188,8 @@ interface Grouped {
 
 /** A moved NIC (eth1), a veth (eth2, host end vethHost) and a macvlan (eth3) on a stand-in master. */
 async function attachGrouped(t: Test, rig: Rig, containerPid?: number): Promise<Grouped> {
-  const nic = standIn(rig);
-  const master = standIn(rig, 'mst');
+  const nic = addressedStandIn(rig);
+  const master = addressedStandIn(rig, 'mst');
   const vethHost = uniqueName('vh');
   const before = await hostState(rig);
   const id = uniqueId('group');
@@ -310,7 +296,7 @@ t.test("adoption: the pod's own interface, named by an annotation entry, is refu
   const routes = inCtr(rig, ['route', 'show']);
   const key = uniqueName('ghost');
 
-  refused(t, createRuntime(rig, uniqueId('adopt'), adoptionBundle(rig, key, pod), env), key, "adopting the pod's interface");
+  refused(t, createRuntime(rig, uniqueId('adopt'), adoptionBundle(rig, key, pod), env), `oci-netdev: device ${key}: no such device in the host network namespace (annotation entries never adopt a device that is already in the container)`, "adopting the pod's interface");
   await hostExactly(t, rig, before, [], 'after the refusal');
   t.same(await settledTo(rig.ctr, ctrBefore), ctrBefore, 'the pod interface is untouched: alias, addresses, flags');
   t.equal(inCtr(rig, ['route', 'show']), routes, 'and the pod keeps its routes');
@@ -324,7 +310,7 @@ t.test('adoption: lo, named by an annotation entry, is refused', async (t) => {
   const ctrBefore = await steady(rig.ctr);
   const key = uniqueName('ghost');
 
-  refused(t, createRuntime(rig, uniqueId('adopt'), adoptionBundle(rig, key, 'lo'), env), key, 'adopting lo');
+  refused(t, createRuntime(rig, uniqueId('adopt'), adoptionBundle(rig, key, 'lo'), env), `oci-netdev: device ${key}: no such device in the host network namespace (annotation entries never adopt a device that is already in the container)`, 'adopting lo');
   await hostExactly(t, rig, before, [], 'after the refusal');
   t.same(nsSnapshot(rig.ctr), ctrBefore, 'lo in the container is untouched');
   t.same(stateEntries(rig.stateDir), [], 'no state left');
@@ -333,7 +319,7 @@ t.test('adoption: lo, named by an annotation entry, is refused', async (t) => {
 t.test("adoption: another container's moved device in a shared netns is refused, and its own poststop restores it", async (t) => {
   const rig = makeRig(t);
   const env = { OCI_NETDEV_POLICY: annotationPolicy(rig.sb) };
-  const nic = standIn(rig);
+  const nic = addressedStandIn(rig);
   const before = await hostState(rig);
   const first = uniqueId('first');
   const firstBundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic.name]: { name: 'net1' } } });
@@ -344,12 +330,13 @@ t.test("adoption: another container's moved device in a shared netns is refused,
 
   const second = uniqueId('second');
   const secondBundle = adoptionBundle(rig, key, 'net1');
-  refused(t, createRuntime(rig, second, secondBundle, env), key, "adopting the first container's device");
+  refused(t, createRuntime(rig, second, secondBundle, env), `oci-netdev: device ${key}: no such device in the host network namespace (annotation entries never adopt a device that is already in the container)`, "adopting the first container's device");
   t.same(await settledTo(rig.ctr, held), held, "the first container's device is still there, untouched");
   t.same(nsSnapshot(rig.simhost), hostHeld, 'nothing moved on the host');
   t.same(stateEntries(rig.stateDir), [encodeId(first)], "only the first container's state");
   // A runtime runs poststop for a container whose createRuntime failed.
-  poststop(rig, second, secondBundle, env);
+  const secondStop = poststop(rig, second, secondBundle, env);
+  t.same({ status: secondStop.status, stderr: userStderr(secondStop.stderr) }, { status: 0, stderr: '' }, "the second container's poststop exits 0 and says nothing");
   t.same(await settledTo(rig.ctr, held), held, "the second container's poststop leaves the device in place");
   t.same(nsSnapshot(rig.simhost), hostHeld, 'and puts nothing on the host');
   t.same(stateEntries(rig.stateDir), [encodeId(first)], "the first container's state is kept");
@@ -365,8 +352,8 @@ t.test("adoption: another container's moved device in a shared netns is refused,
 
 t.test('the same id from another bundle: refused, and its poststop changes nothing of the first', async (t) => {
   const rig = makeRig(t);
-  const nicA = standIn(rig);
-  const nicB = standIn(rig);
+  const nicA = addressedStandIn(rig);
+  const nicB = addressedStandIn(rig);
   const ctrB = rig.sb.createNetns('ctrb');
   const before = await hostState(rig);
   const id = uniqueId('twice');
@@ -380,18 +367,18 @@ t.test('the same id from another bundle: refused, and its poststop changes nothi
 
   // The runtime runs createRuntime again for A: nothing changes, the devices stay attached.
   const again = createRuntime(rig, id, bundleA);
-  if (again.status !== 0) t.equal(userStderr(again.stderr).split('\n').length, 1, 'a refusal is one line', { stderr: again.stderr });
+  t.same({ status: again.status, stderr: userStderr(again.stderr) }, { status: 0, stderr: '' }, 'a second createRuntime for A exits 0 and says nothing');
   t.same(await settledTo(rig.ctr, attached), attached, 'a second createRuntime for A leaves its devices attached');
   t.same(nsSnapshot(rig.simhost), hostAttached, 'and the host as it was');
   t.same(stateEntries(rig.stateDir), journal, "A's state is kept");
 
   const b = createRuntime(rig, id, bundleB);
-  t.not(b.status, 0, 'createRuntime of the same id from bundle B is refused', { stderr: b.stderr });
-  t.equal(userStderr(b.stderr).split('\n').length, 1, 'in one line', { stderr: b.stderr });
+  refused(t, b, `oci-netdev: container ${id} already has devices attached from bundle ${bundleA}; run its poststop first`, 'createRuntime of the same id from bundle B');
   t.same(nonLoopback(ctrB), [], "nothing in B's netns");
 
   const bStop = poststop(rig, id, bundleB);
-  t.not(userStderr(bStop.stderr), '', "B's poststop says why it changes nothing");
+  t.same({ status: bStop.status, stderr: userStderr(bStop.stderr) }, { status: 0, stderr: `oci-netdev: WARNING: container ${id}: its devices were attached from bundle ${bundleA}, not ${bundleB}; nothing restored for this one` },
+    "B's poststop exits 0 and says in one line why it changes nothing");
   t.same(await settledTo(rig.ctr, attached), attached, "after B's poststop, A's devices are still in A's netns, untouched");
   t.same(nsSnapshot(rig.simhost), hostAttached, 'the host is as while A runs');
   t.same(stateEntries(rig.stateDir), journal, "A's journal is still there");

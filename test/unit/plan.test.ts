@@ -7,6 +7,7 @@ import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';
 import { DeviceBusyError, PlanError, PolicyError } from '../../src/errors';
 import { defaultPolicy, parsePolicy } from '../../src/config/policy';
+import { thrown } from '../helpers/assert';
 
 const link = fakeLink;
 
@@ -31,11 +32,6 @@ const observed = (o: Partial<Observed> = {}): Observed => ({
   containerAddresses: [],
   ...o,
 });
-
-const thrown = (fn: () => unknown): unknown => {
-  try { fn(); } catch (err) { return err; }
-  return undefined;
-};
 
 const ctx = { group: 0x12345, claims: new Map<string, string>(), macvlanMasters: new Map<number, string>(), policy: defaultPolicy() };
 
@@ -72,7 +68,7 @@ t.test('a target name already in the container is refused before anything runs',
   const obs = observed({ containerLinks: [link(1, 'lo'), link(2, 'eth1')] });
   const err = thrown(() => planAttach([host('nic0', 'eth1')], obs, ctx));
   t.ok(err instanceof PlanError, 'a PlanError');
-  t.match((err as Error).message, /device nic0: name eth1 already exists in the container/);
+  t.match((err).message, /device nic0: name eth1 already exists in the container/);
   t.doesNotThrow(() => planAttach([host('nic0', 'eth%d')], obs, ctx), 'a %d template is left to the kernel');
 });
 
@@ -166,7 +162,7 @@ t.test('loopback and held devices are refused', async (t) => {
   const err = thrown(() => planAttach([host('nic0'), host('nic1')], observed(), { ...ctx, claims }));
   t.ok(err instanceof DeviceBusyError, 'a DeviceBusyError');
   t.equal((err as DeviceBusyError).owner, 'other-ctr');
-  t.match((err as Error).message, /device nic1 is held by container other-ctr/);
+  t.match((err).message, /device nic1 is held by container other-ctr/);
 });
 
 t.test('veth and macvlan are created under temporary names, then renamed', async (t) => {

@@ -16,6 +16,7 @@ import type { NetworkSpec } from '../../src/config/types';
 import { MAX_DEVICES } from '../../src/config/load';
 import type { DeviceSpec } from '../../src/config/types';
 import { planAttach, Observed } from '../../src/plan/plan';
+import { thrown } from '../helpers/assert';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-policy-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -33,11 +34,6 @@ const host = (key: string, source: DeviceSpec['source'] = 'config'): DeviceSpec 
 const veth = (key: string, source: DeviceSpec['source'] = 'config'): DeviceSpec => ({ key, kind: 'veth', name: 'c0', source });
 const macvlan = (key: string, master: string, source: DeviceSpec['source'] = 'config'): DeviceSpec =>
   ({ key, kind: 'macvlan', name: key, master, mode: 'bridge', source });
-
-const thrown = (fn: () => unknown): unknown => {
-  try { fn(); } catch (err) { return err; }
-  return undefined;
-};
 
 t.test('globs: *, ?, sets, ranges, negation and escapes', async (t) => {
   const m = (pattern: string, name: string) => compileGlob(pattern).matches(name);
@@ -131,8 +127,8 @@ t.test('parsePolicy: every mistake is a ConfigError naming the file and the fiel
   for (const [doc, message] of bad) {
     const err = thrown(() => parsePolicy(typeof doc === 'string' ? doc : JSON.stringify(doc), '/p'));
     t.ok(err instanceof ConfigError, `${JSON.stringify(doc).slice(0, 50)}: a ConfigError`);
-    t.match((err as Error).message, message);
-    t.notMatch((err as Error).message, /\n/, 'one line');
+    t.match((err).message, message);
+    t.notMatch((err).message, /\n/, 'one line');
   }
   t.equal((thrown(() => parsePolicy(JSON.stringify({ annotation: { maxDevices: 'x' } }), '/p')) as ConfigError).field, 'annotation.maxDevices');
 });
@@ -317,7 +313,7 @@ t.test('parsePolicy: allowModes per source, defaults, and globs that match no mo
   ] as [unknown, RegExp][]) {
     const err = thrown(() => parsePolicy(JSON.stringify(doc), '/p'));
     t.ok(err instanceof ConfigError, `${JSON.stringify(doc)}: a ConfigError`);
-    t.match((err as Error).message, message);
+    t.match((err).message, message);
   }
 });
 

@@ -11,11 +11,7 @@ import type { DeviceSpec } from '../../src/config/types';
 import { planAttach, Observed } from '../../src/plan/plan';
 import type { AddressInfo } from '../../src/netlink/address';
 import { routeMessage } from '../../src/netlink/route';
-
-const thrown = (fn: () => unknown): unknown => {
-  try { fn(); } catch (err) { return err; }
-  return undefined;
-};
+import { thrown } from '../helpers/assert';
 
 /** parseNetDevices must refuse `entry` of device d0 with one ConfigError naming `field`. */
 function rejects(t: Test, entry: object, field: string, message: string): void {
@@ -90,9 +86,9 @@ t.test('policy: allowBridges, every bridge for config.json and none for the anno
   t.equal((err as PolicyError).rule, 'annotation.allowBridges');
   const some = parsePolicy(JSON.stringify({ config: { allowBridges: ['cni*'] } }), '/p');
   t.doesNotThrow(() => checkPolicy([bridged('config', 'cni0')], some), 'a matching bridge passes');
-  t.match((thrown(() => checkPolicy([bridged('config')], some)) as Error).message, /it matches no pattern of config\.allowBridges \["cni\*"\]$/);
+  t.match((thrown(() => checkPolicy([bridged('config')], some))).message, /it matches no pattern of config\.allowBridges \["cni\*"\]$/);
   t.doesNotThrow(() => checkPolicy([{ key: 'vh0', kind: 'veth', name: 'c0', source: 'config' }], some), 'no hostBridge, no bridge rule');
-  t.match((thrown(() => parsePolicy('{"config":{"allowBridges":"br0"}}', '/p')) as Error).message, /config\.allowBridges: must be an array/);
+  t.match((thrown(() => parsePolicy('{"config":{"allowBridges":"br0"}}', '/p'))).message, /config\.allowBridges: must be an array/);
 });
 
 const addr = (index: number, address: string, prefixlen: number): AddressInfo & { index: number } => ({
@@ -130,7 +126,7 @@ t.test('plan: a moved device\'s gateways are checked against the addresses it ta
   t.same(ok.steps.map((s) => s.do), ['moveIn', 'copyAddresses', 'configure', 'addRoutes']);
   const err = thrown(() => planAttach(parseNetDevices({ nic0: { routes: [{ dst: '0.0.0.0/0', gw: '198.51.100.1' }] } }, 'config'), observed(), ctx));
   t.ok(err instanceof ConfigError);
-  t.equal((err as Error).message,
+  t.equal((err).message,
     "device nic0: routes[0]: gw 198.51.100.1 is on no subnet of the device's IPv4 addresses (192.0.2.1/24) and in no route of the entry without gw; the kernel would refuse it");
 });
 
@@ -140,7 +136,7 @@ t.test('plan: hostBridge must exist, be a bridge, and keep its MTU; the host end
   t.same(rec.hostBridge, { name: 'br0', index: 7 });
   t.equal(rec.hostMac, '02:00:00:00:00:aa');
   t.same(rec.hostAddresses?.map((a) => [a.address, a.prefixlen, a.flags]), [['10.1.0.1', 24, 0], ['fd01::1', 64, 0x2]], 'IPv6 without DAD');
-  const refused = (entry: object) => thrown(() => planAttach(parseNetDevices({ vh0: { type: 'veth', ...entry } }, 'config'), observed(), ctx)) as Error;
+  const refused = (entry: object) => thrown(() => planAttach(parseNetDevices({ vh0: { type: 'veth', ...entry } }, 'config'), observed(), ctx));
   for (const [entry, message] of [
     [{ hostBridge: 'br9' }, 'device vh0: hostBridge br9 does not exist on the host'],
     [{ hostBridge: 'vx0' }, 'device vh0: hostBridge vx0 is not a bridge (it is a veth)'],

@@ -15,6 +15,7 @@ import { AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT } from '../../src/netlink/consta
 import type { AddressInfo } from '../../src/netlink/address';
 import { forContainer, planAttach } from '../../src/plan/plan';
 import { resolveSelectors, selects } from '../../src/plan/select';
+import { thrown } from '../helpers/assert';
 
 /** Two ports of a dual-port PCI card and a VF, as rtnetlink describes them (no kind, a parent device). */
 const pci = (index: number, name: string, dev: string, extra = {}) =>
@@ -30,11 +31,6 @@ const hostLinks = [
 
 const one = (entry: object, key = 'net1'): DeviceSpec => parseNetDevices({ [key]: entry }, 'config')[0];
 const resolve = (entry: object, links = hostLinks) => resolveSelectors([one(entry)], links)[0];
-const thrown = (fn: () => unknown): Error => {
-  try { fn(); } catch (err) { return err as Error; }
-  throw new Error('did not throw');
-};
-
 t.test('parsing: one selector per host entry, normalised; the key only names the entry', async (t) => {
   t.same(one({ hwaddr: 'B8:59:9F:00:00:02' }), { key: 'net1', kind: 'host', name: 'net1', source: 'config', select: { by: 'hwaddr', value: 'b8:59:9f:00:00:02' } });
   t.same(one({ pciBusID: '0000:3B:00.1', name: 'eth1' }).select, { by: 'pciBusID', value: '0000:3b:00.1' });
