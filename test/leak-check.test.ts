@@ -1,7 +1,7 @@
 // Runs last, in its own tap run: everything any test run left behind is one failing assertion
 // naming it. Each leak is then removed, so that the next run starts clean and is not blamed.
 import t, { Test } from 'tap';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DEV_PREFIX, NAME_PREFIX, RUN_DIR_PREFIX } from './helpers/names';
 import { listContainers, Runtime } from './helpers/runtime';
@@ -47,6 +47,34 @@ t.test('containers', async (t) => {
 t.test('network namespaces', async (t) => {
   const leaks = namedNetns().filter((n) => n.startsWith(NAME_PREFIX));
   report(t, 'test netns', leaks, (n) => `netns ${n}`, (n) => shOk('ip', ['netns', 'del', n]));
+});
+
+/**
+ * The netns runtimes name cni-<uuid> for a container's network (podman's CNI backend, containerd's
+ * CRI) that appeared during this run, hold nothing but lo and no process is in: left by a test
+ * that ran a runtime. Not ours by name, so only what `make test` listed in /run/netns before the
+ * run (the file OCI_NETDEV_TEST_NETNS_BEFORE) tells them from another's; one a process is in
+ * (a pod, a container still running) is someone's.
+ */
+const listed = process.env.OCI_NETDEV_TEST_NETNS_BEFORE;
+const notListed = 'OCI_NETDEV_TEST_NETNS_BEFORE is not set (make test sets it): which netns were there before is not known';
+t.test('runtime network namespaces', { skip: listed ? false : notListed }, async (t) => {
+  const before = new Set(readFileSync(listed!, 'utf8').split('\n'));
+  const inUse = new Set(readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
+    try {
+      return [statSync(`/proc/${pid}/ns/net`).ino];
+    } catch {
+      return []; // gone meanwhile, or a kernel thread
+    }
+  }));
+  // A path whose netns is no longer mounted on it holds nothing either (ip cannot enter it).
+  const onlyLo = (ns: string): boolean => {
+    const r = sh('ip', ['-n', ns, '-j', 'link', 'show']);
+    return r.status !== 0 || (JSON.parse(r.stdout) as { ifname: string }[]).every((l) => l.ifname === 'lo');
+  };
+  const leaks = namedNetns().filter((n) => /^cni-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(n) && !before.has(n))
+    .filter((n) => !inUse.has(statSync(join('/run/netns', n)).ino) && onlyLo(n));
+  report(t, 'runtime netns made during the run', leaks, (n) => `netns ${n} (made during this run, lo only, no process in it)`, (n) => shOk('ip', ['netns', 'del', n]));
 });
 
 // In the root netns and in the named ones that are not test netns (those went as a whole above).
