@@ -164,21 +164,24 @@ lint: deps build
 
 # lint first; then every test file as `node FILE`, TEST_JOBS at a time (scripts/run-tests.mjs, one
 # TAP stream): the unit, integration and e2e suites, and the integration and e2e suites again
-# against the single executable (OCI_NETDEV_TEST_BIN, test/helpers/hook.ts) but for the files that
-# run the engine in this process alone or that test both builds side by side; then the leak check
-# alone; one summary line for all (scripts/tap-summary.mjs).
+# against the single executable (OCI_NETDEV_TEST_BIN, test/helpers/hook.ts) but for TEST_ONCE, the
+# files whose run OCI_NETDEV_TEST_BIN does not change: inprocess, records, netlink-forgery and
+# default-routes run the engine's modules in this process; executable tests both builds side by
+# side; deb and deploy package the single executable whichever build is under test; sandbox-helpers
+# and runtime-smoke run no oci-netdev. Then the leak check alone; one summary line for all
+# (scripts/tap-summary.mjs).
 # Test files run side by side: each works in network namespaces, devices, state dirs, bundles,
 # runtime roots and stores of its own, named uniquely per process (test/helpers/names.ts), so
 # neither another file nor the same file on the other build sees them. SERIAL_TESTS share something
 # of the machine's and run one at a time (beside the others):
 #   cdi.test.js            /etc/cdi: it writes a spec there, and creates and removes the folder
-#   runtime-smoke.test.js  podman's default store and run dir (the one test whose podman is not private)
 #   deb.test.js, deploy.test.js, install.test.js   `make` in this checkout (deb, image, install),
 #                          a few hundred MB written and gzipped each: two at once risk their timeouts
 # The leak check lists /run/netns at the start (OCI_NETDEV_TEST_NETNS_BEFORE): a runtime's cni-*
 # netns that is new at the end, empty and unused is a leak.
-EXE_ONCE := inprocess.test.js executable.test.js
-SERIAL_TESTS := cdi.test.js runtime-smoke.test.js deb.test.js deploy.test.js install.test.js
+TEST_ONCE := inprocess.test.js records.test.js netlink-forgery.test.js default-routes.test.js executable.test.js \
+  deb.test.js deploy.test.js sandbox-helpers.test.js runtime-smoke.test.js
+SERIAL_TESTS := cdi.test.js deb.test.js deploy.test.js install.test.js
 TEST_JOBS ?= 3
 NETNS_BEFORE := dist/test/netns-before.txt
 test: deps build lint
@@ -187,7 +190,7 @@ test: deps build lint
 	@rc=0; { \
 	  exe_runs=; \
 	  if [ -x dist/oci-netdev ]; then \
-	    exe_runs="--env OCI_NETDEV_TEST_BIN=dist/oci-netdev $$(ls dist/test/integration/*.test.js dist/test/e2e/*.test.js | grep -v -F $(foreach f,$(EXE_ONCE),-e /$(f)))"; \
+	    exe_runs="--env OCI_NETDEV_TEST_BIN=dist/oci-netdev $$(ls dist/test/integration/*.test.js dist/test/e2e/*.test.js | grep -v -F $(foreach f,$(TEST_ONCE),-e /$(f)))"; \
 	  else \
 	    echo 'Bail out! no dist/oci-netdev: make build found no Bun for this machine'; rc=1; \
 	  fi; \

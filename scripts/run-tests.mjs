@@ -51,15 +51,18 @@ const nameOf = (run) => [run.file, ...Object.entries(run.env).map(([k, v]) => `$
 function runFile(run) {
   return new Promise((resolve) => {
     const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, [run.file], { env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    // TAP_TIMEOUT: tap's own limit for a file run directly, 30 s unless set; it names the test it ends.
+    const env = { ...process.env, TAP_TIMEOUT: String(TIMEOUT_S), ...run.env };
+    const child = spawn(process.execPath, [run.file], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks = [];
     child.stdout.on('data', (c) => chunks.push(c));
     let timedOut = false;
+    // Should tap's own timeout not end it (a test stuck in a synchronous call), the file is killed.
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-    }, TIMEOUT_S * 1000);
+    }, (TIMEOUT_S + 30) * 1000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
