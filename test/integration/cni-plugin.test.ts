@@ -7,6 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainAdd, chainCheck, chainDel, CniList, execPlugin, nicSetup, NicSetup, reservations } from '../helpers/cni';
 import { OCI_NETDEV } from '../helpers/hook';
+import { CURRENT_VERSION, SUPPORTED_VERSIONS } from '../../src/libcni/spec';
 import { uniqueId, uniqueName } from '../helpers/names';
 import { ipDetails, stateEntries } from '../helpers/netdevices';
 import { netnsPath, settledTo, shOk, steady } from '../helpers/sandbox';
@@ -76,6 +77,31 @@ t.test('a moved NIC with host-local then tuning: ADD, CHECK, DEL, DEL again', as
   t.same(await settledTo(s.rig.simhost, before), before, 'and changes nothing');
 });
 
+// Every spec version the plugin serves, as CNI's own suites loop over them: ADD (the result in that
+// version's shape), CHECK from 0.4.0, DEL, DEL again. oci-netdev alone, with no delegate: Debian's
+// plugins stop at 1.0.0, and a version's shape is the plugin's own. Cheap (a plugin run each); the
+// chains with IPAM and tuning here and the runtimes in test/e2e stay at one version, since each
+// costs seconds and what differs between versions there is the delegates' and the runtimes'.
+for (const version of SUPPORTED_VERSIONS) {
+  t.test(`spec version ${version}: ADD, CHECK, DEL and DEL again of oci-netdev alone`, async (t) => {
+    const s = setup(t);
+    const before = await steady(s.rig.simhost);
+    const list: CniList = { cniVersion: version, name: uniqueId('net'), plugins: [{ type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir }] };
+    const mac = ipDetails(s.rig.simhost)[s.nic]?.address;
+    const add = chainAdd(list, s.run);
+    t.notOk(add.failed, 'ADD', { failed: add.failed });
+    // Results before 0.3.0 have no interfaces; with no IPAM they hold no address either.
+    const expected = version < '0.3.0' ? { cniVersion: version } : { cniVersion: version, interfaces: [{ name: 'eth0', mac, mtu: 1500, sandbox: s.run.netns }] };
+    t.same(add.result, expected, `the result in the shape of ${version}`);
+    t.same(Object.keys(ipDetails(s.rig.ctr)).sort(), ['eth0', 'lo'], 'the NIC is eth0 in the container');
+    if (version >= '0.4.0') t.notOk(chainCheck(list, s.run, add.result).failed, 'CHECK passes');
+    t.notOk(chainDel(list, s.run, add.result).failed, 'DEL');
+    t.same(await settledTo(s.rig.simhost, before), before, 'the NIC is home as it was');
+    t.same(stateEntries(s.rig.stateDir), [], 'no state left');
+    t.notOk(chainDel(list, s.run, add.result).failed, 'a second DEL succeeds');
+  });
+}
+
 t.test('DEL after the container netns path is gone, and DEL without CNI_NETNS', async (t) => {
   for (const variant of ['path deleted', 'no CNI_NETNS'] as const) {
     await t.test(variant, async (t) => {
@@ -110,7 +136,7 @@ t.test('ADD with the interface name taken in the container fails and rolls back,
   const add = chainAdd(list, s.run);
   t.equal(add.failed?.type, 'oci-netdev', 'oci-netdev fails the ADD');
   t.equal(add.failed?.outcome.status, 1, 'with exit 1');
-  t.match(add.failed?.outcome.json, { cniVersion: '1.0.0', code: Number, msg: /eth0/ }, 'and a CNI error on stdout naming eth0');
+  t.same(add.failed?.outcome.json, { cniVersion: '1.0.0', code: 100, msg: `device ${s.nic}: name eth0 already exists in the container` }, 'and a CNI error on stdout naming eth0');
   t.same(await settledTo(s.rig.simhost, before), before, 'the host is as before');
   t.same(held(s, list.name), [], 'the IPAM reservation is released');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
@@ -135,7 +161,8 @@ t.test('ADD failing in IPAM leaves the NIC on the host', async (t) => {
   const second: CniList = { ...first, plugins: [{ type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir, ipam }] };
   const add = chainAdd(second, s.run);
   t.equal(add.failed?.type, 'oci-netdev', 'the second ADD fails');
-  t.match(add.failed?.outcome.json, { code: Number, msg: /host-local/ }, 'with the IPAM plugin named');
+  t.same(add.failed?.outcome.json, { cniVersion: '1.0.0', code: 999, msg: 'host-local: failed to allocate for range 0: no IP addresses available in range set: 10.123.0.9-10.123.0.9' },
+    'with the IPAM plugin named, and its own code and message');
   t.same(await settledTo(s.rig.simhost, before), before, 'its NIC stays on the host as it was');
   t.same(Object.keys(ipDetails(s.rig.ctr)), ['lo'], 'nothing reached its container');
   t.same(held(s, network), ['10.123.0.9'], 'the first container keeps its address');
@@ -146,23 +173,29 @@ t.test('ADD failing in IPAM leaves the NIC on the host', async (t) => {
 t.test('errors are CNI errors on stdout: version, environment, config', async (t) => {
   const s = setup(t);
   const conf = { cniVersion: '1.0.0', name: 'n', type: 'oci-netdev', device: s.nic, stateDir: s.rig.stateDir };
-  const cases: [string, object, Record<string, string>, number, RegExp][] = [
-    ['an unsupported version', { ...conf, cniVersion: '0.9.9' }, {}, 1, /0\.9\.9/],
-    ['CHECK below 0.4.0', { ...conf, cniVersion: '0.3.1' }, { CNI_COMMAND: 'CHECK' }, 1, /CHECK/],
-    ['no CNI_IFNAME', conf, { CNI_IFNAME: '' }, 4, /CNI_IFNAME/],
-    ['a bad mtu', { ...conf, mtu: 'big' }, {}, 7, /mtu/],
-    ['no device', { ...conf, device: undefined }, {}, 7, /device/],
+  // The error speaks the config's version once the config is read and its version known; before (the
+  // environment) or when the version is not one it serves, the plugin's own (CURRENT_VERSION).
+  const versions = JSON.stringify(SUPPORTED_VERSIONS);
+  const cases: [string, object, Record<string, string>, { cniVersion: string; code: number; msg: string }][] = [
+    ['an unsupported version', { ...conf, cniVersion: '0.9.9' }, {},
+      { cniVersion: CURRENT_VERSION, code: 1, msg: `incompatible CNI versions: config is "0.9.9", plugin supports ${versions}` }],
+    ['CHECK below 0.4.0', { ...conf, cniVersion: '0.3.1' }, { CNI_COMMAND: 'CHECK' },
+      { cniVersion: '0.3.1', code: 1, msg: 'config version 0.3.1 does not allow CHECK (it needs 0.4.0 or later)' }],
+    ['no CNI_IFNAME', conf, { CNI_IFNAME: '' }, { cniVersion: CURRENT_VERSION, code: 4, msg: 'required environment variable CNI_IFNAME missing for ADD' }],
+    ['a bad mtu', { ...conf, mtu: 'big' }, {}, { cniVersion: '1.0.0', code: 7, msg: 'network config: mtu: must be an integer from 68 to 65535 (got "big")' }],
+    ['no device', { ...conf, device: undefined }, {},
+      { cniVersion: '1.0.0', code: 7, msg: 'network config: device: one of device, hwaddr, kernelpath, pciBusID or runtimeConfig.deviceID is required' }],
   ];
-  for (const [what, c, env, code, msg] of cases) {
+  for (const [what, c, env, error] of cases) {
     const out = execPlugin(s.run, env.CNI_COMMAND ?? 'ADD', 'oci-netdev', c, env);
     t.equal(out.status, 1, `${what}: exit 1`);
-    t.match(out.json, { code, msg }, `${what}: code ${code}`);
+    t.same(out.json, error, `${what}: code ${error.code}`);
   }
   const policy = join(s.rig.sb.tempDir('policy'), 'policy.json');
   writeFileSync(policy, JSON.stringify({ cni: { allowDevices: ['nothing-*'] } }), { mode: 0o644 });
   // The node's policy, from the plugin's environment: a network config cannot choose it.
   const refused = execPlugin(s.run, 'ADD', 'oci-netdev', conf, { OCI_NETDEV_POLICY: policy });
-  t.match(refused.json, { code: 7, msg: new RegExp(`${s.nic}.*refused for the CNI network config by policy .*cni\\.allowDevices`) },
+  t.same(refused.json, { cniVersion: '1.0.0', code: 7, msg: `device ${s.nic}: host device ${s.nic} is refused for the CNI network config by policy ${policy}: it matches no pattern of cni.allowDevices ["nothing-*"]` },
     'the policy section cni refuses a device: code 7 naming device, rule and file');
   t.ok(s.nic in ipDetails(s.rig.simhost), 'the NIC never moved');
   t.same(stateEntries(s.rig.stateDir), [], 'no state left');
