@@ -146,8 +146,16 @@ export interface HostView {
   ethtool: Record<string, string>;
   /** net.ipv4.conf.DEV.* and net.ipv6.conf.DEV.*, as `sysctl -a` lists them. */
   sysctls: string[];
-  /** `ip -j addr`'s addresses with every flag (tentative included). */
+  /** `ip -j addr`'s addresses with every flag (tentative included), in the kernel's order. */
   addresses: unknown[];
+  /** `ip -6 token get`: the IPv6 interface identifier. */
+  token: string;
+  /**
+   * `ip maddr show`'s link-layer multicast addresses, `static` marking those added with `ip maddr
+   * add`; sorted, as the kernel lists them in the order the device joined them, which follows
+   * what happened to it (up, addresses) rather than what was configured.
+   */
+  maddr: string[];
 }
 
 function ipv4Sizes(ns: string, dev: string): (number | null)[] {
@@ -171,6 +179,8 @@ export function hostView(ns: string, dev: string): HostView {
     ethtool: { '-k': ethtool(['-k', dev]), '-l': ethtool(['-l', dev]), settings: ethtool([dev]) },
     sysctls: all.filter((l) => l.startsWith(`net.ipv4.conf.${dev}.`) || l.startsWith(`net.ipv6.conf.${dev}.`)).sort(),
     addresses: addr.addr_info,
+    token: shOk('ip', ['-n', ns, '-6', 'token', 'get', 'dev', dev]).trim(),
+    maddr: shOk('ip', ['-n', ns, 'maddr', 'show', 'dev', dev]).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('link ')).sort(),
   };
 }
 
@@ -188,4 +198,66 @@ export async function hostViewSettledTo(ns: string, dev: string, expected: HostV
 export function tentativeGlobals(ns: string, dev: string): string[] {
   const [addr] = JSON.parse(shOk('ip', ['-n', ns, '-j', 'addr', 'show', 'dev', dev])) as { addr_info: { local: string; scope: string; tentative?: boolean }[] }[];
   return addr.addr_info.filter((a) => a.scope === 'global' && a.tentative).map((a) => a.local);
+}
+
+/** Three stand-in NICs as a host configures IPv6 on them; see hostConfiguredNics. */
+export interface HostConfiguredNics {
+  /** No generated link-local: two static ones, a token, static multicast addresses, altnames, global addresses. */
+  manual: string;
+  /** A stable-privacy link-local from a secret of its own (net.ipv6.conf.DEV.stable_secret). */
+  stable: string;
+  /** A random link-local (the kernel's secret for the device), and a static one added after it. */
+  random: string;
+}
+
+/** Static link-layer multicast addresses of the `manual` NIC: one the kernel joins too (all-nodes). */
+export const MANUAL_MADDRS = ['33:33:00:00:a1:01', '33:33:00:00:00:01'];
+
+/**
+ * NICs (veth ends, peers up on the host) with the IPv6 configuration a host gives and the kernel
+ * does not carry across namespaces: link-local addresses the host added (addrgenmode none), a
+ * token, stable_secret and the link-local it makes, random link-locals; and what depends on order:
+ * altnames (listed in the order they were added) and IPv6 addresses (newest first per scope).
+ */
+export function hostConfiguredNics(ns: string): HostConfiguredNics {
+  const nics = { manual: uniqueName('man'), stable: uniqueName('stb'), random: uniqueName('rnd') };
+  const sysctl = (...settings: string[]) => shOk(...inSimHost(ns, ['sysctl', '-q', '-w', ...settings]));
+  for (const nic of Object.values(nics)) {
+    const peer = uniqueName('peer');
+    ip(ns, ['link', 'add', nic, 'type', 'veth', 'peer', 'name', peer]);
+    ip(ns, ['link', 'set', peer, 'up']);
+  }
+  const { manual, stable, random } = nics;
+  ip(ns, ['link', 'set', manual, 'addrgenmode', 'none']);
+  ip(ns, ['link', 'property', 'add', 'dev', manual, 'altname', `${manual}-z`]);
+  ip(ns, ['link', 'property', 'add', 'dev', manual, 'altname', `${manual}-a`]);
+  // A token takes a device that accepts router advertisements.
+  sysctl(`net.ipv6.conf.${manual}.accept_ra=2`);
+  ip(ns, ['link', 'set', manual, 'up']);
+  for (const a of ['fe80::a1/64', 'fe80::a2/64', '2001:db8:21::1/64', '2001:db8:21::2/64', '2001:db8:21::3/64']) ip(ns, ['addr', 'add', a, 'dev', manual]);
+  ip(ns, ['token', 'set', '::a:1/64', 'dev', manual]);
+  for (const m of MANUAL_MADDRS) ip(ns, ['maddr', 'add', m, 'dev', manual]);
+
+  sysctl(`net.ipv6.conf.${stable}.stable_secret=2001:db8::5ec:1`);
+  ip(ns, ['link', 'set', stable, 'up']);
+
+  ip(ns, ['link', 'set', random, 'addrgenmode', 'random']);
+  ip(ns, ['link', 'set', random, 'up']);
+  ip(ns, ['addr', 'add', 'fe80::c1/64', 'dev', random]);
+  return nics;
+}
+
+/**
+ * What a process with CAP_NET_ADMIN in the container, in the network namespace at `path`, does to
+ * the NICs of hostConfiguredNics (`manual`, `stable` and `random` are their names there): the
+ * manual NIC's altnames in another order, a token and a static multicast address of its own; a
+ * secret and address generation mode of its own on the other two.
+ */
+export function tamperHostConfigured(path: string, nics: HostConfiguredNics): void {
+  const [{ altnames }] = JSON.parse(inside(path, ['ip', '-j', 'link', 'show', 'dev', nics.manual])) as { altnames: string[] }[];
+  inside(path, ['ip', 'link', 'property', 'del', 'dev', nics.manual, 'altname', altnames[0]]);
+  inside(path, ['ip', 'link', 'property', 'add', 'dev', nics.manual, 'altname', altnames[0]]);
+  inside(path, ['ip', 'token', 'set', '::bad/64', 'dev', nics.manual]);
+  inside(path, ['ip', 'maddr', 'add', '33:33:00:00:ba:d1', 'dev', nics.manual]);
+  inside(path, ['sysctl', '-q', '-w', `net.ipv6.conf.${nics.stable}.stable_secret=2001:db8::bad`, `net.ipv6.conf.${nics.random}.addr_gen_mode=0`]);
 }
