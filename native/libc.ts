@@ -1,5 +1,5 @@
 // The only module that calls C: koffi bindings to the few libc calls Node does not offer (netlink
-// and unix datagram sockets, setns, mount, flock, fallocate, renameat2, alarm). Every failure becomes a SyscallError
+// and unix datagram sockets, setns, mount, flock, fallocate, renameat2, alarm, the multicast ioctl). Every failure becomes a SyscallError
 // carrying errno. koffi and the C library are loaded on first use, so commands that never reach the
 // kernel do not pay for them, and each function is bound on its own first call, so a C library
 // without one fails only the feature that needs it. Struct layouts and numbers: platform.ts.
@@ -42,6 +42,8 @@ export const PROTOTYPES = {
   alarm: 'unsigned int alarm(unsigned int)',
   fallocate: 'int fallocate(int, int, int64_t, int64_t)',
   renameat2: 'int renameat2(int, const char *, int, const char *, unsigned int)',
+  // Variadic in C; its third argument is always a pointer here, passed the same way.
+  ioctl: 'int ioctl(int, unsigned long, void *)',
 } as const satisfies Record<keyof Libc, string>;
 
 interface Libc {
@@ -63,6 +65,7 @@ interface Libc {
   fallocate: (fd: number, mode: number, offset: number, len: number) => number;
   renameat2: (olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number) => number;
   alarm: (seconds: number) => number;
+  ioctl: (fd: number, request: number, arg: Buffer) => number;
 }
 
 interface Loaded {
@@ -336,4 +339,23 @@ export function close(fd: number): void {
  */
 export function alarm(seconds: number): void {
   libc.alarm(Math.max(1, Math.ceil(seconds)));
+}
+
+/** linux/sockios.h, the same on every architecture. */
+const SIOCADDMULTI = 0x8931;
+/** struct ifreq: the name (IFNAMSIZ bytes), then a union whose largest member makes it 40 bytes on 64-bit Linux. */
+const IFREQ_SIZE = 40;
+const IFNAMSIZ = 16;
+
+/**
+ * SIOCADDMULTI through socket `fd` (any socket hands it to the device layer, which finds `name`
+ * in the socket's namespace): adds `address`, a link-layer multicast address, to the device's
+ * list as a static entry, what `ip maddr add` does.
+ */
+export function addLinkMulticast(fd: number, name: string, address: Buffer): void {
+  const req = Buffer.alloc(IFREQ_SIZE);
+  req.write(name, 0, IFNAMSIZ - 1, 'utf8');
+  // ifr_hwaddr: a struct sockaddr of family AF_UNSPEC (0, as allocated), the address in sa_data.
+  address.copy(req, IFNAMSIZ + 2, 0, 14);
+  check('ioctl', () => libc.ioctl(fd, SIOCADDMULTI, req), `SIOCADDMULTI ${name}`);
 }

@@ -4,7 +4,7 @@
 
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
-import { detachXdp, getLink, setLink, XDP_MODES } from '../netlink/link';
+import { addStaticMulticast, detachXdp, getLink, setIpv6Token, setLink, XDP_MODES } from '../netlink/link';
 import type { LinkChanges, LinkInfo, LinkSettings, XdpMode } from '../netlink/link';
 import { EthtoolSocket, FLAG_GROUP_NAMES, NUMBER_GROUP_NAMES } from '../netlink/ethtool';
 import type { EthtoolSettings } from '../netlink/ethtool';
@@ -13,6 +13,7 @@ import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
 import { addTc, describeTc, listClasses, listTc } from '../netlink/tc';
 import { readDeviceSysctl, readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
 import type { DeviceSysctls } from '../netns/sysctl';
+import { staticMulticast } from '../netns/multicast';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import type { DeviceState, RouteRecord, TcRecord } from '../state/records';
@@ -72,11 +73,12 @@ function hostDefaults(host: Side): DeviceSysctls {
  * sysctls that differ from the host's `defaults` need a record.
  */
 function captureDeviceState(host: Side, link: LinkInfo, defaults: DeviceSysctls): DeviceState {
+  const unset: string[] = [];
   const own = host.ns.within(() =>
-    Object.entries(readDeviceSysctls(link.name)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name)));
-  const ethtool = host.ns.within(() => {
+    Object.entries(readDeviceSysctls(link.name, unset)).filter(([name, value]) => defaults[name] !== value && writable(link.name, name)));
+  const { ethtool, multicast } = host.ns.within(() => {
     using sock = EthtoolSocket.open();
-    return sock?.read(link.index, link.name);
+    return { ethtool: sock?.read(link.index, link.name), multicast: staticMulticast(link.index) };
   });
   return {
     routes: listDeviceRoutes(host.sock, link.index).map(routeRecord),
@@ -85,8 +87,14 @@ function captureDeviceState(host: Side, link: LinkInfo, defaults: DeviceSysctls)
     tc: listTc(host.sock, link.index).map(tcRecord),
     link: linkSettingsRecord(link.settings),
     ...(ethtool ? { ethtool: ethtoolRecord(ethtool) } : {}),
+    ...(unset.length ? { unsetSysctls: unset } : {}),
+    ...(link.ipv6Token !== null && link.ipv6Token !== NO_TOKEN ? { ipv6Token: link.ipv6Token } : {}),
+    ...(multicast.length ? { staticMulticast: multicast } : {}),
   };
 }
+
+/** The token of a device that has none. */
+const NO_TOKEN = '::';
 
 type Warn = (message: string) => void;
 
@@ -117,15 +125,22 @@ function writeChangedSysctls(state: DeviceState, key: string, device: string, wa
       notRestored(name, value, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
     }
   };
-  for (const [name, value] of Object.entries(state.sysctls)) {
-    let now: string | undefined;
+  for (const [name, value] of Object.entries(state.sysctls).sort(([a], [b]) => secretFirst(a) - secretFirst(b))) {
+    let now: string | null | undefined;
     try {
       now = readDeviceSysctl(device, name);
     } catch (err) {
       notRestored(name, value, reason(err));
       continue;
     }
+    // null: not set yet (stable_secret), which a write sets.
     if (now !== undefined && now !== value) write(name, value);
+  }
+  for (const name of state.unsetSysctls ?? []) {
+    const now = readDeviceSysctl(device, name);
+    if (typeof now === 'string') {
+      warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')} was not set before and is ${now} now (the namespace's default): the kernel cannot unset it`);
+    }
   }
   // The ones not recorded had the namespace's default value. The kernel derives some from the
   // link's flags as the device enters the namespace (accept_dad is -1 on a NOARP device): the
@@ -135,6 +150,35 @@ function writeChangedSysctls(state: DeviceState, key: string, device: string, wa
     const value = defaults[name];
     if (name in state.sysctls || value === undefined || now === value || !writable(device, name)) continue;
     write(name, value);
+  }
+}
+
+/**
+ * Writing a device's stable_secret sets its addr_gen_mode to stable privacy (2): the secret goes
+ * first, then the mode it had (random mode keeps its addresses from that secret too).
+ */
+const secretFirst = (name: string) => (name === 'ipv6/stable_secret' ? 0 : 1);
+
+/**
+ * The IPv6 token and the static multicast addresses, which the move reset and flushed, back on
+ * link `index` named `device` in the host's namespace, once its sysctls (a token needs accept_ra)
+ * and link flags (and no NOARP) are: what the kernel refuses is named in a warning.
+ */
+export function restoreTokenAndMulticast(sock: NetlinkSocket, state: DeviceState, index: number, key: string, device: string, warn: Warn): void {
+  const now = getLink(sock, { index });
+  if (state.ipv6Token !== undefined && now?.ipv6Token !== state.ipv6Token) {
+    try {
+      setIpv6Token(sock, index, state.ipv6Token, { op: 'restore IPv6 token', device: key });
+    } catch (err) {
+      warn(`device ${key}: IPv6 token ${state.ipv6Token} not restored: ${reason(err)}`);
+    }
+  }
+  for (const address of state.staticMulticast ?? []) {
+    try {
+      addStaticMulticast(sock, device, address);
+    } catch (err) {
+      warn(`device ${key}: static multicast address ${address} not restored: ${reason(err)}`);
+    }
   }
 }
 

@@ -4,7 +4,7 @@
 // again, or after a crash at any point, is safe.
 
 import type { NetlinkSocket } from '../netlink/client';
-import { addAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
+import { addAddress, deleteAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
 import type { AddressInfo } from '../netlink/address';
 import {
   changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, MACVLAN_MODE_SOURCE, MACVLAN_MODES,
@@ -13,9 +13,9 @@ import {
 import { addRoute } from '../netlink/route';
 import { AF_INET6, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE } from '../netlink/constants';
 import { DeviceLostError, NetlinkError, PlanError } from '../errors';
-import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restoreSysctls, restoreSysctlsAfterUp } from './device-state';
+import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restoreSysctls, restoreSysctlsAfterUp, restoreTokenAndMulticast } from './device-state';
 import { addressInfo, routeEntry } from './records';
-import { isRestorable, isTemplate, translateLabel, unprovenIdentity } from '../plan/plan';
+import { isKernelLinkLocal, isLeftToKernel, isTemplate, restoreOrder, translateLabel, unprovenIdentity } from '../plan/plan';
 import type { AddressRecord, DeviceRecord, HostRecord, MacvlanRecord, Operation, Plan } from '../state/records';
 import { findInContainer, findOnHost, impostorAt, isTheDevice, provablyGone, Side, Sides } from './identity';
 
@@ -209,20 +209,22 @@ function dropAltNames(ctx: ApplyContext, ct: Side, rec: HostRecord, inside: Link
 }
 
 /**
- * The device's own alternative names, back where the host has them free. Those the host still
- * uses stay recorded (rec.removedAltNames), which keeps the record open for gc to put them back.
+ * The device's own alternative names, back where the host has them free, in their order: the
+ * kernel lists them in the order they were added, so from the first one out of place (or not the
+ * device's own) they are taken off and added again. Those the host still uses stay recorded
+ * (rec.removedAltNames), which keeps the record open for gc to put them back.
  */
 function restoreAltNames(ctx: ApplyContext, rec: HostRecord, home: LinkInfo): void {
-  const missing = rec.original.altNames.filter((a) => !home.altNames.includes(a));
+  const own = rec.original.altNames;
+  const missing = own.filter((a) => !home.altNames.includes(a));
   const taken = missing.length ? hostNames(ctx) : new Set<string>();
-  for (const alt of missing) {
-    if (taken.has(alt)) {
-      ctx.warn(`device ${rec.key}: altname ${alt} is still taken on the host; the device is back without it`);
-      continue;
-    }
-    changeAltName(ctx.host.sock, home.index, alt, true, ctxOf(rec, `restore altname ${alt}`));
-  }
-  const waiting = missing.filter((a) => taken.has(a));
+  const wanted = own.filter((a) => !missing.includes(a) || !taken.has(a));
+  let inPlace = 0;
+  while (inPlace < wanted.length && wanted[inPlace] === home.altNames[inPlace]) inPlace++;
+  for (const alt of home.altNames.slice(inPlace)) changeAltName(ctx.host.sock, home.index, alt, false, ctxOf(rec, `reorder altname ${alt}`));
+  for (const alt of wanted.slice(inPlace)) changeAltName(ctx.host.sock, home.index, alt, true, ctxOf(rec, `restore altname ${alt}`));
+  const waiting = own.filter((a) => !wanted.includes(a));
+  for (const alt of waiting) ctx.warn(`device ${rec.key}: altname ${alt} is still taken on the host; the device is back without it`);
   if (waiting.length) rec.removedAltNames = waiting;
   else delete rec.removedAltNames;
 }
@@ -307,6 +309,7 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
     restoreLinkSettings(ctx.host.sock, orig.state, now, rec.key, ctx.warn);
     restoreEthtool(ctx.host.ns, orig.state, home.index, rec.key, name, ctx.warn);
     restoreSysctls(ctx.host.ns, orig.state, rec.key, name, ctx.warn);
+    restoreTokenAndMulticast(ctx.host.sock, orig.state, home.index, rec.key, name, ctx.warn);
   }
   const wasDown = !home.up || Object.keys(fix).length > 0;
   if (orig.up && wasDown) setLink(ctx.host.sock, home.index, { up: true }, ctxOf(rec, 'restore state'));
@@ -317,8 +320,8 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
   const present = new Set(justMoved ? [] : listAddresses(ctx.host.sock, home.index).map((a) => `${a.address}/${a.prefixlen}`));
   const labelFrom = (rec.adopted ? rec.containerName : undefined) ?? orig.name;
   const elapsed = ctx.observedAt === undefined ? 0 : Math.max(0, Math.floor((Date.now() - ctx.observedAt) / 1000));
-  for (const a of orig.addresses.filter(isRestorable)) {
-    if (present.has(`${a.address}/${a.prefixlen}`)) continue;
+  for (const a of restoreOrder(orig.addresses)) {
+    if (present.has(`${a.address}/${a.prefixlen}`) || isLeftToKernel(a)) continue;
     const left = aged(a, elapsed);
     if (!left) continue; // its lease ran out while the container held the device
     const info = addressInfo({ ...left, label: translateLabel(a.label, labelFrom, name) });
@@ -332,7 +335,25 @@ function convergeOnHost(ctx: ApplyContext, rec: HostRecord, home: LinkInfo, just
     // Added without duplicate address detection: now its own flags back, which starts none.
     if (info.flags !== settledAddress(info).flags) replaceAddress(ctx.host.sock, home.index, info, ctxOf(rec, 'restore address flags'));
   }
+  dropNewKernelLinkLocals(ctx, rec, home.index);
   if (orig.state) restoreRoutesNeighboursTc(ctx.host.sock, orig.state, orig.index, home.index, rec.key, ctx.warn);
+}
+
+/**
+ * A link-local address the kernel made on the device's return that it did not have before (a
+ * random one from a new secret, an EUI-64 one from a MAC changed since the old one was made) goes.
+ */
+function dropNewKernelLinkLocals(ctx: ApplyContext, rec: HostRecord, index: number): void {
+  const recorded = new Set(rec.original.addresses.map((a) => `${a.address}/${a.prefixlen}`));
+  for (const a of listAddresses(ctx.host.sock, index)) {
+    if (!isKernelLinkLocal(a) || recorded.has(`${a.address}/${a.prefixlen}`)) continue;
+    try {
+      deleteAddress(ctx.host.sock, index, a, ctxOf(rec, 'remove new link-local'));
+    } catch (err) {
+      // Gone already (it failed duplicate address detection).
+      if (!(err instanceof NetlinkError && err.errnoName === 'EADDRNOTAVAIL')) throw err;
+    }
+  }
 }
 
 /**

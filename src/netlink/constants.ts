@@ -85,6 +85,10 @@ export const IFLA_PROTO_DOWN = 39;
 export const IFLA_GSO_MAX_SEGS = 40;
 export const IFLA_GSO_MAX_SIZE = 41;
 export const IFLA_XDP = 43;
+/** Per address family settings of a link (nested by family); IPv6's hold IFLA_INET6_*. */
+export const IFLA_AF_SPEC = 26;
+/** The IPv6 interface identifier (`ip token`), an in6_addr whose low 64 bits count. */
+export const IFLA_INET6_TOKEN = 7;
 export const IFLA_NEW_IFINDEX = 49;
 export const IFLA_MIN_MTU = 50;
 export const IFLA_MAX_MTU = 51;
@@ -137,6 +141,8 @@ export const IFA_CACHEINFO = 6;
 export const IFA_FLAGS = 8;
 export const IFA_RT_PRIORITY = 9;
 export const IFA_PROTO = 11;
+/** IFA_PROTO of the link-local address the kernel makes from the device's addr_gen_mode (Linux 6.3 and later). */
+export const IFAPROT_KERNEL_LL = 3;
 
 // ifa_flags
 export const IFA_F_NODAD = 0x02;
@@ -148,6 +154,8 @@ export const IFA_F_PERMANENT = 0x80;
 export const IFA_F_MANAGETEMPADDR = 0x100;
 export const IFA_F_NOPREFIXROUTE = 0x200;
 export const IFA_F_MCAUTOJOIN = 0x400;
+/** A link-local the kernel made by stable privacy (RFC 7217); only the kernel sets it. */
+export const IFA_F_STABLE_PRIVACY = 0x800;
 
 // scopes
 export const RT_SCOPE_UNIVERSE = 0;

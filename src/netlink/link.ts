@@ -3,8 +3,8 @@
 
 import { NetlinkSocket } from './client';
 import {
-  MessageBuilder, NlMessage, attrMap, attrString, attrU8, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, formatMac,
-  parseMac, IFINFOMSG_LEN,
+  MessageBuilder, NlMessage, attrMap, attrString, attrU8, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, formatIp, formatMac,
+  parseIp, parseMac, IFINFOMSG_LEN,
 } from './codec';
 import {
   IFF_SETTABLE, IFF_UP, IFLA_BROADCAST, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GRO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_GSO_MAX_SEGS,
@@ -13,9 +13,10 @@ import {
   IFLA_XDP_SKB_PROG_ID, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE, XDP_FLAGS_SKB_MODE, IFLA_ADDRESS, IFLA_ALT_IFNAME, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_INFO_SLAVE_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MACVLAN_MACADDR_COUNT, IFLA_MACVLAN_MODE, IFLA_MASTER, IFLA_MAX_MTU, IFLA_MIN_MTU, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_NETNS_IMMUTABLE, IFLA_NEW_IFINDEX, IFLA_PARENT_DEV_BUS_NAME, IFLA_PARENT_DEV_NAME, IFLA_PERM_ADDRESS, IFLA_PROP_LIST,
-  IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
+  IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_AF_SPEC, IFLA_INET6_TOKEN, AF_INET6, IFLA_VXLAN_PORT, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP,
 } from './constants';
 import { NetlinkError } from '../errors';
+import * as libc from '../../native/libc';
 
 /** How an XDP program is attached: in the driver, generic (skb), or offloaded to the NIC. */
 export type XdpMode = 'drv' | 'skb' | 'hw';
@@ -118,6 +119,15 @@ export interface LinkInfo {
   vxlan: { id: number; port: number; underlay: number } | null;
   /** A macvlan's mode (MACVLAN_MODE_*) and how many source MACs it has; null for other kinds. */
   macvlan: { mode: number; sourceMacs: number } | null;
+  /** The IPv6 token (`ip token`, "::" when none); null where the device has no IPv6. */
+  ipv6Token: string | null;
+}
+
+/** IFLA_AF_SPEC's IPv6 token, or null when the device has no IPv6 settings. */
+function tokenOf(afSpec: Buffer | undefined): string | null {
+  const inet6 = afSpec ? attrMap(decodeAttrs(afSpec)).get(AF_INET6) : undefined;
+  const token = inet6 ? attrMap(decodeAttrs(inet6)).get(IFLA_INET6_TOKEN) : undefined;
+  return token && token.length === 16 ? formatIp(token) : null;
 }
 
 /** The kind-specific data oci-netdev reads: a vxlan's identity, a macvlan's mode. */
@@ -170,6 +180,7 @@ export function decodeLink(m: NlMessage): LinkInfo {
     group: u32(IFLA_GROUP) ?? 0,
     altNames: props ? decodeAttrs(props).filter((a) => a.type === IFLA_ALT_IFNAME).map((a) => attrString(a.data)) : [],
     settings: decodeSettings(hdr.flags, attrs),
+    ipv6Token: tokenOf(attrs.get(IFLA_AF_SPEC)),
     ...kindData(kindName, infoAttrs?.get(IFLA_INFO_DATA)),
   };
 }
@@ -245,6 +256,25 @@ export function detachXdp(sock: NetlinkSocket, index: number, mode: XdpMode, ctx
   const req = new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index }));
   req.nest(IFLA_XDP, (x) => x.s32(IFLA_XDP_FD, -1).u32(IFLA_XDP_FLAGS, XDP_MODES[mode].flag));
   sock.request(req, ctx);
+}
+
+/**
+ * Sets the IPv6 token of link `index` (`ip token set`). The kernel takes one only on a device that
+ * accepts router advertisements, solicits routers and does ARP (EINVAL otherwise).
+ */
+export function setIpv6Token(sock: NetlinkSocket, index: number, token: string, ctx: { op: string; device: string }): void {
+  const req = new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index }));
+  req.nest(IFLA_AF_SPEC, (af) => af.nest(AF_INET6, (v6) => v6.attr(IFLA_INET6_TOKEN, parseIp(token))));
+  sock.request(req, ctx);
+}
+
+/**
+ * Adds a static link-layer multicast address (`ip maddr add`) to the device named `name` in the
+ * socket's namespace. The kernel offers this through an ioctl only (SIOCADDMULTI), which any
+ * socket hands to the device layer; the netlink socket is in the right namespace already.
+ */
+export function addStaticMulticast(sock: NetlinkSocket, name: string, address: string): void {
+  libc.addLinkMulticast(sock.fd, name, parseMac(address));
 }
 
 export interface NewLinkCommon {

@@ -13,9 +13,10 @@ export type DeviceSysctls = Record<string, string>;
 
 /**
  * Every readable per-device sysctl of `device`, writable or not (see writable()): a stat per file
- * cost a hook more than the reads, and the callers keep only the few that differ.
+ * cost a hook more than the reads, and the callers keep only the few that differ. The names of
+ * those that refuse reading until set go to `unset`, when given.
  */
-export function readDeviceSysctls(device: string): DeviceSysctls {
+export function readDeviceSysctls(device: string, unset?: string[]): DeviceSysctls {
   const out: DeviceSysctls = {};
   for (const family of FAMILIES) {
     const dir = confDir(family, device);
@@ -31,7 +32,8 @@ export function readDeviceSysctls(device: string): DeviceSysctls {
       try {
         out[`${family}/${name}`] = fs.readFileSync(`${dir}/${name}`, 'utf8').trimEnd();
       } catch {
-        // Some refuse reading until set (ipv6 stable_secret says EIO): nothing to restore then.
+        // Some refuse reading until set (ipv6 stable_secret says EIO).
+        unset?.push(`${family}/${name}`);
       }
     }
   }
@@ -40,16 +42,17 @@ export function readDeviceSysctls(device: string): DeviceSysctls {
 
 /**
  * One per-device sysctl ("ipv6/accept_ra"); undefined where the file is not there (the family is
- * off) or refuses reading until set (EIO, as in readDeviceSysctls).
+ * off), null where it refuses reading until set (EIO, as ipv6 stable_secret does).
  */
-export function readDeviceSysctl(device: string, key: string): string | undefined {
+export function readDeviceSysctl(device: string, key: string): string | null | undefined {
   const [family, name] = key.split('/');
   const file = `${confDir(family, device)}/${name}`;
   try {
     return fs.readFileSync(file, 'utf8').trimEnd();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EIO') return undefined;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EIO') return null;
     throw new StateError(`device ${device}: cannot read ${file}: ${causeOf(err)}`);
   }
 }

@@ -6,7 +6,7 @@ import { hostDeviceName } from '../config/types';
 import type { LinkInfo } from '../netlink/link';
 import { RT_TABLE_MAIN, RTN_UNICAST, RTPROT_STATIC } from '../netlink/route';
 import type { DefaultRoute } from '../netlink/route';
-import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
+import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFA_F_STABLE_PRIVACY, IFAPROT_KERNEL_LL, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
 import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
@@ -61,11 +61,31 @@ export function forContainer(a: AddressRecord, keepDad = false): AddressRecord {
 }
 
 /**
- * Addresses to put back on the host: all of them (permanent or with a lease, which is aged on
- * restore) except IPv6 link-local, which the kernel regenerates.
+ * An IPv6 link-local address the kernel made from the device's addr_gen_mode (IFA_PROTO
+ * kernel_ll, Linux 6.3 and later), as opposed to one the host added. At restore the kernel makes
+ * it again from the mode, secret and MAC put back; one it makes that the record lacks goes.
  */
-export function isRestorable(a: AddressRecord): boolean {
-  return !(a.family === AF_INET6 && a.scope === RT_SCOPE_LINK);
+export function isKernelLinkLocal(a: AddressRecord): boolean {
+  return a.family === AF_INET6 && a.scope === RT_SCOPE_LINK && a.proto === IFAPROT_KERNEL_LL;
+}
+
+/**
+ * An address restore leaves to the kernel: a link-local it made by stable privacy (from the
+ * device's secret, or a random one), which it makes again from the secret and mode put back,
+ * flagged as only the kernel can flag it. Every other address, the kernel's EUI-64 link-local too
+ * (the host may have changed the MAC or the mode since), is added as recorded.
+ */
+export function isLeftToKernel(a: AddressRecord): boolean {
+  return isKernelLinkLocal(a) && (a.flags & IFA_F_STABLE_PRIVACY) !== 0;
+}
+
+/**
+ * The order in which to add `addresses` (as the kernel listed them) so that the kernel lists them
+ * so again: IPv4 as listed (the kernel appends), IPv6 oldest first (the kernel lists each scope
+ * newest first).
+ */
+export function restoreOrder(addresses: AddressRecord[]): AddressRecord[] {
+  return [...addresses.filter((a) => a.family !== AF_INET6), ...addresses.filter((a) => a.family === AF_INET6).reverse()];
 }
 
 /** The kernel renames "old" and "old:suffix" labels with the device; so do we. */

@@ -172,6 +172,15 @@ export interface DeviceState {
   link?: LinkSettingsRecord;
   /** Absent in journals of releases before it was recorded, or where the kernel has no ethtool family. */
   ethtool?: EthtoolRecord;
+  /**
+   * Sysctls that refused reading, as ipv6/stable_secret does until it is set: the kernel cannot
+   * unset them again. Absent: none, or a journal of a release before it was recorded.
+   */
+  unsetSysctls?: string[];
+  /** The IPv6 token (`ip token`), which the move resets; absent when there was none ("::"). */
+  ipv6Token?: string;
+  /** Static link-layer multicast addresses (`ip maddr add`), which the move flushes, in the kernel's order; absent when none. */
+  staticMulticast?: string[];
 }
 
 /** A device's state before oci-netdev touched it; what poststop puts back. */

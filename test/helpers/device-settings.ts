@@ -212,6 +212,8 @@ export interface HostConfiguredNics {
 
 /** Static link-layer multicast addresses of the `manual` NIC: one the kernel joins too (all-nodes). */
 export const MANUAL_MADDRS = ['33:33:00:00:a1:01', '33:33:00:00:00:01'];
+/** The `manual` NIC's IPv6 token. */
+export const MANUAL_TOKEN = '::1:2:3:4';
 
 /**
  * NICs (veth ends, peers up on the host) with the IPv6 configuration a host gives and the kernel
@@ -235,7 +237,7 @@ export function hostConfiguredNics(ns: string): HostConfiguredNics {
   sysctl(`net.ipv6.conf.${manual}.accept_ra=2`);
   ip(ns, ['link', 'set', manual, 'up']);
   for (const a of ['fe80::a1/64', 'fe80::a2/64', '2001:db8:21::1/64', '2001:db8:21::2/64', '2001:db8:21::3/64']) ip(ns, ['addr', 'add', a, 'dev', manual]);
-  ip(ns, ['token', 'set', '::a:1/64', 'dev', manual]);
+  ip(ns, ['token', 'set', `${MANUAL_TOKEN}/64`, 'dev', manual]);
   for (const m of MANUAL_MADDRS) ip(ns, ['maddr', 'add', m, 'dev', manual]);
 
   sysctl(`net.ipv6.conf.${stable}.stable_secret=2001:db8::5ec:1`);

@@ -15,7 +15,7 @@ import { cli, configBundle, makeRig, ociState, Rig, traced, userStderr } from '.
 import { cniDirs, writeConflist } from '../helpers/cni-networks';
 import { netnsPath, REPO_ROOT } from '../helpers/sandbox';
 import { dadDone } from '../helpers/device-state';
-import { hostConfiguredNics, HostConfiguredNics, hostView, hostViewSettledTo, HostView, MANUAL_MADDRS, tamperHostConfigured } from '../helpers/device-settings';
+import { hostConfiguredNics, HostConfiguredNics, hostView, hostViewSettledTo, HostView, MANUAL_MADDRS, MANUAL_TOKEN, tamperHostConfigured } from '../helpers/device-settings';
 
 /** The NICs' names in the container. */
 const IN_CONTAINER: HostConfiguredNics = { manual: 'eth1', stable: 'eth2', random: 'eth3' };
@@ -33,9 +33,9 @@ async function prepared(t: Test): Promise<{ rig: Rig; nics: HostConfiguredNics; 
   const v6 = (role: keyof HostConfiguredNics) => (before[role].addresses as { family: string; local: string }[]).filter((a) => a.family === 'inet6').map((a) => a.local);
   t.same(v6('manual'), ['2001:db8:21::3', '2001:db8:21::2', '2001:db8:21::1', 'fe80::a2', 'fe80::a1'], 'the manual NIC: IPv6 newest first per scope, its own link-locals only');
   t.match(before.manual.link, { altnames: [`${nics.manual}-z`, `${nics.manual}-a`] }, 'altnames in the order added');
-  t.equal(before.manual.token, `token ::a:1 dev ${nics.manual}`, 'a token');
-  t.same(before.manual.maddr.filter((l) => l.endsWith('static')), MANUAL_MADDRS.map((m) => `link  ${m} static`).sort(), 'static multicast addresses');
-  t.ok(before.stable.sysctls.includes(`net.ipv6.conf.${nics.stable}.stable_secret = 2001:db8::5ec:1`), 'the stable NIC has its secret');
+  t.equal(before.manual.token, `token ${MANUAL_TOKEN} dev ${nics.manual}`, 'a token');
+  t.same(before.manual.maddr.filter((l) => l.endsWith('static')), [`link  ${MANUAL_MADDRS[1]} users 2 static`, `link  ${MANUAL_MADDRS[0]} static`], 'static multicast addresses, one the kernel uses too');
+  t.ok(before.stable.sysctls.includes(`net.ipv6.conf.${nics.stable}.stable_secret = 2001:0db8:0000:0000:0000:0000:05ec:0001`), 'the stable NIC has its secret');
   t.match(before.stable.addresses, [{ scope: 'link', 'stable-privacy': true }], 'and its stable-privacy link-local');
   t.match(before.random.addresses, [{ local: 'fe80::c1' }, { scope: 'link', 'stable-privacy': true }], 'the random NIC: a static link-local on top of the generated one');
   return { rig, nics, before };

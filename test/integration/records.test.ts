@@ -17,7 +17,7 @@ import { listTc } from '../../src/netlink/tc';
 import { Netns } from '../../src/netns/netns';
 import { restoreRoutesNeighboursTc } from '../../src/apply/device-state';
 import { addressInfo, addressRecord, neighbourRecord, routeEntry, routeRecord, tcRecord } from '../../src/apply/records';
-import { isRestorable, translateLabel } from '../../src/plan/plan';
+import { isKernelLinkLocal, translateLabel } from '../../src/plan/plan';
 import type { AddressRecord, RouteRecord } from '../../src/state/records';
 import { StateDir } from '../../src/state/statedir';
 import type { Journal } from '../../src/state/statedir';
@@ -87,13 +87,13 @@ t.test('the moved NICs of a version-2 journal: addresses, routes, neighbours and
     const home = nic();
     const ctx = { op: 'restore address', device: d.key };
     // As convergeOnHost does: the restorable addresses, labels renamed with the device.
-    const restorable = orig.addresses.filter(isRestorable).map((a) => ({ ...a, label: translateLabel(a.label, orig.name, home.name) }));
+    const restorable = orig.addresses.filter((a) => !isKernelLinkLocal(a)).map((a) => ({ ...a, label: translateLabel(a.label, orig.name, home.name) }));
     for (const a of restorable) addAddress(sock, home.index, addressInfo(a), ctx);
     const warnings: string[] = [];
     restoreRoutesNeighboursTc(sock, state, orig.index, home.index, d.key, (w) => warnings.push(w));
     t.same(warnings, [], `${orig.name}: nothing refused`);
 
-    const addresses = listAddresses(sock, home.index).map(({ index: _i, ...a }) => addressRecord(a)).filter(isRestorable);
+    const addresses = listAddresses(sock, home.index).map(({ index: _i, ...a }) => addressRecord(a)).filter((a) => !isKernelLinkLocal(a));
     t.same(sortedJson(addresses.map(addressKey)), sortedJson(restorable.map((a) => addressKey(addressRecord(addressInfo(a))))),
       `${orig.name}: its addresses, flags, scopes and labels`);
     const finite = restorable.filter((a) => a.validLifetime !== 0xffffffff);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { ofKind } from '../helpers/records';
 import { fakeLink } from '../helpers/links';
-import { addressFromCidr, isPortable, isRestorable, planAttach, translateLabel, unprovenIdentity, Observed } from '../../src/plan/plan';
+import { addressFromCidr, isKernelLinkLocal, isLeftToKernel, isPortable, planAttach, restoreOrder, translateLabel, unprovenIdentity, Observed } from '../../src/plan/plan';
 import type { LinkInfo } from '../../src/netlink/link';
 import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';
@@ -56,8 +56,15 @@ t.test('address rules', async (t) => {
   t.ok(isPortable(addr(1, '192.0.2.1', 24, 0x80, 0)));
   t.notOk(isPortable(addr(1, '10.0.0.1', 32, 0x80, 254)), 'host scope stays');
   t.notOk(isPortable(addr(1, '2001:db8::9', 64, 0x100, 0)), 'not permanent stays');
-  t.ok(isRestorable(addr(1, '10.0.0.1', 32, 0x80, 254)), 'host-scope permanent addresses are restored on the host');
-  t.notOk(isRestorable(addr(1, 'fe80::1', 64, 0x80, 253)), 'the kernel regenerates IPv6 link-local');
+  t.ok(isKernelLinkLocal(addr(1, 'fe80::1', 64, 0x80, 253, { proto: 3 })), 'a link-local the kernel made (proto kernel_ll) is left to the kernel');
+  t.notOk(isKernelLinkLocal(addr(1, 'fe80::1', 64, 0x80, 253)), 'one the host added is restored');
+  t.notOk(isKernelLinkLocal(addr(1, '169.254.0.1', 16, 0x80, 253, { proto: 3 })), 'IPv4 link-local is always restored');
+  t.ok(isLeftToKernel(addr(1, 'fe80::1', 64, 0x880, 253, { proto: 3 })), "the kernel's stable-privacy link-local is made again by the kernel");
+  t.notOk(isLeftToKernel(addr(1, 'fe80::1', 64, 0x80, 253, { proto: 3 })), 'its EUI-64 one is added as recorded');
+  const v4a = addr(1, '192.0.2.1', 24, 0x80, 0);
+  const v4b = addr(1, '192.0.2.2', 24, 0x80, 0);
+  const [g2, g1, l1] = [addr(1, '2001:db8::2', 64, 0x80, 0), addr(1, '2001:db8::1', 64, 0x80, 0), addr(1, 'fe80::1', 64, 0x80, 253)];
+  t.same(restoreOrder([v4a, g2, v4b, g1, l1]), [v4a, v4b, l1, g1, g2], 'IPv4 as listed, IPv6 oldest first (the kernel lists it newest first)');
   t.equal(translateLabel('nic0', 'nic0', 'eth1'), 'eth1');
   t.equal(translateLabel('nic0:a', 'nic0', 'eth1'), 'eth1:a');
   t.equal(translateLabel('other', 'nic0', 'eth1'), 'other');
