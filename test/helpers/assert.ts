@@ -9,6 +9,12 @@ export function ok(t: Test, r: ShResult, what: string): void {
   t.equal(r.status, 0, `${what} exits 0`, { stdout: r.stdout, stderr: r.stderr });
 }
 
+/** ok, and without a warning: everything came back. */
+export function okQuietly(t: Test, r: ShResult, what: string): void {
+  ok(t, r, what);
+  t.equal(r.stderr, '', `${what}: without a warning`);
+}
+
 /**
  * `r` was refused as the contract says: exit 1 and exactly one line on stderr besides the netlink
  * trace, equal to `line` (or matching it, where a part such as a kernel's wording is not ours).

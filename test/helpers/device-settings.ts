@@ -8,8 +8,14 @@ import * as libc from '../../native/libc';
 import { NetlinkSocket } from '../../src/netlink/client';
 import { attrMap, attrU32, decodeAttrs, encodeIfInfo, IFINFOMSG_LEN, MessageBuilder } from '../../src/netlink/codec';
 import { Netns } from '../../src/netns/netns';
-import { uniqueName } from './names';
-import { inSimHost, netnsPath, sh, shOk, sleep } from './sandbox';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { uniqueId, uniqueName } from './names';
+import { inSimHost, netnsPath, REPO_ROOT, sh, shOk, sleep } from './sandbox';
+import { cniDirs, writeConflist } from './cni-networks';
+import { configBundle, ociState, traced, userStderr } from './netdevices';
+import type { Rig } from './netdevices';
+import type { Test } from 'tap';
 
 const ip = (ns: string, args: string[]) => shOk('ip', ['-n', ns, ...args]);
 /** A command inside the network namespace at `path` (nsenter --net). */
@@ -262,4 +268,32 @@ export function tamperHostConfigured(path: string, nics: HostConfiguredNics): vo
   inside(path, ['ip', 'token', 'set', '::bad/64', 'dev', nics.manual]);
   inside(path, ['ip', 'maddr', 'add', '33:33:00:00:ba:d1', 'dev', nics.manual]);
   inside(path, ['sysctl', '-q', '-w', `net.ipv6.conf.${nics.stable}.stable_secret=2001:db8::bad`, `net.ipv6.conf.${nics.random}.addr_gen_mode=0`]);
+}
+
+/**
+ * createRuntime of `netDevices` and of a CNI network whose only plugin is the container's process
+ * at work on the moved NICs while the network's ADD runs: it calls `act` of this module with
+ * CNI_NETNS and `args`, then fails the ADD. Checks that createRuntime fails on it and that the
+ * rollback restored everything without a word.
+ */
+export function rolledBackAfter(t: Test, rig: Rig, netDevices: Record<string, object>, act: 'tamper' | 'tamperHostConfigured', args: unknown[]): void {
+  const dirs = cniDirs(rig.sb);
+  const plugin = join(dirs.pluginDir, 'tamperer');
+  writeFileSync(plugin, `#!/usr/bin/env node
+require('fs').readFileSync(0, 'utf8');
+if (process.env.CNI_COMMAND === 'VERSION') { process.stdout.write('{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'); process.exit(0); }
+if (process.env.CNI_COMMAND === 'ADD') {
+  require(${JSON.stringify(join(REPO_ROOT, 'dist/test/helpers/device-settings.js'))}).${act}(process.env.CNI_NETNS, ...${JSON.stringify(args)});
+  process.stdout.write('{"cniVersion":"1.0.0","code":111,"msg":"tamperer fails ADD"}');
+  process.exit(1);
+}
+`);
+  chmodSync(plugin, 0o755);
+  const net = uniqueId('net');
+  writeConflist(dirs, net, [{ type: 'tamperer' }]);
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { ...netDevices, [net]: { type: 'cni', name: 'eth0' } } });
+  const r = traced(rig, 'create-runtime', ociState(uniqueId('ctr'), bundle, 'creating'), dirs.env);
+  t.not(r.status, 0, 'create-runtime fails');
+  t.match(userStderr(r.stderr), /tamperer fails ADD/, "on the plugin's error, after the NICs moved and were changed");
+  t.notMatch(userStderr(r.stderr), /WARNING|not restored|not as before|rollback also failed/, 'the rollback restored everything');
 }

@@ -5,17 +5,14 @@
 // NIC's IPv6 address comes home valid, not tentative. A throwaway netns plays the host; a veth end
 // with four queues each way stands in for the NIC.
 import t from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Test } from 'tap';
-import { ok } from '../helpers/assert';
+import { ok, okQuietly } from '../helpers/assert';
 import { bundleFor, createRuntime, poststop } from '../helpers/host';
 import { uniqueId } from '../helpers/names';
-import { cli, configBundle, makeRig, ociState, Rig, traced, userStderr } from '../helpers/netdevices';
-import { cniDirs, writeConflist } from '../helpers/cni-networks';
-import { inSimHost, netnsPath, REPO_ROOT, sh } from '../helpers/sandbox';
+import { cli, makeRig, Rig } from '../helpers/netdevices';
+import { inSimHost, netnsPath, sh } from '../helpers/sandbox';
 import { dadDone } from '../helpers/device-state';
-import { attachXdp, hostView, hostViewSettledTo, HostView, NIC_V6, queuedNic, tamper, tampered, tentativeGlobals } from '../helpers/device-settings';
+import { attachXdp, hostView, hostViewSettledTo, HostView, NIC_V6, queuedNic, tamper, tampered, rolledBackAfter, tentativeGlobals } from '../helpers/device-settings';
 
 /** The NIC in the container as eth1. */
 const IN_CONTAINER = 'eth1';
@@ -48,36 +45,14 @@ t.test('after poststop, every setting the container changed on the moved NIC is 
   t.match(changed, { flags: ['BROADCAST', 'NOARP', 'ALLMULTI', 'PROMISC', 'DYNAMIC', 'NOTRAILERS', 'UP', 'LOWER_UP'], txqlen: 5 }, 'the container changed the flags');
   t.match(changed.xdp, { mode: 1 }, 'and attached an XDP program in driver mode');
 
-  const r = poststop(rig, id, bundle);
-  ok(t, r, 'poststop');
-  t.equal(r.stderr, '', 'without a warning: everything came back');
+  okQuietly(t, poststop(rig, id, bundle), 'poststop');
   await sameAsBefore(t, rig, nic, before);
 });
 
 t.test('after a rollback, every setting the container changed on the moved NIC is as before', async (t) => {
   const { rig, nic, before } = await prepared(t);
-  // A CNI network whose only plugin is the container's process at work on the moved NIC while the
-  // network's ADD runs; then it fails, and createRuntime rolls back.
-  const dirs = cniDirs(rig.sb);
-  writeFileSync(join(dirs.pluginDir, 'tamperer'), `#!/usr/bin/env node
-const fs = require('fs');
-const conf = JSON.parse(fs.readFileSync(0, 'utf8') || '{}');
-if (process.env.CNI_COMMAND === 'VERSION') { process.stdout.write('{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'); process.exit(0); }
-if (process.env.CNI_COMMAND === 'ADD') {
-  require(${JSON.stringify(join(REPO_ROOT, 'dist/test/helpers/device-settings.js'))}).tamper(process.env.CNI_NETNS, conf.device, 'skb');
-  process.stdout.write('{"cniVersion":"1.0.0","code":111,"msg":"tamperer fails ADD"}');
-  process.exit(1);
-}
-`);
-  chmodSync(join(dirs.pluginDir, 'tamperer'), 0o755);
-  const net = uniqueId('net');
-  writeConflist(dirs, net, [{ type: 'tamperer', device: IN_CONTAINER }]);
-  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [nic]: { name: IN_CONTAINER }, [net]: { type: 'cni', name: 'eth0' } } });
-
-  const r = traced(rig, 'create-runtime', ociState(uniqueId('ctr'), bundle, 'creating'), dirs.env);
-  t.not(r.status, 0, 'create-runtime fails');
-  t.match(userStderr(r.stderr), /tamperer fails ADD/, "on the plugin's error, after the NIC moved and was changed");
-  t.notMatch(userStderr(r.stderr), /not restored|not as before|rollback also failed/, 'the rollback restored everything');
+  // The container's process at work on the moved NICs during a network's ADD, which then fails.
+  rolledBackAfter(t, rig, { [nic]: { name: IN_CONTAINER } }, 'tamper', [IN_CONTAINER, 'skb']);
   await sameAsBefore(t, rig, nic, before);
 });
 
@@ -90,9 +65,8 @@ t.test('after gc (the container died without poststop), every setting the contai
 
   // The state has no pid: gc cannot tell the container runs, and restores it as if it were gone.
   const gc = cli(rig, ['gc']);
-  ok(t, gc, 'gc');
+  okQuietly(t, gc, 'gc');
   t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc restores the NIC');
-  t.equal(gc.stderr, '', 'without a warning');
   await sameAsBefore(t, rig, nic, before);
 });
 
@@ -120,9 +94,7 @@ t.test('an XDP program the NIC carried stays; one the container put in its place
   const kept = uniqueId('ctr');
   const bundle = bundleFor(rig, { [nic]: { name: IN_CONTAINER } });
   ok(t, createRuntime(rig, kept, bundle), 'create-runtime');
-  const r1 = poststop(rig, kept, bundle);
-  ok(t, r1, 'poststop');
-  t.equal(r1.stderr, '', 'without a warning');
+  okQuietly(t, poststop(rig, kept, bundle), 'poststop');
   t.match(tampered(rig.simhost, nic).xdp, { mode: 2, prog: { id: hostProgram } }, 'the program the NIC carried is still on it');
 
   // Replaced by the container: the container's program does not stay on the host.

@@ -5,17 +5,14 @@
 // altnames and IPv6 addresses. After poststop, after a rollback and after gc, with a process in the
 // container changing them meanwhile. A throwaway netns plays the host; veth ends stand in for NICs.
 import t from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Test } from 'tap';
-import { ok } from '../helpers/assert';
+import { ok, okQuietly } from '../helpers/assert';
 import { bundleFor, createRuntime, poststop } from '../helpers/host';
 import { uniqueId } from '../helpers/names';
-import { cli, configBundle, makeRig, ociState, Rig, traced, userStderr } from '../helpers/netdevices';
-import { cniDirs, writeConflist } from '../helpers/cni-networks';
-import { netnsPath, REPO_ROOT } from '../helpers/sandbox';
+import { cli, makeRig, Rig } from '../helpers/netdevices';
+import { netnsPath } from '../helpers/sandbox';
 import { dadDone } from '../helpers/device-state';
-import { hostConfiguredNics, HostConfiguredNics, hostView, hostViewSettledTo, HostView, MANUAL_MADDRS, MANUAL_TOKEN, tamperHostConfigured } from '../helpers/device-settings';
+import { hostConfiguredNics, HostConfiguredNics, hostView, hostViewSettledTo, HostView, MANUAL_MADDRS, MANUAL_TOKEN, tamperHostConfigured, rolledBackAfter } from '../helpers/device-settings';
 
 /** The NICs' names in the container. */
 const IN_CONTAINER: HostConfiguredNics = { manual: 'eth1', stable: 'eth2', random: 'eth3' };
@@ -59,36 +56,14 @@ t.test('after poststop, the IPv6 configuration of the host and the order of altn
   const bundle = bundleFor(rig, netDevices(nics));
   ok(t, createRuntime(rig, id, bundle), 'create-runtime');
   tamperHostConfigured(netnsPath(rig.ctr), IN_CONTAINER);
-  const r = poststop(rig, id, bundle);
-  ok(t, r, 'poststop');
-  t.equal(r.stderr, '', 'without a warning: everything came back');
+  okQuietly(t, poststop(rig, id, bundle), 'poststop');
   await sameAsBefore(t, rig, nics, before);
 });
 
 t.test('after a rollback, the IPv6 configuration of the host and the order of altnames and addresses are as before', async (t) => {
   const { rig, nics, before } = await prepared(t);
-  // A CNI network whose only plugin is the container's process at work on the moved NICs while
-  // the network's ADD runs; then it fails, and createRuntime rolls back.
-  const dirs = cniDirs(rig.sb);
-  writeFileSync(join(dirs.pluginDir, 'tamperer'), `#!/usr/bin/env node
-const fs = require('fs');
-fs.readFileSync(0, 'utf8');
-if (process.env.CNI_COMMAND === 'VERSION') { process.stdout.write('{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'); process.exit(0); }
-if (process.env.CNI_COMMAND === 'ADD') {
-  require(${JSON.stringify(join(REPO_ROOT, 'dist/test/helpers/device-settings.js'))}).tamperHostConfigured(process.env.CNI_NETNS, ${JSON.stringify(IN_CONTAINER)});
-  process.stdout.write('{"cniVersion":"1.0.0","code":111,"msg":"tamperer fails ADD"}');
-  process.exit(1);
-}
-`);
-  chmodSync(join(dirs.pluginDir, 'tamperer'), 0o755);
-  const net = uniqueId('net');
-  writeConflist(dirs, net, [{ type: 'tamperer' }]);
-  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { ...netDevices(nics), [net]: { type: 'cni', name: 'eth0' } } });
-
-  const r = traced(rig, 'create-runtime', ociState(uniqueId('ctr'), bundle, 'creating'), dirs.env);
-  t.not(r.status, 0, 'create-runtime fails');
-  t.match(userStderr(r.stderr), /tamperer fails ADD/, "on the plugin's error, after the NICs moved and were changed");
-  t.notMatch(userStderr(r.stderr), /WARNING|not restored|rollback also failed/, 'the rollback restored everything');
+  // The container's process at work on the moved NICs during a network's ADD, which then fails.
+  rolledBackAfter(t, rig, netDevices(nics), 'tamperHostConfigured', [IN_CONTAINER]);
   await sameAsBefore(t, rig, nics, before);
 });
 
@@ -99,8 +74,7 @@ t.test('after gc (the container died without poststop), the IPv6 configuration o
   tamperHostConfigured(netnsPath(rig.ctr), IN_CONTAINER);
   // The state has no pid: gc cannot tell the container runs, and restores it as if it were gone.
   const gc = cli(rig, ['gc']);
-  ok(t, gc, 'gc');
+  okQuietly(t, gc, 'gc');
   t.match(gc.stdout, new RegExp(`^${id}: restored`, 'm'), 'gc restores the NICs');
-  t.equal(gc.stderr, '', 'without a warning');
   await sameAsBefore(t, rig, nics, before);
 });
