@@ -208,6 +208,19 @@ export function unprovenIdentity(id: DeviceIdentity): string | undefined {
   return `${id.kind === null ? 'a device without a kind' : `a ${id.kind} device`}: the kernel reports nothing of it that a container cannot forge (${fields})`;
 }
 
+/**
+ * Why a device the runtime left in the container cannot be adopted as the host's `name`, or
+ * undefined when it can. The kernel reports no name a device had in another namespace, so only
+ * what no one but root can have put there is adopted: hardware, by its bus device. A veth whose
+ * peer is on the host, a macvlan on a host master or a tunnel tied to the host could be any of
+ * the pod's own interfaces (a CNI eth0 has exactly such a tie), and would reach the host as `name`.
+ */
+function notAdoptable(id: DeviceIdentity, name: string): string | undefined {
+  if (id.parentDev !== null && id.parentBus !== null) return undefined;
+  const what = id.kind === null ? 'a device without a kind' : `a ${id.kind} device`;
+  return `${what}, and nothing the kernel reports of it ties it to the host's ${name} (only hardware, whose bus device no container can make, is adopted)`;
+}
+
 /** Hands out ifindexes no link of a namespace uses, from `base` up; `prefer` when it is free. */
 function indexAllocator(links: LinkInfo[], base: number): (prefer?: number) => number {
   const used = new Set(links.map((l) => l.index));
@@ -311,8 +324,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       if (!link) {
         const inside = adoptable(spec, observed, ctx);
         const identity = identityOf(inside, observed.hostNsidInContainer ?? null);
-        // A sibling in the pod can make a device under the target name first; only what proves a host device is adopted.
-        const unproven = unprovenIdentity(identity);
+        const unproven = notAdoptable(identity, device);
         if (unproven) {
           throw new PlanError(`device ${spec.key}: no such device in the host network namespace, and ${inside.name} in the container cannot be shown to be it: ${unproven}; nothing is adopted`, { device: spec.key, op: 'adopt' });
         }

@@ -346,31 +346,3 @@ t.test('the original name taken on the host at restore: a fallback name, the dev
   t.same(stateEntries(w.stateDir), [], 'no state left');
 });
 
-t.test('a device the runtime already moved (netDevices-aware runc/crun) is adopted, and restored at poststop', async (t) => {
-  const w = makeRig(t, { inProcess: true });
-  const dev = hostNic(w, { mtu: 1420, mac: '02:00:5e:00:53:61', alias: 'uplink' });
-  addAddress(w.simhost, dev, '192.0.2.130/24', ['broadcast', '+']);
-  addAddress(w.simhost, dev, '2001:db8:130::1/64', ['nodad']);
-  const before = await steady(w.simhost);
-  const target = uniqueName('ct');
-  // What runc >= 1.4 does before createRuntime: move and rename, re-add the addresses, set it up.
-  shOk('ip', ['-n', w.simhost, 'link', 'set', dev, 'netns', w.ctr, 'name', target]);
-  addAddress(w.ctr, target, '192.0.2.130/24', ['broadcast', '+']);
-  addAddress(w.ctr, target, '2001:db8:130::1/64', ['nodad']);
-  shOk('ip', ['-n', w.ctr, 'link', 'set', target, 'up']);
-  const id = uniqueId('ctr');
-  const bundle = bundleFor(w, { [dev]: { name: target } });
-
-  ok(t, createRuntime(w, id, bundle), 'create-runtime');
-  const inside = linkSnapshot(w.ctr, target);
-  t.equal(inside.alias, 'uplink', 'adopted: left as the runtime moved it');
-  t.same(inside.addresses.map((a) => a.local), ['192.0.2.130', '2001:db8:130::1'], 'its addresses are left as the runtime set them');
-  t.equal(inside.up, true, 'up');
-  const st = JSON.parse(shOk(...inSimHost(w.simhost, [OCI_NETDEV, '--state-dir', w.stateDir, 'status', '--json'])));
-  t.match(st, [{ containerId: id, devices: [{ key: dev, containerName: target, kind: 'adopted', state: 'in' }] }], 'status shows it adopted');
-
-  ok(t, poststop(w, id, bundle), 'poststop');
-  t.same(await settledTo(w.simhost, before), before, 'back on the host under its host name, exactly as before the runtime moved it');
-  t.same(Object.keys(nsSnapshot(w.ctr)), ['lo'], 'not left in the container');
-  t.same(stateEntries(w.stateDir), [], 'no state left');
-});

@@ -234,27 +234,3 @@ t.test('MAC and MTU on a moved host device: set after the move, restored at post
   t.same(stateEntries(rig.stateDir), [], 'no state');
 });
 
-t.test('MAC and MTU on a device the runtime already moved (adopted, up): taken down first, restored at poststop', async (t) => {
-  const rig = makeRig(t);
-  const nic = uniqueName('nic');
-  rig.sb.createVethPair(rig.simhost, nic, uniqueName('peer'));
-  const hostBefore = nsSnapshot(rig.simhost);
-  // What runc >= 1.4 does before createRuntime: move the device, rename it, set it up.
-  shOk('ip', ['-n', rig.simhost, 'link', 'set', nic, 'netns', rig.ctr, 'name', 'eth1']);
-  shOk('ip', ['-n', rig.ctr, 'link', 'set', 'eth1', 'up']);
-  const ctrBefore = nsSnapshot(rig.ctr);
-  const { id, bundle, r } = attach(rig, { [nic]: { name: 'eth1', mtu: 1280, mac: '02:CD:00:00:00:01' } });
-  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
-  t.same(newlinkOps(r.stderr, nic), ['configure: take down', 'configure', 'configure'], 'down, MTU and MAC, then up');
-  const dev = nsSnapshot(rig.ctr).eth1;
-  t.match(dev, { mtu: 1280, mac: '02:cd:00:00:00:01', up: true }, 'MTU, MAC, up');
-
-  const r2 = traced(rig, 'poststop', ociState(id, bundle, 'stopped'));
-  t.equal(r2.status, 0, 'poststop exits 0', { stderr: r2.stderr });
-  t.same(newlinkOps(r2.stderr, nic).slice(0, 3), ['restore in container: take down', 'restore in container', 'move to host']);
-  const back = nsSnapshot(rig.simhost)[nic];
-  t.match(back, { mtu: ctrBefore.eth1.mtu, mac: ctrBefore.eth1.mac, up: true }, 'back on the host under its key with the MTU and MAC it had');
-  t.same(Object.keys(nsSnapshot(rig.simhost)).sort(), Object.keys(hostBefore).sort(), 'the host has its devices back');
-  t.same(nonLoopback(rig.ctr), [], 'the container holds nothing');
-  t.same(stateEntries(rig.stateDir), [], 'no state');
-});

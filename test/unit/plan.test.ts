@@ -96,42 +96,47 @@ t.test('an MTU outside the host device\'s own range is refused at planning', asy
   t.doesNotThrow(() => planAttach([host('nic0', 'eth1', { mtu: 65535 })], observed({ hostLinks: [link(5, 'nic0', { minMtu: null, maxMtu: null })] }), ctx), 'no bound reported: no check');
 });
 
-t.test('a missing host device is an error unless the runtime already moved it', async (t) => {
+t.test('a missing host device is an error unless the runtime already moved it, and only hardware is adopted', async (t) => {
   t.throws(() => planAttach([host('gone0', 'eth1')], observed(), ctx), /gone0: no such device/);
-  // eth1's peer is on the host, which the container calls namespace 3.
-  const obs = observed({
-    containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(9, 'eth1', { mtu: 9000, linkIndex: 30, linkNetnsid: 3 })],
+  const lo = link(1, 'lo', { flags: 0x9, kind: null });
+  // The host is namespace 3 as the container sees it.
+  const inside = (eth1: Partial<LinkInfo>) => observed({
+    containerLinks: [lo, link(9, 'eth1', { mtu: 9000, ...eth1 })],
     containerAddresses: [addr(9, '203.0.113.5', 24, 0x80, 0, { label: 'eth1' })],
     hostNsidInContainer: 3,
   });
-  const plan = planAttach([host('gone0', 'eth1')], obs, ctx);
-  const rec = ofKind(plan.devices[0], 'host');
-  t.ok(rec.adopted);
+  const nic = inside({ kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' });
+  const rec = ofKind(planAttach([host('gone0', 'eth1')], nic, ctx).devices[0], 'host');
+  t.ok(rec.adopted, 'a hardware NIC is adopted: its bus device is what no container can make');
+  t.same(rec.identity, { kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' }, 'and found again by it');
   t.equal(rec.original.name, 'gone0', 'restored under the key');
   t.equal(rec.original.mtu, 9000);
   t.equal(rec.containerName, 'eth1');
   t.same(rec.containerAddresses, [], 'the runtime already copied the addresses');
   t.equal(rec.containerIndex, 9, 'found again by its ifindex in the container');
-  t.throws(() => planAttach([host('gone0', 'eth1', { source: 'annotation' })], obs, ctx),
+  t.throws(() => planAttach([host('gone0', 'eth1', { source: 'annotation' })], nic, ctx),
     /device gone0: no such device in the host network namespace \(annotation entries never adopt/, 'annotation entries never adopt');
-  t.throws(() => planAttach([host('gone0', 'lo')], obs, ctx), /the container's loopback device lo is never adopted/);
-  t.throws(() => planAttach([host('gone0', 'eth1')], obs, { ...ctx, claimedInContainer: new Map([[9, 'other-ctr']]) }),
+  t.throws(() => planAttach([host('gone0', 'lo')], nic, ctx), /the container's loopback device lo is never adopted/);
+  t.throws(() => planAttach([host('gone0', 'eth1')], nic, { ...ctx, claimedInContainer: new Map([[9, 'other-ctr']]) }),
     /eth1 in the container is held by container other-ctr/, "another container's device is never adopted");
-  t.equal(rec.identity.hostPeerIndex, 30, 'proved by its peer on the host');
-  const unproven = (inside: Partial<LinkInfo>) => observed({ containerLinks: [link(1, 'lo', { flags: 0x9, kind: null }), link(9, 'eth1', inside)], hostNsidInContainer: 3 });
-  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ linkIndex: 10, linkNetnsid: null }), ctx),
-    /^device gone0: no such device in the host network namespace, and eth1 in the container cannot be shown to be it: a veth whose peer is not on the host; nothing is adopted$/,
-    "a veth of the pod's own (a sibling's) is never adopted");
-  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'macvlan', linkIndex: 10, linkNetnsid: null }), ctx),
-    /eth1 in the container cannot be shown to be it: a macvlan device: the kernel reports nothing of it that a container cannot forge \(kind, MAC, ifindex\)/,
-    'nor a macvlan on a lower device of the pod');
-  t.throws(() => planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: null, vxlan: { id: 4, port: 4789, underlay: 0 } }), ctx),
-    /eth1 in the container cannot be shown to be it: a vxlan not tied to the host's namespace/, 'nor a vxlan made in the pod');
-  const vx = ofKind(planAttach([host('gone0', 'eth1')], unproven({ kind: 'vxlan', linkIndex: 9, linkNetnsid: 3, vxlan: { id: 4, port: 4789, underlay: 0 } }), ctx).devices[0], 'host');
-  t.same(vx.identity, { kind: 'vxlan', permanentMac: null, parentBus: null, parentDev: null, hostLinkNet: true, vxlan: { id: 4, port: 4789, underlay: 0 } },
-    "a vxlan made on the host is adopted, proved by its link namespace");
-  const hw = planAttach([host('gone0', 'eth1')], unproven({ kind: null, permanentMac: '00:11:22:33:44:55', parentBus: 'pci', parentDev: '0000:3b:00.1' }), ctx);
-  t.equal(hw.devices[0].identity.parentDev, '0000:3b:00.1', 'a hardware NIC is adopted, proved by its bus device');
+
+  // A tie to the host is no tie to the name: a pod's own CNI eth0 is a veth whose peer is on the host.
+  const refusal = (what: string) => new RegExp(`^device gone0: no such device in the host network namespace, and eth1 in the container cannot be shown to be it: ${what}, ` +
+    "and nothing the kernel reports of it ties it to the host's gone0 \\(only hardware, whose bus device no container can make, is adopted\\); nothing is adopted$");
+  const cases: [string, Partial<LinkInfo>][] = [
+    ['a veth whose peer is on the host', { linkIndex: 30, linkNetnsid: 3 }],
+    ["a veth whose peer is in the pod", { linkIndex: 10, linkNetnsid: null }],
+    ['a macvlan on a host master', { kind: 'macvlan', linkIndex: 30, linkNetnsid: 3 }],
+    ['a macvlan on a lower device of the pod', { kind: 'macvlan', linkIndex: 10, linkNetnsid: null }],
+    ["a vxlan tied to the host's namespace", { kind: 'vxlan', linkIndex: 9, linkNetnsid: 3, vxlan: { id: 4, port: 4789, underlay: 0 } }],
+    ['a vxlan made in the pod', { kind: 'vxlan', linkIndex: 9, linkNetnsid: null, vxlan: { id: 4, port: 4789, underlay: 0 } }],
+    ['a tap', { kind: 'tun' }],
+    ['a NIC-like device with a permanent MAC but no bus device', { kind: null, permanentMac: '00:11:22:33:44:55' }],
+  ];
+  for (const [what, eth1] of cases) {
+    const kind = eth1.kind === undefined ? 'a veth device' : eth1.kind === null ? 'a device without a kind' : `a ${eth1.kind} device`;
+    t.throws(() => planAttach([host('gone0', 'eth1')], inside(eth1), ctx), refusal(kind), `${what} is never adopted`);
+  }
 });
 
 t.test('identity: what the container cannot change, recorded per device', async (t) => {
