@@ -9,6 +9,7 @@ import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
 import { getLink, listLinks, LinkInfo } from '../netlink/link';
 import { netnsIdOf } from '../netlink/nsid';
+import { unprovenIdentity } from '../plan/plan';
 import type { DeviceIdentity, DeviceRecord } from '../state/records';
 
 export interface Side {
@@ -125,13 +126,16 @@ export function locate(sides: Sides, rec: DeviceRecord): Location | null {
 /**
  * Whether the kernel shows that a device found neither in the container nor on the host exists no
  * more: a veth whose peer on the host is gone (deleting either end deletes both), a stacked
- * device whose lower device is gone, a device whose parent bus device was removed; one without
- * such a tie has only its ifindex, which the caller found free or someone else's. Otherwise it
+ * device whose lower device is gone, a device whose parent bus device was removed. Otherwise it
  * may be alive in another namespace (one the container made), or be the link of its kind at its
- * ifindex in the container, and is not gone.
+ * ifindex in the container, and is not gone. A device with no such tie (a tun, an ifb) is never
+ * shown gone.
  */
 export function provablyGone(sides: Sides, rec: DeviceRecord): boolean {
   const id = rec.identity;
+  // Nothing ties it to anything: it may live on in a namespace the container made, under any name.
+  // (A version 1 record not matched yet has a placeholder identity, not a known kind.)
+  if (!rec.v1 && unprovenIdentity(id) !== undefined) return false;
   // A link of its kind at its ifindex may be it, with a tie that cannot be checked from here.
   const at = sides.container ? getLink(sides.container.sock, { index: rec.containerIndex }) : null;
   if (at && at.kind === id.kind) return false;

@@ -275,7 +275,8 @@ const moveOut = forKind('host', (ctx, rec) => {
   }
   if (!home) {
     if (!provablyGone(ctx, rec)) {
-      throw new PlanError(`device ${rec.key}: not found in the container nor on the host (ifindex ${rec.containerIndex} in the container, original name ${orig.name}); it may be in another namespace; its record is kept`, { device: rec.key, op: 'restore' });
+      const why = unproven ? `, and ${unproven}, so nothing shows it gone` : '';
+      throw new PlanError(`device ${rec.key}: not found in the container nor on the host (ifindex ${rec.containerIndex} in the container, original name ${orig.name}); it may be in another namespace${why}; its record is kept`, { device: rec.key, op: 'restore' });
     }
     rec.lost = ct ? `the kernel shows it exists no more: not in the container (ifindex ${rec.containerIndex}) nor on the host (original name ${orig.name})`
       : `its network namespace is gone and it is not on the host (original name ${orig.name})`;

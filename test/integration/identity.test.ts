@@ -95,6 +95,48 @@ t.test('a persistent tap replaced in the container by its own tap (owner 4242) a
   t.same(stateEntries(rig.stateDir), [], 'no state left');
 });
 
+t.test("a tap the container hides in a namespace of its own, under another name: not lost, its record is kept, status says why; back in the container it is unproven, and an operator's move home lets gc finish", async (t) => {
+  const rig = makeRig(t);
+  const tap = uniqueName('tap');
+  shOk('ip', ['-n', rig.simhost, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '192.0.2.43/24', 'dev', tap]);
+  const hidden = rig.sb.createNetns('own');
+  const before = await steady(rig.simhost);
+  const tapIndex = linkIn(rig.simhost, tap)!.ifindex;
+  const id = uniqueId('idt');
+  const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [tap]: { name: 'eth1' } } });
+  const created = run(rig, 'create-runtime', id, bundle);
+  t.equal(created.status, 0, 'createRuntime exits 0', { stderr: userStderr(created.stderr) });
+  const inside = linkIn(rig.ctr, 'eth1')!.ifindex;
+  inCtr(rig, ['link', 'set', 'eth1', 'netns', hidden, 'name', 'quiet0']);
+  t.same(nonLoopback(rig.ctr), [], 'the container holds nothing at the tap\'s ifindex');
+
+  const unprovable = 'a tun device: the kernel reports nothing of it that a container cannot forge (kind, MAC, ifindex, owner, group, flags)';
+  t.same(statusOf(rig, id).map((d) => [d.state, d.reason]),
+    [['missing', `${unprovable}; not in the container nor on the host, and nothing the kernel reports can show it gone: it may be in a namespace the container made`]],
+    'status says it is missing, and why it cannot be called lost');
+  const r = run(rig, 'poststop', id, bundle);
+  t.equal(r.status, 1, 'poststop fails');
+  t.same(userStderr(r.stderr).split('\n').filter(Boolean), [
+    `oci-netdev: container ${id}: device ${tap}: not found in the container nor on the host (ifindex ${inside} in the container, original name ${tap}); ` +
+    `it may be in another namespace, and ${unprovable}, so nothing shows it gone; its record is kept (state kept; run oci-netdev gc to retry)`,
+  ], 'naming the tap, not calling it lost');
+  t.same(stateEntries(rig.stateDir).length, 1, 'the record is kept');
+  t.notOk(linkIn(rig.simhost, tap), "nothing is on the host under the tap's name");
+
+  // The container gives it back: it is there, but unproven, so it still does not come home by itself.
+  shOk('ip', ['-n', hidden, 'link', 'set', 'quiet0', 'netns', rig.ctr, 'name', 'eth1']);
+  t.same(statusOf(rig, id).map((d) => d.state), ['unproven'], 'back in the container it is unproven');
+  t.equal(run(rig, 'poststop', id, bundle).status, 1, 'poststop still leaves it in the container');
+  // An operator who has checked it brings it home at its ifindex: gc then finishes the restore.
+  inCtr(rig, ['link', 'set', 'eth1', 'netns', rig.simhost]);
+  t.equal(linkIn(rig.simhost, 'eth1')?.ifindex, tapIndex, 'the tap is back on the host at its own ifindex');
+  const gc = cli(rig, ['gc']);
+  t.match(gc.stdout, `${id}: restored`, 'gc restores it', { stderr: gc.stderr });
+  t.same(await settledTo(rig.simhost, before), before, 'the host is exactly as before');
+  t.same(stateEntries(rig.stateDir), [], 'no state left');
+});
+
 t.test('a tap moved by a createRuntime that then fails comes home with the rollback: the container has not run yet', async (t) => {
   const rig = makeRig(t);
   // IPv6 is off for devices arriving in the container: the NIC's IPv6 address fails there, after the tap moved.
