@@ -3,7 +3,7 @@
 // calls these, and so could a CNI plugin.
 
 import * as fs from 'fs';
-import { ApplyError, ConfigError, DeviceBusyError, DeviceLostError, HostNamespaceError, NetdevError, PlanError, RestoreError, StateError } from '../errors';
+import { ApplyError, ConfigError, DeviceLostError, HostNamespaceError, NetdevError, PlanError, RestoreError, StateError } from '../errors';
 import {
   DEFAULT_POLICY_FILE, canonicalIp, checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, requestedAddresses,
   validateConfigFile,
@@ -28,7 +28,7 @@ import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, Lock, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
 import type { ClaimRecord, HostNamespace, JournalNetwork } from '../state/statedir';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, hostDevicesNamed, networksHeld, networkStatus, plannedNetworks, prepareNetworks } from './networks';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, networksHeld, networkStatus, plannedNetworks, prepareNetworks, refuseHeldByNetworks } from './networks';
 import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.
@@ -233,12 +233,7 @@ function observeAndPlan(
   const hostLinks = linksOf(host);
   // Held by host device name: a moved device's original name (its key may only name the entry).
   const held = heldOnHost(others, hostLinks);
-  for (const n of networks) {
-    for (const { role, name } of hostDevicesNamed(n, hostLinks)) {
-      const owner = held.get(name);
-      if (owner !== undefined) throw new DeviceBusyError(name, owner, { entry: n.network, role });
-    }
-  }
+  refuseHeldByNetworks(networks, hostLinks, held);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
   const devices = resolveSelectors(requested, hostLinks);

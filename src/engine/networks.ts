@@ -4,6 +4,7 @@
 // the conflist changed or the hook runs with other options (gc from a shell).
 
 import { selectorFor } from '../config';
+import { DeviceBusyError } from '../errors';
 import type { NetworkSpec, SelectorField } from '../config';
 import type { LinkInfo } from '../netlink/link';
 import { selects } from '../plan/select';
@@ -71,12 +72,21 @@ const NAME_KEYS = ['master', 'bridge', 'device', 'hostName'] as const;
 /** Plugin keys that pick a host device as host-device and ours do. */
 const SELECTOR_KEYS: readonly SelectorField[] = ['hwaddr', 'pciBusID', 'kernelpath'];
 
+/** A PCI address as host-device takes one in runtimeConfig.deviceID; anything else is an auxiliary device's name. */
+const PCI_ADDRESS = /^([0-9A-Fa-f]{4,8}:)?[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$/;
+
 /**
  * The host devices the plugins of network `n` name, as far as we can see them: by name (a bridge
- * plugin's bridge, a macvlan's master, ...) or by a host-device selector matched against `hostLinks`.
+ * plugin's bridge, a macvlan's master, ...), by a host-device selector matched against
+ * `hostLinks`, or by the runtime's deviceID (a device plugin's PCI or auxiliary device), which a
+ * plugin that declares the deviceID capability is given and host-device moves the NIC of.
  */
-export function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { role: string; name: string }[] {
+function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { role: string; name: string }[] {
   const named: { role: string; name: string }[] = [];
+  const picked = (role: string, matches: (link: LinkInfo) => boolean) => {
+    for (const l of hostLinks.filter(matches)) named.push({ role: `${role} picks`, name: l.name });
+  };
+  const deviceID = n.runtimeConfig.deviceID;
   for (const plugin of parseNetworkList(n.config, `network ${n.network}`).plugins) {
     for (const key of NAME_KEYS) {
       const name = plugin[key];
@@ -86,10 +96,25 @@ export function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { ro
       const value = plugin[by];
       if (typeof value !== 'string' || value === '') continue;
       const select = selectorFor(by, value);
-      for (const l of hostLinks.filter((link) => selects(select, link))) named.push({ role: `plugin ${plugin.type}'s ${by} ${value} picks`, name: l.name });
+      picked(`plugin ${plugin.type}'s ${by} ${value}`, (link) => selects(select, link));
+    }
+    if (plugin.capabilities?.deviceID === true && typeof deviceID === 'string' && deviceID !== '') {
+      const select = selectorFor('pciBusID', deviceID);
+      picked(`plugin ${plugin.type}'s runtimeConfig.deviceID ${deviceID}`, PCI_ADDRESS.test(deviceID) ? (link) => selects(select, link)
+        : (link) => link.parentBus === 'auxiliary' && link.parentDev === deviceID);
     }
   }
   return named;
+}
+
+/** Refuses networks whose plugins name a host device another container holds (`held`: name -> holder), naming the holder. */
+export function refuseHeldByNetworks(networks: JournalNetwork[], hostLinks: LinkInfo[], held: Map<string, string>): void {
+  for (const n of networks) {
+    for (const { role, name } of hostDevicesNamed(n, hostLinks)) {
+      const owner = held.get(name);
+      if (owner !== undefined) throw new DeviceBusyError(name, owner, { entry: n.network, role });
+    }
+  }
 }
 
 /** The networks as a plan lists them: interface, plugins and the version they will be run with. */
