@@ -321,7 +321,7 @@ export interface ClaimRecord {
   group: number;
   netnsDev: number;
   netnsIno: number;
-  /** Host device names held: a moved device's original name (and the fallback it is home under), a created veth's key. */
+  /** Host device names held: a moved device's original name, its altnames and the fallback it is home under, a created veth's key. */
   hostNames: string[];
   /** The ifindexes its devices were given in its namespace. */
   containerIndexes: number[];
@@ -348,9 +348,10 @@ export function claimRecordOf(j: Journal): ClaimRecord {
     group: j.plan.group,
     netnsDev: j.netnsDev,
     netnsIno: j.netnsIno,
-    // A lost device's name is free for new claims: its record has ended. A fallback name is held with the original.
+    // A lost device's name is free for new claims: its record has ended. A fallback name is held with
+    // the original, and so are its own altnames: one taken meanwhile would come home without the device.
     hostNames: devices.flatMap((d) => (d.lost !== undefined ? []
-      : d.kind === 'host' ? [d.original.name, ...(d.fallbackName !== undefined ? [d.fallbackName] : [])] : d.kind === 'veth' ? [d.key] : [])),
+      : d.kind === 'host' ? [d.original.name, ...d.original.altNames, ...(d.fallbackName !== undefined ? [d.fallbackName] : [])] : d.kind === 'veth' ? [d.key] : [])),
     containerIndexes: devices.map((d) => d.containerIndex),
     macvlanLowers: devices.flatMap((d) => (d.kind === 'macvlan' && d.identity.hostLowerIndex !== undefined ? [d.identity.hostLowerIndex] : [])),
     macs: [

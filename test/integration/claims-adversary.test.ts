@@ -13,7 +13,7 @@ import { OCI_NETDEV, runHook } from '../helpers/hook';
 import { cniPath, CniRun, execPlugin } from '../helpers/cni';
 import { cniDirs, writeConflist } from '../helpers/cni-networks';
 import { uniqueId, uniqueName } from '../helpers/names';
-import { ipDetails, makeRig, nonLoopback } from '../helpers/netdevices';
+import { cli, ipDetails, makeRig, nonLoopback } from '../helpers/netdevices';
 import { inSimHost, netnsPath, nsSnapshot, sh, shOk, sleep } from '../helpers/sandbox';
 
 /** A journal of container `id` that holds host device `name` (ifindex `index`), nothing started. */
@@ -177,4 +177,50 @@ t.test('a device another container holds, moved or made, is refused in every rol
   }
 
   ok(t, poststop(rig, a, bundleA), "A's poststop");
+});
+
+/** The altnames `dev` has in netns `ns`. */
+const altNamesOf = (ns: string, dev: string): string[] =>
+  (JSON.parse(shOk('ip', ['-n', ns, '-j', 'link', 'show', 'dev', dev])) as { altnames?: string[] }[])[0].altnames ?? [];
+
+t.test("a held NIC's altnames are held with it while it is away: no request takes one, nor another container's fallback name", async (t) => {
+  const rig = makeRig(t);
+  const nic = hostNic(rig);
+  // Short, so that its first fallback name is its name and -r0, under the kernel's 15 bytes.
+  const other = uniqueName('o');
+  rig.sb.createVethPair(rig.simhost, other, uniqueName('peer'));
+  // An altname that is exactly the fallback name other's poststop would pick first.
+  const alt = `${other}-r0`;
+  shOk('ip', ['-n', rig.simhost, 'link', 'property', 'add', 'dev', nic, 'altname', alt]);
+  const before = nsSnapshot(rig.simhost);
+  const a = uniqueId('ctr');
+  const bundleA = bundleFor(rig, { [nic]: { name: 'net1' } });
+  ok(t, createRuntime(rig, a, bundleA), "A's createRuntime");
+  const after = nsSnapshot(rig.simhost);
+  const ctr2 = rig.sb.createNetns('ctr2');
+  const cases: [string, Record<string, object>][] = [
+    ['a veth host end under the altname', { [alt]: { type: 'veth', name: 'eth2' } }],
+    ['a host device by the altname', { [alt]: { name: 'eth2' } }],
+  ];
+  for (const [what, devices] of cases) {
+    refused(t, createRuntime(rig, uniqueId('ctr'), bundleFor(rig, devices, netnsPath(ctr2))), `oci-netdev: device ${alt} is held by container ${a}`, what);
+    t.same(nsSnapshot(rig.simhost), after, `${what}: the host is as A left it`);
+  }
+
+  // B holds other; the host takes its name meanwhile, so B's poststop brings it home under a fallback.
+  const ctr3 = rig.sb.createNetns('ctr3');
+  const b = uniqueId('ctr');
+  const bundleB = bundleFor(rig, { [other]: { name: 'eth1' } }, netnsPath(ctr3));
+  ok(t, createRuntime(rig, b, bundleB), "B's createRuntime");
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', other, 'type', 'veth', 'peer', 'name', uniqueName('tp')]);
+  const stopB = poststop(rig, b, bundleB);
+  t.equal(stopB.status, 0, "B's poststop exits 0", { stderr: stopB.stderr });
+  t.match(stopB.stderr, `name ${other} is taken on the host by another device; restored as ${other}-r1`, "B's device skips A's altname");
+  t.not(sh('ip', ['-n', rig.simhost, 'link', 'show', 'dev', alt]).status, 0, 'no device on the host has the altname as a name or altname');
+
+  ok(t, poststop(rig, a, bundleA), "A's poststop");
+  t.same(altNamesOf(rig.simhost, nic), [alt], 'A\'s NIC is home with its altname');
+  shOk('ip', ['-n', rig.simhost, 'link', 'del', other]);
+  ok(t, cli(rig, ['gc']), 'gc gives B\'s device its name back');
+  t.same(nsSnapshot(rig.simhost), before, 'the host is as before');
 });
