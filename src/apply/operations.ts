@@ -7,7 +7,7 @@ import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, deleteAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
 import type { AddressInfo } from '../netlink/address';
 import {
-  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, getLink, listLinks, LinkChanges, LinkInfo, MACVLAN_MODE_SOURCE, MACVLAN_MODES,
+  changeAltName, createMacvlan, createVeth, deleteLink, deleteLinkGroup, deleteLinks, getLink, listLinks, LinkChanges, LinkInfo, MACVLAN_MODE_SOURCE, MACVLAN_MODES,
   setLink,
 } from '../netlink/link';
 import { addRoute } from '../netlink/route';
@@ -38,6 +38,12 @@ export interface ApplyContext extends Sides {
   seen: Map<string, LinkInfo>;
   /** Set once the host ends of this plan's veths were checked for one group delete. */
   vethGroupChecked?: boolean;
+  /**
+   * Set at the first macvlan delete of a run, which deletes all of the plan's proven macvlans in
+   * one send: device key -> the kernel's refusal, or null once deleted; a key without an entry was
+   * not found or not proven ours.
+   */
+  macvlansDeleted?: Map<string, NetlinkError | null>;
   /**
    * Devices this run moved into the container, by key: a rollback in the same run brings them
    * home even when nothing proves their identity, as the container has had no time to swap them.
@@ -510,15 +516,35 @@ const deleteCreated: Op = (ctx, rec) => {
     }
     return;
   }
-  // A macvlan lives in the container only: gone with its namespace, or deleted there by ifindex
-  // once it proves to be ours (kind, and its master on the host).
-  const ct = ctx.container;
-  const link = ct ? getLink(ct.sock, { index: rec.containerIndex }) : null;
-  if (!ct || !link || !isTheDevice(ctx, rec, link, 'container')) return;
-  const changed = rec.kind === 'macvlan' ? macvlanChanges(rec, link) : undefined;
-  deleteLink(ct.sock, link.index, ctxOf(rec, 'delete macvlan'));
-  if (changed) ctx.warn(`device ${rec.key}: the container changed macvlan ${link.name} to ${changed}; deleted`);
+  const refused = deleteMacvlans(ctx).get(rec.key);
+  if (refused) throw refused;
 };
+
+/**
+ * A macvlan lives in the container only: gone with its namespace, or deleted there by ifindex once
+ * it proves to be ours (kind, and its master on the host). The first macvlan undo of a run deletes
+ * every macvlan of the plan that proves so, in one send, so that N of them cost one round trip;
+ * each refusal is kept for its own device's undo (ctx.macvlansDeleted).
+ */
+function deleteMacvlans(ctx: ApplyContext): Map<string, NetlinkError | null> {
+  if (ctx.macvlansDeleted) return ctx.macvlansDeleted;
+  const outcomes = new Map<string, NetlinkError | null>();
+  ctx.macvlansDeleted = outcomes;
+  const ct = ctx.container;
+  if (!ct) return outcomes;
+  const inside = new Map(listLinks(ct.sock).map((l) => [l.index, l]));
+  const ours = ctx.plan.devices.flatMap((rec) => {
+    const link = rec.kind === 'macvlan' && !rec.v1 ? inside.get(rec.containerIndex) : undefined;
+    return link && rec.kind === 'macvlan' && isTheDevice(ctx, rec, link, 'container') ? [{ rec, link }] : [];
+  });
+  const refusals = deleteLinks(ct.sock, ours.map(({ rec, link }) => ({ index: link.index, ctx: ctxOf(rec, 'delete macvlan') })));
+  ours.forEach(({ rec, link }, i) => {
+    outcomes.set(rec.key, refusals[i] ?? null);
+    const changed = refusals[i] ? undefined : macvlanChanges(rec, link);
+    if (changed) ctx.warn(`device ${rec.key}: the container changed macvlan ${link.name} to ${changed}; deleted`);
+  });
+  return outcomes;
+}
 
 export const OPERATIONS: Record<Operation, Op> = {
   moveIn, moveOut, copyAddresses, configure, addRoutes,

@@ -75,6 +75,43 @@ export class NetlinkSocket implements Disposable {
   }
 
   /**
+   * Sends several requests in one datagram and reads the ack of each: the kernel runs them in
+   * order, each on its own, and a refusal does not stop the ones after it. Returns, in the order
+   * given, each request's refusal (NetlinkError, with its own context) or undefined when it was done.
+   */
+  requestEach(requests: { msg: MessageBuilder; ctx: RequestContext }[]): (NetlinkError | undefined)[] {
+    if (!requests.length) return [];
+    const bySeq = new Map<number, number>();
+    const datagram = Buffer.concat(requests.map(({ msg, ctx }, i) => {
+      const bytes = this.encode(msg, msg.flags | NLM_F_REQUEST | NLM_F_ACK, ctx);
+      bySeq.set(this.seq, i);
+      return bytes;
+    }));
+    this.transmit(datagram);
+    trace?.(`${requests.length} requests sent in one datagram`);
+    const outcomes = new Array<NetlinkError | undefined>(requests.length);
+    let open = requests.length;
+    const batchCtx = { op: requests[0].ctx.op, device: requests.map((r) => r.ctx.device).join(', ') };
+    while (open > 0) {
+      const batch = this.receive(batchCtx);
+      if (!batch) throw new NetlinkError(ENOBUFS, 'ENOBUFS', 'reply lost: the receive buffer overran', batchCtx);
+      for (const m of batch) {
+        const i = m.pid === this.port && m.type === NLMSG_ERROR ? bySeq.get(m.seq) : undefined;
+        if (i === undefined) continue;
+        bySeq.delete(m.seq);
+        open--;
+        try {
+          checkAck(m, requests[i].ctx);
+        } catch (err) {
+          if (!(err instanceof NetlinkError)) throw err;
+          outcomes[i] = err;
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  /**
    * Runs a dump to its end, starting again when the kernel flags it as interrupted or the
    * receive buffer overran (messages were lost).
    */
@@ -117,13 +154,23 @@ export class NetlinkSocket implements Disposable {
   }
 
   private send(msg: MessageBuilder, flags: number, ctx: RequestContext): number {
+    this.transmit(this.encode(msg, flags, ctx));
+    return this.seq;
+  }
+
+  /** One datagram to the kernel, holding one request or several. */
+  private transmit(datagram: Buffer): void {
+    libc.sendToKernel(this.fd, datagram);
+  }
+
+  /** The request's bytes under the next sequence number (this.seq), counted as a request. */
+  private encode(msg: MessageBuilder, flags: number, ctx: RequestContext): Buffer {
     this.seq = (this.seq + 1) >>> 0 || 1;
     const bytes = msg.finish(this.seq);
     bytes.writeUInt16LE(flags, 6);
     trace?.(`${ctx.op}${ctx.device ? ` ${ctx.device}` : ''} type=${msg.type} flags=0x${flags.toString(16)} len=${bytes.length}`);
     this.requestCount++;
-    libc.sendToKernel(this.fd, bytes);
-    return this.seq;
+    return bytes;
   }
 
   /**

@@ -341,6 +341,14 @@ export function deleteLink(sock: NetlinkSocket, index: number, ctx: { op: string
   sock.request(new MessageBuilder(RTM_DELLINK, 0).raw(encodeIfInfo({ index })), ctx);
 }
 
+/**
+ * Deletes links by ifindex with one send (an RTM_DELLINK each); each link's refusal, or undefined
+ * when it was deleted, in the order given.
+ */
+export function deleteLinks(sock: NetlinkSocket, links: { index: number; ctx: { op: string; device: string } }[]): (NetlinkError | undefined)[] {
+  return sock.requestEach(links.map(({ index, ctx }) => ({ msg: new MessageBuilder(RTM_DELLINK, 0).raw(encodeIfInfo({ index })), ctx })));
+}
+
 /** Deletes every link of `group` in the socket's namespace in one request; false if there was none. */
 export function deleteLinkGroup(sock: NetlinkSocket, group: number, ctx: { op: string; device: string }): boolean {
   const req = new MessageBuilder(RTM_DELLINK, 0).raw(encodeIfInfo({ index: 0 })).u32(IFLA_GROUP, group);

@@ -135,6 +135,26 @@ for (const mode of MODES) {
   });
 }
 
+t.test('macvlan: several on one master are deleted at poststop in one send, an RTM_DELLINK each by its ifindex', async (t) => {
+  const rig = makeRig(t);
+  const master = uniqueName('mst');
+  rig.sb.createVethPair(rig.simhost, master, uniqueName('mpeer'));
+  const before = nsSnapshot(rig.simhost);
+  const { id, bundle, r } = attach(rig, Object.fromEntries([1, 2, 3].map((i) => [`mv${i}`, { type: 'macvlan', master, mode: 'bridge', name: `eth${i}`, addresses: [`10.78.${i}.2/24`] }])));
+  t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
+  t.same(nonLoopback(rig.ctr), ['eth1', 'eth2', 'eth3'], 'the three are in the container');
+  const r2 = traced(rig, 'poststop', ociState(id, bundle, 'stopped'));
+  t.equal(r2.status, 0, 'poststop exits 0', { stderr: r2.stderr });
+  const deletes = requests(r2.stderr, RTM.DELLINK);
+  t.same(deletes.map((l) => /^trace: (.*) type=/.exec(l)![1]).sort(), ['delete macvlan mv1', 'delete macvlan mv2', 'delete macvlan mv3'], 'an RTM_DELLINK each');
+  const lines = r2.stderr.split('\n');
+  const first = lines.indexOf(deletes[0]);
+  t.same(lines.slice(first, first + 4), [...deletes, 'trace: 3 requests sent in one datagram'], 'all three in one datagram');
+  t.same(nsSnapshot(rig.simhost), before, 'the simulated host is identical to before');
+  t.same(nonLoopback(rig.ctr), [], 'nothing remains in the container netns');
+  t.same(stateEntries(rig.stateDir), [], 'no state remains');
+});
+
 t.test('macvlan: passthru on a master that already carries a macvlan is a clean error, rolled back', async (t) => {
   const rig = makeRig(t);
   const master = uniqueName('mst');
