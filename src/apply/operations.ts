@@ -521,10 +521,18 @@ const deleteCreated: Op = (ctx, rec) => {
 };
 
 /**
- * A macvlan lives in the container only: gone with its namespace, or deleted there by ifindex once
- * it proves to be ours (kind, and its master on the host). The first macvlan undo of a run deletes
- * every macvlan of the plan that proves so, in one send, so that N of them cost one round trip;
- * each refusal is kept for its own device's undo (ctx.macvlansDeleted).
+ * A macvlan lives in the container only: gone with its namespace, or deleted there once it proves
+ * to be ours (kind, and its master on the host). The first macvlan undo of a run deletes every
+ * macvlan of the plan that proves so; each refusal is kept for its own device's undo
+ * (ctx.macvlansDeleted).
+ *
+ * The kernel unregisters the links of one RTM_DELLINK together and waits for RCU once; N requests,
+ * even in one send, wait N times (about 20 ms each, BENCHMARKS.md). So when the plan's link group
+ * in the container holds exactly the macvlans proven ours, one RTM_DELLINK by group deletes them.
+ * The container may regroup its links in the meantime, but only links it could delete itself (both
+ * need CAP_NET_ADMIN in its namespace, and the group delete reaches no other namespace), and the
+ * kernel refuses the whole group when one member cannot be deleted (a NIC). Then, and for any of
+ * ours the container took out of the group, each goes by its ifindex, all in one send.
  */
 function deleteMacvlans(ctx: ApplyContext): Map<string, NetlinkError | null> {
   if (ctx.macvlansDeleted) return ctx.macvlansDeleted;
@@ -532,16 +540,35 @@ function deleteMacvlans(ctx: ApplyContext): Map<string, NetlinkError | null> {
   ctx.macvlansDeleted = outcomes;
   const ct = ctx.container;
   if (!ct) return outcomes;
-  const inside = new Map(listLinks(ct.sock).map((l) => [l.index, l]));
+  const links = listLinks(ct.sock);
+  const inside = new Map(links.map((l) => [l.index, l]));
   const ours = ctx.plan.devices.flatMap((rec) => {
     const link = rec.kind === 'macvlan' && !rec.v1 ? inside.get(rec.containerIndex) : undefined;
     return link && rec.kind === 'macvlan' && isTheDevice(ctx, rec, link, 'container') ? [{ rec, link }] : [];
   });
-  const refusals = deleteLinks(ct.sock, ours.map(({ rec, link }) => ({ index: link.index, ctx: ctxOf(rec, 'delete macvlan') })));
-  ours.forEach(({ rec, link }, i) => {
-    outcomes.set(rec.key, refusals[i] ?? null);
-    const changed = refusals[i] ? undefined : macvlanChanges(rec, link);
+  const deleted = (rec: MacvlanRecord, link: LinkInfo): void => {
+    outcomes.set(rec.key, null);
+    const changed = macvlanChanges(rec, link);
     if (changed) ctx.warn(`device ${rec.key}: the container changed macvlan ${link.name} to ${changed}; deleted`);
+  };
+  const group = links.filter((l) => l.group === ctx.plan.group);
+  const proven = new Set(ours.map(({ link }) => link.index));
+  let rest = ours;
+  if (group.length > 1 && group.every((l) => proven.has(l.index))) {
+    try {
+      if (deleteLinkGroup(ct.sock, ctx.plan.group, { op: 'delete created macvlans', device: `group ${ctx.plan.group}` })) {
+        for (const { rec, link } of ours) if (link.group === ctx.plan.group) deleted(rec, link);
+        rest = ours.filter(({ link }) => link.group !== ctx.plan.group);
+      }
+    } catch (err) {
+      if (!(err instanceof NetlinkError)) throw err;
+    }
+  }
+  const refusals = deleteLinks(ct.sock, rest.map(({ rec, link }) => ({ index: link.index, ctx: ctxOf(rec, 'delete macvlan') })));
+  rest.forEach(({ rec, link }, i) => {
+    const refused = refusals[i];
+    if (refused) outcomes.set(rec.key, refused);
+    else deleted(rec, link);
   });
   return outcomes;
 }

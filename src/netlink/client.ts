@@ -88,7 +88,7 @@ export class NetlinkSocket implements Disposable {
       return bytes;
     }));
     this.transmit(datagram);
-    trace?.(`${requests.length} requests sent in one datagram`);
+    trace?.(`${requests.length} request${requests.length === 1 ? '' : 's'} sent in one datagram`);
     const outcomes = new Array<NetlinkError | undefined>(requests.length);
     let open = requests.length;
     const batchCtx = { op: requests[0].ctx.op, device: requests.map((r) => r.ctx.device).join(', ') };

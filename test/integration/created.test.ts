@@ -135,24 +135,59 @@ for (const mode of MODES) {
   });
 }
 
-t.test('macvlan: several on one master are deleted at poststop in one send, an RTM_DELLINK each by its ifindex', async (t) => {
-  const rig = makeRig(t);
+/** The ops of the RTM_DELLINK requests of a trace, in order, each followed by the sends that carried it. */
+function deletes(stderr: string): string[] {
+  return stderr.split('\n').flatMap((l) => {
+    if (/ requests? sent in one datagram$/.test(l)) return [l.slice('trace: '.length)];
+    return requests(l, RTM.DELLINK).map((r) => /^trace: (.*) type=/.exec(r)![1]);
+  });
+}
+
+/** Three macvlans on one master in the rig's container, created; their link group there. */
+function threeMacvlans(t: Test, rig: Rig): { id: string; bundle: string; group: string; before: ReturnType<typeof nsSnapshot> } {
   const master = uniqueName('mst');
   rig.sb.createVethPair(rig.simhost, master, uniqueName('mpeer'));
   const before = nsSnapshot(rig.simhost);
   const { id, bundle, r } = attach(rig, Object.fromEntries([1, 2, 3].map((i) => [`mv${i}`, { type: 'macvlan', master, mode: 'bridge', name: `eth${i}`, addresses: [`10.78.${i}.2/24`] }])));
   t.equal(r.status, 0, 'createRuntime exits 0', { stderr: r.stderr });
+  const inside = ipDetails(rig.ctr);
   t.same(nonLoopback(rig.ctr), ['eth1', 'eth2', 'eth3'], 'the three are in the container');
-  const r2 = traced(rig, 'poststop', ociState(id, bundle, 'stopped'));
-  t.equal(r2.status, 0, 'poststop exits 0', { stderr: r2.stderr });
-  const deletes = requests(r2.stderr, RTM.DELLINK);
-  t.same(deletes.map((l) => /^trace: (.*) type=/.exec(l)![1]).sort(), ['delete macvlan mv1', 'delete macvlan mv2', 'delete macvlan mv3'], 'an RTM_DELLINK each');
-  const lines = r2.stderr.split('\n');
-  const first = lines.indexOf(deletes[0]);
-  t.same(lines.slice(first, first + 4), [...deletes, 'trace: 3 requests sent in one datagram'], 'all three in one datagram');
+  t.same(new Set(['eth1', 'eth2', 'eth3'].map((n) => inside[n].group)).size, 1, 'in one link group');
+  return { id, bundle, group: inside.eth1.group, before };
+}
+
+function poststopLeavesNothing(t: Test, rig: Rig, id: string, bundle: string, before: object, containerKeeps: string[] = []): string {
+  const r = traced(rig, 'poststop', ociState(id, bundle, 'stopped'));
+  t.equal(r.status, 0, 'poststop exits 0', { stderr: r.stderr });
+  t.equal(userStderr(r.stderr), '', 'poststop prints nothing but the trace');
   t.same(nsSnapshot(rig.simhost), before, 'the simulated host is identical to before');
-  t.same(nonLoopback(rig.ctr), [], 'nothing remains in the container netns');
+  t.same(nonLoopback(rig.ctr), containerKeeps, containerKeeps.length ? 'the container keeps its own device' : 'nothing remains in the container netns');
   t.same(stateEntries(rig.stateDir), [], 'no state remains');
+  return r.stderr;
+}
+
+t.test('macvlans: several on one master go at poststop in one RTM_DELLINK by their link group, which holds exactly them', async (t) => {
+  const rig = makeRig(t);
+  const { id, bundle, group, before } = threeMacvlans(t, rig);
+  const stderr = poststopLeavesNothing(t, rig, id, bundle, before);
+  t.same(deletes(stderr), [`delete created macvlans group ${Number(group)}`], 'one request by group');
+});
+
+t.test('macvlans: a link of the container\'s in their group, or one of them taken out of it: each goes by its ifindex, in one send, and the container\'s link stays', async (t) => {
+  const rig = makeRig(t);
+  const { id, bundle, group, before } = threeMacvlans(t, rig);
+  const own = uniqueName('own');
+  shOk('ip', ['-n', rig.ctr, 'link', 'add', own, 'group', group, 'type', 'bridge']);
+  const stderr = poststopLeavesNothing(t, rig, id, bundle, before, [own]);
+  t.same(deletes(stderr).sort(), ['3 requests sent in one datagram', 'delete macvlan mv1', 'delete macvlan mv2', 'delete macvlan mv3'], 'an RTM_DELLINK each, in one send');
+  t.equal(deletes(stderr).at(-1), '3 requests sent in one datagram', 'sent together');
+
+  const again = makeRig(t);
+  const second = threeMacvlans(t, again);
+  shOk('ip', ['-n', again.ctr, 'link', 'set', 'eth2', 'group', 'default']);
+  const stderr2 = poststopLeavesNothing(t, again, second.id, second.bundle, second.before);
+  t.same(deletes(stderr2), [`delete created macvlans group ${Number(second.group)}`, 'delete macvlan mv2', '1 request sent in one datagram'],
+    'the two left in the group by group, the one taken out by its ifindex');
 });
 
 t.test('macvlan: passthru on a master that already carries a macvlan is a clean error, rolled back', async (t) => {
