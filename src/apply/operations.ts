@@ -56,6 +56,8 @@ export interface ApplyContext extends Sides {
    * holds the claims it planned with).
    */
   heldElsewhere?: () => Map<string, string>;
+  /** Called once the journal records a fallback name chosen against heldElsewhere: the engine lets go of the claims lock then. */
+  fallbackRecorded?: () => void;
 }
 
 export type Op = (ctx: ApplyContext, rec: DeviceRecord) => void;
@@ -177,6 +179,7 @@ function hostNameFor(ctx: ApplyContext, rec: HostRecord, current: LinkInfo | und
     if (name !== current?.name && (taken.has(name) || held.has(name))) continue;
     rec.fallbackName = name;
     ctx.persist();
+    ctx.fallbackRecorded?.();
     if (name !== current?.name) ctx.warn(`device ${rec.key}: name ${wanted} is taken on the host by another device; restored as ${name}`);
     return name;
   }

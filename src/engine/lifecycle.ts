@@ -416,6 +416,7 @@ function attachPlanned(
     const mark = claims ? null : store.releaseMark();
     const early = claims ? undefined : readAhead(devices, host);
     claims ??= store.lockClaims();
+    let makeDurable: () => void;
     try {
       // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
       const scan = store.scanClaims();
@@ -440,14 +441,16 @@ function attachPlanned(
         hostNetns: hostRecord(hostNs, opts),
         ...(networks.length ? { networks } : {}),
       };
-      store.createJournal(journal);
+      makeDurable = store.createJournal(journal);
     } finally {
       claims.release();
     }
+    // Other hooks see the claims already; the fsync need not hold them up.
+    makeDurable();
     pin(ctNs, store.pinPath(target.id));
     const j = journal;
     const persist = () => store.writeJournal(j);
-    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, target.id, rollbackClaims) };
+    const ctx = { ...contextFor(host, container, j, persist, opts), ...claimsReader(store, target.id, rollbackClaims) };
     opts.beforeApply?.(j);
     applyPlan(ctx, j);
     try {
@@ -463,7 +466,7 @@ function attachPlanned(
       throw new ApplyError(err as Error, [...undoErrors, ...delErrors]);
     }
     j.phase = 'attached';
-    persist();
+    store.writeJournal(j, false);
     return j;
   } catch (err) {
     // Nothing is left behind unless a rollback step failed: then the journal stays for gc. A
@@ -475,7 +478,7 @@ function attachPlanned(
       const waiting = journal ? waitingNames(journal) : [];
       if (journal && waiting.length) {
         journal.namesPending = true;
-        store.writeJournal(journal);
+        store.writeJournal(journal, false);
         opts.warn(`container ${target.id}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
       } else {
         store.remove(target.id);
@@ -570,14 +573,23 @@ function waitingNames(j: Journal): string[] {
 
 /**
  * The names other containers' records hold on the host, for a fallback name: read under the claims
- * lock, which `held` keeps until the restore has written the name it chose (release it then).
+ * lock, which `held` keeps until the journal records the name chosen, and no longer: the devices
+ * still to move home do not hold other hooks up.
  */
-function claimsReader(store: StateDir, id: string, held: { lock?: Lock }): () => Map<string, string> {
+function claimsReader(store: StateDir, id: string, held: { lock?: Lock }): Pick<ApplyContext, 'heldElsewhere' | 'fallbackRecorded'> {
   let names: Map<string, string> | undefined;
-  return () => {
-    held.lock ??= store.lockClaims();
-    names ??= heldOnHost(store.scanClaims().claims.filter((c) => c.containerId !== id), []);
-    return names;
+  return {
+    heldElsewhere: () => {
+      if (!held.lock) {
+        held.lock = store.lockClaims();
+        names = heldOnHost(store.scanClaims().claims.filter((c) => c.containerId !== id), []);
+      }
+      return names!;
+    },
+    fallbackRecorded: () => {
+      held.lock?.release();
+      delete held.lock;
+    },
   };
 }
 
@@ -604,7 +616,8 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   const claims: { lock?: Lock } = {};
   try {
     // A journal of the release before version 2: its records get their devices' identities now,
-    // before anything reads them.
+    // before anything reads them, and the undos go by them.
+    const fromV1 = j.plan.devices.some((d) => d.v1);
     matchV1Records({ host, container }, j.plan);
     // A journal that did not record the host's namespace: a device tied to another one shows
     // that this is not it.
@@ -614,8 +627,8 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
     }
     if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
     j.phase = 'detaching';
-    persist();
-    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, j.containerId, claims) };
+    store.writeJournal(j, fromV1);
+    const ctx = { ...contextFor(host, container, j, persist, opts), ...claimsReader(store, j.containerId, claims) };
     // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
     // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
     // that name to one of our devices.
@@ -643,7 +656,7 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
       // Home, but not under every name it had: the record stays open (and its names held) for gc.
       j.namesPending = true;
       delete j.restoreFailure;
-      persist();
+      store.writeJournal(j, false);
       opts.warn(`container ${j.containerId}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
       return { lost, waiting };
     }
@@ -653,7 +666,7 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   // A device that did not come home keeps its record, and gc retries it.
   if (!keepPin) unpin(store.pinPath(j.containerId));
   j.restoreFailure = pending.map((e) => e.message).join('; ');
-  persist();
+  store.writeJournal(j, false);
   throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure} (state kept; run oci-netdev gc to retry)`);
 }
 

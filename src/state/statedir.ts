@@ -6,7 +6,8 @@
 // is reserved when it is created, before the first kernel change: journal.json and a spare,
 // journal.next, both preallocated. Each write fills journal.next from its start, fsyncs it, and
 // swaps the two names atomically (renameat2 RENAME_EXCHANGE), so the old journal becomes the
-// next spare, already allocated; then the folder is fsynced. No write after the reservation
+// next spare, already allocated; then the folder is fsynced, unless no kernel change waits on the
+// write (a new phase): both names then hold a whole journal anyway. No write after the reservation
 // allocates space, and a hook killed at any point leaves the old journal or the new one, never a
 // torn one. The fsyncs cost 1-4 ms a write on a disk-backed /run (nothing on a tmpfs); see
 // BENCHMARKS.md.
@@ -558,10 +559,14 @@ export class StateDir {
 
   /**
    * Writes the first journal and reserves the space of every later write (see the top of this
-   * file). Called before the first kernel change; on failure it leaves no journal behind and
-   * throws one line, e.g. for a full file system.
+   * file); on failure it leaves no journal behind and throws one line, e.g. for a full file system.
+   * The journal is whole on disk when this returns, and other hooks see its claims; what it
+   * returns makes its name durable (an fsync of the folder), and must be called before the first
+   * kernel change: the engine calls it once it has let go of the claims lock. The spare is not
+   * fsynced: its content is never read, and its space is the file system's to account from the
+   * fallocate on.
    */
-  createJournal(j: Journal): void {
+  createJournal(j: Journal): () => void {
     const dir = this.containerDirChecked(j.containerId, false);
     const data = journalData(j);
     const size = reserveFor(data.length);
@@ -573,8 +578,10 @@ export class StateDir {
         made.push(file);
         try {
           preallocate(fd, size, `(${size} bytes for ${file})`);
-          if (content) writeAll(fd, content, 0);
-          fs.fsyncSync(fd);
+          if (content) {
+            writeAll(fd, content, 0);
+            fs.fsyncSync(fd);
+          }
         } finally {
           fs.closeSync(fd);
         }
@@ -583,12 +590,18 @@ export class StateDir {
       // this journal appears: a hook killed next must not leave it standing for this one.
       fs.rmSync(path.join(dir, CLAIMS), { force: true });
       fs.renameSync(path.join(dir, FIRST), this.journalPath(j.containerId));
-      fsyncDir(dir);
     } catch (err) {
       for (const file of made) fs.rmSync(file, { force: true });
       throw new StateError(`cannot reserve space for the journal of container ${j.containerId} in ${dir}: ${oneLine((err as Error).message)}`);
     }
     this.writeClaims(dir, claimsData(j));
+    return () => {
+      try {
+        fsyncDir(dir);
+      } catch (err) {
+        throw new StateError(`cannot write the journal of container ${j.containerId}: ${oneLine((err as Error).message)}`);
+      }
+    };
   }
 
   /**
@@ -613,9 +626,11 @@ export class StateDir {
   /**
    * Replaces the journal, completely and atomically, in the space createJournal reserved. Fails
    * (one line, journal unchanged) only if the journal outgrew its reservation and the file system
-   * has no room for more.
+   * has no room for more. `beforeChange` false: no kernel change waits on this write (a new phase,
+   * a restore's outcome), so the swap is not fsynced in the folder; the new journal is fsynced as
+   * always, so after a power cut the folder holds the old journal or the new one, both whole.
    */
-  writeJournal(j: Journal): void {
+  writeJournal(j: Journal, beforeChange = true): void {
     const dir = this.containerDir(j.containerId);
     const data = journalData(j);
     const spare = path.join(dir, SPARE);
@@ -647,7 +662,7 @@ export class StateDir {
       try {
         libc.exchangeNames(dfd, SPARE, JOURNAL);
         // The swap itself must reach the disk before the kernel is touched.
-        fs.fsyncSync(dfd);
+        if (beforeChange) fs.fsyncSync(dfd);
       } finally {
         fs.closeSync(dfd);
       }
