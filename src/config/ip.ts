@@ -87,24 +87,66 @@ function format(ip: Ip): string {
   return `${groups.slice(0, best[0]).join(':')}::${groups.slice(best[0] + best[1]).join(':')}`;
 }
 
-/** `text` (an address, or a CIDR's address) in the kernel's form, for comparing; undefined when it is none. */
+/**
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it stands for, with its prefix
+ * length (of 96 or more) made an IPv4 one: what plugins such as portmap make of it, so what the
+ * policy judges. Any other address as it is.
+ */
+function unmapped(ip: Ip, len: number): { ip: Ip; len: number } {
+  if (ip.family !== 6 || ip.value >> 32n !== 0xffffn || len < 96) return { ip, len };
+  return { ip: { family: 4, value: ip.value & 0xffffffffn }, len: len - 96 };
+}
+
+/** ADDRESS/PREFIX, or a bare address (the address alone), as judged (unmapped); undefined when it is none. */
+function parsePrefix(text: string): { ip: Ip; len: number } | undefined {
+  const [addr, len] = text.split('/');
+  const ip = parseIp(addr);
+  return ip ? unmapped(ip, len === undefined ? width(ip.family) : Number(len)) : undefined;
+}
+
+/**
+ * `text` (an address, or a CIDR's address) in the kernel's form, an IPv4-mapped IPv6 address as
+ * its IPv4 address: for judging and comparing. Undefined when it is none.
+ */
 export function canonicalIp(text: string): string | undefined {
-  const ip = parseIp(text.split('/')[0]);
-  return ip ? format(ip) : undefined;
+  const p = parsePrefix(text.split('/')[0]);
+  return p ? format(p.ip) : undefined;
+}
+
+/** `cidr` (or a bare address) as judged: IPv4-mapped IPv6 as IPv4 ("::ffff:127.0.0.1" is "127.0.0.1/32"); undefined when it is none. */
+export function judgedCidr(cidr: string): string | undefined {
+  const p = parsePrefix(cidr);
+  return p ? `${format(p.ip)}/${p.len}` : undefined;
 }
 
 /**
  * Whether every address of `cidr` (ADDRESS/PREFIX, or a bare address: the address alone) lies in
- * the prefix `within` (a CIDR): what the kernel routes to a device for an address on it.
+ * the prefix `within` (a CIDR): what the kernel routes to a device for an address on it. Both
+ * are judged unmapped: ::ffff:127.0.0.1 lies in 127.0.0.0/8, not in ::/0.
  */
 export function cidrWithin(cidr: string, within: string): boolean {
-  const [addr, len] = cidr.split('/');
-  const [net, netLen] = within.split('/');
-  const ip = parseIp(addr);
-  const prefix = parseIp(net);
-  if (!ip || !prefix || ip.family !== prefix.family) return false;
-  const prefixlen = len === undefined ? width(ip.family) : Number(len);
-  return prefixlen >= Number(netLen) && inPrefix(ip, prefix, Number(netLen));
+  const a = parsePrefix(cidr);
+  const b = parsePrefix(within);
+  return a !== undefined && b !== undefined && a.len >= b.len && inPrefix(a.ip, b.ip, b.len);
+}
+
+/** Whether prefixes `a` and `b` (CIDRs or bare addresses, judged unmapped) share an address: one lies within the other. */
+export function prefixesOverlap(a: string, b: string): boolean {
+  const p = parsePrefix(a);
+  const q = parsePrefix(b);
+  return p !== undefined && q !== undefined && inPrefix(p.ip, q.ip, Math.min(p.len, q.len));
+}
+
+/** The first address after the network of `cidr`: the gateway host-local and the bridge plugin give a subnet by default. */
+export function firstHostAddress(cidr: string): string | undefined {
+  const p = parsePrefix(cidr);
+  if (!p || p.len >= width(p.ip.family)) return undefined;
+  return format({ family: p.ip.family, value: (p.ip.value & maskOf(p.ip.family, p.len)) + 1n });
+}
+
+/** Whether `text` is an IPv6 link-local address (fe80::/10), whose prefix is per link and routes nothing elsewhere. */
+export function isLinkLocalIpv6(text: string): boolean {
+  return cidrWithin(text.split('/')[0], 'fe80::/10');
 }
 
 /** The kernel's default metric when none is given: 0 for IPv4, 1024 for IPv6. */

@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import * as net from 'node:net';
-import { checkCidr, plannedRoutes } from '../../src/config/ip';
+import { canonicalIp, checkCidr, cidrWithin, firstHostAddress, isLinkLocalIpv6, judgedCidr, plannedRoutes, prefixesOverlap } from '../../src/config/ip';
 
 /** What node:net says of `text`: 4, 6, or 0 (not an address); zone indexes are not addresses for us. */
 const nodeFamily = (text: string): number => (text.includes('%') ? 0 : net.isIP(text));
@@ -75,4 +75,28 @@ t.test('random strings and random addresses', async (t) => {
   }
   t.equal(mismatches, 0, `${made.length} strings, read alike`);
   t.ok(addresses > 500, `and ${addresses} of them are addresses (the test covers both sides)`);
+});
+
+t.test('judging: IPv4-mapped IPv6 addresses are their IPv4 addresses; prefixes overlap when one holds the other', async (t) => {
+  t.equal(canonicalIp('::ffff:127.0.0.1'), '127.0.0.1', 'a mapped address is its IPv4 address');
+  t.equal(canonicalIp('::FFFF:7f00:1/104'), '127.0.0.1', 'in hex groups too');
+  t.equal(canonicalIp('::127.0.0.1'), '::7f00:1', 'an IPv4-compatible address is not mapped');
+  t.equal(judgedCidr('::ffff:128.0.0.1/97'), '128.0.0.1/1', 'a mapped prefix of 96 or more is an IPv4 prefix');
+  t.equal(judgedCidr('::ffff:128.0.0.1/95'), '::ffff:8000:1/95', 'a shorter one holds more than IPv4: judged as IPv6');
+  t.equal(judgedCidr('::ffff:127.0.0.1'), '127.0.0.1/32');
+  t.notOk(cidrWithin('::ffff:127.0.0.1', '::/0'), 'a mapped address lies in no IPv6 prefix');
+  t.ok(cidrWithin('::ffff:127.0.0.1', '127.0.0.0/8'), 'but in its IPv4 one');
+  t.ok(cidrWithin('127.0.0.1', '::ffff:0:0/96'), 'a mapped prefix in a policy is judged as IPv4 too');
+  t.ok(prefixesOverlap('10.200.0.3/31', '10.200.0.2/31'), 'the same /31');
+  t.ok(prefixesOverlap('10.200.0.0/24', '10.200.0.2'), 'a prefix and an address in it');
+  t.ok(prefixesOverlap('10.200.0.2', '10.200.0.0/24'), 'either way round');
+  t.notOk(prefixesOverlap('10.200.0.4/31', '10.200.0.2/31'), 'the next /31');
+  t.notOk(prefixesOverlap('::/0', '10.0.0.1'), 'families never overlap');
+  t.ok(prefixesOverlap('::ffff:10.200.0.3/127', '10.200.0.2/31'), 'mapped ones as IPv4');
+  t.equal(firstHostAddress('128.0.0.0/1'), '128.0.0.1');
+  t.equal(firstHostAddress('10.76.1.77/24'), '10.76.1.1', 'host bits cleared first');
+  t.equal(firstHostAddress('fd00:1::/64'), 'fd00:1::1');
+  t.equal(firstHostAddress('10.0.0.1/32'), undefined, 'a /32 has none');
+  t.ok(isLinkLocalIpv6('fe80::1'));
+  t.notOk(isLinkLocalIpv6('fec0::1'));
 });
