@@ -27,7 +27,7 @@ import { readRegularFile, sizeText } from '../state/files';
 import { validate } from '../schema/validate';
 import type { DeviceSource, DeviceSpec, MacvlanMode, NetworkSpec } from './types';
 import { hostDeviceName } from './types';
-import { canonicalIp, checkCidr, cidrWithin } from './ip';
+import { canonicalIp, checkCidr, cidrWithin, firstHostAddress, isLinkLocalIpv6, judgedCidr, prefixesOverlap } from './ip';
 import { deviceError } from './schema';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
@@ -387,6 +387,13 @@ function refuseUnlisted(policy: Policy, entry: string, source: DeviceSource, sub
 const globsAllow = (globs: Glob[], text: string): boolean => globs.some((g) => g.matches(text));
 const cidrsAllow = (cidrs: string[], address: string): boolean => cidrs.some((c) => cidrWithin(address, c));
 
+/** An address or CIDR as a refusal names it: an IPv4-mapped one with the IPv4 form it is judged as. */
+function judged(text: string): string {
+  const as = judgedCidr(text);
+  const bare = !text.includes('/');
+  return as !== undefined && text.includes(':') && !as.includes(':') ? `${text} (judged as ${bare ? as.split('/')[0] : as})` : text;
+}
+
 /** The first policy refusal among `devices`, thrown as a PolicyError; nothing when all pass. */
 export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
   for (const d of devices) {
@@ -409,7 +416,7 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
       if (mac !== undefined && !globsAllow(s.allowMacs, mac)) refuse(`${field} ${mac}`, 'allowMacs');
     }
     (d.hostAddresses ?? []).forEach((cidr, i) => {
-      if (!cidrsAllow(s.allowHostAddresses, cidr)) refuse(`hostAddresses[${i}] ${cidr}`, 'allowHostAddresses');
+      if (!cidrsAllow(s.allowHostAddresses, cidr)) refuse(`hostAddresses[${i}] ${judged(cidr)}`, 'allowHostAddresses');
     });
   }
   for (const source of ['config', 'annotation', 'cni'] as const) {
@@ -448,6 +455,17 @@ export function checkCniArguments(entry: string, source: DeviceSource, runtimeCo
   for (const [what, mac] of macs) {
     if (typeof mac === 'string' && !globsAllow(s.allowMacs, mac.toLowerCase())) refuse(`${what} ${mac.toLowerCase()}`, 'allowMacs');
   }
+  ipRangesOf(entry, runtimeConfig).forEach(({ field, subnet, rangeStart, rangeEnd, gateway }) => {
+    // The bridge plugin puts the gateway on the host bridge with the subnet's prefix: a route for all of it.
+    const len = subnet.split('/')[1];
+    const judgedHere: [string, string][] = [
+      [`${field}.subnet`, subnet],
+      ...(gateway !== undefined ? [[`${field}.gateway`, `${gateway}/${len}`] as [string, string]] : []),
+      ...(rangeStart !== undefined ? [[`${field}.rangeStart`, rangeStart] as [string, string]] : []),
+      ...(rangeEnd !== undefined ? [[`${field}.rangeEnd`, rangeEnd] as [string, string]] : []),
+    ];
+    for (const [what, cidr] of judgedHere) if (!cidrsAllow(s.allowHostAddresses, cidr)) refuse(`${what} ${judged(cidr)}`, 'allowHostAddresses');
+  });
   const mappings = runtimeConfig.portMappings;
   if (mappings === undefined) return;
   if (!Array.isArray(mappings)) throw deviceError(entry, 'portMappings', 'must be a list of port mappings');
@@ -465,8 +483,47 @@ export function checkCniArguments(entry: string, source: DeviceSource, runtimeCo
     if (!s.allowHostPorts.some(([lo, hi]) => hostPort >= lo && hostPort <= hi)) refuse(`${f}.hostPort ${hostPort}`, 'allowHostPorts');
     // Without a hostIP, portmap forwards the port on every local address, 127.0.0.1 and ::1 included.
     const ips = typeof hostIP === 'string' && hostIP !== '' ? [hostIP] : EVERY_ADDRESS;
-    if (!ips.every((ip) => cidrsAllow(s.allowHostIPs, ip))) refuse(ips === EVERY_ADDRESS ? `${f} without hostIP (every local address)` : `${f}.hostIP ${hostIP as string}`, 'allowHostIPs');
+    if (!ips.every((ip) => cidrsAllow(s.allowHostIPs, ip))) refuse(ips === EVERY_ADDRESS ? `${f} without hostIP (every local address)` : `${f}.hostIP ${judged(hostIP as string)}`, 'allowHostIPs');
     if (!globsAllow(s.allowProtocols, protocol.toLowerCase())) refuse(`${f}.protocol ${protocol}`, 'allowProtocols');
+  });
+}
+
+/** One range of the ipRanges capability (host-local's ranges), checked for form. */
+interface IpRange {
+  /** "runtimeConfig.ipRanges[0][1]", for messages. */
+  field: string;
+  subnet: string;
+  rangeStart?: string;
+  rangeEnd?: string;
+  gateway?: string;
+}
+
+/**
+ * The ranges of runtimeConfig.ipRanges (a list of range sets, each a list of ranges), or a
+ * ConfigError naming the field that is not one. The bridge plugin (isGateway) puts each range's
+ * gateway, by default the subnet's first address, on the host bridge with the subnet's prefix.
+ */
+function ipRangesOf(entry: string, runtimeConfig: Record<string, unknown>): IpRange[] {
+  const sets = runtimeConfig.ipRanges;
+  if (sets === undefined) return [];
+  const field = 'runtimeConfig.ipRanges';
+  if (!Array.isArray(sets)) throw deviceError(entry, field, 'must be a list of range sets');
+  return sets.flatMap((set: unknown, i) => {
+    if (!Array.isArray(set)) throw deviceError(entry, `${field}[${i}]`, 'must be a list of ranges');
+    return set.map((r: unknown, j): IpRange => {
+      const f = `${field}[${i}][${j}]`;
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) throw deviceError(entry, f, 'must be an object');
+      const { subnet, rangeStart, rangeEnd, gateway } = r as Record<string, unknown>;
+      const problem = typeof subnet === 'string' ? checkCidr(subnet) : 'must be a CIDR, ADDRESS/PREFIX';
+      if (problem !== undefined) throw deviceError(entry, `${f}.subnet`, `${problem} (got ${preview(subnet)})`);
+      const address = (name: string, v: unknown): string | undefined => {
+        if (v === undefined) return undefined;
+        if (typeof v !== 'string' || v.includes('/') || canonicalIp(v) === undefined) throw deviceError(entry, `${f}.${name}`, `must be an IPv4 or IPv6 address (got ${preview(v)})`);
+        return v;
+      };
+      const range = { rangeStart: address('rangeStart', rangeStart), rangeEnd: address('rangeEnd', rangeEnd), gateway: address('gateway', gateway) };
+      return { field: f, subnet: subnet as string, ...Object.fromEntries(Object.entries(range).filter(([, v]) => v !== undefined)) };
+    });
   });
 }
 
@@ -477,8 +534,15 @@ export interface AddressUse {
   /** "mac", "hostAddresses[1]", "runtimeConfig.ips[0]", "CNI_ARGS IP", ... */
   field: string;
   kind: 'mac' | 'ip';
-  /** Lower-case MAC, or an address in the kernel's form. */
+  /** Lower-case MAC, or an address in the kernel's form (IPv4-mapped ones as IPv4). */
   value: string;
+  /**
+   * A host-side address (hostAddresses, an ipRanges gateway): the prefix length the host will
+   * route to it, which must overlap no prefix in use. Absent: the address alone is judged.
+   */
+  prefixlen?: number;
+  /** An ipRanges gateway: the CNI network whose bridge it goes on (the same address already there is no change). */
+  network?: string;
 }
 
 /** Every address and MAC `devices` and `networks` set, on either side. */
@@ -489,14 +553,25 @@ export function requestedAddresses(devices: DeviceSpec[], networks: NetworkSpec[
     const value = kind === 'mac' ? text.toLowerCase() : canonicalIp(text);
     if (value !== undefined) uses.push({ entry, source, field, kind, value });
   };
+  /** A host-side prefix; an IPv6 link-local one is per link, judged alone. */
+  const addHost = (entry: string, source: DeviceSource, field: string, cidr: string, network?: string) => {
+    const as = judgedCidr(cidr);
+    if (as === undefined) return;
+    const [value, len] = as.split('/');
+    uses.push({ entry, source, field, kind: 'ip', value, ...(isLinkLocalIpv6(value) ? {} : { prefixlen: Number(len) }), ...(network !== undefined ? { network } : {}) });
+  };
   for (const d of devices) {
     add(d.key, d.source, 'mac', 'mac', d.mac);
     add(d.key, d.source, 'hostMac', 'mac', d.hostMac);
     (d.addresses ?? []).forEach((a, i) => add(d.key, d.source, `addresses[${i}]`, 'ip', a));
-    (d.hostAddresses ?? []).forEach((a, i) => add(d.key, d.source, `hostAddresses[${i}]`, 'ip', a));
+    (d.hostAddresses ?? []).forEach((a, i) => addHost(d.key, d.source, `hostAddresses[${i}]`, a));
   }
   for (const n of networks) {
     add(n.network, n.source, 'runtimeConfig.mac', 'mac', n.runtimeConfig.mac);
+    for (const r of ipRangesOf(n.network, n.runtimeConfig)) {
+      const gateway = r.gateway ?? firstHostAddress(r.subnet);
+      if (gateway !== undefined) addHost(n.network, n.source, `${r.field}.gateway`, `${gateway}/${r.subnet.split('/')[1]}`, n.network);
+    }
     const ips = n.runtimeConfig.ips;
     if (Array.isArray(ips)) ips.forEach((a, i) => add(n.network, n.source, `runtimeConfig.ips[${i}]`, 'ip', a));
     for (const [k, v] of n.args) {
@@ -507,20 +582,58 @@ export function requestedAddresses(devices: DeviceSpec[], networks: NetworkSpec[
   return uses;
 }
 
+/** An address in use, with who uses it. */
+export interface AddressInUse {
+  /** In the kernel's form, IPv4-mapped ones as IPv4. */
+  address: string;
+  /** The prefix the host routes to it (a host device's address), or the full length (a container's). */
+  prefixlen: number;
+  /** "host device eth1", "container web-1". */
+  holder: string;
+  /** The host device it is on. */
+  device?: string;
+}
+
 /** Who uses each MAC and address now: "host device eth1", "container web-1". */
 export interface AddressesInUse {
   macs: Map<string, string>;
-  ips: Map<string, string>;
+  /** Other containers' first, then the host devices'. */
+  ips: AddressInUse[];
 }
 
-/** The first use of an address or MAC in use that the policy of its source does not allow, thrown as a PolicyError. */
-export function checkAddressesInUse(uses: AddressUse[], inUse: AddressesInUse, policy: Policy): void {
+/**
+ * What a use collides with, as the refusal says it, or undefined. An address is taken when
+ * another uses it; a host-side prefix when it overlaps one in use, as the host would route
+ * (part of) the other's to this container. An ipRanges gateway already on the network's own
+ * bridge (`unchangedOn`) is the same network again, changing nothing.
+ */
+function collision(u: AddressUse, inUse: AddressesInUse, unchangedOn: (network: string) => string[]): string | undefined {
+  if (u.kind === 'mac') {
+    const holder = inUse.macs.get(u.value);
+    return holder === undefined ? undefined : `it is in use by ${holder}`;
+  }
+  const mine = u.prefixlen === undefined ? u.value : `${u.value}/${u.prefixlen}`;
+  const same = u.network !== undefined ? unchangedOn(u.network) : [];
+  for (const a of inUse.ips) {
+    if (a.device !== undefined && same.includes(a.device) && a.address === u.value && a.prefixlen === u.prefixlen) continue;
+    if (a.address === u.value) return `it is in use by ${a.holder}`;
+    if (u.prefixlen !== undefined && prefixesOverlap(mine, `${a.address}/${a.prefixlen}`)) return `it overlaps ${a.address}/${a.prefixlen}, in use by ${a.holder}`;
+  }
+  return undefined;
+}
+
+/**
+ * The first use of an address or MAC in use that the policy of its source does not allow, thrown
+ * as a PolicyError. `unchangedOn`: the host devices a CNI network's plugins name.
+ */
+export function checkAddressesInUse(uses: AddressUse[], inUse: AddressesInUse, policy: Policy, unchangedOn: (network: string) => string[] = () => []): void {
   for (const u of uses) {
     if (policy[u.source].allowAddressesInUse) continue;
-    const holder = (u.kind === 'mac' ? inUse.macs : inUse.ips).get(u.value);
-    if (holder === undefined) continue;
+    const why = collision(u, inUse, unchangedOn);
+    if (why === undefined) continue;
     const rule = `${u.source}.allowAddressesInUse`;
     const says = policy[u.source].given.allowAddressesInUse ? `${rule} is false` : `${rule} is false by default`;
-    throw refusal(policy, u.entry, u.source, `${u.field} ${u.value}`, 'allowAddressesInUse', `it is in use by ${holder}, and ${says}`);
+    const subject = u.prefixlen === undefined ? u.value : `${u.value}/${u.prefixlen}`;
+    throw refusal(policy, u.entry, u.source, `${u.field} ${subject}`, 'allowAddressesInUse', `${why}, and ${says}`);
   }
 }

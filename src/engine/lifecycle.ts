@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import { ApplyError, ConfigError, DeviceLostError, HostNamespaceError, NetdevError, PlanError, RestoreError, StateError } from '../errors';
 import {
-  DEFAULT_POLICY_FILE, canonicalIp, checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, requestedAddresses,
+  DEFAULT_POLICY_FILE, canonicalIp, checkAddressesInUse, isLinkLocalIpv6, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, loadPolicy, requestedAddresses,
   validateConfigFile,
 } from '../config';
 import type { AddressUse, AddressesInUse, ConfigRequest, DeviceSpec, HookSelf, OciState, Policy } from '../config';
@@ -154,25 +154,41 @@ export function heldOnHost(claims: ClaimRecord[], hostLinks: LinkInfo[]): Map<st
 
 /**
  * The MACs and addresses of the host's devices (but those the request moves, whose own they are)
- * and those other containers' journals hold, with who uses each.
+ * and those other containers' journals hold, with who uses each: containers first, then host
+ * devices, an address with the prefix the host routes to it (a link-local one alone: its prefix
+ * is its link's). `held`: host device name -> the container holding it.
  */
-function addressesInUse(observed: Observed, others: ClaimRecord[], moved: string[]): AddressesInUse {
-  const inUse: AddressesInUse = { macs: new Map(), ips: new Map() };
+function addressesInUse(observed: Observed, others: ClaimRecord[], moved: string[], held: Map<string, string>): AddressesInUse {
+  const inUse: AddressesInUse = { macs: new Map(), ips: [] };
   const names = new Map(observed.hostLinks.map((l) => [l.index, l.name]));
-  for (const l of observed.hostLinks) if (l.mac !== null && !moved.includes(l.name)) inUse.macs.set(l.mac, `host device ${l.name}`);
-  for (const a of observed.hostAddresses) {
-    const name = names.get(a.index);
-    const ip = canonicalIp(a.local ?? a.address);
-    if (name !== undefined && ip !== undefined && !moved.includes(name)) inUse.ips.set(ip, `host device ${name}`);
-  }
+  const hostDevice = (name: string) => (held.has(name) ? `container ${held.get(name)!} (host device ${name})` : `host device ${name}`);
+  for (const l of observed.hostLinks) if (l.mac !== null && !moved.includes(l.name)) inUse.macs.set(l.mac, hostDevice(l.name));
   for (const c of others) {
     for (const mac of c.macs) inUse.macs.set(mac, `container ${c.containerId}`);
     for (const text of c.addresses) {
       const ip = canonicalIp(text);
-      if (ip !== undefined) inUse.ips.set(ip, `container ${c.containerId}`);
+      if (ip !== undefined) inUse.ips.push({ address: ip, prefixlen: ip.includes(':') ? 128 : 32, holder: `container ${c.containerId}` });
     }
   }
+  for (const a of observed.hostAddresses) {
+    const name = names.get(a.index);
+    const ip = canonicalIp(a.local ?? a.address);
+    if (name === undefined || ip === undefined || moved.includes(name)) continue;
+    inUse.ips.push({ address: ip, prefixlen: isLinkLocalIpv6(ip) ? 128 : a.prefixlen, holder: hostDevice(name), device: name });
+  }
   return inUse;
+}
+
+/** A random locally administered unicast MAC, as the kernel would choose, but none of `taken`, which it joins. */
+function unusedMac(taken: Set<string>): string {
+  for (;;) {
+    const bytes = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
+    bytes[0] = (bytes[0] & 0xfe) | 0x02;
+    const mac = bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+    if (taken.has(mac)) continue;
+    taken.add(mac);
+    return mac;
+  }
 }
 
 /** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
@@ -244,6 +260,8 @@ function observeAndPlan(
     const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName).filter((name) => !held.has(name));
     const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
     const observed = observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early);
+    const inUse = addressesInUse(observed, others, hostDevices, held);
+    const taken = new Set(inUse.macs.keys());
     const plan = planAttach(devices, observed, {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
@@ -251,8 +269,10 @@ function observeAndPlan(
       macvlanMasters: macvlanMasters(others),
       policy,
       indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
+      newMac: () => unusedMac(taken),
     });
-    checkAddressesInUse(uses, addressesInUse(observed, others, hostDevices), policy);
+    const named = new Map(networks.map((n) => [n.network, hostDevicesNamed(n, hostLinks).map((d) => d.name)]));
+    checkAddressesInUse(uses, inUse, policy, (network) => named.get(network) ?? []);
     return plan;
   } catch (err) {
     // Another container's unreadable journal blocks nobody, but a device it may hold is named.

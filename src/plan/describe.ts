@@ -59,7 +59,8 @@ function doText(op: Operation, rec: DeviceRecord): string {
     case 'copyAddresses':
       return rec.containerAddresses.length ? `add addresses ${list(rec.containerAddresses.map(cidr))}` : 'no addresses to add';
     case 'configure':
-      return `set${rec.mtu !== undefined ? ` MTU ${rec.mtu},` : ''}${rec.mac !== undefined ? ` MAC ${rec.mac},` : ''} up`;
+      // A created device got its MAC (requested or chosen) at creation; configure sets a moved one's.
+      return `set${rec.mtu !== undefined ? ` MTU ${rec.mtu},` : ''}${rec.mac !== undefined && rec.kind === 'host' ? ` MAC ${rec.mac},` : ''} up`;
     case 'addRoutes':
       return `add routes ${list((rec.containerRoutes ?? []).map(routeText))}`;
     default:

@@ -41,6 +41,11 @@ export interface PlanContext {
   macvlanMasters: Map<number, string>;
   /** The policy in force: the always-refused rules name it, though it cannot lift them. */
   policy: Policy;
+  /**
+   * A MAC for a created device the request gives none, chosen now rather than by the kernel at
+   * creation, so that the claims record it from the start and no other request can take it.
+   */
+  newMac?: () => string;
 }
 
 export const isTemplate = (name: string): boolean => name.endsWith('%d');
@@ -364,8 +369,11 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
       step('copyAddresses');
     } else {
       requireFreeTarget(spec);
+      // A passthru macvlan takes its master's MAC, whatever it is given.
+      const chosen = spec.mac === undefined && spec.mode !== 'passthru' ? ctx.newMac?.() : undefined;
       const created = {
         ...common,
+        ...(chosen !== undefined ? { mac: chosen } : {}),
         tempName: tempName(ctx.group, i),
         containerIndex: containerIndex(),
         containerAddresses: (spec.addresses ?? []).map((cidr) => forContainer(addressFromCidr(cidr), spec.dad)),

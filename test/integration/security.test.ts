@@ -428,6 +428,66 @@ t.test('an address or MAC in use on the host or held by another container: refus
   ok(t, hook(rig, 'poststop', ociState(owner, ownerBundle, 'stopped'), opts), 'poststop of the other container');
 });
 
+t.test("host addresses in use are judged by prefix: the annotation cannot take another container's /31, nor a host device's subnet", async (t) => {
+  const rig = makeRig(t);
+  const ctr2 = rig.sb.createNetns('ctr');
+  const a = nic(rig);
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '192.0.2.77/24', 'dev', a]);
+  const file = policy(rig, { annotation: { allowDevices: ['ont*'], allowHostAddresses: ['10.200.0.0/16', '192.0.2.0/24'] } });
+  const opts = { args: ['--policy', file] };
+  const annotated = (ctr: string, key: string, hostAddresses: string[]) =>
+    configBundle(rig.sb, ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [key]: { type: 'veth', name: 'eth1', hostAddresses } }) } });
+  const owner = cid('owner');
+  const ownerKey = uniqueName('pa');
+  const ownerBundle = annotated(ctr2, ownerKey, ['10.200.0.2/31']);
+  ok(t, hook(rig, 'create-runtime', ociState(owner, ownerBundle, 'creating'), opts), 'the other container takes 10.200.0.2/31 on its host end');
+  const key = uniqueName('pb');
+  const line = (subject: string, why: string) => `oci-netdev: device ${key}: hostAddresses[0] ${subject} is refused for annotation oci-netdev.netDevices by policy ${file}: ` +
+    `${why}, and annotation.allowAddressesInUse is false by default`;
+  const cases: [string, string, string][] = [
+    ['the other half of its /31 (its subnet route would move to this host end)', '10.200.0.3/31', line('10.200.0.3/31', `it overlaps 10.200.0.2/32, in use by container ${owner}`)],
+    ['a prefix holding its address', '10.200.0.1/24', line('10.200.0.1/24', `it overlaps 10.200.0.2/32, in use by container ${owner}`)],
+    ["an address within a host device's subnet", '192.0.2.200/32', line('192.0.2.200/32', `it overlaps 192.0.2.77/24, in use by host device ${a}`)],
+    ['the same, IPv4-mapped', '::ffff:192.0.2.200/128', line('192.0.2.200/32', `it overlaps 192.0.2.77/24, in use by host device ${a}`)],
+  ];
+  for (const [what, cidr, message] of cases) {
+    const before = nsSnapshot(rig.simhost);
+    refused(t, hook(rig, 'create-runtime', ociState(cid('taker'), annotated(rig.ctr, key, [cidr]), 'creating'), opts), message, what);
+    t.same(nsSnapshot(rig.simhost), before, `${what}: the host is unchanged`);
+    t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
+    t.same(stateEntries(rig.stateDir), [encodeId(owner)], `${what}: only the other container has state`);
+  }
+  const id = cid('taker');
+  const bundle = annotated(rig.ctr, key, ['10.200.0.4/31']);
+  ok(t, hook(rig, 'create-runtime', ociState(id, bundle, 'creating'), opts), 'the next /31 is free');
+  ok(t, hook(rig, 'poststop', ociState(id, bundle, 'stopped'), opts), 'poststop');
+  ok(t, hook(rig, 'poststop', ociState(owner, ownerBundle, 'stopped'), opts), 'poststop of the other container');
+});
+
+t.test("a MAC the kernel would have chosen for another container's created device is in use: refused for the annotation, naming that container", async (t) => {
+  const rig = makeRig(t);
+  const ctr2 = rig.sb.createNetns('ctr');
+  const a = nic(rig);
+  const file = policy(rig, { annotation: { allowDevices: ['ont*'], allowMasters: ['ont*'] } });
+  const opts = { args: ['--policy', file] };
+  const owner = cid('owner');
+  const ownerBundle = configBundle(rig.sb, ctr2, { netDevices: { [uniqueName('vo')]: { type: 'veth', name: 'eth1' }, mv0: { type: 'macvlan', master: a, name: 'eth2' } } });
+  ok(t, hook(rig, 'create-runtime', ociState(owner, ownerBundle, 'creating'), opts), 'the other container gets a veth and a macvlan, MACs not given');
+  const macs = ipDetails(ctr2);
+  const key = uniqueName('pv');
+  for (const [what, mac] of [['its veth end', macs.eth1.address], ['its macvlan', macs.eth2.address]]) {
+    const bundle = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [key]: { type: 'veth', name: 'eth1', mac } }) } });
+    const before = nsSnapshot(rig.simhost);
+    refused(t, hook(rig, 'create-runtime', ociState(cid('taker'), bundle, 'creating'), opts),
+      `oci-netdev: device ${key}: mac ${mac} is refused for annotation oci-netdev.netDevices by policy ${file}: it is in use by container ${owner}, and annotation.allowAddressesInUse is false by default`,
+      `the MAC of ${what}`);
+    t.same(nsSnapshot(rig.simhost), before, `the MAC of ${what}: the host is unchanged`);
+    t.same(nonLoopback(rig.ctr), [], `the MAC of ${what}: nothing in the container`);
+    t.same(stateEntries(rig.stateDir), [encodeId(owner)], `the MAC of ${what}: only the other container has state`);
+  }
+  ok(t, hook(rig, 'poststop', ociState(owner, ownerBundle, 'stopped'), opts), 'poststop of the other container');
+});
+
 // ---------------------------------------------------------------------------------------------
 // Paths.
 

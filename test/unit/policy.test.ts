@@ -408,7 +408,10 @@ t.test('port mappings, capabilities and CNI_ARGS of a CNI network', async (t) =>
 t.test('addresses and MACs in use: refused for the annotation by default, naming who uses them', async (t) => {
   const file = policyFile({ annotation: { allowDevices: ['pv*'], allowNetworks: ['web'], allowCapabilities: ['*'] } });
   const p = loadPolicy(file);
-  const inUse = { macs: new Map([['02:00:00:00:00:01', 'host device eth1']]), ips: new Map([['10.1.0.2', 'container web-1'], ['2001:db8::1', 'host device eth1']]) };
+  const inUse = {
+    macs: new Map([['02:00:00:00:00:01', 'host device eth1']]),
+    ips: [{ address: '10.1.0.2', prefixlen: 32, holder: 'container web-1' }, { address: '2001:db8::1', prefixlen: 64, holder: 'host device eth1', device: 'eth1' }],
+  };
   const devices: DeviceSpec[] = [{ ...veth('pv0', 'annotation'), addresses: ['10.1.0.3/24', '2001:DB8::1/64'] }];
   const uses = requestedAddresses(devices, [network({ mac: '02:00:00:00:00:01' })]);
   t.same(uses.map((u) => [u.field, u.value]), [['addresses[0]', '10.1.0.3'], ['addresses[1]', '2001:db8::1'], ['runtimeConfig.mac', '02:00:00:00:00:01']]);
@@ -423,4 +426,97 @@ t.test('addresses and MACs in use: refused for the annotation by default, naming
   t.doesNotThrow(() => checkAddressesInUse(config, inUse, p), 'config.json may by default');
   const allow = loadPolicy(policyFile({ annotation: { allowAddressesInUse: true } }));
   t.doesNotThrow(() => checkAddressesInUse(uses, inUse, allow), 'the annotation may when the policy says so');
+});
+
+t.test('host-side prefixes in use: a hostAddresses or ipRanges gateway overlapping an address in use is refused, naming it', async (t) => {
+  const file = policyFile({ annotation: { allowDevices: ['pv*'], allowNetworks: ['web'], allowCapabilities: ['*'], allowHostAddresses: ['10.0.0.0/8', 'fe80::/10'] } });
+  const p = loadPolicy(file);
+  const inUse = {
+    macs: new Map<string, string>(),
+    ips: [
+      { address: '10.200.0.9', prefixlen: 32, holder: 'container c-2' },
+      { address: '10.200.0.2', prefixlen: 31, holder: 'container c-1 (host device pva)', device: 'pva' },
+      { address: '10.76.1.1', prefixlen: 24, holder: 'host device br0', device: 'br0' },
+      { address: 'fe80::aa', prefixlen: 128, holder: 'host device eth1', device: 'eth1' },
+    ],
+  };
+  const hostEnd = (hostAddresses: string[], addresses?: string[]) => requestedAddresses([{ ...veth('pv0', 'annotation'), hostAddresses, ...(addresses ? { addresses } : {}) }], []);
+  const why = `is refused for annotation oci-netdev.netDevices by policy ${file}`;
+  const tail = 'and annotation.allowAddressesInUse is false by default';
+  t.match(thrown(() => checkAddressesInUse(hostEnd(['10.200.0.3/31']), inUse, p)), {
+    message: `device pv0: hostAddresses[0] 10.200.0.3/31 ${why}: it overlaps 10.200.0.2/31, in use by container c-1 (host device pva), ${tail}`,
+    rule: 'annotation.allowAddressesInUse',
+  }, "the other half of another container's /31: its route would take the other's");
+  t.match(thrown(() => checkAddressesInUse(hostEnd(['10.200.0.1/28']), inUse, p)), {
+    message: `device pv0: hostAddresses[0] 10.200.0.1/28 ${why}: it overlaps 10.200.0.9/32, in use by container c-2, ${tail}`,
+  }, "a prefix holding another container's address");
+  t.match(thrown(() => checkAddressesInUse(hostEnd(['10.76.1.200/32']), inUse, p)), {
+    message: `device pv0: hostAddresses[0] 10.76.1.200/32 ${why}: it overlaps 10.76.1.1/24, in use by host device br0, ${tail}`,
+  }, "an address within a host device's prefix");
+  t.match(thrown(() => checkAddressesInUse(hostEnd(['::ffff:10.200.0.3/127']), inUse, p)), {
+    message: `device pv0: hostAddresses[0] 10.200.0.3/31 ${why}: it overlaps 10.200.0.2/31, in use by container c-1 (host device pva), ${tail}`,
+  }, 'an IPv4-mapped one, judged as IPv4');
+  t.doesNotThrow(() => checkAddressesInUse(hostEnd(['10.200.0.4/31', 'fe80::1/64']), inUse, p), 'the next /31, and a link-local address (its prefix is its link\'s)');
+  t.doesNotThrow(() => checkAddressesInUse(hostEnd([], ['10.200.0.3/31', '10.76.1.7/24']), inUse, p), 'container-side addresses are judged alone: a subnet is shared');
+
+  const ranges = (ipRanges: unknown) => requestedAddresses([], [network({ ipRanges })]);
+  t.same(ranges([[{ subnet: '10.76.1.0/24' }, { subnet: '10.77.0.0/16', gateway: '10.77.9.9' }]]).map((u) => [u.field, u.value, u.prefixlen, u.network]), [
+    ['runtimeConfig.ipRanges[0][0].gateway', '10.76.1.1', 24, 'web'],
+    ['runtimeConfig.ipRanges[0][1].gateway', '10.77.9.9', 16, 'web'],
+  ], "each range's gateway (the subnet's first address unless given) with the subnet's prefix: what the bridge plugin puts on the host");
+  t.match(thrown(() => checkAddressesInUse(ranges([[{ subnet: '10.76.1.0/24' }]]), inUse, p)), {
+    message: `device web: runtimeConfig.ipRanges[0][0].gateway 10.76.1.1/24 ${why}: it is in use by host device br0, ${tail}`,
+  }, 'on another device than the bridge the network names');
+  t.doesNotThrow(() => checkAddressesInUse(ranges([[{ subnet: '10.76.1.0/24' }]]), inUse, p, (n) => (n === 'web' ? ['br0'] : [])),
+    'the same address and prefix already on the bridge the network names: no change to the host');
+  t.match(thrown(() => checkAddressesInUse(ranges([[{ subnet: '10.76.0.0/16' }]]), inUse, p, () => ['br0'])), {
+    message: `device web: runtimeConfig.ipRanges[0][0].gateway 10.76.0.1/16 ${why}: it overlaps 10.76.1.1/24, in use by host device br0, ${tail}`,
+  }, 'a wider prefix on that bridge is a change');
+});
+
+t.test("IPv4-mapped IPv6 addresses are judged as the IPv4 addresses plugins make of them", async (t) => {
+  const file = policyFile({ annotation: { allowDevices: ['pv*'], allowNetworks: ['web'], allowHostIPs: ['::/0', '192.0.2.0/24'], allowHostAddresses: ['::/0'] } });
+  const p = loadPolicy(file);
+  const why = `is refused for annotation oci-netdev.netDevices by policy ${file}`;
+  t.match(thrown(() => checkNetworkPolicy([network({ portMappings: [{ hostPort: 8080, containerPort: 80, hostIP: '::ffff:127.0.0.1' }] })], p)), {
+    message: `device web: portMappings[0].hostIP ::ffff:127.0.0.1 (judged as 127.0.0.1) ${why}: it lies within no prefix of annotation.allowHostIPs ["::/0","192.0.2.0/24"]`,
+    rule: 'annotation.allowHostIPs',
+  }, 'a mapped hostIP: portmap forwards IPv4 127.0.0.1');
+  t.doesNotThrow(() => checkNetworkPolicy([network({ portMappings: [{ hostPort: 8080, containerPort: 80, hostIP: '::ffff:192.0.2.7' }] })], p), 'one the IPv4 prefix holds');
+  t.match(thrown(() => checkPolicy([{ ...veth('pv0', 'annotation'), hostAddresses: ['::ffff:128.0.0.1/97'] }], p)), {
+    message: `device pv0: hostAddresses[0] ::ffff:128.0.0.1/97 (judged as 128.0.0.1/1) ${why}: it lies within no prefix of annotation.allowHostAddresses ["::/0"]`,
+  }, 'a mapped host address: half of IPv4');
+  const inUse = { macs: new Map<string, string>(), ips: [{ address: '10.1.0.2', prefixlen: 32, holder: 'container web-1' }] };
+  const loose = loadPolicy(policyFile({ annotation: { allowDevices: ['pv*'] } }));
+  t.match(thrown(() => checkAddressesInUse(requestedAddresses([{ ...veth('pv0', 'annotation'), addresses: ['::ffff:10.1.0.2/120'] }], []), inUse, loose)), {
+    message: /^device pv0: addresses\[0\] 10\.1\.0\.2 is refused .*: it is in use by container web-1/,
+  }, "another container's address, mapped");
+});
+
+t.test('ipRanges: each subnet, gateway and range bound lies within allowHostAddresses (the bridge plugin puts the gateway on the host)', async (t) => {
+  const file = policyFile({ annotation: { allowNetworks: ['web'], allowCapabilities: ['ipRanges'], allowHostAddresses: ['10.76.0.0/16'] } });
+  const p = loadPolicy(file);
+  const why = `is refused for annotation oci-netdev.netDevices by policy ${file}: it lies within no prefix of annotation.allowHostAddresses ["10.76.0.0/16"]`;
+  const cases: [string, unknown, string][] = [
+    ['half of IPv4', [[{ subnet: '128.0.0.0/1' }]], `runtimeConfig.ipRanges[0][0].subnet 128.0.0.0/1 ${why}`],
+    ['a second set', [[{ subnet: '10.76.1.0/24' }], [{ subnet: '2000::/3' }]], `runtimeConfig.ipRanges[1][0].subnet 2000::/3 ${why}`],
+    ['a gateway elsewhere', [[{ subnet: '10.76.1.0/24', gateway: '10.77.0.1' }]], `runtimeConfig.ipRanges[0][0].gateway 10.77.0.1/24 ${why}`],
+    ['a range start elsewhere', [[{ subnet: '10.76.1.0/24', rangeStart: '10.99.0.1' }]], `runtimeConfig.ipRanges[0][0].rangeStart 10.99.0.1 ${why}`],
+    ['a range end elsewhere', [[{ subnet: '10.76.1.0/24', rangeEnd: '::ffff:10.99.0.1' }]], `runtimeConfig.ipRanges[0][0].rangeEnd ::ffff:10.99.0.1 (judged as 10.99.0.1) ${why}`],
+  ];
+  for (const [what, ipRanges, message] of cases) {
+    t.match(thrown(() => checkNetworkPolicy([network({ ipRanges })], p)), { message: `device web: ${message}`, rule: 'annotation.allowHostAddresses' }, what);
+  }
+  t.doesNotThrow(() => checkNetworkPolicy([network({ ipRanges: [[{ subnet: '10.76.1.0/24', rangeStart: '10.76.1.10', rangeEnd: '10.76.1.20', gateway: '10.76.1.1' }]] })], p));
+  for (const [bad, message] of [
+    ['x', 'device web: runtimeConfig.ipRanges: must be a list of range sets'],
+    [['x'], 'device web: runtimeConfig.ipRanges[0]: must be a list of ranges'],
+    [[[{}]], 'device web: runtimeConfig.ipRanges[0][0].subnet: must be a CIDR, ADDRESS/PREFIX (got undefined)'],
+    [[[{ subnet: '10.76.1.0/24', gateway: '10.76.1.1/24' }]], 'device web: runtimeConfig.ipRanges[0][0].gateway: must be an IPv4 or IPv6 address (got "10.76.1.1/24")'],
+  ] as [unknown, string][]) {
+    const err = thrown(() => checkNetworkPolicy([network({ ipRanges: bad })], p));
+    t.ok(err instanceof ConfigError, `${JSON.stringify(bad)}: a ConfigError`);
+    t.equal(err.message, message);
+  }
+  t.doesNotThrow(() => checkNetworkPolicy([network({ ipRanges: [[{ subnet: '128.0.0.0/1' }]] }, [], 'config')], defaultPolicy()), 'config.json: every host address by default');
 });
