@@ -576,6 +576,25 @@ function deleteMacvlans(ctx: ApplyContext): Map<string, NetlinkError | null> {
   return outcomes;
 }
 
+/**
+ * Deletes the global addresses on host devices `names` that `before` (addresses as observed
+ * earlier) does not hold: what a failed CNI ADD put on the host and its DEL left there (the
+ * bridge plugin's gateway on its bridge). Returns them, as DEVICE ADDRESS/PREFIX; throws on the
+ * first the kernel refuses to delete.
+ */
+export function deleteNewHostAddresses(host: Side, before: (AddressRecord & { index: number })[], names: string[]): string[] {
+  const indexes = new Map(listLinks(host.sock).filter((l) => names.includes(l.name)).map((l) => [l.index, l.name]));
+  const known = new Set(before.map((a) => `${a.index} ${a.local ?? a.address}/${a.prefixlen}`));
+  const deleted: string[] = [];
+  for (const a of listAddresses(host.sock)) {
+    const name = indexes.get(a.index);
+    if (name === undefined || a.scope !== 0 || known.has(`${a.index} ${a.local ?? a.address}/${a.prefixlen}`)) continue;
+    deleteAddress(host.sock, a.index, a, { op: 'delete address left by a failed ADD', device: name });
+    deleted.push(`${name} ${a.local ?? a.address}/${a.prefixlen}`);
+  }
+  return deleted;
+}
+
 export const OPERATIONS: Record<Operation, Op> = {
   moveIn, moveOut, copyAddresses, configure, addRoutes,
   createVeth: createVethOp, createMacvlan: createMacvlanOp, renameInContainer, deleteCreated,

@@ -18,7 +18,7 @@ import { planAttach, unprovenIdentity } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
-import { macvlanChanges } from '../apply/operations';
+import { deleteNewHostAddresses, macvlanChanges } from '../apply/operations';
 import type { ApplyContext, Side } from '../apply/operations';
 import { impostorAt, locate, tiedElsewhere } from '../apply/identity';
 import { matchV1Records } from '../apply/legacy';
@@ -473,6 +473,7 @@ function attachPlanned(
     const ctx = { ...contextFor(host, container, j, persist, opts), ...claimsReader(store, target.id, rollbackClaims) };
     opts.beforeApply?.(j);
     applyPlan(ctx, j);
+    const hostBefore = networks.length ? addressesOf(host) : [];
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used. The plugins run
       // in the host's namespace, where they make the host's side of a network (a bridge, NAT rules).
@@ -483,6 +484,7 @@ function attachPlanned(
       // name to one of our devices while the ADD ran.
       const undoErrors = rollback(ctx, j);
       const delErrors = hostNs.within(() => delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
+      dropLeftAddresses(store, j, host, hostBefore, opts);
       throw new ApplyError(err as Error, [...undoErrors, ...delErrors]);
     }
     j.phase = 'attached';
@@ -512,6 +514,24 @@ function attachPlanned(
     lock.release();
     closeSide(host);
     closeSide(container);
+  }
+}
+
+/**
+ * What a failed ADD's plugins left on the host that their DEL did not take: the global addresses
+ * new since `before` on the host devices its networks name (the bridge plugin's gateway on its
+ * bridge), unless another container's network names that device too (the address may be its).
+ */
+function dropLeftAddresses(store: StateDir, j: Journal, host: Side, before: Observed['hostAddresses'], opts: EngineOptions): void {
+  const hostLinks = linksOf(host);
+  const namedBy = (n: JournalNetwork) => hostDevicesNamed(n, hostLinks).map((d) => d.name);
+  const shared = new Set(store.scanJournals().journals.filter((o) => o.containerId !== j.containerId).flatMap((o) => (o.networks ?? []).flatMap(namedBy)));
+  const names = (j.networks ?? []).flatMap(namedBy).filter((name) => !shared.has(name));
+  if (!names.length) return;
+  try {
+    for (const left of deleteNewHostAddresses(host, before, names)) opts.info(`deleted address ${left}, left by the failed ADD`, j.containerId);
+  } catch (err) {
+    opts.warn(`container ${j.containerId}: an address the failed ADD left on the host stays: ${(err as Error).message}`);
   }
 }
 

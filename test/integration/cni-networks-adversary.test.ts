@@ -284,3 +284,103 @@ t.test("the annotation's port mappings under a policy that allows a bridge + por
     t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
   }
 });
+
+/** A root-owned 0644 policy file in the rig. */
+function policyOf(rig: Rig, doc: object): string {
+  const file = join(rig.sb.tempDir('policy'), 'policy.json');
+  writeFileSync(file, JSON.stringify(doc), { mode: 0o644 });
+  chmodSync(file, 0o644);
+  return file;
+}
+
+/** createRuntime of the annotation's `entry` for network `net` fails with exactly `message`, nothing run, changed or left. */
+function annotationRefused(t: Test, rig: Rig, dirs: CniDirs, env: Record<string, string>, net: string, entry: object, message: string, what: string): void {
+  const before = nsSnapshot(rig.simhost);
+  const nat = () => shOk(...inSimHost(rig.simhost, ['iptables-save', '-t', 'nat'])).split('\n').filter((l) => l.startsWith('-A ') || l.startsWith(':CNI'));
+  const rules = nat();
+  const bundle = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [net]: { type: 'cni', name: 'eth1', ...entry } }) } });
+  const r = traced(rig, 'create-runtime', ociState(uniqueId('ctr'), bundle, 'creating'), env);
+  t.not(r.status, 0, `${what}: createRuntime fails`);
+  t.equal(userStderr(r.stderr), `oci-netdev: device ${net}: ${message}`, `${what}: one line naming the field, the rule and the policy`);
+  t.same(nat(), rules, `${what}: no NAT rule added`);
+  t.same(nsSnapshot(rig.simhost), before, `${what}: the host's devices and addresses are as before`);
+  t.same(leases(dirs, net), [], `${what}: no address leased`);
+  t.same(stateEntries(rig.stateDir), [], `${what}: no state`);
+  t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
+}
+
+t.test("the annotation's hostIP ::ffff:127.0.0.1 (IPv4-mapped) under allowHostIPs [\"::/0\"]: judged as 127.0.0.1 and refused, no NAT rule", async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('pm');
+  bridgeNetwork(dirs, net, uniqueName('br'), '10.74.0.0/24', [{ type: 'portmap', capabilities: { portMappings: true } }]);
+  const policy = policyOf(rig, { annotation: { allowNetworks: [net], allowHostIPs: ['::/0'] } });
+  annotationRefused(t, rig, dirs, { ...dirs.env, OCI_NETDEV_POLICY: policy }, net, { portMappings: [{ hostPort: 8080, containerPort: 80, hostIP: '::ffff:127.0.0.1' }] },
+    `portMappings[0].hostIP ::ffff:127.0.0.1 (judged as 127.0.0.1) is refused for annotation oci-netdev.netDevices by policy ${policy}: it lies within no prefix of annotation.allowHostIPs ["::/0"]`,
+    'a mapped loopback hostIP');
+});
+
+/**
+ * A bridge + host-local network whose ranges come from the ipRanges capability only (host-local
+ * would add its own ranges after them), then `more` plugins.
+ */
+function ipRangesNetwork(dirs: CniDirs, name: string, bridge: string, more: object[] = []): void {
+  writeConflist(dirs, name, [
+    {
+      type: 'bridge', bridge, isGateway: true, ipMasq: false, capabilities: { ipRanges: true },
+      ipam: { type: 'host-local', dataDir: dirs.ipamDir },
+    },
+    ...more,
+  ]);
+}
+
+t.test("the annotation's ipRanges set the host bridge's address: judged by allowHostAddresses and the in-use rule, and a failed ADD leaves none", async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  writeRecorders(dirs, ['rec-a']);
+  const bridge = uniqueName('br');
+  shOk('ip', ['-n', rig.simhost, 'link', 'add', bridge, 'type', 'bridge']);
+  shOk('ip', ['-n', rig.simhost, 'link', 'set', bridge, 'up']);
+  const net = uniqueId('ipr');
+  const failing = uniqueId('iprf');
+  const other = uniqueId('ipro');
+  ipRangesNetwork(dirs, net, bridge);
+  ipRangesNetwork(dirs, failing, bridge, [{ type: 'rec-a', fail: 'ADD', record: join(dirs.confDir, 'calls.jsonl') }]);
+  ipRangesNetwork(dirs, other, uniqueName('bro'));
+  const policy = policyOf(rig, { annotation: { allowNetworks: [net, failing, other], allowCapabilities: ['ipRanges'], allowHostAddresses: ['10.76.0.0/16'] } });
+  const env = { ...dirs.env, OCI_NETDEV_POLICY: policy };
+  const refusedBy = `is refused for annotation oci-netdev.netDevices by policy ${policy}`;
+  annotationRefused(t, rig, dirs, env, net, { runtimeConfig: { ipRanges: [[{ subnet: '128.0.0.0/1' }]] } },
+    `runtimeConfig.ipRanges[0][0].subnet 128.0.0.0/1 ${refusedBy}: it lies within no prefix of annotation.allowHostAddresses ["10.76.0.0/16"]`,
+    'half of IPv4 as the subnet (128.0.0.1/1 on the host bridge)');
+  annotationRefused(t, rig, dirs, env, net, { runtimeConfig: { ipRanges: [[{ subnet: '10.76.1.0/24', gateway: '10.77.0.1' }]] } },
+    `runtimeConfig.ipRanges[0][0].gateway 10.77.0.1/24 ${refusedBy}: it lies within no prefix of annotation.allowHostAddresses ["10.76.0.0/16"]`,
+    'a gateway outside');
+
+  const addresses = () => ipDetails(rig.simhost)[bridge].addr_info.filter((a) => a.scope === 'global');
+  t.same(addresses(), [], 'the bridge has no address yet');
+  const id = uniqueId('ctr');
+  const bundle = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [failing]: { type: 'cni', name: 'eth1', runtimeConfig: { ipRanges: [[{ subnet: '10.76.5.0/24' }]] } } }) } });
+  const r = traced(rig, 'create-runtime', ociState(id, bundle, 'creating'), env);
+  t.not(r.status, 0, 'an allowed range, the chain failing after the bridge plugin: createRuntime fails');
+  t.match(userStderr(r.stderr), 'rec-a refuses ADD', "naming the plugin's error");
+  t.same(addresses(), [], 'the bridge has no address after the failed ADD');
+  t.same(stateEntries(rig.stateDir), [], 'no state');
+
+  // The network's own gateway already on its bridge is no change; on another bridge it is in use.
+  shOk('ip', ['-n', rig.simhost, 'addr', 'add', '10.76.5.1/24', 'dev', bridge]);
+  const ranges = { ipRanges: [[{ subnet: '10.76.5.0/24' }]] };
+  annotationRefused(t, rig, dirs, env, other, { runtimeConfig: ranges },
+    `runtimeConfig.ipRanges[0][0].gateway 10.76.5.1/24 ${refusedBy}: it is in use by host device ${bridge}, and annotation.allowAddressesInUse is false by default`,
+    "another network's bridge address");
+  annotationRefused(t, rig, dirs, env, net, { runtimeConfig: { ipRanges: [[{ subnet: '10.76.0.0/20' }]] } },
+    `runtimeConfig.ipRanges[0][0].gateway 10.76.0.1/20 ${refusedBy}: it overlaps 10.76.5.1/24, in use by host device ${bridge}, and annotation.allowAddressesInUse is false by default`,
+    'a wider prefix on the same bridge');
+  const ok = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [net]: { type: 'cni', name: 'eth1', runtimeConfig: ranges } }) } });
+  const okId = uniqueId('ctr');
+  const added = traced(rig, 'create-runtime', ociState(okId, ok, 'creating'), env);
+  t.equal(added.status, 0, 'the same range on the bridge that has its gateway: attached', { stderr: added.stderr });
+  t.match(leases(dirs, net), [/^10\.76\.5\.\d+$/], 'leased from the range');
+  t.equal(traced(rig, 'poststop', ociState(okId, ok, 'stopped'), env).status, 0, 'poststop');
+  t.same(addresses().map((a) => `${a.local}/${a.prefixlen}`), ['10.76.5.1/24'], "the bridge keeps its own address");
+});
