@@ -7,10 +7,11 @@
 // or created (allowDevices), which masters and modes macvlans may use (allowMasters, allowModes),
 // which bridges veth host ends may join (allowBridges), which CNI networks may be attached
 // (allowNetworks), what every other field may set: host-side addresses and so the host's routes
-// (allowHostAddresses), MACs (allowMacs), port mappings (allowHostPorts, allowHostIPs,
-// allowProtocols), capability args and CNI_ARGS (allowCapabilities, allowArgs), whether an
-// address or MAC in use on the host or by another container may be taken (allowAddressesInUse),
-// and how many entries a container may ask for (maxDevices). Without a file, linux.netDevices
+// (allowHostAddresses: hostAddresses and the ipRanges capability), MACs (allowMacs), port
+// mappings (allowHostPorts, allowHostIPs, allowProtocols), capability args and CNI_ARGS
+// (allowCapabilities, allowArgs), whether an address or MAC in use on the host or by another
+// container may be taken, or a host-side prefix overlapping one (allowAddressesInUse), and how
+// many entries a container may ask for (maxDevices). Without a file, linux.netDevices
 // and the CNI plugin's configs may use everything (as before policies existed), and the
 // annotation no device, no bridge, macvlan mode bridge only, no host address, no host port below
 // 1024, no capability but portMappings, no CNI_ARGS, and nothing in use.
