@@ -251,40 +251,6 @@ exit 0
   t.same(stateEntries(rig.stateDir), [], 'no state left');
 });
 
-t.test("the annotation's port mappings under a policy that allows a bridge + portmap network: host port 22 and other capabilities refused, nothing run or changed", async (t) => {
-  const rig = makeRig(t);
-  const dirs = cniDirs(rig.sb);
-  const net = uniqueId('pm');
-  bridgeNetwork(dirs, net, uniqueName('br'), '10.75.0.0/24', [{ type: 'portmap', capabilities: { portMappings: true } }]);
-  const policy = join(rig.sb.tempDir('policy'), 'policy.json');
-  writeFileSync(policy, JSON.stringify({ annotation: { allowNetworks: [net] } }), { mode: 0o644 });
-  const env = { ...dirs.env, OCI_NETDEV_POLICY: policy };
-  const nat = () => shOk(...inSimHost(rig.simhost, ['iptables-save', '-t', 'nat'])).split('\n').filter((l) => l.startsWith('-A ') || l.startsWith(':CNI'));
-  const cases: [string, object, string][] = [
-    ['host port 22 on every address', { portMappings: [{ hostPort: 8080, containerPort: 80 }, { hostPort: 22, containerPort: 22 }] },
-      `portMappings[1].hostPort 22 is refused for annotation oci-netdev.netDevices by policy ${policy}: it lies in no range of annotation.allowHostPorts, which allows only 1024-65535 by default`],
-    ['host port 22 in runtimeConfig', { runtimeConfig: { portMappings: [{ hostPort: 22, containerPort: 22, protocol: 'tcp', hostIP: '127.0.0.1' }] } },
-      `portMappings[0].hostPort 22 is refused for annotation oci-netdev.netDevices by policy ${policy}: it lies in no range of annotation.allowHostPorts, which allows only 1024-65535 by default`],
-    ['an address of its choosing', { runtimeConfig: { ips: ['10.75.0.1/24'] } },
-      `runtimeConfig.ips is refused for annotation oci-netdev.netDevices by policy ${policy}: it matches no pattern of annotation.allowCapabilities, which allows only portMappings by default`],
-    ['CNI_ARGS IP=', { args: { IP: '10.75.0.1' } },
-      `CNI_ARGS key IP is refused for annotation oci-netdev.netDevices by policy ${policy}: it matches no pattern of annotation.allowArgs, which allows no CNI_ARGS key by default`],
-  ];
-  for (const [what, entry, message] of cases) {
-    const before = nsSnapshot(rig.simhost);
-    const rules = nat();
-    const bundle = configBundle(rig.sb, rig.ctr, { annotations: { 'oci-netdev.netDevices': JSON.stringify({ [net]: { type: 'cni', name: 'eth1', ...entry } }) } });
-    const r = traced(rig, 'create-runtime', ociState(uniqueId('ctr'), bundle, 'creating'), env);
-    t.not(r.status, 0, `${what}: createRuntime fails`);
-    t.equal(userStderr(r.stderr), `oci-netdev: device ${net}: ${message}`, `${what}: one line naming the field, the rule and the policy`);
-    t.same(nat(), rules, `${what}: no NAT rule added`);
-    t.same(nsSnapshot(rig.simhost), before, `${what}: the host's devices are as before`);
-    t.same(leases(dirs, net), [], `${what}: no address leased`);
-    t.same(stateEntries(rig.stateDir), [], `${what}: no state`);
-    t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
-  }
-});
-
 /** A root-owned 0644 policy file in the rig. */
 function policyOf(rig: Rig, doc: object): string {
   const file = join(rig.sb.tempDir('policy'), 'policy.json');
@@ -308,6 +274,26 @@ function annotationRefused(t: Test, rig: Rig, dirs: CniDirs, env: Record<string,
   t.same(stateEntries(rig.stateDir), [], `${what}: no state`);
   t.same(nonLoopback(rig.ctr), [], `${what}: nothing in the container`);
 }
+
+t.test("the annotation's port mappings under a policy that allows a bridge + portmap network: host port 22 and other capabilities refused, nothing run or changed", async (t) => {
+  const rig = makeRig(t);
+  const dirs = cniDirs(rig.sb);
+  const net = uniqueId('pm');
+  bridgeNetwork(dirs, net, uniqueName('br'), '10.75.0.0/24', [{ type: 'portmap', capabilities: { portMappings: true } }]);
+  const policy = policyOf(rig, { annotation: { allowNetworks: [net] } });
+  const env = { ...dirs.env, OCI_NETDEV_POLICY: policy };
+  const cases: [string, object, string][] = [
+    ['host port 22 on every address', { portMappings: [{ hostPort: 8080, containerPort: 80 }, { hostPort: 22, containerPort: 22 }] },
+      `portMappings[1].hostPort 22 is refused for annotation oci-netdev.netDevices by policy ${policy}: it lies in no range of annotation.allowHostPorts, which allows only 1024-65535 by default`],
+    ['host port 22 in runtimeConfig', { runtimeConfig: { portMappings: [{ hostPort: 22, containerPort: 22, protocol: 'tcp', hostIP: '127.0.0.1' }] } },
+      `portMappings[0].hostPort 22 is refused for annotation oci-netdev.netDevices by policy ${policy}: it lies in no range of annotation.allowHostPorts, which allows only 1024-65535 by default`],
+    ['an address of its choosing', { runtimeConfig: { ips: ['10.75.0.1/24'] } },
+      `runtimeConfig.ips is refused for annotation oci-netdev.netDevices by policy ${policy}: it matches no pattern of annotation.allowCapabilities, which allows only portMappings by default`],
+    ['CNI_ARGS IP=', { args: { IP: '10.75.0.1' } },
+      `CNI_ARGS key IP is refused for annotation oci-netdev.netDevices by policy ${policy}: it matches no pattern of annotation.allowArgs, which allows no CNI_ARGS key by default`],
+  ];
+  for (const [what, entry, message] of cases) annotationRefused(t, rig, dirs, env, net, entry, message, what);
+});
 
 t.test("the annotation's hostIP ::ffff:127.0.0.1 (IPv4-mapped) under allowHostIPs [\"::/0\"]: judged as 127.0.0.1 and refused, no NAT rule", async (t) => {
   const rig = makeRig(t);
