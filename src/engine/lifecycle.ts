@@ -28,7 +28,7 @@ import type { EarlyDeviceStates } from '../apply/device-state';
 import { BadJournal, Journal, JournalOrigin, Lock, StateDir } from '../state/statedir';
 import { execDelegate } from '../libcni/invoke';
 import type { ClaimRecord, HostNamespace, JournalNetwork } from '../state/statedir';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, networksHeld, networkStatus, plannedNetworks, prepareNetworks, refuseHeldByNetworks } from './networks';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, gcCache, hostDevicesNamed, networksHeld, networkStatus, plannedNetworks, prepareNetworks, refuseHeldByNetworks } from './networks';
 import type { CniSettings } from './networks';
 
 // The defaults a front door names in its help.

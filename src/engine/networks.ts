@@ -81,7 +81,7 @@ const PCI_ADDRESS = /^([0-9A-Fa-f]{4,8}:)?[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$/
  * `hostLinks`, or by the runtime's deviceID (a device plugin's PCI or auxiliary device), which a
  * plugin that declares the deviceID capability is given and host-device moves the NIC of.
  */
-function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { role: string; name: string }[] {
+export function hostDevicesNamed(n: JournalNetwork, hostLinks: LinkInfo[]): { role: string; name: string }[] {
   const named: { role: string; name: string }[] = [];
   const picked = (role: string, matches: (link: LinkInfo) => boolean) => {
     for (const l of hostLinks.filter(matches)) named.push({ role: `${role} picks`, name: l.name });
