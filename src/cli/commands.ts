@@ -4,8 +4,12 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR, forget, gc, planConfig, status, validateConfig } from '../engine/lifecycle';
-import type { EngineOptions, GcResult } from '../engine/lifecycle';
+import { planConfig, validateConfig } from '../engine/attach';
+import { forget, gc } from '../engine/detach';
+import type { GcResult } from '../engine/detach';
+import { status } from '../engine/status';
+import { DEFAULT_POLICY_FILE, DEFAULT_STATE_DIR } from '../engine/options';
+import type { EngineOptions } from '../engine/options';
 import { hookEntry, hooksDConfig, injectHooks, missingHooksWarning } from '../oci/hooks';
 import { runHook } from '../oci/run';
 import type { HookStage } from '../oci/run';

@@ -1,7 +1,7 @@
 // The command line: parses arguments, runs one command of the table in commands.ts, prints
 // results. Every failure is one line on stderr and a non-zero exit; a usage error adds a hint.
 
-import { DEFAULT_STATE_DIR } from '../engine/lifecycle';
+import { DEFAULT_STATE_DIR } from '../engine/options';
 import { Logger } from '../log/logger';
 import type { Invocation, OptionSpec } from './commands';
 import { Command, OPTIONS, OptionName, commandHelp, findCommand, mainHelp } from './commands';

@@ -14,8 +14,12 @@ import { DEFAULT_POLICY_FILE, checkCniArguments, parseNetDevices } from '../conf
 import type { DeviceSpec } from '../config';
 import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
-import { attachDevices, attachments, checkContainerNetns, detachAttachment, inspectAttachment, policyOf } from '../engine/lifecycle';
-import type { EngineOptions } from '../engine/lifecycle';
+import { attachDevices } from '../engine/attach';
+import { attachments, detachAttachment } from '../engine/detach';
+import { inspectAttachment } from '../engine/status';
+import { checkContainerNetns } from '../engine/sides';
+import { policyOf } from '../engine/options';
+import type { EngineOptions } from '../engine/options';
 import { cniAttachmentId } from '../engine/networks';
 import { execDelegate, execPlugin, findPlugin, pluginVersions } from '../libcni/invoke';
 import type { CniCommand } from '../libcni/invoke';

@@ -5,8 +5,10 @@ import { checkPolicy } from '../config';
 import { observeHost } from '../apply/observe';
 import { hostDeviceRefusal } from '../plan/refusals';
 import { StateDir } from '../state/statedir';
-import { heldOnHost, macvlanMasters, openHost, policyOf } from './lifecycle';
-import type { EngineOptions } from './lifecycle';
+import { heldOnHost, macvlanMasters } from './claims';
+import { openHost } from './sides';
+import { policyOf } from './options';
+import type { EngineOptions } from './options';
 import { PolicyError, show } from '../errors';
 
 export interface HostDevice {

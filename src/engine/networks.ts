@@ -24,7 +24,6 @@ import { linksOf } from '../apply/observe';
 import { isPinned } from '../netns/netns';
 import { DEFAULT_STATE_DIR, StateDir } from '../state/statedir';
 import type { Journal, JournalNetwork } from '../state/statedir';
-import type { StatusNetwork } from './lifecycle';
 
 /** Where networks and plugins are found, and where libcni's cache is. */
 export interface CniSettings {
@@ -334,6 +333,15 @@ function cacheGcResults(network: string, { deleted, failures }: GcOutcome): Cach
     })),
     ...failures.map((e): CacheGcResult => ({ containerId: network, action: 'failed', reason: e.message })),
   ];
+}
+
+export interface StatusNetwork {
+  network: string;
+  ifname: string;
+  /** added: the chain finished; adding: it began and did not (a DEL is owed); pending: nothing in place. */
+  state: 'pending' | 'adding' | 'added';
+  addresses: string[];
+  portMappings: Array<{ hostPort: number; containerPort: number; protocol?: string; hostIP?: string }>;
 }
 
 /** A network as `status` shows it: its interface, the addresses of its result, its port mappings. */

@@ -2,8 +2,9 @@
 
 import { readStdinState } from '../config';
 import type { OciState } from '../config';
-import { attach, detach } from '../engine/lifecycle';
-import type { EngineOptions } from '../engine/lifecycle';
+import { attach } from '../engine/attach';
+import { detach } from '../engine/detach';
+import type { EngineOptions } from '../engine/options';
 
 /** createRuntime, poststop, or either one chosen by the state's status (hooks.d gives one command for both). */
 export type HookStage = 'createRuntime' | 'poststop' | 'byStatus';

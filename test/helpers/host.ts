@@ -11,8 +11,9 @@ import { uniqueName } from './names';
 import { ociState, Rig, stateEntries } from './netdevices';
 import { mountPoints, netnsPath, NsSnapshot, settledTo, ShResult, shOk, sleep, Teardownable } from './sandbox';
 import type { OciState } from '../../src/config/types';
-import { attach, detach } from '../../src/engine/lifecycle';
-import type { EngineOptions } from '../../src/engine/lifecycle';
+import { attach } from '../../src/engine/attach';
+import { detach } from '../../src/engine/detach';
+import type { EngineOptions } from '../../src/engine/options';
 import { NetdevError } from '../../src/errors';
 import { Logger } from '../../src/log/logger';
 

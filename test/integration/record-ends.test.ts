@@ -6,7 +6,8 @@
 // stays on the host: deleting the peer deletes the NIC wherever it is, as a VF vanishes with its PF.
 import t, { Test } from 'tap';
 import { readFileSync } from 'node:fs';
-import { attach, detachAttachment } from '../../src/engine/lifecycle';
+import { attach } from '../../src/engine/attach';
+import { detachAttachment } from '../../src/engine/detach';
 import { StateDir } from '../../src/state/statedir';
 import { ApplyError } from '../../src/errors';
 import { Logger } from '../../src/log/logger';

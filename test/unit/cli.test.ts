@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { COMMANDS, OPTIONS, commandHelp, gcSummary, mainHelp, usageLine } from '../../src/cli/commands';
 import { parseArgs } from '../../src/cli/main';
 import type { OptionName } from '../../src/cli/commands';
-import type { GcResult } from '../../src/engine/lifecycle';
+import type { GcResult } from '../../src/engine/detach';
 import { OCI_NETDEV } from '../helpers/hook';
 import { REPO_ROOT, sh } from '../helpers/sandbox';
 import { UsageError } from '../../src/errors';
