@@ -7,7 +7,7 @@ import { listLinks } from '../netlink/link';
 import type { LinkInfo } from '../netlink/link';
 import { netnsIdOf } from '../netlink/nsid';
 import { defaultRoutesThrough } from '../netlink/route';
-import type { Observed } from '../plan/plan';
+import type { Observed } from '../plan/observed';
 import { captureDeviceStates } from './device-state';
 import type { EarlyDeviceStates } from './device-state';
 import type { Side } from './identity';

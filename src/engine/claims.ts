@@ -4,7 +4,7 @@
 import { PlanError } from '../errors';
 import { canonicalIp } from '../config';
 import type { AddressesInUse } from '../config';
-import type { Observed } from '../plan/plan';
+import type { Observed } from '../plan/observed';
 import type { Netns } from '../netns/netns';
 import type { LinkInfo } from '../netlink/link';
 import type { BadJournal, ClaimRecord, Journal, Lock, StateDir } from '../state/statedir';

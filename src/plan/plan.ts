@@ -5,29 +5,13 @@ import type { DeviceSpec } from '../config/types';
 import { hostDeviceName } from '../config/types';
 import type { LinkInfo } from '../netlink/link';
 import { RT_TABLE_MAIN, RTN_UNICAST, RTPROT_STATIC } from '../netlink/route';
-import type { DefaultRoute } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFA_F_STABLE_PRIVACY, IFAPROT_KERNEL_LL, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
 import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
+import type { IndexedAddress, Observed } from './observed';
 import type { AddressRecord, DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, RouteRecord, Step } from '../state/records';
-
-/** An address as observed (src/apply/observe.ts), with the ifindex of its link. */
-type IndexedAddress = AddressRecord & { index: number };
-
-export interface Observed {
-  hostLinks: LinkInfo[];
-  hostAddresses: IndexedAddress[];
-  containerLinks: LinkInfo[];
-  containerAddresses: IndexedAddress[];
-  /** Links that carry a default route in the host namespace (src/netlink/route.ts); the engine always fills it. */
-  hostDefaultRoutes?: DefaultRoute[];
-  /** The id the container's namespace gives the host's (IFLA_LINK_NETNSID of devices whose peer is there). */
-  hostNsidInContainer?: number | null;
-  /** Routes, neighbours, sysctls and tc of the requested host devices, by name (src/apply/device-state.ts). */
-  hostDeviceStates?: Map<string, DeviceState>;
-}
 
 export interface PlanContext {
   group: number;

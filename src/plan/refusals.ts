@@ -7,7 +7,7 @@ import { policyRef } from '../config/policy';
 import type { Policy } from '../config/policy';
 import type { LinkInfo } from '../netlink/link';
 import { AF_INET, AF_INET6, IFF_LOOPBACK, RT_SCOPE_LINK } from '../netlink/constants';
-import type { Observed } from './plan';
+import type { Observed } from './observed';
 import { PolicyError, show } from '../errors';
 
 /** Stable rule ids, named in refusals as `always-refused: ID`. */

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { ofKind } from '../helpers/records';
 import { fakeLink } from '../helpers/links';
-import { addressFromCidr, isKernelLinkLocal, isLeftToKernel, isPortable, planAttach, restoreOrder, translateLabel, unprovenIdentity, Observed } from '../../src/plan/plan';
+import { addressFromCidr, isKernelLinkLocal, isLeftToKernel, isPortable, planAttach, restoreOrder, translateLabel, unprovenIdentity } from '../../src/plan/plan';
+import type { Observed } from '../../src/plan/observed';
 import type { LinkInfo } from '../../src/netlink/link';
 import type { DeviceSpec } from '../../src/config/types';
 import type { AddressInfo } from '../../src/netlink/address';

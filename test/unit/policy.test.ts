@@ -15,7 +15,8 @@ import {
 import type { NetworkSpec } from '../../src/config/types';
 import { MAX_DEVICES } from '../../src/config/load';
 import type { DeviceSpec } from '../../src/config/types';
-import { planAttach, Observed } from '../../src/plan/plan';
+import { planAttach } from '../../src/plan/plan';
+import type { Observed } from '../../src/plan/observed';
 import { thrown } from '../helpers/assert';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-policy-'));
