@@ -139,15 +139,19 @@ function optionsOf(n: JournalNetwork, timeoutMs?: number): CniOptions {
  * owed after its ADD failed would delete that device (the bridge plugin deletes CNI_IFNAME).
  */
 export function addNetworks(j: Journal, netns: string, container: Side, persist: () => void, info: (m: string) => void, timeoutMs?: number): void {
+  // The container's names and altnames, listed once: each network added then names its interfaces.
+  let taken: Set<string> | undefined;
   for (const n of j.networks ?? []) {
     if (n.state === 'added') continue;
-    if (linksOf(container).some((l) => l.name === n.ifname || l.altNames.includes(n.ifname))) {
+    taken ??= new Set(linksOf(container).flatMap((l) => [l.name, ...l.altNames]));
+    if (taken.has(n.ifname)) {
       throw new CniError(CniCode.invalidConfig, `network ${n.network}: interface name ${n.ifname} is already taken in the container`);
     }
     const list = parseNetworkList(n.config, `network ${n.network} (journal)`);
     n.state = 'adding';
     persist();
     const result = addNetworkList(list, runtimeConf(j, n, netns), optionsOf(n, timeoutMs));
+    for (const name of [n.ifname, ...(result.interfaces ?? []).filter((i) => i.sandbox).map((i) => i.name)]) taken.add(name);
     n.result = toVersion(result, list.cniVersion);
     n.state = 'added';
     persist();
