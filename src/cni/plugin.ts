@@ -16,7 +16,8 @@ import { DEFAULT_STATE_DIR } from '../state/statedir';
 import type { JournalOrigin } from '../state/statedir';
 import { attachDevices } from '../engine/attach';
 import { attachments, detachAttachment } from '../engine/detach';
-import { inspectAttachment } from '../engine/status';
+import { attachmentOf, inspectAttachment } from '../engine/status';
+import type { StatusDevice } from '../engine/status';
 import { checkContainerNetns } from '../engine/sides';
 import { policyOf } from '../engine/options';
 import type { EngineOptions } from '../engine/options';
@@ -199,7 +200,7 @@ function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
     throw new CniError(CniCode.invalidEnvironment, `CNI_NETNS: ${err.message}`);
   }
   const id = cniAttachmentId(conf.name, env.containerId, env.ifname);
-  if (inspectAttachment(id, opts)) {
+  if (attachmentOf(id, opts)) {
     throw new CniError(CniCode.engine, `container ${env.containerId} already has ${env.ifname} attached on network ${conf.name}; DEL it first`);
   }
   let ipam: CniResult | undefined;
@@ -210,20 +211,20 @@ function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
       throw new CniError(CniCode.delegate, `${conf.ipamType}: IPAM returned no IP addresses`);
     }
   }
+  let seen: StatusDevice;
   try {
-    attachDevices({ id, netnsPath: env.netns!, origin: originOf(conf, env) }, [deviceSpec(conf, env, ipam)], opts);
+    [seen] = attachDevices({ id, netnsPath: env.netns!, origin: originOf(conf, env) }, [deviceSpec(conf, env, ipam)], opts).devices;
   } catch (err) {
     if (ipam) releaseIpam(conf, env, opts);
     throw err;
   }
-  const seen = inspectAttachment(id, opts)?.status.devices[0];
   const prev = conf.prevResult;
   const interfaces = [...(prev?.interfaces ?? [])];
   const index = interfaces.length;
   interfaces.push({
-    name: seen?.containerName ?? env.ifname,
-    ...(seen?.mac ? { mac: seen.mac } : {}),
-    ...(seen?.mtu ? { mtu: seen.mtu } : {}),
+    name: seen.containerName ?? env.ifname,
+    ...(seen.mac ? { mac: seen.mac } : {}),
+    ...(seen.mtu ? { mtu: seen.mtu } : {}),
     sandbox: env.netns!,
   });
   const ips = [...(prev?.ips ?? []), ...(ipam?.ips ?? []).map((ip) => ({ ...ip, interface: index }))];

@@ -13,16 +13,19 @@ import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
 import type { Side } from '../apply/operations';
+import type { Sides } from '../apply/identity';
 import { linksOf, observe } from '../apply/observe';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
 import { StateDir } from '../state/statedir';
-import type { BadJournal, ClaimRecord, Journal, JournalNetwork, JournalOrigin, Lock } from '../state/statedir';
+import type { BadJournal, ClaimRecord, Journal, JournalNetwork, JournalOrigin } from '../state/statedir';
 import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, hostDevicesNamed, plannedNetworks, prepareNetworks } from './networks';
 import { policyOf } from './options';
 import type { EngineOptions } from './options';
-import { closeSide, contextFor, hostRecord, openHost, processStartTime, requireOwnNamespace, sideOf } from './sides';
-import { addressesInUse, allocateGroup, claimedInNamespace, claimsReader, heldOnHost, macvlanMasters, mayBeHeld, waitingNames } from './claims';
+import { contextFor, hostRecord, openHost, processStartTime, requireOwnNamespace, sideIn } from './sides';
+import { addressesInUse, allocateGroup, claimedInNamespace, heldOnHost, macvlanMasters, mayBeHeld, NamesHeldElsewhere, waitingNames } from './claims';
+import { deviceStatus } from './status';
+import type { StatusDevice } from './status';
 
 /** The checks on names and config alone, made before anything is observed or touched; the policy in force. */
 function checkRequest(req: ConfigRequest, opts: EngineOptions): Policy {
@@ -106,25 +109,13 @@ function checkAttach(req: ConfigRequest, opts: EngineOptions): { plan: Plan; net
   const policy = checkRequest(req, opts);
   // The networks and their plugins exist; nothing is run.
   const networks = prepareNetworks(req.networks, opts.cni ?? DEFAULT_CNI_SETTINGS);
-  const hostNs = openHost(opts);
-  let ctNs: Netns | null = null;
-  let host: Side | null = null;
-  let container: Side | null = null;
-  try {
-    if (req.netnsPath !== undefined && fs.existsSync(req.netnsPath)) {
-      ctNs = Netns.open(req.netnsPath);
-      requireOwnNamespace(ctNs, hostNs, req.netnsPath);
-    }
-    host = sideOf(hostNs);
-    container = ctNs ? sideOf(ctNs) : null;
-    const scan = new StateDir(opts.stateDir).scanClaims();
-    return { plan: observeAndPlan(req.devices, networks, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad), networks };
-  } finally {
-    if (host) closeSide(host);
-    else hostNs.close();
-    if (container) closeSide(container);
-    else ctNs?.close();
-  }
+  using hostNs = openHost(opts);
+  using ctNs = req.netnsPath !== undefined && fs.existsSync(req.netnsPath) ? Netns.open(req.netnsPath) : null;
+  if (ctNs) requireOwnNamespace(ctNs, hostNs, ctNs.path);
+  using host = sideIn(hostNs);
+  using container = ctNs ? sideIn(ctNs) : null;
+  const scan = new StateDir(opts.stateDir).scanClaims();
+  return { plan: observeAndPlan(req.devices, networks, requestedAddresses(req.devices, req.networks), policy, host, container, ctNs, scan.claims, scan.bad), networks };
 }
 
 /**
@@ -161,7 +152,7 @@ export function attach(state: OciState, opts: EngineOptions): void {
   const nsPath = req.netnsPath ?? (state.pid ? `/proc/${state.pid}/ns/net` : undefined);
   if (!nsPath) throw new ConfigError('the state has no pid and config.json gives no network namespace path', { field: 'pid' });
   const target = { id: state.id, netnsPath: nsPath, bundle: state.bundle, pid: state.pid || undefined };
-  attachPlanned(target, req.devices, requestedAddresses(req.devices, req.networks), policy, opts, networks);
+  attachPlanned(target, req.devices, requestedAddresses(req.devices, req.networks), policy, opts, networks, () => undefined);
 }
 
 /** Where a front door attaches devices, and the id the state keeps them under. */
@@ -177,95 +168,54 @@ export interface AttachTarget {
   origin?: JournalOrigin;
 }
 
+/** What attachDevices hands its front door: the journal, and each device as the container holds it once attached. */
+export interface Attached {
+  journal: Journal;
+  devices: StatusDevice[];
+}
+
 /**
  * Attaches `devices` for a front door other than the OCI hooks (the CNI plugin): the policy, then
  * the same observation, claims, plan, pin, journal and rollback as createRuntime. Returns the
- * journal, or the existing one when the same target asks again with nothing new.
+ * journal, or the existing one when the same target asks again with nothing new, with its devices
+ * read live, once, before the attach lets its namespace handles go.
  */
-export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts: EngineOptions): Journal {
+export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts: EngineOptions): Attached {
   const policy = policyOf(opts);
   checkPolicy(devices, policy);
-  return attachPlanned(target, devices, requestedAddresses(devices, []), policy, opts);
+  return attachPlanned(target, devices, requestedAddresses(devices, []), policy, opts, [], (sides, journal) => ({
+    journal, devices: journal.plan.devices.map((d) => deviceStatus(sides, d)),
+  }));
 }
 
-/** `uses`: the addresses and MACs the request sets, judged against those in use once the host is observed. */
-function attachPlanned(
-  target: AttachTarget, devices: DeviceSpec[], uses: AddressUse[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[] = [],
-): Journal {
-  const nsPath = target.netnsPath;
+/**
+ * Attaches for `target` and hands `report` the sides and the journal: a new one once it is
+ * applied, or the one the same target already has. `uses`: the addresses and MACs the request
+ * sets, judged against those in use once the host is observed.
+ */
+function attachPlanned<T>(
+  target: AttachTarget, devices: DeviceSpec[], uses: AddressUse[], policy: Policy, opts: EngineOptions, networks: JournalNetwork[],
+  report: (sides: Sides, journal: Journal) => T,
+): T {
   const store = new StateDir(opts.stateDir);
   store.ensure();
-  const hostNs = openHost(opts);
-  const ctNs = Netns.open(nsPath);
-  try {
-    requireOwnNamespace(ctNs, hostNs, nsPath);
-  } catch (err) {
-    hostNs.close();
-    ctNs.close();
-    throw err;
-  }
-  const host = sideOf(hostNs);
-  const container = sideOf(ctNs);
-  const lock = store.lockContainer(target.id);
-  // Taken by a rollback that needs a fallback name (claimsReader), until the journal records it.
-  const rollbackClaims: { lock?: Lock } = {};
+  using hostNs = openHost(opts);
+  using ctNs = Netns.open(target.netnsPath);
+  requireOwnNamespace(ctNs, hostNs, target.netnsPath);
+  using host = sideIn(hostNs);
+  using container = sideIn(ctNs);
+  using _lock = store.lockContainer(target.id);
+  const existing = store.readJournal(target.id);
+  if (existing) return report({ host, container }, alreadyAttached(existing, target, ctNs, [...devices.map((d) => d.key), ...networks.map((n) => n.network)]));
+  // Taken by a rollback that needs a fallback name, until the journal records it.
+  using heldElsewhere = new NamesHeldElsewhere(store, target.id);
   let journal: Journal | undefined;
-  let ownsState = false;
   try {
-    const existing = store.readJournal(target.id);
-    if (existing) {
-      // The same container asking again (a retried hook, or the next of the hook pairs a CDI engine
-      // adds per device) finds its devices attached: nothing to do.
-      const held = new Set([...existing.plan.devices.map((d) => d.key), ...(existing.networks ?? []).map((n) => n.network)]);
-      const missing = [...devices.map((d) => d.key), ...networks.map((n) => n.network)].filter((k) => !held.has(k));
-      if (existing.phase === 'attached' && existing.bundle === target.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
-        if (missing.length === 0) return existing;
-        throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
-      }
-      if (existing.namesPending) {
-        throw new StateError(`container ${target.id}: its devices are home, but its record stays open until the host frees names (${waitingNames(existing).join('; ')}); free them and run oci-netdev gc`);
-      }
-      const from = existing.bundle !== undefined ? `bundle ${existing.bundle}; run its poststop first` : `namespace ${existing.netnsPath}; detach them first`;
-      throw new StateError(`container ${target.id} already has devices attached from ${from}`);
-    }
-    ownsState = true;
-    // With the lock free, the states are read once, under it; taken, they are read before waiting.
-    let claims = store.tryLockClaims();
-    const mark = claims ? null : store.releaseMark();
-    const early = claims ? undefined : readAhead(devices, host);
-    claims ??= store.lockClaims();
-    try {
-      // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
-      const scan = store.scanClaims();
-      // Read after the scan: a container that let a device go since the read-ahead, maybe while it
-      // was still restoring it, changed the mark before its claims went.
-      const ahead = mark !== null && store.releaseMark() === mark ? early : undefined;
-      const others = scan.claims.filter((c) => c.containerId !== target.id);
-      const plan = observeAndPlan(devices, networks, uses, policy, host, container, ctNs, others, scan.bad.filter((b) => b.containerId !== target.id), ahead);
-      journal = {
-        containerId: target.id,
-        ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
-        ...(target.origin ? { origin: target.origin } : {}),
-        phase: 'attaching',
-        createdAt: new Date().toISOString(),
-        containerPid: target.pid,
-        containerStartTime: target.pid ? processStartTime(target.pid) : undefined,
-        netnsPath: nsPath,
-        netnsDev: ctNs.dev,
-        netnsIno: ctNs.ino,
-        plan,
-        started: 0,
-        hostNetns: hostRecord(hostNs, opts),
-        ...(networks.length ? { networks } : {}),
-      };
-      store.createJournal(journal);
-    } finally {
-      claims.release();
-    }
-    pin(ctNs, store.pinPath(target.id));
+    journal = planAndRecord(store, target, { devices, networks, uses, policy }, { host, container }, opts);
     const j = journal;
+    pin(ctNs, store.pinPath(target.id));
     const persist = () => store.writeJournal(j);
-    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, target.id, rollbackClaims) };
+    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: heldElsewhere.read };
     opts.beforeApply?.(j);
     applyPlan(ctx, j);
     try {
@@ -282,30 +232,98 @@ function attachPlanned(
     }
     j.phase = 'attached';
     persist();
-    return j;
   } catch (err) {
-    // Nothing is left behind unless a rollback step failed: then the journal stays for gc. A
-    // device found gone (deleted on the host while it was planned) leaves nothing to undo. A device
-    // the rollback brought home under a fallback name, or without an altname, keeps it open too.
-    const pending = err instanceof ApplyError ? err.undoErrors.filter((e) => !(e instanceof DeviceLostError)) : [];
-    if (ownsState && !pending.length) {
-      unpin(store.pinPath(target.id));
-      const waiting = journal ? waitingNames(journal) : [];
-      if (journal && waiting.length) {
-        journal.namesPending = true;
-        store.writeJournal(journal);
-        opts.warn(`container ${target.id}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
-      } else {
-        store.remove(target.id);
-      }
-    }
-    if (!(err instanceof ApplyError) || pending.length === err.undoErrors.length) throw err;
-    for (const e of err.undoErrors) if (e instanceof DeviceLostError && e.device !== err.device) opts.warn(`container ${target.id}: ${e.message}`);
-    throw new ApplyError(err.failure, pending);
-  } finally {
-    rollbackClaims.lock?.release();
-    lock.release();
-    closeSide(host);
-    closeSide(container);
+    throw afterFailedAttach(store, target.id, journal, err, opts);
   }
+  return report({ host, container }, journal);
+}
+
+/**
+ * The journal the target's id already has: the same container asking again (a retried hook, or
+ * the next of the hook pairs a CDI engine adds per device) finds its devices attached and gets
+ * it, if it asks for nothing new (`keys`: its devices and networks); anything else is refused.
+ */
+function alreadyAttached(existing: Journal, target: AttachTarget, ctNs: Netns, keys: string[]): Journal {
+  const held = new Set([...existing.plan.devices.map((d) => d.key), ...(existing.networks ?? []).map((n) => n.network)]);
+  const missing = keys.filter((k) => !held.has(k));
+  if (existing.phase === 'attached' && existing.bundle === target.bundle && existing.netnsDev === ctNs.dev && existing.netnsIno === ctNs.ino) {
+    if (missing.length === 0) return existing;
+    throw new StateError(`container ${target.id} already has devices attached, without ${missing.join(', ')}: ask for all of its devices one way (config.json and CDI, or the annotation)`);
+  }
+  if (existing.namesPending) {
+    throw new StateError(`container ${target.id}: its devices are home, but its record stays open until the host frees names (${waitingNames(existing).join('; ')}); free them and run oci-netdev gc`);
+  }
+  const from = existing.bundle !== undefined ? `bundle ${existing.bundle}; run its poststop first` : `namespace ${existing.netnsPath}; detach them first`;
+  throw new StateError(`container ${target.id} already has devices attached from ${from}`);
+}
+
+/** What an attach asks for: its devices and networks, the addresses and MACs it sets, the policy in force. */
+interface AttachRequest {
+  devices: DeviceSpec[];
+  networks: JournalNetwork[];
+  uses: AddressUse[];
+  policy: Policy;
+}
+
+/**
+ * Under the claims lock: the other containers' claims, the observation, the plan, and the journal
+ * that records it, whose claims hold from then on. With the lock free, the host devices' states
+ * are read once, under it; taken, they are read before waiting.
+ */
+function planAndRecord(store: StateDir, target: AttachTarget, req: AttachRequest, sides: { host: Side; container: Side }, opts: EngineOptions): Journal {
+  const { host, container } = sides;
+  const free = store.tryLockClaims();
+  const mark = free ? null : store.releaseMark();
+  const early = free ? undefined : readAhead(req.devices, host);
+  using _claims = free ?? store.lockClaims();
+  // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
+  const scan = store.scanClaims();
+  // Read after the scan: a container that let a device go since the read-ahead, maybe while it
+  // was still restoring it, changed the mark before its claims went.
+  const ahead = mark !== null && store.releaseMark() === mark ? early : undefined;
+  const others = scan.claims.filter((c) => c.containerId !== target.id);
+  const bad = scan.bad.filter((b) => b.containerId !== target.id);
+  const plan = observeAndPlan(req.devices, req.networks, req.uses, req.policy, host, container, container.ns, others, bad, ahead);
+  const journal: Journal = {
+    containerId: target.id,
+    ...(target.bundle !== undefined ? { bundle: target.bundle } : {}),
+    ...(target.origin ? { origin: target.origin } : {}),
+    phase: 'attaching',
+    createdAt: new Date().toISOString(),
+    containerPid: target.pid,
+    containerStartTime: target.pid ? processStartTime(target.pid) : undefined,
+    netnsPath: target.netnsPath,
+    netnsDev: container.ns.dev,
+    netnsIno: container.ns.ino,
+    plan,
+    started: 0,
+    hostNetns: hostRecord(host.ns, opts),
+    ...(req.networks.length ? { networks: req.networks } : {}),
+  };
+  store.createJournal(journal);
+  return journal;
+}
+
+/**
+ * After a failed attach, nothing is left behind unless a rollback step failed: then the journal
+ * stays for gc. A device found gone (deleted on the host while it was planned) leaves nothing to
+ * undo. A device the rollback brought home under a fallback name, or without an altname, keeps
+ * the journal open too. Returns the error to throw.
+ */
+function afterFailedAttach(store: StateDir, id: string, journal: Journal | undefined, err: unknown, opts: EngineOptions): unknown {
+  const pending = err instanceof ApplyError ? err.undoErrors.filter((e) => !(e instanceof DeviceLostError)) : [];
+  if (!pending.length) {
+    unpin(store.pinPath(id));
+    const waiting = journal ? waitingNames(journal) : [];
+    if (journal && waiting.length) {
+      journal.namesPending = true;
+      store.writeJournal(journal);
+      opts.warn(`container ${id}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
+    } else {
+      store.remove(id);
+    }
+  }
+  if (!(err instanceof ApplyError) || pending.length === err.undoErrors.length) return err;
+  for (const e of err.undoErrors) if (e instanceof DeviceLostError && e.device !== err.device) opts.warn(`container ${id}: ${e.message}`);
+  return new ApplyError(err.failure, pending);
 }

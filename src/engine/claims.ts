@@ -105,14 +105,23 @@ export function waitingNames(j: Journal): string[] {
 }
 
 /**
- * The names other containers' records hold on the host, for a fallback name: read under the claims
- * lock, which `held` keeps until the restore has written the name it chose (release it then).
+ * The names other containers' records hold on the host, for a fallback name (`read` is
+ * ApplyContext.heldElsewhere): read under the claims lock, which the first read takes and which is
+ * kept until disposed, after the journal records the name chosen; `using` releases it.
  */
-export function claimsReader(store: StateDir, id: string, held: { lock?: Lock }): () => Map<string, string> {
-  let names: Map<string, string> | undefined;
-  return () => {
-    held.lock ??= store.lockClaims();
-    names ??= heldOnHost(store.scanClaims().claims.filter((c) => c.containerId !== id), []);
-    return names;
+export class NamesHeldElsewhere implements Disposable {
+  private lock?: Lock;
+  private names?: Map<string, string>;
+
+  constructor(private readonly store: StateDir, private readonly id: string) {}
+
+  readonly read = (): Map<string, string> => {
+    this.lock ??= this.store.lockClaims();
+    this.names ??= heldOnHost(this.store.scanClaims().claims.filter((c) => c.containerId !== this.id), []);
+    return this.names;
   };
+
+  [Symbol.dispose](): void {
+    this.lock?.release();
+  }
 }

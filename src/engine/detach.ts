@@ -14,8 +14,8 @@ import { StateDir } from '../state/statedir';
 import type { Journal, Lock } from '../state/statedir';
 import { delNetworks, DEFAULT_CNI_SETTINGS, gcCache, networksHeld } from './networks';
 import type { EngineOptions } from './options';
-import { closeSide, containerAlive, contextFor, openContainerNs, openHost, requireHostNamespace, sideOf } from './sides';
-import { claimsReader, waitingNames } from './claims';
+import { containerAlive, contextFor, openContainerNs, openHost, requireHostNamespace, sideIn } from './sides';
+import { NamesHeldElsewhere, waitingNames } from './claims';
 
 /** What a restore ended with: the devices found lost (each reported once, its record closed), and
  * what the journal, kept open, still waits for (empty when it is closed). */
@@ -31,43 +31,8 @@ interface RestoreOutcome {
  */
 function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions): RestoreOutcome {
   requireHostNamespace(j, hostNs);
-  const ctNs = openContainerNs(store, j);
-  const host = { ns: hostNs, sock: hostNs.socket() };
-  const container = ctNs ? sideOf(ctNs) : null;
-  let errors: Error[];
-  let keepPin: boolean;
   const persist = () => store.writeJournal(j);
-  const claims: { lock?: Lock } = {};
-  try {
-    // A journal of the release before version 2: its records get their devices' identities now,
-    // before anything reads them.
-    matchV1Records({ host, container }, j.plan);
-    // A journal that did not record the host's namespace: a device tied to another one shows
-    // that this is not it.
-    const elsewhere = j.hostNetns ? undefined : j.plan.devices.find((d) => tiedElsewhere({ host, container }, d));
-    if (elsewhere) {
-      throw new HostNamespaceError(`container ${j.containerId}: its journal, of an older release, does not name the host's network namespace, and device ${elsewhere.key} is tied to another namespace than this one; nothing changed: run oci-netdev gc in the host's network namespace`);
-    }
-    if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
-    j.phase = 'detaching';
-    persist();
-    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: claimsReader(store, j.containerId, claims) };
-    // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
-    // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
-    // that name to one of our devices.
-    const pinPath = store.pinPath(j.containerId);
-    const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
-    errors = [...rollback(ctx, j), ...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs))];
-    // The pin stays while anything of ours may still be in the namespace: a network not deleted,
-    // a device there, or one neither home nor proven gone (it may be hidden, or unidentifiable
-    // from here). Without the pin the namespace could die and destroy it.
-    keepPin = container !== null && (networksHeld(j) || j.plan.devices.some((d) => d.lost === undefined
-      && (d.kind === 'host' ? locate(ctx, d)?.where !== 'host' : d.kind === 'macvlan' && locate(ctx, d) !== null)));
-  } finally {
-    claims.lock?.release();
-    host.sock.close();
-    closeSide(container);
-  }
+  const { errors, keepPin } = undoAttachment(store, j, hostNs, persist, opts);
   // A device proven gone is reported once and its record ends (its name is free for new claims).
   const lost = errors.filter((e) => e instanceof DeviceLostError).map((e) => e.message);
   for (const message of lost) opts.warn(`container ${j.containerId}: ${message}; its record is closed`);
@@ -91,6 +56,42 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   j.restoreFailure = pending.map((e) => e.message).join('; ');
   persist();
   throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure} (state kept; run oci-netdev gc to retry)`);
+}
+
+/**
+ * The devices rolled back, then the networks' DEL: the errors, and whether the pin must stay.
+ * Refuses (HostNamespaceError) a journal of an older release whose devices show another host.
+ */
+function undoAttachment(store: StateDir, j: Journal, hostNs: Netns, persist: () => void, opts: EngineOptions): { errors: Error[]; keepPin: boolean } {
+  using ctNs = openContainerNs(store, j);
+  using host = sideIn(hostNs);
+  using container = ctNs ? sideIn(ctNs) : null;
+  using heldElsewhere = new NamesHeldElsewhere(store, j.containerId);
+  // A journal of the release before version 2: its records get their devices' identities now,
+  // before anything reads them.
+  matchV1Records({ host, container }, j.plan);
+  // A journal that did not record the host's namespace: a device tied to another one shows
+  // that this is not it.
+  const elsewhere = j.hostNetns ? undefined : j.plan.devices.find((d) => tiedElsewhere({ host, container }, d));
+  if (elsewhere) {
+    throw new HostNamespaceError(`container ${j.containerId}: its journal, of an older release, does not name the host's network namespace, and device ${elsewhere.key} is tied to another namespace than this one; nothing changed: run oci-netdev gc in the host's network namespace`);
+  }
+  if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
+  j.phase = 'detaching';
+  persist();
+  const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: heldElsewhere.read };
+  // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
+  // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
+  // that name to one of our devices.
+  const pinPath = store.pinPath(j.containerId);
+  const cniNetns = container ? (isPinned(pinPath) ? pinPath : j.netnsPath) : '';
+  const errors = [...rollback(ctx, j), ...hostNs.within(() => delNetworks(j, cniNetns, persist, ctx.info, opts.cni?.timeoutMs))];
+  // The pin stays while anything of ours may still be in the namespace: a network not deleted,
+  // a device there, or one neither home nor proven gone (it may be hidden, or unidentifiable
+  // from here). Without the pin the namespace could die and destroy it.
+  const keepPin = container !== null && (networksHeld(j) || j.plan.devices.some((d) => d.lost === undefined
+    && (d.kind === 'host' ? locate(ctx, d)?.where !== 'host' : d.kind === 'macvlan' && locate(ctx, d) !== null)));
+  return { errors, keepPin };
 }
 
 /**

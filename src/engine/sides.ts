@@ -13,13 +13,13 @@ export function openHost(opts: Pick<EngineOptions, 'hostNetns'>): Netns {
   return opts.hostNetns === undefined ? Netns.current() : Netns.open(opts.hostNetns);
 }
 
-export function sideOf(ns: Netns): Side {
-  return { ns, sock: ns.socket() };
-}
+/** A side of an attachment that `using` closes: its socket, not its namespace (the caller's, itself disposable). */
+export type OpenSide = Side & Disposable;
 
-export function closeSide(side: Side | null): void {
-  side?.sock.close();
-  side?.ns.close();
+/** A netlink socket in `ns`, as a side that closes the socket when disposed. */
+export function sideIn(ns: Netns): OpenSide {
+  const sock = ns.socket();
+  return { ns, sock, [Symbol.dispose]: () => sock.close() };
 }
 
 export function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string): void {
@@ -33,17 +33,9 @@ export function requireOwnNamespace(ctNs: Netns, hostNs: Netns, nsPath: string):
  * own: for a front door that names the path's source in its own error (CNI_NETNS).
  */
 export function checkContainerNetns(nsPath: string, opts: Pick<EngineOptions, 'hostNetns'>): void {
-  const hostNs = openHost(opts);
-  try {
-    const ctNs = Netns.open(nsPath);
-    try {
-      requireOwnNamespace(ctNs, hostNs, nsPath);
-    } finally {
-      ctNs.close();
-    }
-  } finally {
-    hostNs.close();
-  }
+  using hostNs = openHost(opts);
+  using ctNs = Netns.open(nsPath);
+  requireOwnNamespace(ctNs, hostNs, nsPath);
 }
 
 export function contextFor(host: Side, container: Side | null, journal: Journal, persist: () => void, opts: EngineOptions): ApplyContext {

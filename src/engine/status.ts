@@ -7,17 +7,20 @@ import { isPinned } from '../netns/netns';
 import type { Netns } from '../netns/netns';
 import { macvlanChanges } from '../apply/operations';
 import { impostorAt, locate } from '../apply/identity';
+import type { Sides } from '../apply/identity';
 import { matchV1Records } from '../apply/legacy';
 import { addressesOf } from '../apply/observe';
 import { StateDir } from '../state/statedir';
 import type { Journal, JournalOrigin } from '../state/statedir';
+import type { DeviceRecord } from '../state/records';
+import type { IndexedAddress } from '../plan/observed';
 import { networkStatus } from './networks';
 import type { StatusNetwork } from './networks';
 import type { EngineOptions } from './options';
-import { closeSide, containerAlive, openContainerNs, openHost, sideOf } from './sides';
+import { containerAlive, openContainerNs, openHost, sideIn } from './sides';
 import { waitingNames } from './claims';
 
-interface StatusDevice {
+export interface StatusDevice {
   key: string;
   containerName: string | null;
   kind: 'moved' | 'adopted' | 'veth' | 'macvlan';
@@ -82,61 +85,67 @@ export function status(opts: EngineOptions): StatusEntry[] {
 
 function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = false): StatusEntry {
   const pinned = isPinned(store.pinPath(j.containerId));
-  const ctNs = openContainerNs(store, j);
-  const host = { ns: hostNs, sock: hostNs.socket() };
-  const container = ctNs ? sideOf(ctNs) : null;
-  try {
-    const sides = { host, container };
-    // Matched in memory only: status changes nothing.
-    matchV1Records(sides, j.plan);
-    const global = withAddresses ? addressesOf(container).filter((a) => a.scope === 0) : [];
-    return {
-      containerId: j.containerId,
-      bundle: j.bundle ?? null,
-      phase: j.phase,
-      pid: j.containerPid ?? null,
-      alive: containerAlive(j),
-      ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(j.createdAt)) / 1000)),
-      pinned,
-      ...(j.origin ? { origin: j.origin } : {}),
-      devices: j.plan.devices.map((d): StatusDevice => {
-        const at = d.lost ? null : locate(sides, d);
-        const unproven = at?.where === 'container' ? unprovenIdentity(d.identity) : undefined;
-        const state = d.lost ? 'lost' : unproven ? 'unproven' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
-        const reason = d.lost ?? unproven ?? (at ? undefined : impostorAt(sides, d));
-        const changed = d.kind === 'macvlan' && at?.where === 'container' ? macvlanChanges(d, at.link) : undefined;
-        return {
-          key: d.key,
-          containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
-          kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
-          ...(d.kind === 'macvlan' ? { master: d.master } : {}),
-          state,
-          ...(reason !== undefined ? { reason } : {}),
-          ...(changed !== undefined ? { changed } : {}),
-          mac: at?.link.mac ?? null,
-          mtu: at?.link.mtu ?? null,
-          ...(at?.where === 'host' ? { hostName: at.link.name } : {}),
-          ...(d.kind === 'host' && d.removedAltNames?.length ? { missingAltNames: d.removedAltNames } : {}),
-          ...(withAddresses ? {
-            addresses: at?.where === 'container' ? global.filter((a) => a.index === at.link.index).map((a) => `${a.local ?? a.address}/${a.prefixlen}`) : [],
-          } : {}),
-        };
-      }),
-      networks: (j.networks ?? []).map(networkStatus),
-      ...(j.namesPending ? { waiting: waitingNames(j) } : {}),
-    };
-  } finally {
-    host.sock.close();
-    closeSide(container);
-  }
+  using ctNs = openContainerNs(store, j);
+  using host = sideIn(hostNs);
+  using container = ctNs ? sideIn(ctNs) : null;
+  const sides = { host, container };
+  // Matched in memory only: status changes nothing.
+  matchV1Records(sides, j.plan);
+  const global = withAddresses ? addressesOf(container).filter((a) => a.scope === 0) : undefined;
+  return {
+    containerId: j.containerId,
+    bundle: j.bundle ?? null,
+    phase: j.phase,
+    pid: j.containerPid ?? null,
+    alive: containerAlive(j),
+    ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(j.createdAt)) / 1000)),
+    pinned,
+    ...(j.origin ? { origin: j.origin } : {}),
+    devices: j.plan.devices.map((d) => deviceStatus(sides, d, global)),
+    networks: (j.networks ?? []).map(networkStatus),
+    ...(j.namesPending ? { waiting: waitingNames(j) } : {}),
+  };
+}
+
+/**
+ * Where device `d` is, found by its recorded identity, and what it looks like there; with `global`
+ * (the container's global addresses), also the addresses it has in the container.
+ */
+export function deviceStatus(sides: Sides, d: DeviceRecord, global?: IndexedAddress[]): StatusDevice {
+  const at = d.lost ? null : locate(sides, d);
+  const unproven = at?.where === 'container' ? unprovenIdentity(d.identity) : undefined;
+  const state = d.lost ? 'lost' : unproven ? 'unproven' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
+  const reason = d.lost ?? unproven ?? (at ? undefined : impostorAt(sides, d));
+  const changed = d.kind === 'macvlan' && at?.where === 'container' ? macvlanChanges(d, at.link) : undefined;
+  return {
+    key: d.key,
+    containerName: at?.where === 'container' ? at.link.name : d.containerName ?? null,
+    kind: d.kind === 'host' ? (d.adopted ? 'adopted' : 'moved') : d.kind,
+    ...(d.kind === 'macvlan' ? { master: d.master } : {}),
+    state,
+    ...(reason !== undefined ? { reason } : {}),
+    ...(changed !== undefined ? { changed } : {}),
+    mac: at?.link.mac ?? null,
+    mtu: at?.link.mtu ?? null,
+    ...(at?.where === 'host' ? { hostName: at.link.name } : {}),
+    ...(d.kind === 'host' && d.removedAltNames?.length ? { missingAltNames: d.removedAltNames } : {}),
+    ...(global ? {
+      addresses: at?.where === 'container' ? global.filter((a) => a.index === at.link.index).map((a) => `${a.local ?? a.address}/${a.prefixlen}`) : [],
+    } : {}),
+  };
+}
+
+/** The journal kept under `id`, read from the state dir only (nothing of the kernel); null when there is none. */
+export function attachmentOf(id: string, opts: Pick<EngineOptions, 'stateDir'>): Journal | null {
+  const store = new StateDir(opts.stateDir);
+  if (!fs.existsSync(store.containerDir(id))) return null;
+  return store.readJournal(id);
 }
 
 /** The attachment kept under `id`, read live, with each device's global addresses in the container (CNI CHECK); null when there is none. */
 export function inspectAttachment(id: string, opts: EngineOptions): { journal: Journal; status: StatusEntry } | null {
-  const store = new StateDir(opts.stateDir);
-  if (!fs.existsSync(store.containerDir(id))) return null;
-  const j = store.readJournal(id);
+  const j = attachmentOf(id, opts);
   if (!j) return null;
   using hostNs = openHost(opts);
-  return { journal: j, status: statusOf(store, j, hostNs, true) };
+  return { journal: j, status: statusOf(new StateDir(opts.stateDir), j, hostNs, true) };
 }
