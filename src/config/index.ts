@@ -9,7 +9,8 @@ export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from 
 export type { DeviceArg } from './device-arg';
 export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
 export {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkCniArguments, checkNetworkPolicy, checkPolicy, compileGlob, loadPolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkCniArguments, checkNetworkPolicy, checkPolicy, loadPolicy,
   parsePolicy, requestedAddresses,
 } from './policy';
 export type { AddressUse, AddressesInUse, Policy } from './policy';
+export { compileGlob } from './glob';

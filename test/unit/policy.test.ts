@@ -9,9 +9,10 @@ import { PolicyError } from '../../src/errors';
 import { fakeLink } from '../helpers/links';
 import { ConfigError, DeviceBusyError } from '../../src/errors';
 import {
-  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkGlob, checkNetworkPolicy, checkPolicy, compileGlob, defaultPolicy, loadPolicy,
+  DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkNetworkPolicy, checkPolicy, defaultPolicy, loadPolicy,
   parsePolicy, requestedAddresses,
 } from '../../src/config/policy';
+import { checkGlob, compileGlob } from '../../src/config/glob';
 import type { NetworkSpec } from '../../src/config/types';
 import { MAX_DEVICES } from '../../src/config/load';
 import type { DeviceSpec } from '../../src/config/types';
