@@ -2,6 +2,9 @@
 // (src/apply/identity.ts), never by anything the container can rewrite. Undo operations converge:
 // they find the device wherever it is now and put back the recorded original, so running them
 // again, or after a crash at any point, is safe.
+//
+// Over 400 lines on purpose: the step table (OPERATIONS) keeps each operation beside its undo and
+// the finders both share, so that a reader checks in one place that an undo converges on its step.
 
 import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, deleteAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';

@@ -1,6 +1,9 @@
 // The commands and options of the CLI, with their help. One entry per command: its usage, help
 // text, the options it takes and what it runs. `oci-netdev COMMAND --help`, `oci-netdev --help`
 // and the man page (scripts/gen-man.mjs) are all made from this table.
+//
+// Over 400 lines on purpose: it is the CLI's one reference, read top to bottom as --help prints it;
+// what each command runs lives in the engine and the front doors.
 
 import * as fs from 'fs';
 import * as path from 'path';

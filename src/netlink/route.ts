@@ -8,6 +8,9 @@
 // RTA_OIF, each nexthop's rtnh_ifindex in RTA_MULTIPATH, or, for a route that uses a nexthop
 // object (RTA_NH_ID) and comes without those (sysctl nexthop_compat_mode=0), the NHA_OIF of that
 // nexthop or of each member of that nexthop group.
+//
+// Over 400 lines on purpose: the default-route lookup and the device routes share the RTM_*ROUTE
+// codec at the top (rtmsg, the RTA_* attributes, multipath nexthops); apart, each would need it all.
 
 import { NetlinkSocket } from './client';
 import { MessageBuilder, NlMessage, attrMap, attrU32, decodeAttrs, align4, formatIp, parseIp, NLMSG_HDRLEN } from './codec';
