@@ -11,7 +11,6 @@
 // src/apply/legacy.ts matches it to its device the way that release did and fills them in, before
 // anything is restored. Nothing here guesses: what cannot be matched stays marked.
 
-import type { Journal } from './statedir';
 import type { AddressRecord, DeviceRecord, Operation, Plan, Step } from './records';
 
 type Raw = Record<string, unknown>;
@@ -86,9 +85,10 @@ function stepsOf(raw: unknown[], started: number): { steps: Step[]; started: num
 
 /**
  * A version 1 journal in today's shape, unchecked: the caller validates the result against the
- * schema, which names whatever version 1 held that today's journal cannot (an unknown step).
+ * schema, which names whatever version 1 held that today's journal cannot (an unknown step). Not
+ * typed as a Journal until then, which also keeps this file from importing the journal's reader.
  */
-export function migrateV1(raw: Raw): Journal {
+export function migrateV1(raw: Raw): Raw {
   const plan = isObject(raw.plan) ? raw.plan : {};
   const { steps, started } = stepsOf(Array.isArray(plan.steps) ? plan.steps : [], typeof raw.started === 'number' ? raw.started : 0);
   const migrated: Plan = {
@@ -97,14 +97,14 @@ export function migrateV1(raw: Raw): Journal {
     steps,
   };
   return {
-    containerId: raw.containerId as string,
-    phase: raw.phase as Journal['phase'],
-    createdAt: raw.createdAt as string,
-    ...(raw.containerPid !== undefined ? { containerPid: raw.containerPid as number } : {}),
-    ...(raw.containerStartTime !== undefined ? { containerStartTime: raw.containerStartTime as string } : {}),
-    netnsPath: raw.netnsPath as string,
-    netnsDev: raw.netnsDev as number,
-    netnsIno: raw.netnsIno as number,
+    containerId: raw.containerId,
+    phase: raw.phase,
+    createdAt: raw.createdAt,
+    ...(raw.containerPid !== undefined ? { containerPid: raw.containerPid } : {}),
+    ...(raw.containerStartTime !== undefined ? { containerStartTime: raw.containerStartTime } : {}),
+    netnsPath: raw.netnsPath,
+    netnsDev: raw.netnsDev,
+    netnsIno: raw.netnsIno,
     plan: migrated,
     started,
   };
