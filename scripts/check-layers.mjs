@@ -20,7 +20,9 @@
 //   the planner does no I/O (only types, and constants, from the layers that do);
 //   the journal's format is its own: state takes nothing from netlink (src/apply/records.ts converts).
 // A type-only import may go down any number of layers; it may not go up or sideways either.
-import { readdirSync, readFileSync } from 'node:fs';
+// Inside a layer, no file imports itself back through others (no import cycle anywhere in src/,
+// type-only imports included): each cycle is printed as the files around it.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
@@ -96,6 +98,48 @@ for (const file of [...sources('src'), ...sources('native')]) {
     }
   }
 }
+/** The source file an import of the repository names (`./x` is x.ts or x/index.ts); null for a package. */
+function fileOf(target) {
+  if (!target.startsWith('src/')) return null;
+  return [`${target}.ts`, `${target}/index.ts`, target].find((f) => f.endsWith('.ts') && existsSync(join(ROOT, f))) ?? null;
+}
+
+/** The import cycles among `files`: each strongly connected set of more than one file, or a file importing itself (Tarjan). */
+function importCycles(files) {
+  const edges = new Map(files.map((f) => [f, [...new Set(imports(f).map((i) => fileOf(i.target)).filter((t) => t !== null))]]));
+  const index = new Map();
+  const low = new Map();
+  const stack = [];
+  const onStack = new Set();
+  const cycles = [];
+  const visit = (f) => {
+    index.set(f, index.size);
+    low.set(f, index.get(f));
+    stack.push(f);
+    onStack.add(f);
+    for (const t of edges.get(f) ?? []) {
+      if (!index.has(t)) {
+        visit(t);
+        low.set(f, Math.min(low.get(f), low.get(t)));
+      } else if (onStack.has(t)) low.set(f, Math.min(low.get(f), index.get(t)));
+    }
+    if (low.get(f) !== index.get(f)) return;
+    const set = [];
+    let t;
+    do {
+      t = stack.pop();
+      onStack.delete(t);
+      set.push(t);
+    } while (t !== f);
+    if (set.length > 1 || edges.get(f).includes(f)) cycles.push(set.sort());
+  };
+  for (const f of files) if (!index.has(f)) visit(f);
+  return cycles;
+}
+
+const cycleRule = 'no import cycles inside src/';
+for (const cycle of importCycles(sources('src'))) violations.push(`${cycle.join(', ')} import each other: ${cycleRule}`);
+
 for (const v of violations) console.error(`check-layers: ${v}`);
 if (violations.length) process.exit(1);
-console.log(`check-layers: ${rules.length} rules hold`);
+console.log(`check-layers: ${rules.length + 1} rules hold`);

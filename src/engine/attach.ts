@@ -279,7 +279,9 @@ function planAndRecord(store: StateDir, target: AttachTarget, req: AttachRequest
   // Another container's unreadable journal blocks nobody: a device it may hold is off the host anyway.
   const scan = store.scanClaims();
   // Read after the scan: a container that let a device go since the read-ahead, maybe while it
-  // was still restoring it, changed the mark before its claims went.
+  // was still restoring it, changed the mark before its claims went. Only the device states read
+  // ahead are kept: the host's links are listed again, as the hook this one waited for may have
+  // taken devices or made links meanwhile, which no mark records.
   const ahead = mark !== null && store.releaseMark() === mark ? early : undefined;
   const others = scan.claims.filter((c) => c.containerId !== target.id);
   const bad = scan.bad.filter((b) => b.containerId !== target.id);
