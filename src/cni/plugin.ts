@@ -213,7 +213,7 @@ function add(conf: NetConf, env: CniEnv, opts: EngineOptions): CniResult {
   }
   let seen: StatusDevice;
   try {
-    [seen] = attachDevices({ id, netnsPath: env.netns!, origin: originOf(conf, env) }, [deviceSpec(conf, env, ipam)], opts).devices;
+    [seen] = attachDevices({ id, netnsPath: env.netns!, origin: originOf(conf, env) }, [deviceSpec(conf, env, ipam)], opts);
   } catch (err) {
     if (ipam) releaseIpam(conf, env, opts);
     throw err;

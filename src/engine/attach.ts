@@ -168,24 +168,16 @@ export interface AttachTarget {
   origin?: JournalOrigin;
 }
 
-/** What attachDevices hands its front door: the journal, and each device as the container holds it once attached. */
-export interface Attached {
-  journal: Journal;
-  devices: StatusDevice[];
-}
-
 /**
  * Attaches `devices` for a front door other than the OCI hooks (the CNI plugin): the policy, then
- * the same observation, claims, plan, pin, journal and rollback as createRuntime. Returns the
- * journal, or the existing one when the same target asks again with nothing new, with its devices
- * read live, once, before the attach lets its namespace handles go.
+ * the same observation, claims, plan, pin, journal and rollback as createRuntime. Returns each
+ * device as the container holds it once attached (or already held it, when the same target asks
+ * again with nothing new), read live before the attach lets its namespace handles go.
  */
-export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts: EngineOptions): Attached {
+export function attachDevices(target: AttachTarget, devices: DeviceSpec[], opts: EngineOptions): StatusDevice[] {
   const policy = policyOf(opts);
   checkPolicy(devices, policy);
-  return attachPlanned(target, devices, requestedAddresses(devices, []), policy, opts, [], (sides, journal) => ({
-    journal, devices: journal.plan.devices.map((d) => deviceStatus(sides, d)),
-  }));
+  return attachPlanned(target, devices, requestedAddresses(devices, []), policy, opts, [], (sides, journal) => journal.plan.devices.map((d) => deviceStatus(sides, d)));
 }
 
 /**
