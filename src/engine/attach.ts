@@ -2,7 +2,7 @@
 // --live` and `plan` run the same observation and planner and change nothing.
 
 import * as fs from 'fs';
-import { ApplyError, ConfigError, DeviceBusyError, DeviceLostError, StateError } from '../errors';
+import { ApplyError, ConfigError, DeviceLostError, StateError } from '../errors';
 import { checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, requestedAddresses, validateConfigFile } from '../config';
 import type { AddressUse, ConfigRequest, DeviceSpec, OciState, Policy } from '../config';
 import { Netns, pin, unpin } from '../netns/netns';
@@ -12,18 +12,20 @@ import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
 import type { Plan } from '../state/records';
 import { applyPlan, rollback } from '../apply/executor';
+import { deleteNewHostAddresses } from '../apply/operations';
 import type { Side } from '../apply/operations';
 import type { Sides } from '../apply/identity';
-import { linksOf, observe } from '../apply/observe';
+import { addressesOf, linksOf, observe } from '../apply/observe';
+import type { Observed } from '../plan/observed';
 import { captureDeviceStatesAhead } from '../apply/device-state';
 import type { EarlyDeviceStates } from '../apply/device-state';
 import { StateDir } from '../state/statedir';
 import type { BadJournal, ClaimRecord, Journal, JournalNetwork, JournalOrigin } from '../state/statedir';
-import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, hostDevicesNamed, plannedNetworks, prepareNetworks } from './networks';
+import { addNetworks, delNetworks, DEFAULT_CNI_SETTINGS, hostDevicesNamed, plannedNetworks, prepareNetworks, refuseHeldByNetworks } from './networks';
 import { policyOf } from './options';
 import type { EngineOptions } from './options';
 import { contextFor, hostRecord, openHost, processStartTime, requireOwnNamespace, sideIn } from './sides';
-import { addressesInUse, allocateGroup, claimedInNamespace, heldOnHost, macvlanMasters, mayBeHeld, NamesHeldElsewhere, waitingNames } from './claims';
+import { addressesInUse, allocateGroup, claimedInNamespace, heldOnHost, macvlanMasters, mayBeHeld, NamesHeldElsewhere, unusedMac, waitingNames } from './claims';
 import { deviceStatus } from './status';
 import type { StatusDevice } from './status';
 
@@ -49,12 +51,7 @@ function observeAndPlan(
   const hostLinks = linksOf(host);
   // Held by host device name: a moved device's original name (its key may only name the entry).
   const held = heldOnHost(others, hostLinks);
-  for (const n of networks) {
-    for (const { role, name } of hostDevicesNamed(n, hostLinks)) {
-      const owner = held.get(name);
-      if (owner !== undefined) throw new DeviceBusyError(name, owner, { entry: n.network, role });
-    }
-  }
+  refuseHeldByNetworks(networks, hostLinks, held);
   const containerLinks = linksOf(container);
   // Devices picked by MAC or bus address, then the policy for them, before planning.
   const devices = resolveSelectors(requested, hostLinks);
@@ -65,6 +62,8 @@ function observeAndPlan(
     const hostDevices = devices.filter((d) => d.kind === 'host').map(hostDeviceName).filter((name) => !held.has(name));
     const masters = devices.flatMap((d) => (d.kind === 'macvlan' && d.master !== undefined ? [d.master] : []));
     const observed = observe(host, container, { host: hostLinks, container: containerLinks }, hostDevices, masters, early);
+    const inUse = addressesInUse(observed, others, hostDevices, held);
+    const taken = new Set(inUse.macs.keys());
     const plan = planAttach(devices, observed, {
       group: allocateGroup(others, [...hostLinks, ...containerLinks]),
       claims: held,
@@ -72,8 +71,10 @@ function observeAndPlan(
       macvlanMasters: macvlanMasters(others),
       policy,
       indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
+      newMac: () => unusedMac(taken),
     });
-    checkAddressesInUse(uses, addressesInUse(observed, others, hostDevices), policy);
+    const named = new Map(networks.map((n) => [n.network, hostDevicesNamed(n, hostLinks).map((d) => d.name)]));
+    checkAddressesInUse(uses, inUse, policy, (network) => named.get(network) ?? []);
     return plan;
   } catch (err) {
     // Another container's unreadable journal blocks nobody, but a device it may hold is named.
@@ -203,13 +204,17 @@ function attachPlanned<T>(
   using heldElsewhere = new NamesHeldElsewhere(store, target.id);
   let journal: Journal | undefined;
   try {
-    journal = planAndRecord(store, target, { devices, networks, uses, policy }, { host, container }, opts);
+    const recorded = planAndRecord(store, target, { devices, networks, uses, policy }, { host, container }, opts);
+    journal = recorded.journal;
     const j = journal;
+    // Other hooks see the claims already; the fsync need not hold them up.
+    recorded.makeDurable();
     pin(ctNs, store.pinPath(target.id));
     const persist = () => store.writeJournal(j);
-    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: heldElsewhere.read };
+    const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: heldElsewhere.read, fallbackRecorded: heldElsewhere.recorded };
     opts.beforeApply?.(j);
     applyPlan(ctx, j);
+    const hostBefore = networks.length ? addressesOf(host) : [];
     try {
       // In the pinned namespace: DEL, whenever it comes, finds the one ADD used. The plugins run
       // in the host's namespace, where they make the host's side of a network (a bridge, NAT rules).
@@ -220,10 +225,11 @@ function attachPlanned<T>(
       // name to one of our devices while the ADD ran.
       const undoErrors = rollback(ctx, j);
       const delErrors = hostNs.within(() => delNetworks(j, store.pinPath(target.id), persist, ctx.info, opts.cni?.timeoutMs));
+      dropLeftAddresses(store, j, host, hostBefore, opts);
       throw new ApplyError(err as Error, [...undoErrors, ...delErrors]);
     }
     j.phase = 'attached';
-    persist();
+    store.writeJournal(j, false);
   } catch (err) {
     throw afterFailedAttach(store, target.id, journal, err, opts);
   }
@@ -262,7 +268,9 @@ interface AttachRequest {
  * that records it, whose claims hold from then on. With the lock free, the host devices' states
  * are read once, under it; taken, they are read before waiting.
  */
-function planAndRecord(store: StateDir, target: AttachTarget, req: AttachRequest, sides: { host: Side; container: Side }, opts: EngineOptions): Journal {
+function planAndRecord(
+  store: StateDir, target: AttachTarget, req: AttachRequest, sides: { host: Side; container: Side }, opts: EngineOptions,
+): { journal: Journal; makeDurable: () => void } {
   const { host, container } = sides;
   const free = store.tryLockClaims();
   const mark = free ? null : store.releaseMark();
@@ -294,8 +302,25 @@ function planAndRecord(store: StateDir, target: AttachTarget, req: AttachRequest
     hostNetns: hostRecord(host.ns, opts),
     ...(req.networks.length ? { networks: req.networks } : {}),
   };
-  store.createJournal(journal);
-  return journal;
+  return { journal, makeDurable: store.createJournal(journal) };
+}
+
+/**
+ * What a failed ADD's plugins left on the host that their DEL did not take: the global addresses
+ * new since `before` on the host devices its networks name (the bridge plugin's gateway on its
+ * bridge), unless another container's network names that device too (the address may be its).
+ */
+function dropLeftAddresses(store: StateDir, j: Journal, host: Side, before: Observed['hostAddresses'], opts: EngineOptions): void {
+  const hostLinks = linksOf(host);
+  const namedBy = (n: JournalNetwork) => hostDevicesNamed(n, hostLinks).map((d) => d.name);
+  const shared = new Set(store.scanJournals().journals.filter((o) => o.containerId !== j.containerId).flatMap((o) => (o.networks ?? []).flatMap(namedBy)));
+  const names = (j.networks ?? []).flatMap(namedBy).filter((name) => !shared.has(name));
+  if (!names.length) return;
+  try {
+    for (const left of deleteNewHostAddresses(host, before, names)) opts.info(`deleted address ${left}, left by the failed ADD`, j.containerId);
+  } catch (err) {
+    opts.warn(`container ${j.containerId}: an address the failed ADD left on the host stays: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -311,7 +336,7 @@ function afterFailedAttach(store: StateDir, id: string, journal: Journal | undef
     const waiting = journal ? waitingNames(journal) : [];
     if (journal && waiting.length) {
       journal.namesPending = true;
-      store.writeJournal(journal);
+      store.writeJournal(journal, false);
       opts.warn(`container ${id}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
     } else {
       store.remove(id);

@@ -2,7 +2,7 @@
 // namespace, groups, macvlan masters, MACs and addresses; and the names a restored journal waits for.
 
 import { PlanError } from '../errors';
-import { canonicalIp } from '../config';
+import { canonicalIp, isLinkLocalIpv6 } from '../config';
 import type { AddressesInUse } from '../config';
 import type { Observed } from '../plan/observed';
 import type { Netns } from '../netns/netns';
@@ -46,25 +46,41 @@ export function heldOnHost(claims: ClaimRecord[], hostLinks: LinkInfo[]): Map<st
 
 /**
  * The MACs and addresses of the host's devices (but those the request moves, whose own they are)
- * and those other containers' journals hold, with who uses each.
+ * and those other containers' journals hold, with who uses each: containers first, then host
+ * devices, an address with the prefix the host routes to it (a link-local one alone: its prefix
+ * is its link's). `held`: host device name -> the container holding it.
  */
-export function addressesInUse(observed: Observed, others: ClaimRecord[], moved: string[]): AddressesInUse {
-  const inUse: AddressesInUse = { macs: new Map(), ips: new Map() };
+export function addressesInUse(observed: Observed, others: ClaimRecord[], moved: string[], held: Map<string, string>): AddressesInUse {
+  const inUse: AddressesInUse = { macs: new Map(), ips: [] };
   const names = new Map(observed.hostLinks.map((l) => [l.index, l.name]));
-  for (const l of observed.hostLinks) if (l.mac !== null && !moved.includes(l.name)) inUse.macs.set(l.mac, `host device ${l.name}`);
-  for (const a of observed.hostAddresses) {
-    const name = names.get(a.index);
-    const ip = canonicalIp(a.local ?? a.address);
-    if (name !== undefined && ip !== undefined && !moved.includes(name)) inUse.ips.set(ip, `host device ${name}`);
-  }
+  const hostDevice = (name: string) => (held.has(name) ? `container ${held.get(name)!} (host device ${name})` : `host device ${name}`);
+  for (const l of observed.hostLinks) if (l.mac !== null && !moved.includes(l.name)) inUse.macs.set(l.mac, hostDevice(l.name));
   for (const c of others) {
     for (const mac of c.macs) inUse.macs.set(mac, `container ${c.containerId}`);
     for (const text of c.addresses) {
       const ip = canonicalIp(text);
-      if (ip !== undefined) inUse.ips.set(ip, `container ${c.containerId}`);
+      if (ip !== undefined) inUse.ips.push({ address: ip, prefixlen: ip.includes(':') ? 128 : 32, holder: `container ${c.containerId}` });
     }
   }
+  for (const a of observed.hostAddresses) {
+    const name = names.get(a.index);
+    const ip = canonicalIp(a.local ?? a.address);
+    if (name === undefined || ip === undefined || moved.includes(name)) continue;
+    inUse.ips.push({ address: ip, prefixlen: isLinkLocalIpv6(ip) ? 128 : a.prefixlen, holder: hostDevice(name), device: name });
+  }
   return inUse;
+}
+
+/** A random locally administered unicast MAC, as the kernel would choose, but none of `taken`, which it joins. */
+export function unusedMac(taken: Set<string>): string {
+  for (;;) {
+    const bytes = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
+    bytes[0] = (bytes[0] & 0xfe) | 0x02;
+    const mac = bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+    if (taken.has(mac)) continue;
+    taken.add(mac);
+    return mac;
+  }
 }
 
 /** ifindex of a host master -> id of the container whose journal holds a macvlan on it. */
@@ -106,8 +122,9 @@ export function waitingNames(j: Journal): string[] {
 
 /**
  * The names other containers' records hold on the host, for a fallback name (`read` is
- * ApplyContext.heldElsewhere): read under the claims lock, which the first read takes and which is
- * kept until disposed, after the journal records the name chosen; `using` releases it.
+ * ApplyContext.heldElsewhere): read under the claims lock, which a read takes and `recorded`
+ * (ApplyContext.fallbackRecorded) lets go once the journal records the name chosen, so that the
+ * devices still to move home do not hold other hooks up; `using` releases it in any case.
  */
 export class NamesHeldElsewhere implements Disposable {
   private lock?: Lock;
@@ -116,9 +133,16 @@ export class NamesHeldElsewhere implements Disposable {
   constructor(private readonly store: StateDir, private readonly id: string) {}
 
   readonly read = (): Map<string, string> => {
-    this.lock ??= this.store.lockClaims();
-    this.names ??= heldOnHost(this.store.scanClaims().claims.filter((c) => c.containerId !== this.id), []);
+    if (!this.lock || !this.names) {
+      this.lock = this.store.lockClaims();
+      this.names = heldOnHost(this.store.scanClaims().claims.filter((c) => c.containerId !== this.id), []);
+    }
     return this.names;
+  };
+
+  readonly recorded = (): void => {
+    this.lock?.release();
+    this.lock = undefined;
   };
 
   [Symbol.dispose](): void {

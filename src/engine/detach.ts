@@ -44,7 +44,7 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
       // Home, but not under every name it had: the record stays open (and its names held) for gc.
       j.namesPending = true;
       delete j.restoreFailure;
-      persist();
+      store.writeJournal(j, false);
       opts.warn(`container ${j.containerId}: its record stays open: ${waiting.join('; ')} (oci-netdev gc puts them back once they are free)`);
       return { lost, waiting };
     }
@@ -54,7 +54,7 @@ function restore(store: StateDir, j: Journal, hostNs: Netns, opts: EngineOptions
   // A device that did not come home keeps its record, and gc retries it.
   if (!keepPin) unpin(store.pinPath(j.containerId));
   j.restoreFailure = pending.map((e) => e.message).join('; ');
-  persist();
+  store.writeJournal(j, false);
   throw new RestoreError(`container ${j.containerId}: ${j.restoreFailure} (state kept; run oci-netdev gc to retry)`);
 }
 
@@ -68,7 +68,8 @@ function undoAttachment(store: StateDir, j: Journal, hostNs: Netns, persist: () 
   using container = ctNs ? sideIn(ctNs) : null;
   using heldElsewhere = new NamesHeldElsewhere(store, j.containerId);
   // A journal of the release before version 2: its records get their devices' identities now,
-  // before anything reads them.
+  // before anything reads them, and the undos go by them.
+  const fromV1 = j.plan.devices.some((d) => d.v1);
   matchV1Records({ host, container }, j.plan);
   // A journal that did not record the host's namespace: a device tied to another one shows
   // that this is not it.
@@ -78,8 +79,8 @@ function undoAttachment(store: StateDir, j: Journal, hostNs: Netns, persist: () 
   }
   if (!container && !j.namesPending) opts.warn(`container ${j.containerId}: its network namespace is gone; restoring from what the host holds`);
   j.phase = 'detaching';
-  persist();
-  const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: heldElsewhere.read };
+  store.writeJournal(j, fromV1);
+  const ctx = { ...contextFor(host, container, j, persist, opts), heldElsewhere: heldElsewhere.read, fallbackRecorded: heldElsewhere.recorded };
   // The devices first, then the networks' DEL, in the namespace their ADD used while it exists:
   // a plugin's DEL deletes whatever has CNI_IFNAME in there, and the container may have given
   // that name to one of our devices.

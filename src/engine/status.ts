@@ -113,9 +113,11 @@ function statusOf(store: StateDir, j: Journal, hostNs: Netns, withAddresses = fa
  */
 export function deviceStatus(sides: Sides, d: DeviceRecord, global?: IndexedAddress[]): StatusDevice {
   const at = d.lost ? null : locate(sides, d);
-  const unproven = at?.where === 'container' ? unprovenIdentity(d.identity) : undefined;
+  const unprovable = d.v1 ? undefined : unprovenIdentity(d.identity);
+  const unproven = at?.where === 'container' ? unprovable : undefined;
   const state = d.lost ? 'lost' : unproven ? 'unproven' : at?.where === 'container' ? 'in' : at ? 'restored' : 'missing';
-  const reason = d.lost ?? unproven ?? (at ? undefined : impostorAt(sides, d));
+  const hidden = unprovable && `${unprovable}; not in the container nor on the host, and nothing the kernel reports can show it gone: it may be in a namespace the container made`;
+  const reason = d.lost ?? unproven ?? (at ? undefined : impostorAt(sides, d) ?? hidden);
   const changed = d.kind === 'macvlan' && at?.where === 'container' ? macvlanChanges(d, at.link) : undefined;
   return {
     key: d.key,

@@ -3,8 +3,9 @@
 // called in this process (an in-process rig), so a hook can be held in the middle of its work
 // (EngineOptions.beforeApply, the info line of each step) while another runs to its end.
 import t from 'tap';
-import { attach, detach, gc } from '../../src/engine/lifecycle';
-import type { EngineOptions } from '../../src/engine/lifecycle';
+import { attach } from '../../src/engine/attach';
+import { detach, gc } from '../../src/engine/detach';
+import type { EngineOptions } from '../../src/engine/options';
 import { DeviceBusyError } from '../../src/errors';
 import { Logger } from '../../src/log/logger';
 import { StateDir } from '../../src/state/statedir';
