@@ -78,7 +78,7 @@ export function checkRegular(st: fs.Stats, rules: Pick<ReadRules, 'where' | 'err
   }
 }
 
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+export const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Reads `fd` synchronously to EOF, refusing more than `limit` bytes. A non-blocking fd with

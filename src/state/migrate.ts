@@ -1,4 +1,4 @@
-// Journals of older formats, read into today's (see "Journal versions" in statedir.ts).
+// Journals of older formats, read into today's (see "Journal versions" in journal.ts).
 //
 // Version 1 (releases before the checksummed envelope, up to commit a3e6bd8): the file is the
 // journal's JSON alone, `{"version": 1, containerId, phase, createdAt, containerPid?,

@@ -1,4 +1,4 @@
-// Adversary tests of the claims (src/state/statedir.ts claims files, src/engine/attach.ts
+// Adversary tests of the claims (src/state/claims.ts claims files, src/engine/attach.ts
 // attachPlanned): a device's state read ahead while another container still held it must not be
 // what a later createRuntime records, once that container let it go; and a held device is refused
 // in every role a field can give it (moved, adopted, master, bridge, selectors, CDI, CNI).

@@ -1,4 +1,4 @@
-// The hashed state-folder names (src/state/statedir.ts) under attack, by someone who did not
+// The hashed state-folder names (src/state/folders.ts) under attack, by someone who did not
 // write them: a hook killed between the mkdir of a hashed folder and its `id` file, an `id` file
 // lost, forged (naming another container) or replaced by a link, and ids whose encoding is
 // exactly as long as a folder name may be, or one byte longer. gc and status must still see
