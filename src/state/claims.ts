@@ -2,7 +2,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sha256Hex as sha256 } from './sha256';
+import { envelopeOf, seal, unseal } from './sealed';
 import type { Journal, JournalNetwork } from './journal';
 import { createExclusive, writeAll } from './files';
 
@@ -69,8 +69,7 @@ export function claimRecordOf(j: Journal): ClaimRecord {
 
 /** A claims file's content: the record and the sha256 of its text. */
 export function claimsData(j: Journal): Buffer {
-  const text = JSON.stringify(claimRecordOf(j));
-  return Buffer.from(`{"sha256":"${sha256(text)}","claims":${text}}\n`);
+  return seal('claims', claimRecordOf(j));
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
@@ -80,10 +79,8 @@ const strings = (v: unknown): boolean => Array.isArray(v) && v.every((s) => type
 /** A claims file's record, if it is whole (its checksum holds), well-formed and the container's. */
 export function decodeClaims(data: Buffer, id: string): ClaimRecord | null {
   try {
-    const end = data.indexOf(0x0a);
-    const { sha256: sum, claims } = JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8')) as { sha256?: unknown; claims?: unknown };
-    if (sum !== sha256(JSON.stringify(claims))) return null;
-    const c = claims as Partial<ClaimRecord>;
+    const c = unseal(envelopeOf(data), 'claims') as Partial<ClaimRecord> | undefined;
+    if (c === undefined) return null;
     const ok = c.containerId === id && isInt(c.group) && isInt(c.netnsDev) && isInt(c.netnsIno)
       && strings(c.hostNames) && ints(c.containerIndexes) && ints(c.macvlanLowers) && strings(c.macs) && strings(c.addresses);
     return ok ? c as ClaimRecord : null;

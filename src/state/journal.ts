@@ -13,11 +13,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
 import { ConfigError, StateError, oneLine } from '../errors';
-import { parseJsonText } from '../schema/json';
 import { unknownFields, validate } from '../schema/validate';
 import { migrateV1 } from './migrate';
 import type { Plan } from './records';
 import { SLEEPER, checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, sizeText, writeAll } from './files';
+import { envelopeOf, seal, unseal } from './sealed';
 import { sha256Hex as sha256 } from './sha256';
 
 /**
@@ -127,8 +127,7 @@ export interface BadJournal {
 
 /** The file's first line: the envelope holding the journal and the sha256 of its text. */
 export function encodeJournal(j: Journal): Buffer {
-  const text = JSON.stringify(j);
-  return Buffer.from(`{"version":${JOURNAL_VERSION},"sha256":"${sha256(text)}","journal":${text}}\n`);
+  return seal('journal', j, JOURNAL_VERSION);
 }
 
 /** A journal this release cannot read because a newer one wrote it, with what to do. */
@@ -137,10 +136,9 @@ const newer = (where: string, why: string): StateError =>
 
 /** The journal in `data` (a whole journal file), checked; `where` names it in errors. */
 function decodeJournal(data: Buffer, id: string, where: string): Journal {
-  const end = data.indexOf(0x0a);
   let envelope: unknown;
   try {
-    envelope = parseJsonText(data.subarray(0, end === -1 ? data.length : end).toString('utf8'));
+    envelope = envelopeOf(data);
   } catch (err) {
     throw corrupt(`${where} is corrupt: ${oneLine((err as Error).message)}`);
   }
@@ -150,10 +148,9 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
   // Version 1 had no envelope: the file is the journal itself, checked once migrated.
   const v1 = version === 1;
   if (!v1 && version !== JOURNAL_VERSION) throw corrupt(`${where} is corrupt: it has version ${JSON.stringify(version) ?? 'none'}; ${readable}`);
-  const journal = v1 ? migrateV1(envelope as Record<string, unknown>) : (envelope as { journal?: unknown }).journal;
-  const sum = v1 ? sha256(JSON.stringify(journal)) : (envelope as { sha256?: unknown }).sha256;
-  if (journal === undefined || sum !== sha256(JSON.stringify(journal))) throw corrupt(`${where} is corrupt: checksum mismatch`);
-  const checked = v1 ? { version: JOURNAL_VERSION, sha256: sum, journal } : envelope;
+  const journal = v1 ? migrateV1(envelope as Record<string, unknown>) : unseal(envelope, 'journal');
+  if (journal === undefined) throw corrupt(`${where} is corrupt: checksum mismatch`);
+  const checked = v1 ? { version: JOURNAL_VERSION, sha256: sha256(JSON.stringify(journal)), journal } : envelope;
   try {
     validate('journal', checked, where);
   } catch (err) {
@@ -171,9 +168,8 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
 /** The container id a journal file's envelope names, unchecked (readJournal checks it); undefined when it names none. */
 export function journalOwner(data: Buffer | undefined): string | undefined {
   if (!data) return undefined;
-  const end = data.indexOf(0x0a);
   try {
-    const id = (JSON.parse(data.subarray(0, end === -1 ? data.length : end).toString('utf8')) as { journal?: { containerId?: unknown } } | null)?.journal?.containerId;
+    const id = (envelopeOf(data) as { journal?: { containerId?: unknown } } | null)?.journal?.containerId;
     return typeof id === 'string' && id !== '' ? id : undefined;
   } catch {
     return undefined;
