@@ -3,6 +3,7 @@
 // tuning for MAC/MTU), an iproute2 shell hook, and the kernel floor (`ip -batch`).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { CNI_DIR, EXE, HOOK, NS_PREFIX, PREFIX, REPO, RID, RUN_DIR, ipBatch, nsPath, ok, run } from './util';
+import { sleepSync } from '../src/fsio/sleep';
 
 export type Variant = 'move' | 'macmtu';
 /** ours: the Node launcher; exe: the single executable. */
@@ -314,7 +315,6 @@ export function withFreshNetns<K>(keys: K[], body: (ns: Map<K, string>) => void)
   }
 }
 
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 export function settle(ms = 150): void {
-  Atomics.wait(SLEEPER, 0, 0, ms);
+  sleepSync(ms);
 }

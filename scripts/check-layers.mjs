@@ -9,8 +9,9 @@
 //   apply                     the executor: steps against the kernel, the observation before planning
 //   plan                      pure functions from wanted and observed state to steps
 //   config, libcni            reading and validating the inputs; the CNI protocol library
-//   state, netns              the journal and safe files; namespace handles and pins
+//   state, netns              the journal; namespace handles and pins
 //   netlink                   the rtnetlink codec and client
+//   fsio                      safe file I/O (and the synchronous pause of polling loops)
 //   native                    the only code that touches C (koffi)
 //   schema                    the validators compiled from spec/, for config and the journal
 //   errors                    the error hierarchy, which every layer uses
@@ -36,6 +37,7 @@ const RANK = {
   config: 4, libcni: 4,
   state: 3, netns: 3,
   netlink: 2,
+  fsio: 1.5,
   native: 1,
   schema: 0.5,
   errors: 0,
@@ -76,11 +78,11 @@ const rules = [
     return to !== null && to !== from && to in RANK && from in RANK && RANK[to] >= RANK[from];
   }],
   ['cli calls a front door, the engine or the logger', (from, imp) => from === 'cli' && !imp.typeOnly
-    && ['config', 'libcni', 'plan', 'apply', 'state', 'netns', 'netlink', 'native'].includes(layerOf(imp.target))],
+    && ['config', 'libcni', 'plan', 'apply', 'state', 'netns', 'netlink', 'fsio', 'native'].includes(layerOf(imp.target))],
   ['the engine works on devices through apply and netns, not netlink', (from, imp) => from === 'engine' && !imp.typeOnly
     && layerOf(imp.target) === 'netlink'],
   ['the planner does no I/O', (from, imp) => from === 'plan' && (NODE_IO.has(imp.target)
-    || (!imp.typeOnly && ['native', 'netns', 'state', 'libcni'].includes(layerOf(imp.target))))],
+    || (!imp.typeOnly && ['native', 'fsio', 'netns', 'state', 'libcni'].includes(layerOf(imp.target))))],
   ['the journal keeps its own types: state does not import netlink', (from, imp) => from === 'state' && layerOf(imp.target) === 'netlink'],
 ];
 

@@ -16,6 +16,7 @@ import type { DeviceSysctls } from '../netns/sysctl';
 import { staticMulticast } from '../netns/multicast';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
+import { sleepSync } from '../fsio/sleep';
 import type { DeviceState, RouteRecord, TcRecord } from '../state/records';
 import {
   ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord, neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject,
@@ -186,7 +187,6 @@ export function restoreTokenAndMulticast(sock: NetlinkSocket, state: DeviceState
 const IPV6_MTU = 'ipv6/mtu';
 /** How long a device just brought up may take to be ready (carrier) before its IPv6 MTU is put back anyway. */
 const READY_WAIT_MS = 3000;
-const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Once the device is up: the kernel resets net.ipv6.conf.DEV.mtu to the link's MTU when the link
@@ -200,7 +200,7 @@ export function restoreSysctlsAfterUp(hostNs: Netns, state: DeviceState, key: st
   hostNs.within(() => {
     const reset = () => { const now = readDeviceSysctl(device, IPV6_MTU); return now === undefined || now === String(mtu); };
     const deadline = Date.now() + READY_WAIT_MS;
-    while (!reset() && Date.now() < deadline) Atomics.wait(PAUSE, 0, 0, 10);
+    while (!reset() && Date.now() < deadline) sleepSync(10);
     if (!reset()) {
       warn(`device ${key}: not ready ${READY_WAIT_MS} ms after coming up (no carrier?): the kernel will set net.ipv6.conf.${device}.mtu to ${mtu} when it is, instead of ${wanted}`);
     }

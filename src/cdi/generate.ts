@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { replaceFile } from '../state/files';
+import { replaceFile } from '../fsio/files';
 import { ConfigError } from '../errors';
 import { compileGlob, deviceArgs, deviceArgSpecs } from '../config';
 import type { DeviceArg } from '../config';

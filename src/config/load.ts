@@ -12,7 +12,7 @@ import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip'
 import { deviceError } from './schema';
 import { validate } from '../schema/validate';
 import { parseJson } from './read';
-import { readRegularFile, sizeText } from '../state/files';
+import { readRegularFile, sizeText } from '../fsio/files';
 import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, NetworkSpec, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
 import { DEFAULT_CNI_IFNAME } from './types';
 

@@ -27,7 +27,7 @@
 import { ConfigError, PolicyError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
-import { readRegularFile, sizeText } from '../state/files';
+import { readRegularFile, sizeText } from '../fsio/files';
 import { validate } from '../schema/validate';
 import type { DeviceSource, DeviceSpec, MacvlanMode, NetworkSpec } from './types';
 import { hostDeviceName } from './types';

@@ -2,7 +2,7 @@
 
 import { ConfigError } from '../errors';
 import { parseJson } from './read';
-import { readBounded, sizeText } from '../state/files';
+import { readBounded, sizeText } from '../fsio/files';
 import { validate } from '../schema/validate';
 import type { OciState } from './types';
 

@@ -14,7 +14,7 @@ import { parseNetworkList } from './conf';
 import type { NetworkList, PluginConf } from './conf';
 import { CniCode, CniError, atLeast, compareVersions, parseResult, toVersion } from './spec';
 import type { CniResult } from './spec';
-import { replaceFile, TEMP_SUFFIX } from '../state/files';
+import { replaceFile, TEMP_SUFFIX } from '../fsio/files';
 
 /** libcni's cache root when none is given. */
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';

@@ -3,7 +3,7 @@
 
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readRegularFile } from '../state/files';
+import { readRegularFile } from '../fsio/files';
 import { parseJsonText } from '../schema/json';
 import { CniCode, CniError, compareVersions, isSupportedVersion } from './spec';
 

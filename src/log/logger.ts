@@ -5,7 +5,7 @@
 
 import * as fs from 'fs';
 import * as libc from '../../native/libc';
-import { openAppend, writeAll } from '../state/files';
+import { openAppend, writeAll } from '../fsio/files';
 import { causeOf } from '../errors';
 
 export type Level = 'info' | 'warning' | 'error';

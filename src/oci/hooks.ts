@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError } from '../errors';
 import { ANNOTATION, MAX_CONFIG_BYTES } from '../config';
-import { readRegularFile, replaceFile } from '../state/files';
+import { readRegularFile, replaceFile } from '../fsio/files';
 import { parseJsonText } from '../schema/json';
 
 /** After the node folder, the usual system folders, for anything else a hook may start. */

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { envelopeOf, seal, unseal } from './sealed';
 import type { Journal, JournalNetwork } from './journal';
-import { createExclusive, writeAll } from './files';
+import { createExclusive, writeAll } from '../fsio/files';
 
 /** What the journal claims (ClaimRecord), written once beside it for the claims scan. */
 export const CLAIMS = 'claims.json';

@@ -16,7 +16,8 @@ import { ConfigError, StateError, oneLine } from '../errors';
 import { unknownFields, validate } from '../schema/validate';
 import { migrateV1 } from './migrate';
 import type { Plan } from './records';
-import { SLEEPER, checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, sizeText, writeAll } from './files';
+import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, sizeText, writeAll } from '../fsio/files';
+import { sleepSync } from '../fsio/sleep';
 import { envelopeOf, seal, unseal } from './sealed';
 import { sha256Hex as sha256 } from './sha256';
 
@@ -229,7 +230,7 @@ export function readJournalFile(file: string, id: string): Journal | null {
       return decodeJournal(data, id, where);
     } catch (err) {
       if (!(err instanceof StateError && err.op === CHECK_JOURNAL) || attempt === 3) throw err;
-      Atomics.wait(SLEEPER, 0, 0, 5 * attempt);
+      sleepSync(5 * attempt);
     }
   }
 }

@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import * as libc from '../../native/libc';
 import { StateError, causeOf, oneLine } from '../errors';
-import { SLEEPER, checkRegular } from './files';
+import { checkRegular } from '../fsio/files';
+import { sleepSync } from '../fsio/sleep';
 
 /** A held flock; `using lock = ...` releases it at the end of the block. */
 export class Lock implements Disposable {
@@ -59,7 +60,7 @@ export function lockFile(file: string, waitMs: number, what: string): Lock | nul
       if (Date.now() >= deadline) {
         throw new StateError(`${what}: still locked by another oci-netdev process after ${+(waitMs / 1000).toFixed(1)} s (${file})`);
       }
-      Atomics.wait(SLEEPER, 0, 0, pause);
+      sleepSync(pause);
     }
   } catch (err) {
     fs.closeSync(fd);

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StateError, oneLine } from '../errors';
-import { checkRegular, readRegularFile, replaceFile, writeAll } from './files';
+import { checkRegular, readRegularFile, replaceFile, writeAll } from '../fsio/files';
 import { CLAIMS, MAX_CLAIMS_BYTES, claimRecordOf, claimsData, decodeClaims, writeClaims, type ClaimRecord } from './claims';
 import { ID_FILE, MAX_ID_BYTES, checkDir, checkOwner, decodeId, folderName, isHashedFolder } from './folders';
 import { JOURNAL, MAX_JOURNAL_BYTES, createJournalFile, journalData, journalOwner, readJournalFile, swapJournalFile, type BadJournal, type Journal } from './journal';

@@ -5,7 +5,7 @@ import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, StateError } from '../../src/errors';
-import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/state/files';
+import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/fsio/files';
 import { claimRecordOf, encodeJournal, Journal, StateDir } from '../../src/state/statedir';
 import { sha256Hex } from '../../src/state/sha256';
 import type { AddressRecord } from '../../src/state/records';

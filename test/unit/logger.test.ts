@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { fileRecord, Logger, syslogRecord } from '../../src/log/logger';
-import { openAppend } from '../../src/state/files';
+import { openAppend } from '../../src/fsio/files';
 import { listenSyslog } from '../helpers/syslog';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-netdev-log-'));

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as libc from '../../native/libc';
 import { ConfigError, NetdevError, oneLine } from '../errors';
+import { sleepSync } from './sleep';
 
 /** The error a caller's messages are typed as (ConfigError for inputs, StateError for state). */
 export type ErrorType = new (message: string) => NetdevError;
@@ -78,8 +79,6 @@ export function checkRegular(st: fs.Stats, rules: Pick<ReadRules, 'where' | 'err
   }
 }
 
-export const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
-
 /**
  * Reads `fd` synchronously to EOF, refusing more than `limit` bytes. A non-blocking fd with
  * nothing to read yet (EAGAIN) is polled every 10 ms for up to `waitMs`.
@@ -97,7 +96,7 @@ export function readBounded(fd: number, limit: number, where: string, waitMs = 0
       const code = errnoCode(err);
       if (code === 'EINTR') continue;
       if (code === 'EAGAIN' && waited < waitMs) {
-        Atomics.wait(SLEEPER, 0, 0, 10);
+        sleepSync(10);
         waited += 10;
         continue;
       }
