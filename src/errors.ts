@@ -38,10 +38,18 @@ export class UsageError extends NetdevError {
 export class ConfigError extends NetdevError {
   readonly code: ErrorCode = 'ERR_CONFIG';
   readonly field?: string;
-  constructor(message: string, ctx: ErrorContext & { field?: string } = {}) {
+  /** What is wrong: the message without the subject it starts with ("device eth1: ", a document's name), when it has one. */
+  readonly problem?: string;
+  constructor(message: string, ctx: ErrorContext & { field?: string; problem?: string } = {}) {
     super(message, ctx);
     this.field = ctx.field;
+    this.problem = ctx.problem;
   }
+}
+
+/** The error for one field of one device entry. */
+export function deviceError(device: string, field: string, problem: string): ConfigError {
+  return new ConfigError(`device ${show(device)}: ${field}: ${problem}`, { device, field, problem: `${field}: ${problem}` });
 }
 
 /** A request the policy refuses. Names the device, the source, the rule and the policy file. */
@@ -51,8 +59,10 @@ export class PolicyError extends ConfigError {
   readonly source: string;
   readonly rule: string;
   readonly policyFile: string;
-  constructor(message: string, ctx: { device: string; source: string; rule: string; policyFile: string }) {
-    super(message, { device: ctx.device, field: ctx.rule, op: 'policy' });
+  declare readonly problem: string;
+  /** `problem`: what is refused and why; the message starts with the device entry it belongs to. */
+  constructor(problem: string, ctx: { device: string; source: string; rule: string; policyFile: string }) {
+    super(`device ${show(ctx.device)}: ${problem}`, { device: ctx.device, field: ctx.rule, op: 'policy', problem });
     this.source = ctx.source;
     this.rule = ctx.rule;
     this.policyFile = ctx.policyFile;

@@ -3,9 +3,8 @@
 // adds them (a gateway the device cannot reach). Pure: the planner runs the reachability check
 // again for moved devices, whose addresses are known only once the host is observed.
 
-import { deviceError } from './schema';
 import type { RouteSpec } from './types';
-import { preview } from '../errors';
+import { deviceError, preview } from '../errors';
 
 /** Why `cidr` is not ADDRESS/PREFIX with an IPv4 or IPv6 address, or undefined. */
 export function checkCidr(cidr: string): string | undefined {

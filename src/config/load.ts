@@ -5,11 +5,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, preview, show } from '../errors';
+import { ConfigError, deviceError, preview, show } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceArgs, splitDeviceOptions } from './device-arg';
 import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip';
-import { deviceError } from './schema';
 import { validate } from '../schema/validate';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../fsio/files';

@@ -24,7 +24,7 @@
 // About 400 lines on purpose: each field's default, check and refusal sit together, so that what a
 // policy allows is reviewed in one file; the glob syntax it matches with is glob.ts.
 
-import { ConfigError, PolicyError, preview, show } from '../errors';
+import { ConfigError, PolicyError, deviceError, preview, show } from '../errors';
 import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../fsio/files';
@@ -34,7 +34,6 @@ import { hostDeviceName } from './types';
 import { canonicalIp, checkCidr, cidrWithin, firstHostAddress, isLinkLocalIpv6, judgedCidr, prefixesOverlap } from './ip';
 import { compileGlob } from './glob';
 import type { Glob } from './glob';
-import { deviceError } from './schema';
 
 export const DEFAULT_POLICY_FILE = '/etc/oci-netdev/policy.json';
 export const MAX_POLICY_BYTES = 1024 * 1024;
@@ -255,7 +254,7 @@ const MISS = (field: ListField): string =>
 /** One line naming the entry, what it asked for, the source, the rule and the policy. */
 function refusal(policy: Policy, entry: string, source: DeviceSource, subject: string, rule: string, why: string): PolicyError {
   return new PolicyError(
-    `device ${show(entry)}: ${subject} is refused for ${WHERE[source]} by ${policyRef(policy)}: ${why}`,
+    `${subject} is refused for ${WHERE[source]} by ${policyRef(policy)}: ${why}`,
     { device: entry, source, rule: `${source}.${rule}`, policyFile: policy.file },
   );
 }
@@ -306,7 +305,7 @@ export function checkPolicy(devices: DeviceSpec[], policy: Policy): void {
       const d = mine[max];
       const rule = `${source}.maxDevices`;
       throw new PolicyError(
-        `device ${show(d.key)}: ${WHERE[source]} asks for ${mine.length} devices, more than ${rule} (${max}) ` +
+        `${WHERE[source]} asks for ${mine.length} devices, more than ${rule} (${max}) ` +
           `of ${policyRef(policy)} allows`,
         { device: d.key, source, rule, policyFile: policy.file },
       );

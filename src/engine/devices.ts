@@ -9,7 +9,7 @@ import { heldOnHost, macvlanMasters } from './claims';
 import { openHost } from './sides';
 import { policyOf } from './options';
 import type { EngineOptions } from './options';
-import { PolicyError, show } from '../errors';
+import { PolicyError } from '../errors';
 
 export interface HostDevice {
   name: string;
@@ -37,7 +37,7 @@ export function hostDevices(opts: Pick<EngineOptions, 'stateDir' | 'policyFile' 
       checkPolicy([spec], policy);
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
-      return { name: link.name, refused: err.message.slice(`device ${show(link.name)}: `.length) };
+      return { name: link.name, refused: err.problem };
     }
     return { name: link.name };
   });

@@ -8,7 +8,7 @@ import type { Policy } from '../config/policy';
 import type { LinkInfo } from '../netlink/link';
 import { AF_INET, AF_INET6, IFF_LOOPBACK, RT_SCOPE_LINK } from '../netlink/constants';
 import type { Observed } from './observed';
-import { PolicyError, show } from '../errors';
+import { PolicyError } from '../errors';
 
 /** Stable rule ids, named in refusals as `always-refused: ID`. */
 type AlwaysRefusedRule =
@@ -183,7 +183,7 @@ export function passthruRefusal(master: LinkInfo, observed: Observed): Refusal |
 export function alwaysRefusedError(spec: DeviceSpec, subject: string, refusal: Refusal, policy: Policy): PolicyError {
   const rule = `always-refused: ${refusal.rule}`;
   return new PolicyError(
-    `device ${show(spec.key)}: ${subject} is refused by ${rule}, whatever ${policyRef(policy)} says: ${refusal.reason}`,
+    `${subject} is refused by ${rule}, whatever ${policyRef(policy)} says: ${refusal.reason}`,
     { device: spec.key, source: spec.source, rule, policyFile: policy.file },
   );
 }

@@ -46,7 +46,7 @@ export function validate(schema: SchemaName, data: unknown, where: string, byDev
   // `if` only reports that a `then` failed; the failure itself is reported before it.
   const errors = (check.errors ?? []).filter((e) => e.keyword !== 'if');
   const first = errors[0];
-  if (!first) throw new ConfigError(`${where}: invalid`);
+  if (!first) throw new ConfigError(`${where}: invalid`, { problem: 'invalid' });
   // allErrors may report one field twice (type and minimum): count the other fields.
   const locate = (e: SchemaError) => `${e.instancePath}/${e.params.missingProperty ?? e.params.additionalProperty ?? ''}`;
   const others = new Set(errors.map(locate)).size - 1;
@@ -73,8 +73,8 @@ export function validate(schema: SchemaName, data: unknown, where: string, byDev
     if (first.data === null || typeof first.data !== 'object') problem += ` (got ${preview(first.data)})`;
   }
   const head = device !== undefined ? `device ${show(device)}` : where;
-  const message = [head, field, problem + more].filter((s) => s !== undefined).join(': ');
-  throw new ConfigError(message, { device, field });
+  const detail = [field, problem + more].filter((s) => s !== undefined).join(': ');
+  throw new ConfigError(`${head}: ${detail}`, { device, field, problem: detail });
 }
 
 /**

@@ -159,7 +159,7 @@ function decodeJournal(data: Buffer, id: string, where: string): Journal {
     // Whole (its checksum holds) but with fields we do not know: a newer release added them.
     const unknown = v1 ? null : unknownFields('journal', checked);
     if (unknown) throw newer(where, `its field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} unknown here`);
-    throw corrupt(`${where} is invalid${v1 ? ' (version 1)' : ''}: ${err.message.slice(where.length + 2)}`);
+    throw corrupt(`${where} is invalid${v1 ? ' (version 1)' : ''}: ${err.problem!}`);
   }
   const j = journal as Journal;
   if (j.containerId !== id) throw corrupt(`${where} is corrupt: it belongs to container ${JSON.stringify(j.containerId)}`);

@@ -217,9 +217,11 @@ t.test('a policy file: allowDevices, allowMasters and maxDevices per source', as
   t.doesNotThrow(() => checkPolicy([host('nic0'), macvlan('m', 'br0'), host('pod-1', 'annotation'), veth('vh1', 'annotation'), macvlan('m2', 'eth1', 'annotation')], p));
   t.match(thrown(() => checkPolicy([host('eth0')], p)), {
     message: 'device eth0: host device eth0 is refused for linux.netDevices by policy /etc/oci-netdev/policy.json: it matches no pattern of config.allowDevices ["nic*"]',
+    problem: 'host device eth0 is refused for linux.netDevices by policy /etc/oci-netdev/policy.json: it matches no pattern of config.allowDevices ["nic*"]',
+    device: 'eth0',
     source: 'config',
     rule: 'config.allowDevices',
-  });
+  }, 'the refusal is a field of its own beside the device (cdi generate lists it), not parsed back from the message');
   t.match(thrown(() => checkPolicy([host('nic0', 'annotation')], p)), {
     message: /^device nic0: host device nic0 is refused for annotation oci-netdev\.netDevices by policy \/etc\/oci-netdev\/policy\.json: it matches no pattern of annotation\.allowDevices \["pod-\[0-9\]","vh\*"\]$/,
   }, 'each source has its own section');
