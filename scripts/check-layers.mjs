@@ -13,13 +13,14 @@
 //   netlink                   the rtnetlink codec and client
 //   fsio                      safe file I/O (and the synchronous pause of polling loops)
 //   native                    the only code that touches C (koffi)
+//   model                     the vocabulary of devices every layer speaks (kinds, macvlan modes)
 //   schema                    the validators compiled from spec/, for config and the journal
 //   errors                    the error hierarchy, which every layer uses
 // and some layers may not reach past the one that wraps what they need:
 //   cli imports only front doors, the engine, log and errors (types from anywhere below);
 //   the engine works on devices through apply and netns, never with netlink directly;
 //   the planner does no I/O (only types, and constants, from the layers that do);
-//   the journal's format is its own: state takes nothing from netlink (src/apply/records.ts converts).
+//   the journal's format is its own: state takes nothing from netlink (src/apply/convert-records.ts converts).
 // A type-only import may go down any number of layers; it may not go up or sideways either.
 // Inside a layer, no file imports itself back through others (no import cycle anywhere in src/,
 // type-only imports included): each cycle is printed as the files around it.
@@ -39,6 +40,7 @@ const RANK = {
   netlink: 2,
   fsio: 1.5,
   native: 1,
+  model: 0.7,
   schema: 0.5,
   errors: 0,
 };

@@ -17,11 +17,11 @@ import { staticMulticast } from '../netns/multicast';
 import { IFF_LOOPBACK } from '../netlink/constants';
 import { NetlinkError } from '../errors';
 import { sleepSync } from '../fsio/sleep';
-import type { DeviceState, RouteRecord, TcRecord } from '../state/records';
+import type { DeviceState, RouteRecord, TcRecord } from '../state/journal-records';
 import {
   ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord, neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject,
   tcRecord,
-} from './records';
+} from './convert-records';
 import type { Side } from './identity';
 
 /** Device states read ahead (before the claims lock), by host device name, with the ifindex read. */

@@ -6,7 +6,7 @@
 import { OPERATIONS } from './operations';
 import type { ApplyContext, Op } from './operations';
 import type { Journal } from '../state/statedir';
-import type { DeviceRecord, Operation, Step } from '../state/records';
+import type { DeviceRecord, Operation, Step } from '../state/journal-records';
 import { ApplyError, StateError } from '../errors';
 
 type Operations = Record<Operation, Op>;

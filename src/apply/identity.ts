@@ -10,7 +10,7 @@ import type { Netns } from '../netns/netns';
 import { getLink, listLinks, LinkInfo } from '../netlink/link';
 import { netnsIdOf } from '../netlink/nsid';
 import { unprovenIdentity } from '../plan/plan';
-import type { DeviceIdentity, DeviceRecord } from '../state/records';
+import type { DeviceIdentity, DeviceRecord } from '../state/journal-records';
 
 export interface Side {
   ns: Netns;

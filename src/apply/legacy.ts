@@ -8,7 +8,7 @@
 
 import { listLinks, LinkInfo } from '../netlink/link';
 import { identityOf } from '../plan/plan';
-import type { DeviceRecord, Plan } from '../state/records';
+import type { DeviceRecord, Plan } from '../state/journal-records';
 import { hostIdInContainer, Sides } from './identity';
 
 function matchHost(sides: Sides, rec: Extract<DeviceRecord, { kind: 'host' }>, marker: string): void {

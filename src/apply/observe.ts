@@ -11,7 +11,7 @@ import type { Observed } from '../plan/observed';
 import { captureDeviceStates } from './device-state';
 import type { EarlyDeviceStates } from './device-state';
 import type { Side } from './identity';
-import { indexedAddressRecord } from './records';
+import { indexedAddressRecord } from './convert-records';
 
 /** The links of one side; none in a namespace not made yet (null). */
 export function linksOf(side: Side | null): LinkInfo[] {

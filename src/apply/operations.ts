@@ -17,9 +17,9 @@ import { addRoute } from '../netlink/route';
 import { AF_INET6, IFA_F_DADFAILED, IFA_F_NODAD, IFA_F_TENTATIVE } from '../netlink/constants';
 import { DeviceLostError, NetlinkError, PlanError } from '../errors';
 import { restoreEthtool, restoreLinkSettings, restoreRoutesNeighboursTc, restoreSysctls, restoreSysctlsAfterUp, restoreTokenAndMulticast } from './device-state';
-import { addressInfo, routeEntry } from './records';
+import { addressInfo, routeEntry } from './convert-records';
 import { isKernelLinkLocal, isLeftToKernel, isTemplate, restoreOrder, translateLabel, unprovenIdentity } from '../plan/plan';
-import type { AddressRecord, DeviceRecord, HostRecord, MacvlanRecord, Operation, Plan } from '../state/records';
+import type { AddressRecord, DeviceRecord, HostRecord, MacvlanRecord, Operation, Plan } from '../state/journal-records';
 import { findInContainer, findOnHost, impostorAt, isTheDevice, provablyGone, Side, Sides } from './identity';
 
 export type { Side } from './identity';

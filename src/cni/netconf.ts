@@ -6,11 +6,11 @@
 import { createHash } from 'node:crypto';
 import { checkDevName } from '../config';
 import { parseJsonText } from '../schema/json';
+import { DEVICE_KINDS, MACVLAN_MODES, type DeviceKind, type MacvlanMode } from '../model/devices';
 import type { CniCommand } from '../libcni/invoke';
 import type { CniResult, CniVersion } from '../libcni/spec';
 import { CniCode, CniError, SUPPORTED_VERSIONS, atLeast, isSupportedVersion, parseResult } from '../libcni/spec';
 
-export type CniKind = 'host' | 'veth' | 'macvlan';
 
 /** How the host device of a `host` config is picked: by name, or by a selector of src/plan/select.ts. */
 export type HostPick = { by: 'device'; value: string } | { by: 'hwaddr' | 'pciBusID' | 'kernelpath'; value: string };
@@ -19,13 +19,13 @@ export interface NetConf {
   cniVersion: CniVersion;
   name: string;
   type: string;
-  kind: CniKind;
+  kind: DeviceKind;
   /** host: the device to move (runtimeConfig.deviceID, a PCI address, wins over the config's selector). */
   pick?: HostPick;
   /** veth: the host end's name. */
   hostName?: string;
   master?: string;
-  mode?: 'bridge' | 'private' | 'vepa' | 'passthru';
+  mode?: MacvlanMode;
   mtu?: number;
   /** config `mac`, then runtimeConfig.mac (the `mac` capability) over it; CNI_ARGS MAC= is the plugin's to add. */
   mac?: string;
@@ -152,8 +152,8 @@ export function decodeNetConf(raw: Record<string, unknown>, command: CniCommand)
   if (!NETWORK_NAME.test(name)) throw invalid('name', `must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (got ${JSON.stringify(name)})`);
   const type = optString(raw, 'type') ?? '';
   const kindText = optString(raw, 'kind') ?? 'host';
-  if (!['host', 'veth', 'macvlan'].includes(kindText)) throw invalid('kind', `must be host, veth or macvlan (got ${JSON.stringify(kindText)})`);
-  const kind = kindText as CniKind;
+  if (!(DEVICE_KINDS as readonly string[]).includes(kindText)) throw invalid('kind', `must be host, veth or macvlan (got ${JSON.stringify(kindText)})`);
+  const kind = kindText as DeviceKind;
   const conf: NetConf = { cniVersion, name, type, kind, raw };
 
   const rc = raw.runtimeConfig;
@@ -189,7 +189,7 @@ export function decodeNetConf(raw: Record<string, unknown>, command: CniCommand)
     conf.master = devName(raw, 'master');
     if (conf.master === undefined) throw invalid('master', 'is required for kind macvlan');
     const mode = optString(raw, 'mode') ?? 'bridge';
-    if (!['bridge', 'private', 'vepa', 'passthru'].includes(mode)) throw invalid('mode', `must be bridge, private, vepa or passthru (got ${JSON.stringify(mode)})`);
+    if (!(MACVLAN_MODES as readonly string[]).includes(mode)) throw invalid('mode', `must be bridge, private, vepa or passthru (got ${JSON.stringify(mode)})`);
     conf.mode = mode as NetConf['mode'];
   } else {
     for (const k of ['master', 'mode']) if (raw[k] !== undefined) throw invalid(k, 'is only for kind macvlan');

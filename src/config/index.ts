@@ -7,7 +7,7 @@ export { checkDevName } from './names';
 export { canonicalIp, isLinkLocalIpv6 } from './ip';
 export { deviceArgs, formatDeviceArg, parseDeviceArg, splitDeviceOptions } from './device-arg';
 export type { DeviceArg } from './device-arg';
-export { MAX_STATE_BYTES, parseState, readStdinState } from './state';
+export { MAX_STATE_BYTES, parseState, readStdinState } from './oci-state';
 export {
   DEFAULT_POLICY_FILE, MAX_POLICY_BYTES, checkAddressesInUse, checkCniArguments, checkNetworkPolicy, checkPolicy, loadPolicy,
   parsePolicy, requestedAddresses,

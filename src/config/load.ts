@@ -12,7 +12,8 @@ import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip'
 import { validate } from '../schema/validate';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../fsio/files';
-import type { ConfigRequest, ContainerRequest, DeviceKind, DeviceSource, DeviceSpec, HookSelf, MacvlanMode, NetworkSpec, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
+import type { ConfigRequest, ContainerRequest, DeviceSource, DeviceSpec, HookSelf, NetworkSpec, OciState, RouteSpec, DeviceSelector, SelectorField } from './types';
+import type { DeviceKind, MacvlanMode } from '../model/devices';
 import { DEFAULT_CNI_IFNAME } from './types';
 
 export const ANNOTATION = 'oci-netdev.netDevices';

@@ -29,7 +29,8 @@ import { ANNOTATION, MAX_DEVICES } from './load';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../fsio/files';
 import { validate } from '../schema/validate';
-import type { DeviceSource, DeviceSpec, MacvlanMode, NetworkSpec } from './types';
+import type { DeviceSource, DeviceSpec, NetworkSpec } from './types';
+import { MACVLAN_MODES } from '../model/devices';
 import { hostDeviceName } from './types';
 import { canonicalIp, checkCidr, cidrWithin, firstHostAddress, isLinkLocalIpv6, judgedCidr, prefixesOverlap } from './ip';
 import { compileGlob } from './glob';
@@ -59,9 +60,6 @@ const GLOB_FIELDS: readonly GlobField[] = [
 ];
 const CIDR_FIELDS: readonly CidrField[] = ['allowHostAddresses', 'allowHostIPs'];
 const FIELDS: readonly Field[] = [...GLOB_FIELDS, ...CIDR_FIELDS, 'allowHostPorts', 'allowAddressesInUse', 'maxDevices'];
-
-/** Every macvlan mode, the names allowModes globs match against. */
-const MACVLAN_MODE_NAMES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
 
 interface PolicySection {
   allowDevices: Glob[];
@@ -159,8 +157,8 @@ function section(source: DeviceSource, doc: SectionDoc | undefined, where: strin
         return fail(field, i, (err as Error).message, pattern);
       }
       // A misspelt mode would otherwise allow nothing, silently.
-      if (field === 'allowModes' && !MACVLAN_MODE_NAMES.some((m) => glob.matches(m))) {
-        fail(field, i, `matches no macvlan mode; the modes are ${MACVLAN_MODE_NAMES.join(', ')}`, pattern);
+      if (field === 'allowModes' && !MACVLAN_MODES.some((m) => glob.matches(m))) {
+        fail(field, i, `matches no macvlan mode; the modes are ${MACVLAN_MODES.join(', ')}`, pattern);
       }
       return glob;
     });

@@ -1,8 +1,7 @@
 // The validated request the engine works from. Produced by src/config only.
 
-import type { DeviceKind, MacvlanMode } from '../state/records';
+import type { DeviceKind, MacvlanMode } from '../model/devices';
 
-export type { DeviceKind, MacvlanMode } from '../state/records';
 /** Who asked: config.json, the annotation, or a CNI network config (the plugin front door). */
 export type DeviceSource = 'config' | 'annotation' | 'cni';
 

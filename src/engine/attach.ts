@@ -10,7 +10,7 @@ import { describePlan } from '../plan/describe';
 import type { DescribedPlan } from '../plan/describe';
 import { planAttach } from '../plan/plan';
 import { resolveSelectors } from '../plan/select';
-import type { Plan } from '../state/records';
+import type { Plan } from '../state/journal-records';
 import { applyPlan, rollback } from '../apply/executor';
 import { deleteNewHostAddresses } from '../apply/operations';
 import type { Side } from '../apply/operations';

@@ -12,7 +12,7 @@ import { matchV1Records } from '../apply/legacy';
 import { addressesOf } from '../apply/observe';
 import { StateDir } from '../state/statedir';
 import type { Journal, JournalOrigin } from '../state/statedir';
-import type { DeviceRecord } from '../state/records';
+import type { DeviceRecord } from '../state/journal-records';
 import type { IndexedAddress } from '../plan/observed';
 import { networkStatus } from './networks';
 import type { StatusNetwork } from './networks';

@@ -2,7 +2,7 @@
 // for `oci-netdev plan`. The steps are the planner's own (planAttach), so what is listed is what
 // the executor runs; nothing here observes or touches anything.
 
-import type { AddressRecord, DeviceRecord, Operation, Plan, RouteRecord } from '../state/records';
+import type { AddressRecord, DeviceRecord, Operation, Plan, RouteRecord } from '../state/journal-records';
 
 /** A CNI network of the container, as the steps name it. */
 export interface PlannedNetwork {

@@ -3,7 +3,7 @@
 
 import type { LinkInfo } from '../netlink/link';
 import type { DefaultRoute } from '../netlink/route';
-import type { AddressRecord, DeviceState } from '../state/records';
+import type { AddressRecord, DeviceState } from '../state/journal-records';
 
 /** An address as observed (src/apply/observe.ts), with the ifindex of its link. */
 export type IndexedAddress = AddressRecord & { index: number };

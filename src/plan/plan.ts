@@ -11,7 +11,7 @@ import type { Policy } from '../config/policy';
 import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
 import type { IndexedAddress, Observed } from './observed';
-import type { AddressRecord, DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, RouteRecord, Step } from '../state/records';
+import type { AddressRecord, DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, RouteRecord, Step } from '../state/journal-records';
 
 export interface PlanContext {
   group: number;

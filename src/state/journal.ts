@@ -15,7 +15,7 @@ import * as libc from '../../native/libc';
 import { ConfigError, StateError, oneLine } from '../errors';
 import { unknownFields, validate } from '../schema/validate';
 import { migrateV1 } from './migrate';
-import type { Plan } from './records';
+import type { Plan } from './journal-records';
 import { checkRegular, createExclusive, fsyncDir, preallocate, readRegularFile, sizeText, writeAll } from '../fsio/files';
 import { sleepSync } from '../fsio/sleep';
 import { envelopeOf, seal, unseal } from './sealed';

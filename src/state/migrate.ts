@@ -11,7 +11,7 @@
 // src/apply/legacy.ts matches it to its device the way that release did and fills them in, before
 // anything is restored. Nothing here guesses: what cannot be matched stays marked.
 
-import type { AddressRecord, DeviceRecord, Operation, Plan, Step } from './records';
+import type { AddressRecord, DeviceRecord, Operation, Plan, Step } from './journal-records';
 
 type Raw = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
-// The journal's records of a device's link and ethtool settings (src/state/records.ts) and their
-// converters (src/apply/records.ts): a journal that holds them is valid against
+// The journal's records of a device's link and ethtool settings (src/state/journal-records.ts) and their
+// converters (src/apply/convert-records.ts): a journal that holds them is valid against
 // spec/journal.schema.json, loads, and gives back the very settings recorded; one written before
 // they were recorded (test/fixtures/journal-v2.json) still loads, without them.
 import t from 'tap';
@@ -7,7 +7,7 @@ import type { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord } from '../../src/apply/records';
+import { ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord } from '../../src/apply/convert-records';
 import type { EthtoolSettings } from '../../src/netlink/ethtool';
 import type { LinkSettings } from '../../src/netlink/link';
 import { encodeJournal, Journal, StateDir } from '../../src/state/statedir';

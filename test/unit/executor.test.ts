@@ -12,7 +12,7 @@ import type { ApplyContext, Op, Side } from '../../src/apply/operations';
 import { parseNetDevices } from '../../src/config/load';
 import { defaultPolicy } from '../../src/config/policy';
 import { planAttach } from '../../src/plan/plan';
-import type { Operation } from '../../src/state/records';
+import type { Operation } from '../../src/state/journal-records';
 import { StateDir } from '../../src/state/statedir';
 import type { Journal } from '../../src/state/statedir';
 import { ApplyError } from '../../src/errors';

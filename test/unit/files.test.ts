@@ -8,7 +8,7 @@ import { ConfigError, StateError } from '../../src/errors';
 import { preallocate, readRegularFile, replaceFile, writeAll } from '../../src/fsio/files';
 import { claimRecordOf, encodeJournal, Journal, StateDir } from '../../src/state/statedir';
 import { sha256Hex } from '../../src/state/sha256';
-import type { AddressRecord } from '../../src/state/records';
+import type { AddressRecord } from '../../src/state/journal-records';
 import { Sandbox, shOk } from '../helpers/sandbox';
 
 const PAGE = 4096;

@@ -1,5 +1,5 @@
-// The journal's own records of kernel state (src/state/records.ts) and their converters
-// (src/apply/records.ts). Netlink value -> record -> JSON -> record -> netlink value: the JSON is
+// The journal's own records of kernel state (src/state/journal-records.ts) and their converters
+// (src/apply/convert-records.ts). Netlink value -> record -> JSON -> record -> netlink value: the JSON is
 // byte for byte what version-2 journals hold, and the value sends the very request the original
 // would have. The inputs are what the kernel reported: test/fixtures/newaddr.json (raw replies),
 // and test/fixtures/journal-v2.json, a journal written by the code before the records had their own
@@ -17,9 +17,9 @@ import { decodeTcObject, TcObject, tcMessage, TC_H_ROOT } from '../../src/netlin
 import { RTM_NEWADDR } from '../../src/netlink/constants';
 import {
   addressInfo, addressRecord, indexedAddressRecord, neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject, tcRecord,
-} from '../../src/apply/records';
+} from '../../src/apply/convert-records';
 import { encodeJournal, Journal, StateDir } from '../../src/state/statedir';
-import type { DeviceRecord, DeviceState } from '../../src/state/records';
+import type { DeviceRecord, DeviceState } from '../../src/state/journal-records';
 import { recorder } from '../helpers/recorder';
 import { REPO_ROOT } from '../helpers/sandbox';
 

@@ -3,9 +3,11 @@
 //
 // The journal owns its format: the records of kernel state below (addresses, routes, neighbours,
 // traffic control) are its own types, not the netlink layer's, so a change to the codec cannot
-// change what a journal says or fail to read one written before. src/apply/records.ts converts
+// change what a journal says or fail to read one written before. src/apply/convert-records.ts converts
 // both ways. Numbers are the kernel's own values (rtnetlink), as observed, so a record replays
 // exactly what was there.
+
+import type { MacvlanMode } from '../model/devices';
 
 /** AF_INET or AF_INET6. */
 export type RecordFamily = 2 | 10;
@@ -109,15 +111,13 @@ export interface TcRecord {
   attrs: RawAttrRecord[];
 }
 
-export type DeviceKind = 'host' | 'veth' | 'macvlan';
-export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
 /** A device's writable conf sysctls, "ipv4/rp_filter" -> "0" (src/netns/sysctl.ts reads and writes them). */
 export type DeviceSysctls = Record<string, string>;
 
 /**
  * Link settings that travel with a device between namespaces, which the container can change
  * (RTM_NEWLINK). Sizes the kernel did not report are absent. A deliberate mirror of netlink's
- * LinkSettings: the journal's format is its own and may diverge (src/apply/records.ts converts).
+ * LinkSettings: the journal's format is its own and may diverge (src/apply/convert-records.ts converts).
  */
 export interface LinkSettingsRecord {
   /** IFF_* bits user space sets (promisc, allmulti, noarp, multicast, dynamic, ...), as they were. */

@@ -1,4 +1,4 @@
-// The journal's records of kernel state (src/state/records.ts) from what the netlink layer reads,
+// The journal's records of kernel state (src/state/journal-records.ts) from what the netlink layer reads,
 // and back to what it sends. Field by field: a field the codec gains does not reach the journal
 // unnoticed, and one a journal lacks is not invented. Records keep the order in which the codec
 // reports the fields, so a journal reads as journals of version 2 always have.
@@ -12,7 +12,7 @@ import type { RouteEntry } from '../netlink/route';
 import type { TcObject } from '../netlink/tc';
 import type {
   AddressRecord, EthtoolRecord, LinkSettingsRecord, NeighbourRecord, NexthopRecord, RawAttrRecord, RouteRecord, TcRecord,
-} from '../state/records';
+} from '../state/journal-records';
 
 type Nexthop = NonNullable<RouteEntry['multipath']>[number];
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import t from 'tap';
 import { ConfigError } from '../../src/errors';
-import { MAX_STATE_BYTES, parseState, readStdinState } from '../../src/config/state';
+import { MAX_STATE_BYTES, parseState, readStdinState } from '../../src/config/oci-state';
 
 const good = { ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: 1234, bundle: '/b' };
 
@@ -77,7 +77,7 @@ t.test('readStdinState reads a fd to EOF, bounded', async (t) => {
 });
 
 t.test('readStdinState on a real stdin pipe with a slow writer', async (t) => {
-  const state = path.join(__dirname, '../../src/config/state.js');
+  const state = path.join(__dirname, '../../src/config/oci-state.js');
   const code = `process.stdout.write(JSON.stringify(require(${JSON.stringify(state)}).readStdinState()))`;
   const input = JSON.stringify(good);
   const r = spawnSync('sh', ['-c', `(sleep 0.2; printf '%s' '${input}') | "${process.execPath}" -e '${code}'`], {
