@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ConfigError, deviceError, preview, show } from '../errors';
 import { checkDevName, isDevNameTemplate } from './names';
 import { deviceArgs, splitDeviceOptions } from './device-arg';
-import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './ip';
+import { checkCidr, checkGateways, checkRouteFields, plannedRoutes } from './routes';
 import { validate } from '../schema/validate';
 import { parseJson } from './read';
 import { readRegularFile, sizeText } from '../fsio/files';

@@ -32,7 +32,8 @@ import { validate } from '../schema/validate';
 import type { DeviceSource, DeviceSpec, NetworkSpec } from './types';
 import { MACVLAN_MODES } from '../model/devices';
 import { hostDeviceName } from './types';
-import { canonicalIp, checkCidr, cidrWithin, firstHostAddress, isLinkLocalIpv6, judgedCidr, prefixesOverlap } from './ip';
+import { checkCidr } from './routes';
+import { canonicalIp, cidrWithin, firstHostAddress, isLinkLocalIpv6, judgedCidr, prefixesOverlap } from '../model/ip';
 import { compileGlob } from './glob';
 import type { Glob } from './glob';
 

@@ -3,8 +3,8 @@
 
 import { NetlinkSocket } from './client';
 import {
-  MessageBuilder, NlMessage, attrMap, attrString, attrU32, decodeAttrs, decodeIfAddr, encodeIfAddr, formatIp,
-  parseIp, IFADDRMSG_LEN,
+  MessageBuilder, NlMessage, attrMap, attrString, attrU32, decodeAttrs, decodeIfAddr, encodeIfAddr, decodeIp,
+  encodeIp, IFADDRMSG_LEN,
 } from './codec';
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_CACHEINFO, IFA_FLAGS, IFA_F_HOMEADDRESS,
@@ -41,7 +41,7 @@ const SETTABLE_FLAGS = IFA_F_NODAD | IFA_F_OPTIMISTIC | IFA_F_HOMEADDRESS | IFA_
 export function decodeAddress(m: NlMessage): AddressInfo & { index: number } {
   const hdr = decodeIfAddr(m.payload);
   const attrs = attrMap(decodeAttrs(m.payload, IFADDRMSG_LEN));
-  const ip = (t: number) => { const a = attrs.get(t); return a ? formatIp(a) : undefined; };
+  const ip = (t: number) => { const a = attrs.get(t); return a ? decodeIp(a) : undefined; };
   const cache = attrs.get(IFA_CACHEINFO);
   const label = attrs.get(IFA_LABEL);
   const flags = attrs.get(IFA_FLAGS);
@@ -83,8 +83,8 @@ function addressMessage(type: number, flags: number, index: number, a: AddressIn
   const req = new MessageBuilder(type, flags).raw(
     encodeIfAddr({ family: a.family, prefixlen: a.prefixlen, flags: a.flags & SETTABLE_FLAGS & 0xff, scope: a.scope, index }),
   );
-  if (a.local !== undefined) req.attr(IFA_LOCAL, parseIp(a.local));
-  req.attr(IFA_ADDRESS, parseIp(a.address));
+  if (a.local !== undefined) req.attr(IFA_LOCAL, encodeIp(a.local));
+  req.attr(IFA_ADDRESS, encodeIp(a.address));
   return req;
 }
 
@@ -103,7 +103,7 @@ export function replaceAddress(sock: NetlinkSocket, index: number, a: AddressInf
 
 function newAddress(flags: number, index: number, a: AddressInfo): MessageBuilder {
   const req = addressMessage(RTM_NEWADDR, flags, index, a);
-  if (a.broadcast !== undefined) req.attr(IFA_BROADCAST, parseIp(a.broadcast));
+  if (a.broadcast !== undefined) req.attr(IFA_BROADCAST, encodeIp(a.broadcast));
   if (a.label !== undefined) req.str(IFA_LABEL, a.label);
   req.u32(IFA_FLAGS, a.flags & SETTABLE_FLAGS);
   if (a.preferredLifetime !== INFINITY_LIFETIME || a.validLifetime !== INFINITY_LIFETIME) {

@@ -4,6 +4,7 @@
 
 import { DecodeError } from '../errors';
 import { NLA_F_NESTED, NLA_TYPE_MASK } from './constants';
+import { formatIp, parseIp } from '../model/ip';
 
 export const NLMSG_HDRLEN = 16;
 export const NLA_HDRLEN = 4;
@@ -223,56 +224,17 @@ export function decodeIfAddr(payload: Buffer): IfAddrMsg {
   };
 }
 
-/** Bytes to text for an IPv4 or IPv6 address (RFC 5952 form for IPv6). */
-export function formatIp(b: Buffer): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) throw new DecodeError(`address attribute has ${b.length} bytes`);
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(b.readUInt16BE(i));
-  // longest run of two or more zero words becomes "::"
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (best === -1) return hex(words);
-  return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
+/** An address attribute's bytes as text (src/model/ip.ts formatIp). */
+export function decodeIp(b: Buffer): string {
+  if (b.length !== 4 && b.length !== 16) throw new DecodeError(`address attribute has ${b.length} bytes`);
+  return formatIp(b);
 }
 
-/** Text to bytes for an IPv4 or IPv6 address. */
-export function parseIp(text: string): Buffer {
-  if (text.includes(':')) {
-    const [head, tail, extra] = text.split('::');
-    if (extra !== undefined) throw new DecodeError(`bad IPv6 address ${text}`);
-    const part = (s: string | undefined) => (s ? s.split(':') : []);
-    let groups = part(head);
-    let rest = part(tail);
-    const last = (tail === undefined ? groups : rest).at(-1);
-    const v4 = last?.includes('.') ? parseIp(last) : undefined;
-    if (v4) {
-      const words = [v4.readUInt16BE(0).toString(16), v4.readUInt16BE(2).toString(16)];
-      if (tail === undefined) groups = [...groups.slice(0, -1), ...words];
-      else rest = [...rest.slice(0, -1), ...words];
-    }
-    const fill = tail === undefined ? 0 : 8 - groups.length - rest.length;
-    const all = [...groups, ...Array<string>(Math.max(fill, 0)).fill('0'), ...rest];
-    if (all.length !== 8 || (tail !== undefined && fill < 1)) throw new DecodeError(`bad IPv6 address ${text}`);
-    const b = Buffer.alloc(16);
-    all.forEach((g, i) => {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw new DecodeError(`bad IPv6 address ${text}`);
-      b.writeUInt16BE(parseInt(g, 16), i * 2);
-    });
-    return b;
-  }
-  const parts = text.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-    throw new DecodeError(`bad IPv4 address ${text}`);
-  }
-  return Buffer.from(parts.map(Number));
+/** An address's text as an attribute's bytes; a DecodeError when it is none (src/model/ip.ts parseIp). */
+export function encodeIp(text: string): Buffer {
+  const ip = parseIp(text);
+  if (!ip) throw new DecodeError(`bad IPv${text.includes(':') ? 6 : 4} address ${text}`);
+  return ip;
 }
 
 export function formatMac(b: Buffer): string {

@@ -1,7 +1,7 @@
 // Permanent neighbour entries (ARP and NDP) of one link: dump, and add again after a move.
 
 import { NetlinkSocket } from './client';
-import { MessageBuilder, NlMessage, attrMap, decodeAttrs, formatIp, formatMac, parseIp, parseMac } from './codec';
+import { MessageBuilder, NlMessage, attrMap, decodeAttrs, decodeIp, formatMac, encodeIp, parseMac } from './codec';
 import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_EXCL } from './constants';
 import { DecodeError } from '../errors';
 
@@ -51,7 +51,7 @@ export function decodeNeighbour(m: NlMessage): NeighbourEntry & { index: number 
   const out: NeighbourEntry & { index: number } = {
     index: p.readInt32LE(4),
     family,
-    dst: formatIp(dst),
+    dst: decodeIp(dst),
     state: p.readUInt16LE(8),
     flags: p.readUInt8(10),
     type: p.readUInt8(11),
@@ -77,7 +77,7 @@ export function neighbourMessage(n: NeighbourEntry, index: number): MessageBuild
   const req = new MessageBuilder(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL).raw(
     encodeNdMsg({ family: n.family, index, state: NUD_PERMANENT, flags: n.flags & NTF_ROUTER, type: n.type }),
   );
-  req.attr(NDA_DST, parseIp(n.dst));
+  req.attr(NDA_DST, encodeIp(n.dst));
   if (n.lladdr !== undefined) req.attr(NDA_LLADDR, parseMac(n.lladdr));
   if (n.protocol !== undefined) req.u8(NDA_PROTOCOL, n.protocol);
   return req;

@@ -13,7 +13,7 @@
 // codec at the top (rtmsg, the RTA_* attributes, multipath nexthops); apart, each would need it all.
 
 import { NetlinkSocket } from './client';
-import { MessageBuilder, NlMessage, attrMap, attrU32, decodeAttrs, align4, formatIp, parseIp, NLMSG_HDRLEN } from './codec';
+import { MessageBuilder, NlMessage, attrMap, attrU32, decodeAttrs, align4, decodeIp, encodeIp, NLMSG_HDRLEN } from './codec';
 import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_EXCL } from './constants';
 import { DecodeError, NetlinkError } from '../errors';
 
@@ -217,7 +217,7 @@ export function defaultRoutesThrough(sock: NetlinkSocket, indexes: number[]): De
     for (const family of [AF_INET, AF_INET6] as const) {
       const req = new MessageBuilder(RTM_GETROUTE, 0)
         .raw(encodeRtMsg({ family, dstLen: family === AF_INET ? 32 : 128, flags: RTM_F_FIB_MATCH }))
-        .attr(RTA_DST, parseIp(PROBE[family]))
+        .attr(RTA_DST, encodeIp(PROBE[family]))
         .u32(RTA_OIF, index);
       let matched: RouteInfo | undefined;
       try {
@@ -324,7 +324,7 @@ function decodeNexthops(data: Buffer): RouteNexthop[] {
     }
     const nh: RouteNexthop = { ifindex: data.readInt32LE(off + 4), flags: data.readUInt8(off + 2), hops: data.readUInt8(off + 3), attrs: [] };
     for (const a of decodeAttrs(data.subarray(off + RTNEXTHOP_LEN, off + len))) {
-      if (a.type === RTA_GATEWAY) nh.gateway = formatIp(a.data);
+      if (a.type === RTA_GATEWAY) nh.gateway = decodeIp(a.data);
       else nh.attrs.push(raw(a.type, a.data));
     }
     out.push(nh);
@@ -340,7 +340,7 @@ export function decodeRouteEntry(m: NlMessage): RouteEntry {
   if (family !== AF_INET && family !== AF_INET6) throw new DecodeError(`route of address family ${family}`);
   const all = decodeAttrs(p, RTMSG_LEN);
   const attrs = attrMap(all);
-  const ip = (t: number) => { const a = attrs.get(t); return a ? formatIp(a) : undefined; };
+  const ip = (t: number) => { const a = attrs.get(t); return a ? decodeIp(a) : undefined; };
   const u32 = (t: number) => { const a = attrs.get(t); return a ? attrU32(a) : undefined; };
   const r: RouteEntry = {
     family,
@@ -403,7 +403,7 @@ export function listDeviceRoutes(sock: NetlinkSocket, index: number): RouteEntry
 function encodeNexthops(nexthops: RouteNexthop[], ifindex: (i: number) => number): Buffer {
   return Buffer.concat(nexthops.map((nh) => {
     const b = new MessageBuilder(0, 0);
-    if (nh.gateway !== undefined) b.attr(RTA_GATEWAY, parseIp(nh.gateway));
+    if (nh.gateway !== undefined) b.attr(RTA_GATEWAY, encodeIp(nh.gateway));
     for (const a of nh.attrs) b.attr(a.type, Buffer.from(a.hex, 'hex'));
     const body = b.finish(0).subarray(NLMSG_HDRLEN);
     const hdr = Buffer.alloc(RTNEXTHOP_LEN);
@@ -429,14 +429,14 @@ export function routeMessage(r: RouteEntry, recordedIndex: number, own: number):
     protocol: r.protocol, scope: r.scope, type: r.type, flags: r.flags & RTNH_F_ONLINK,
   }));
   req.u32(RTA_TABLE, r.table);
-  if (r.dst !== undefined) req.attr(RTA_DST, parseIp(r.dst));
-  if (r.src !== undefined) req.attr(RTA_SRC, parseIp(r.src));
+  if (r.dst !== undefined) req.attr(RTA_DST, encodeIp(r.dst));
+  if (r.src !== undefined) req.attr(RTA_SRC, encodeIp(r.src));
   // A route through a nexthop object names only the object: the kernel refuses it with the
   // output link and gateway it reports alongside (nexthop_compat_mode).
   const viaObject = r.nhId !== undefined;
   if (r.oif && !viaObject) req.u32(RTA_OIF, ifindex(r.oif));
-  if (r.gateway !== undefined && !viaObject) req.attr(RTA_GATEWAY, parseIp(r.gateway));
-  if (r.prefsrc !== undefined) req.attr(RTA_PREFSRC, parseIp(r.prefsrc));
+  if (r.gateway !== undefined && !viaObject) req.attr(RTA_GATEWAY, encodeIp(r.gateway));
+  if (r.prefsrc !== undefined) req.attr(RTA_PREFSRC, encodeIp(r.prefsrc));
   if (r.priority !== undefined) req.u32(RTA_PRIORITY, r.priority);
   if (r.pref !== undefined) req.u8(RTA_PREF, r.pref);
   if (r.nhId !== undefined) req.u32(RTA_NH_ID, r.nhId);

@@ -8,7 +8,7 @@ import { RT_TABLE_MAIN, RTN_UNICAST, RTPROT_STATIC } from '../netlink/route';
 import { AF_INET, AF_INET6, IFA_F_NODAD, IFA_F_PERMANENT, IFA_F_STABLE_PRIVACY, IFAPROT_KERNEL_LL, IFF_LOOPBACK, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../netlink/constants';
 import { DeviceBusyError, PlanError } from '../errors';
 import type { Policy } from '../config/policy';
-import { checkGateways, plannedRoutes, PlannedRoute } from '../config/ip';
+import { checkGateways, plannedRoutes, PlannedRoute } from '../config/routes';
 import { alwaysRefusedError, hostDeviceRefusal, passthruRefusal } from './refusals';
 import type { IndexedAddress, Observed } from './observed';
 import type { AddressRecord, DeviceIdentity, DeviceRecord, DeviceSnapshot, DeviceState, Plan, RouteRecord, Step } from '../state/journal-records';
