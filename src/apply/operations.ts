@@ -6,6 +6,7 @@
 // Over 400 lines on purpose: the step table (OPERATIONS) keeps each operation beside its undo and
 // the finders both share, so that a reader checks in one place that an undo converges on its step.
 
+import { randomIndex } from '../model/devices';
 import type { NetlinkSocket } from '../netlink/client';
 import { addAddress, deleteAddress, INFINITY_LIFETIME, listAddresses, replaceAddress } from '../netlink/address';
 import type { AddressInfo } from '../netlink/address';
@@ -92,7 +93,7 @@ function inContainer(ctx: ApplyContext, rec: DeviceRecord): LinkInfo {
 /** A random ifindex no link of the socket's namespace has. */
 function freeIndex(sock: NetlinkSocket): number {
   for (;;) {
-    const index = 0x10000 + Math.floor(Math.random() * 0x3fff0000);
+    const index = randomIndex();
     if (!getLink(sock, { index })) return index;
   }
 }

@@ -2,6 +2,7 @@
 // --live` and `plan` run the same observation and planner and change nothing.
 
 import * as fs from 'fs';
+import { randomIndex } from '../model/devices';
 import { ApplyError, ConfigError, DeviceLostError, StateError } from '../errors';
 import { checkAddressesInUse, checkNetworkPolicy, checkPolicy, hostDeviceName, loadContainerRequest, requestedAddresses, validateConfigFile } from '../config';
 import type { AddressUse, ConfigRequest, DeviceSpec, OciState, Policy } from '../config';
@@ -70,7 +71,7 @@ function observeAndPlan(
       claimedInContainer: ctNs ? claimedInNamespace(others, ctNs) : new Map(),
       macvlanMasters: macvlanMasters(others),
       policy,
-      indexBase: 0x10000 + Math.floor(Math.random() * 0x3fff0000),
+      indexBase: randomIndex(),
       newMac: () => unusedMac(taken),
     });
     const named = new Map(networks.map((n) => [n.network, hostDevicesNamed(n, hostLinks).map((d) => d.name)]));

@@ -2,6 +2,7 @@
 // namespace, groups, macvlan masters, MACs and addresses; and the names a restored journal waits for.
 
 import { PlanError } from '../errors';
+import { randomGroup } from '../model/devices';
 import { canonicalIp, isLinkLocalIpv6 } from '../config';
 import type { AddressesInUse } from '../config';
 import type { Observed } from '../plan/observed';
@@ -23,7 +24,7 @@ export function claimedInNamespace(others: ClaimRecord[], ns: Netns): Map<number
 export function allocateGroup(others: ClaimRecord[], links: LinkInfo[]): number {
   const used = new Set([...others.map((c) => c.group), ...links.map((l) => l.group)]);
   for (;;) {
-    const g = 0x10000 + Math.floor(Math.random() * 0x7ffe0000);
+    const g = randomGroup();
     if (!used.has(g)) return g;
   }
 }

@@ -1,6 +1,7 @@
 // Pure planning: requested devices + what the host and container hold now ->
 // device records and ordered steps with their undos. No I/O here.
 
+import { PICKED_INDEX_BASE } from '../model/devices';
 import type { DeviceSpec } from '../config/types';
 import { hostDeviceName } from '../config/types';
 import type { LinkInfo } from '../netlink/link';
@@ -281,7 +282,7 @@ export function planAttach(specs: DeviceSpec[], observed: Observed, ctx: PlanCon
     if (bound) throw new PlanError(`device ${spec.key}: mtu ${spec.mtu} is ${bound} that ${link.name} accepts`, { device: spec.key, op: 'plan' });
   };
 
-  const base = ctx.indexBase ?? 0x10000;
+  const base = ctx.indexBase ?? PICKED_INDEX_BASE;
   const containerIndex = indexAllocator(observed.containerLinks, base);
   const hostIndex = indexAllocator(observed.hostLinks, base);
 
