@@ -49,6 +49,16 @@ function agree(t: Test, text: string): boolean {
   return false;
 }
 
+/** A generator of numbers below n from a fixed seed (xorshift32): a failure names its case and replays. */
+function randomBelow(seed: number): (n: number) => number {
+  return (n) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+}
+
 const HAND_PICKED = [
   '0.0.0.0', '255.255.255.255', '10.1.2.3', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.04', '00.0.0.0', '0.0.0.00', '1..2.3', ' 1.2.3.4', '1.2.3.4 ',
   '::', '::1', '1::', 'fe80::1', 'FE80::A:b', '2001:db8::', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::3:4:5:6:7:8',
@@ -69,14 +79,7 @@ t.test('hand-picked addresses and near misses: leading zeros, IPv4-mapped and em
 });
 
 t.test('random strings and random addresses', async (t) => {
-  // A fixed seed: a failure names its string and replays.
-  let seed = 0x2545f491;
-  const rand = (n: number) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rand = randomBelow(0x2545f491);
   const pick = (s: string) => s[rand(s.length)];
   const group = () => Array.from({ length: 1 + rand(5) }, () => pick('0123456789abcdefABCDEF')).join('');
   // Octets, some with leading zeros.
@@ -110,13 +113,7 @@ t.test('random strings and random addresses', async (t) => {
 });
 
 t.test('prefixes: inPrefix, networkOf and cidrWithin against node:net BlockList', async (t) => {
-  let seed = 0x1b873593;
-  const rand = (n: number) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rand = randomBelow(0x1b873593);
   const randomIp = (family: 4 | 6) => Buffer.from(Array.from({ length: family === 4 ? 4 : 16 }, () => rand(256)));
   let checked = 0;
   let inside = 0;
