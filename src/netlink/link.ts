@@ -3,8 +3,8 @@
 
 import { NetlinkSocket } from './client';
 import {
-  MessageBuilder, NlMessage, attrMap, attrString, attrU8, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, formatIp, formatMac,
-  parseIp, parseMac, IFINFOMSG_LEN,
+  MessageBuilder, NlMessage, attrMap, attrString, attrU8, attrU32, decodeAttrs, decodeIfInfo, encodeIfInfo, decodeIp, formatMac,
+  encodeIp, parseMac, IFINFOMSG_LEN,
 } from './codec';
 import {
   IFF_SETTABLE, IFF_UP, IFLA_BROADCAST, IFLA_GRO_IPV4_MAX_SIZE, IFLA_GRO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE, IFLA_GSO_MAX_SEGS,
@@ -127,7 +127,7 @@ export interface LinkInfo {
 function tokenOf(afSpec: Buffer | undefined): string | null {
   const inet6 = afSpec ? attrMap(decodeAttrs(afSpec)).get(AF_INET6) : undefined;
   const token = inet6 ? attrMap(decodeAttrs(inet6)).get(IFLA_INET6_TOKEN) : undefined;
-  return token && token.length === 16 ? formatIp(token) : null;
+  return token && token.length === 16 ? decodeIp(token) : null;
 }
 
 /** The kind-specific data oci-netdev reads: a vxlan's identity, a macvlan's mode. */
@@ -264,7 +264,7 @@ export function detachXdp(sock: NetlinkSocket, index: number, mode: XdpMode, ctx
  */
 export function setIpv6Token(sock: NetlinkSocket, index: number, token: string, ctx: { op: string; device: string }): void {
   const req = new MessageBuilder(RTM_NEWLINK, 0).raw(encodeIfInfo({ index }));
-  req.nest(IFLA_AF_SPEC, (af) => af.nest(AF_INET6, (v6) => v6.attr(IFLA_INET6_TOKEN, parseIp(token))));
+  req.nest(IFLA_AF_SPEC, (af) => af.nest(AF_INET6, (v6) => v6.attr(IFLA_INET6_TOKEN, encodeIp(token))));
   sock.request(req, ctx);
 }
 
