@@ -11,7 +11,7 @@ import type { EthtoolSettings } from '../netlink/ethtool';
 import { addRoute, describeRoute, listDeviceRoutes } from '../netlink/route';
 import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
 import { addTc, describeTc, listClasses, listTc } from '../netlink/tc';
-import { readDeviceSysctl, readDeviceSysctls, writable, writeDeviceSysctl } from '../netns/sysctl';
+import { readDeviceSysctl, readDeviceSysctls, sysctlName, writable, writeDeviceSysctl } from '../netns/sysctl';
 import type { DeviceSysctls } from '../netns/sysctl';
 import { staticMulticast } from '../netns/multicast';
 import { IFF_LOOPBACK } from '../netlink/constants';
@@ -118,7 +118,7 @@ export function restoreSysctls(hostNs: Netns, state: DeviceState, key: string, d
 
 function writeChangedSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
   const notRestored = (name: string, value: string, why: string) =>
-    warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')}=${value} not restored: ${why}`);
+    warn(`device ${key}: sysctl ${sysctlName(device, name)}=${value} not restored: ${why}`);
   const write = (name: string, value: string) => {
     try {
       writeDeviceSysctl(device, name, value);

@@ -1,14 +1,42 @@
-// Per-device sysctls (/proc/sys/net/ipv4/conf/DEV/ and /proc/sys/net/ipv6/conf/DEV/). A thread
-// sees /proc/sys/net of the network namespace it is in, so these read and write the calling
+// Per-device sysctls: /proc/sys/net/{ipv4,ipv6}/conf/DEV/ (keys "ipv4/rp_filter") and the
+// neighbour tables' /proc/sys/net/{ipv4,ipv6}/neigh/DEV/ (keys "ipv4/neigh/ucast_solicit"). A
+// thread sees /proc/sys/net of the network namespace it is in, so these read and write the calling
 // thread's namespace: call them within the host's (Netns.within).
 
 import * as fs from 'fs';
 import { StateError, causeOf } from '../errors';
 
 const FAMILIES = ['ipv4', 'ipv6'] as const;
-const confDir = (family: string, device: string) => `/proc/sys/net/${family}/conf/${device}`;
+/** The folders of per-device sysctls; a key names its table but for `conf`, as keys did before neigh was recorded. */
+const TABLES = ['conf', 'neigh'] as const;
+type Table = typeof TABLES[number];
 
-/** "ipv4/rp_filter" -> "0", for every file of the device the owner may write and read. */
+const tableDir = (family: string, table: Table, device: string) => `/proc/sys/net/${family}/${table}/${device}`;
+const keyOf = (family: string, table: Table, name: string) => (table === 'conf' ? `${family}/${name}` : `${family}/${table}/${name}`);
+
+/** A key's family, table and file name; a key that names no per-device sysctl throws. */
+function parseKey(device: string, key: string): { family: string; table: Table; name: string } {
+  const parts = key.split('/');
+  const [family, table, name] = parts.length === 2 ? [parts[0], 'conf', parts[1]] : parts;
+  if (parts.length > 3 || !FAMILIES.includes(family as typeof FAMILIES[number]) || !TABLES.includes(table as Table)
+    || (parts.length === 3 && table === 'conf') || !name || name.startsWith('.')) {
+    throw new StateError(`device ${device}: ${key} is not a per-device sysctl`);
+  }
+  return { family, table: table as Table, name };
+}
+
+const fileOf = (device: string, key: string) => {
+  const { family, table, name } = parseKey(device, key);
+  return `${tableDir(family, table, device)}/${name}`;
+};
+
+/** The name sysctl(8) gives `key` of `device`: "ipv4/neigh/ucast_solicit" -> "net.ipv4.neigh.eth1.ucast_solicit". */
+export function sysctlName(device: string, key: string): string {
+  const { family, table, name } = parseKey(device, key);
+  return `net.${family}.${table}.${device}.${name}`;
+}
+
+/** "ipv4/rp_filter" -> "0", "ipv6/neigh/retrans_time_ms" -> "1000", for every file of the device the owner may write and read. */
 export type DeviceSysctls = Record<string, string>;
 
 /**
@@ -18,22 +46,23 @@ export type DeviceSysctls = Record<string, string>;
  */
 export function readDeviceSysctls(device: string, unset?: string[]): DeviceSysctls {
   const out: DeviceSysctls = {};
-  for (const family of FAMILIES) {
-    const dir = confDir(family, device);
+  for (const family of FAMILIES) for (const table of TABLES) {
+    const dir = tableDir(family, table, device);
     let names: string[];
     try {
       names = fs.readdirSync(dir);
     } catch (err) {
-      // No such folder: the family is not there for this device (IPv6 off in the kernel).
+      // No such folder: the family is not there for this device (IPv6 off in the kernel), or
+      // the table has no `default` here (neigh/default is the initial namespace's only).
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw new StateError(`device ${device}: cannot read ${dir}: ${causeOf(err)}`);
     }
     for (const name of names.sort()) {
       try {
-        out[`${family}/${name}`] = fs.readFileSync(`${dir}/${name}`, 'utf8').trimEnd();
+        out[keyOf(family, table, name)] = fs.readFileSync(`${dir}/${name}`, 'utf8').trimEnd();
       } catch {
         // Some refuse reading until set (ipv6 stable_secret says EIO).
-        unset?.push(`${family}/${name}`);
+        unset?.push(keyOf(family, table, name));
       }
     }
   }
@@ -45,8 +74,7 @@ export function readDeviceSysctls(device: string, unset?: string[]): DeviceSysct
  * off), null where it refuses reading until set (EIO, as ipv6 stable_secret does).
  */
 export function readDeviceSysctl(device: string, key: string): string | null | undefined {
-  const [family, name] = key.split('/');
-  const file = `${confDir(family, device)}/${name}`;
+  const file = fileOf(device, key);
   try {
     return fs.readFileSync(file, 'utf8').trimEnd();
   } catch (err) {
@@ -59,15 +87,10 @@ export function readDeviceSysctl(device: string, key: string): string | null | u
 
 /** Whether the owner may write sysctl `key` ("ipv4/mc_forwarding" may not: it is the kernel's to set). */
 export function writable(device: string, key: string): boolean {
-  const [family, name] = key.split('/');
-  return (fs.statSync(`${confDir(family, device)}/${name}`).mode & 0o200) !== 0;
+  return (fs.statSync(fileOf(device, key)).mode & 0o200) !== 0;
 }
 
 /** Writes one value ("ipv6/disable_ipv6", "1"); throws with the errno name on refusal. */
 export function writeDeviceSysctl(device: string, key: string, value: string): void {
-  const [family, name] = key.split('/');
-  if (!FAMILIES.includes(family as typeof FAMILIES[number]) || !name || name.includes('/') || name.startsWith('.')) {
-    throw new StateError(`device ${device}: ${key} is not a per-device sysctl`);
-  }
-  fs.writeFileSync(`${confDir(family, device)}/${name}`, `${value}\n`);
+  fs.writeFileSync(fileOf(device, key), `${value}\n`);
 }

@@ -40,7 +40,7 @@ export const NIC_V6 = '2001:db8:20::1';
 /**
  * A stand-in NIC in `ns` (veth, 4 tx and 4 rx queues, peer on the host, both up) with settings of
  * its own: addresses (the IPv6 one through duplicate address detection), an IPv6 MTU below the
- * link's, generic receive offload on and two tx queues in use.
+ * link's, neighbour table settings, generic receive offload on and two tx queues in use.
  */
 export function queuedNic(ns: string): string {
   const nic = uniqueName('nic');
@@ -50,7 +50,8 @@ export function queuedNic(ns: string): string {
   ip(ns, ['link', 'set', nic, 'up', 'txqueuelen', '900']);
   ip(ns, ['addr', 'add', '192.0.2.20/24', 'dev', nic]);
   ip(ns, ['addr', 'add', `${NIC_V6}/64`, 'dev', nic]);
-  shOk(...inSimHost(ns, ['sysctl', '-q', '-w', `net.ipv6.conf.${nic}.mtu=1400`, `net.ipv4.conf.${nic}.rp_filter=2`]));
+  shOk(...inSimHost(ns, ['sysctl', '-q', '-w', `net.ipv6.conf.${nic}.mtu=1400`, `net.ipv4.conf.${nic}.rp_filter=2`,
+    `net.ipv4.neigh.${nic}.ucast_solicit=7`, `net.ipv4.neigh.${nic}.base_reachable_time_ms=12345`, `net.ipv6.neigh.${nic}.retrans_time_ms=2500`]));
   shOk(...inSimHost(ns, ['ethtool', '-K', nic, 'gro', 'on']));
   shOk(...inSimHost(ns, ['ethtool', '-L', nic, 'rx', '4', 'tx', '2']));
   return nic;
@@ -127,7 +128,8 @@ export function tamper(path: string, dev: string, xdp: 'drv' | 'skb'): void {
   setLinkRaw(path, dev, (b) => b.u32(IFLA_GSO_IPV4_MAX_SIZE, 20000).u32(IFLA_GRO_IPV4_MAX_SIZE, 20000));
   inside(path, ['ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'rx', 'off', 'tx', 'off', 'sg', 'off', 'gro', 'off',
     'rx-gro-list', 'on', 'rx-udp-gro-forwarding', 'on', 'tx-nocache-copy', 'on', 'rxvlan', 'off', 'txvlan', 'off']);
-  inside(path, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.mtu=1300`, `net.ipv4.conf.${dev}.rp_filter=0`, `net.ipv6.conf.${dev}.hop_limit=7`]);
+  inside(path, ['sysctl', '-q', '-w', `net.ipv6.conf.${dev}.mtu=1300`, `net.ipv4.conf.${dev}.rp_filter=0`, `net.ipv6.conf.${dev}.hop_limit=7`,
+    `net.ipv4.neigh.${dev}.ucast_solicit=1`, `net.ipv4.neigh.${dev}.gc_stale_time=5`, `net.ipv6.neigh.${dev}.mcast_solicit=9`]);
   attachXdp(path, dev, xdp);
   // After the XDP program: a veth in driver mode needs as many rx queues as its peer has tx queues.
   inside(path, ['ethtool', '-L', dev, 'rx', xdp === 'drv' ? '4' : '1', 'tx', '1']);
@@ -150,7 +152,7 @@ export interface HostView {
   ipv4Sizes: (number | null)[];
   /** `ethtool -k`, `-l` and the link settings (`ethtool DEV`): what a veth reports. */
   ethtool: Record<string, string>;
-  /** net.ipv4.conf.DEV.* and net.ipv6.conf.DEV.*, as `sysctl -a` lists them. */
+  /** net.ipv4.{conf,neigh}.DEV.* and net.ipv6.{conf,neigh}.DEV.*, as `sysctl -a` lists them. */
   sysctls: string[];
   /** `ip -j addr`'s addresses with every flag (tentative included), in the kernel's order. */
   addresses: unknown[];
@@ -183,7 +185,7 @@ export function hostView(ns: string, dev: string): HostView {
     link: (JSON.parse(shOk('ip', ['-n', ns, '-d', '-j', 'link', 'show', 'dev', dev])) as unknown[])[0],
     ipv4Sizes: ipv4Sizes(ns, dev),
     ethtool: { '-k': ethtool(['-k', dev]), '-l': ethtool(['-l', dev]), settings: ethtool([dev]) },
-    sysctls: all.filter((l) => l.startsWith(`net.ipv4.conf.${dev}.`) || l.startsWith(`net.ipv6.conf.${dev}.`)).sort(),
+    sysctls: all.filter((l) => ['ipv4', 'ipv6'].some((f) => ['conf', 'neigh'].some((t) => l.startsWith(`net.${f}.${t}.${dev}.`)))).sort(),
     addresses: addr.addr_info,
     token: shOk('ip', ['-n', ns, '-6', 'token', 'get', 'dev', dev]).trim(),
     maddr: shOk('ip', ['-n', ns, 'maddr', 'show', 'dev', dev]).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('link ')).sort(),
