@@ -33,6 +33,7 @@ export const PROTOTYPES = {
   recv: 'intptr_t recv(int, void *, size_t, int)',
   recvfrom: 'intptr_t recvfrom(int, void *, size_t, int, void *, void *)',
   setsockopt: 'int setsockopt(int, int, int, const void *, uint32_t)',
+  getsockopt: 'int getsockopt(int, int, int, void *, void *)',
   setns: 'int setns(int, int)',
   mount: 'int mount(const char *, const char *, const char *, unsigned long, const void *)',
   umount2: 'int umount2(const char *, int)',
@@ -56,6 +57,7 @@ interface Libc {
   recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   recvfrom: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, val: Buffer, len: Buffer) => number;
   setns: (fd: number, nstype: number) => number;
   mount: (source: string, target: string, fstype: string | null, flags: number, data: null) => number;
   umount2: (target: string, flags: number) => number;
@@ -213,6 +215,22 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   const buf = Buffer.alloc(4);
   buf.writeInt32LE(value);
   check('setsockopt', () => libc.setsockopt(fd, level, name, buf, buf.length), `(${level}/${name})`);
+}
+
+/**
+ * The cookie of the network namespace socket `fd` lives in (SO_NETNS_COOKIE), as a decimal string
+ * (a u64); undefined on a kernel before 5.14, which does not have it.
+ */
+export function netnsCookie(fd: number): string | undefined {
+  const { SOL_SOCKET, SO_NETNS_COOKIE, ENOPROTOOPT } = facts();
+  const value = Buffer.alloc(8);
+  try {
+    check('getsockopt', () => libc.getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, value, addressLength(value.length)), '(SO_NETNS_COOKIE)');
+  } catch (err) {
+    if (err instanceof SyscallError && err.errno === ENOPROTOOPT) return undefined;
+    throw err;
+  }
+  return value.readBigUInt64LE().toString();
 }
 
 /** struct timeval for `ms` milliseconds. */

@@ -51,6 +51,10 @@ export interface Platform {
   readonly SOL_SOCKET: number;
   /** With a 64-bit time_t, SO_RCVTIMEO_OLD and SO_RCVTIMEO_NEW take the same timeval. */
   readonly SO_RCVTIMEO: number;
+  /** getsockopt: the cookie of the socket's network namespace, a u64 never reused while the kernel runs (Linux 5.14). */
+  readonly SO_NETNS_COOKIE: number;
+  /** What a kernel without SO_NETNS_COOKIE answers. */
+  readonly ENOPROTOOPT: number;
   readonly EINTR: number;
   /** Also EWOULDBLOCK. */
   readonly EAGAIN: number;
@@ -69,6 +73,8 @@ const LP64_GENERIC = {
   SOCK_NONBLOCK: 0o4000,
   SOL_SOCKET: 1,
   SO_RCVTIMEO: 20,
+  SO_NETNS_COOKIE: 71,
+  ENOPROTOOPT: 92,
   EINTR: 4,
   EAGAIN: 11,
   ENAMETOOLONG: 36,

@@ -63,7 +63,11 @@ export function openContainerNs(store: StateDir, j: Journal): Netns | null {
 
 /** The host's namespace as a journal records it. */
 export function hostRecord(hostNs: Netns, opts: EngineOptions): HostNamespace {
-  return { dev: hostNs.dev, ino: hostNs.ino, bootId: bootId(), ...(opts.hostNetns !== undefined ? { path: opts.hostNetns } : {}) };
+  const cookie = hostNs.cookie();
+  return {
+    dev: hostNs.dev, ino: hostNs.ino, bootId: bootId(), ...(cookie !== undefined ? { cookie } : {}),
+    ...(opts.hostNetns !== undefined ? { path: opts.hostNetns } : {}),
+  };
 }
 
 /**
@@ -77,7 +81,12 @@ export function requireHostNamespace(j: Journal, hostNs: Netns): void {
   if (want.bootId !== bootId()) {
     throw new HostNamespaceError(`container ${id}: its journal was written before the machine restarted (boot ${want.bootId}): the namespaces it names are gone and the restart reset its devices; nothing changed: check them, then drop the record with oci-netdev gc --forget ${id}`);
   }
-  if (want.dev === hostNs.dev && want.ino === hostNs.ino) return;
+  if (want.dev === hostNs.dev && want.ino === hostNs.ino) {
+    // The inode number of a namespace that died may name a new one; its cookie never does.
+    const cookie = want.cookie === undefined ? undefined : hostNs.cookie();
+    if (cookie === undefined || cookie === want.cookie) return;
+    throw new HostNamespaceError(`container ${id}: its devices belong to the host's network namespace net:[${want.ino}] of cookie ${want.cookie}, which is gone: this one has its inode number but cookie ${cookie}; nothing changed: check the devices, then drop the record with oci-netdev gc --forget ${id}`);
+  }
   const path = pathInto(want.dev, want.ino, want.path !== undefined ? [want.path] : []);
   const how = path !== undefined ? `e.g. nsenter --net=${path} oci-netdev gc`
     : `no process or /run/netns entry is in it now; if it is gone, drop the record with oci-netdev gc --forget ${id}`;

@@ -66,6 +66,15 @@ export class Netns implements Disposable {
     }
   }
 
+  /**
+   * The kernel's cookie for this namespace (SO_NETNS_COOKIE): unlike its inode number, never given
+   * to another namespace while the kernel runs. Undefined on kernels before 5.14.
+   */
+  cookie(): string | undefined {
+    using sock = this.socket();
+    return libc.netnsCookie(sock.fd);
+  }
+
   /** A netlink socket that lives in this namespace, whichever the thread goes on to be in. */
   socket(): NetlinkSocket {
     return this.within(() => NetlinkSocket.open());

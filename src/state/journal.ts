@@ -92,6 +92,11 @@ export interface HostNamespace {
   ino: number;
   /** The kernel's boot id: after a restart the same numbers may name another namespace. */
   bootId: string;
+  /**
+   * Its SO_NETNS_COOKIE (a u64, in decimal): an inode number may be reused once the namespace
+   * dies, a cookie is not. Absent on kernels before 5.14 and in journals of older releases.
+   */
+  cookie?: string;
   /** The path it was opened by (EngineOptions.hostNetns), when it was given one. */
   path?: string;
 }

@@ -8,6 +8,8 @@
 import t, { Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadKoffi } from '../../native/koffi-loader';
+import { Netns } from '../../src/netns/netns';
 import { encodeId, encodeJournal } from '../../src/state/statedir';
 import type { Journal } from '../../src/state/statedir';
 import { execPlugin, nicSetup, reservations } from '../helpers/cni';
@@ -32,6 +34,28 @@ function standIns(rig: Rig): { tied: string; untied: string } {
 
 /** The inode of a namespace file: the number in `net:[...]`. */
 const nsIno = (path: string): number => Number(shOk('stat', ['-L', '-c', '%i', path]).trim());
+
+/** The namespace's SO_NETNS_COOKIE, asked of a socket made in it (getsockopt called here, not through the code under test). */
+function nsCookie(path: string): string {
+  const koffi = loadKoffi();
+  const getsockopt = koffi.load('libc.so.6').func('int getsockopt(int, int, int, void *, void *)') as (...a: unknown[]) => number;
+  using ns = Netns.open(path);
+  using sock = ns.socket();
+  const value = Buffer.alloc(8);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(8);
+  const SOL_SOCKET = 1;
+  const SO_NETNS_COOKIE = 71;
+  if (getsockopt(sock.fd, SOL_SOCKET, SO_NETNS_COOKIE, value, len) !== 0) throw new Error(`getsockopt(SO_NETNS_COOKIE): errno ${koffi.errno()}`);
+  return value.readBigUInt64LE().toString();
+}
+
+/** The journal of `id` in `stateDir`, and a way to write it back changed (checksummed again). */
+function journalOf(stateDir: string, id: string): { journal: Journal; write: () => void } {
+  const file = join(stateDir, encodeId(id), 'journal.json');
+  const { journal } = JSON.parse(readFileSync(file, 'utf8').split('\n')[0]) as { journal: Journal };
+  return { journal, write: () => writeFileSync(file, encodeJournal(journal)) };
+}
 
 /** `oci-netdev ARGS` with the rig's state dir, in the namespace `ns`. */
 const cliIn = (rig: Rig, ns: string, args: string[]): ShResult => sh(...inSimHost(ns, [OCI_NETDEV, '--state-dir', rig.stateDir, ...args]));
@@ -100,10 +124,9 @@ t.test('gc from a namespace that is not the host\'s changes nothing and loses no
 
 t.test('a journal of a release that did not record the host\'s namespace, gc from another namespace: a device tied to the host shows it is not, nothing changed', async (t) => {
   const a = await attachedThenGone(t, true);
-  const file = join(a.rig.stateDir, encodeId(a.id), 'journal.json');
-  const { journal } = JSON.parse(readFileSync(file, 'utf8').split('\n')[0]) as { journal: Journal };
+  const { journal, write } = journalOf(a.rig.stateDir, a.id);
   delete journal.hostNetns;
-  writeFileSync(file, encodeJournal(journal));
+  write();
   const wrongGc = cliIn(a.rig, a.wrong, ['gc']);
   t.equal(wrongGc.status, 1, 'gc in the wrong namespace exits 1', { stdout: wrongGc.stdout });
   t.match(wrongGc.stdout, `${a.id}: failed (container is gone: container ${a.id}: its journal, of an older release, does not name the host's network namespace, and device `,
@@ -180,6 +203,32 @@ t.test('a journal records the host\'s namespace and the boot it was written in',
   const line = readFileSync(join(rig.stateDir, encodeId(id), 'journal.json'), 'utf8').split('\n')[0];
   const { journal } = JSON.parse(line) as { journal: { hostNetns?: object } };
   const ns = shOk('stat', ['-L', '-c', '%d %i', netnsPath(rig.simhost)]).trim().split(' ').map(Number);
-  t.same(journal.hostNetns, { dev: ns[0], ino: ns[1], bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() }, 'dev, inode and boot id');
+  const cookie = nsCookie(netnsPath(rig.simhost));
+  t.not(cookie, nsCookie(netnsPath(rig.ctr)), 'the host and the container have cookies of their own');
+  t.same(journal.hostNetns, { dev: ns[0], ino: ns[1], bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), cookie }, 'dev, inode, boot id and cookie');
   t.equal(runHook(rig.simhost, 'poststop', ociState(id, bundle, 'stopped'), { stateDir: rig.stateDir }).status, 0, 'poststop');
+});
+
+t.test('a journal whose host namespace has the recorded inode number but another cookie (the namespace died, its number was reused): refused, nothing changed; a journal without a cookie is restored', async (t) => {
+  const a = await attachedThenGone(t, true);
+  const hostIno = nsIno(netnsPath(a.rig.simhost));
+  const { journal, write } = journalOf(a.rig.stateDir, a.id);
+  const recorded = journal.hostNetns?.cookie;
+  t.equal(recorded, nsCookie(netnsPath(a.rig.simhost)), 'the journal has the cookie of the host namespace');
+  journal.hostNetns!.cookie = String(BigInt(recorded!) + 1000000n);
+  write();
+  for (const how of ['gc', 'poststop'] as const) {
+    const r = how === 'gc' ? cliIn(a.rig, a.rig.simhost, ['gc'])
+      : sh(...inSimHost(a.rig.simhost, [OCI_NETDEV, 'poststop', '--state-dir', a.rig.stateDir]), { input: JSON.stringify(ociState(a.id, a.bundle, 'stopped')) });
+    t.equal(r.status, 1, `${how} exits 1`, { stdout: r.stdout, stderr: r.stderr });
+    t.match(how === 'gc' ? r.stdout : r.stderr, `container ${a.id}: its devices belong to the host's network namespace net:[${hostIno}] of cookie ${journal.hostNetns!.cookie}, which is gone: this one has its inode number but cookie ${recorded}; nothing changed`,
+      `${how} names the cookies`);
+    await nothingChanged(t, a);
+  }
+  delete journal.hostNetns!.cookie;
+  write();
+  const gc = cliIn(a.rig, a.rig.simhost, ['gc']);
+  t.equal(gc.status, 0, 'gc of a journal without a cookie (an older release, an older kernel) exits 0', { stdout: gc.stdout, stderr: gc.stderr });
+  t.same(await settledTo(a.rig.simhost, a.hostBefore), a.hostBefore, 'the host is exactly as before');
+  t.same(stateEntries(a.rig.stateDir), [], 'no state left');
 });
