@@ -8,10 +8,11 @@ import { FLAG_GROUP_NAMES, NUMBER_GROUP_NAMES } from '../netlink/ethtool';
 import type { EthtoolSettings } from '../netlink/ethtool';
 import type { LinkSettings } from '../netlink/link';
 import type { NeighbourEntry } from '../netlink/neighbour';
+import type { NexthopObject } from '../netlink/nexthop';
 import type { RouteEntry } from '../netlink/route';
 import type { TcObject } from '../netlink/tc';
 import type {
-  AddressRecord, EthtoolRecord, LinkSettingsRecord, NeighbourRecord, NexthopRecord, RawAttrRecord, RouteRecord, TcRecord,
+  AddressRecord, EthtoolRecord, LinkSettingsRecord, NeighbourRecord, NexthopObjectRecord, NexthopRecord, RawAttrRecord, RouteRecord, TcRecord,
 } from '../state/journal-records';
 
 type Nexthop = NonNullable<RouteEntry['multipath']>[number];
@@ -73,10 +74,23 @@ function neighbour(n: NeighbourEntry | NeighbourRecord): NeighbourEntry & Neighb
   const out: NeighbourEntry & NeighbourRecord = { family: n.family, dst: n.dst, state: n.state, flags: n.flags, type: n.type };
   if (n.lladdr !== undefined) out.lladdr = n.lladdr;
   if (n.protocol !== undefined) out.protocol = n.protocol;
+  if (n.extFlags !== undefined) out.extFlags = n.extFlags;
   return out;
 }
 
 export const neighbourRecord = (n: NeighbourEntry): NeighbourRecord => neighbour(n);
+
+function nexthopObject(n: NexthopObject | NexthopObjectRecord): NexthopObject & NexthopObjectRecord {
+  const out: NexthopObject & NexthopObjectRecord = {
+    id: n.id, family: n.family, protocol: n.protocol, flags: n.flags, attrs: rawAttrs(n.attrs),
+  };
+  if (n.oif !== undefined) out.oif = n.oif;
+  if (n.group !== undefined) out.group = n.group.map((m) => ({ id: m.id, weight: m.weight }));
+  return out;
+}
+
+export const nexthopObjectRecord = (n: NexthopObject): NexthopObjectRecord => nexthopObject(n);
+export const nexthopObjectOf = (r: NexthopObjectRecord): NexthopObject => nexthopObject(r);
 export const neighbourEntry = (r: NeighbourRecord): NeighbourEntry => neighbour(r);
 
 function tc(o: TcObject | TcRecord): TcObject & TcRecord {

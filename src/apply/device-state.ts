@@ -1,6 +1,6 @@
 // What a move to another namespace destroys and the kernel does not give back: the device's routes
-// (every table, both families), its permanent neighbour entries, its per-device sysctls and its
-// traffic control. Recorded before the move; put back once the device is home.
+// (every table, both families) and nexthop objects, its configured neighbour entries, its
+// per-device sysctls and its traffic control. Recorded before the move; put back once the device is home.
 
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
@@ -9,7 +9,9 @@ import type { LinkChanges, LinkInfo, LinkSettings, XdpMode } from '../netlink/li
 import { EthtoolSocket, FLAG_GROUP_NAMES, NUMBER_GROUP_NAMES } from '../netlink/ethtool';
 import type { EthtoolSettings } from '../netlink/ethtool';
 import { addRoute, describeRoute, listDeviceRoutes } from '../netlink/route';
-import { addNeighbour, listPermanentNeighbours } from '../netlink/neighbour';
+import { addNeighbour, describeNeighbour, listConfiguredNeighbours } from '../netlink/neighbour';
+import { addNexthop, describeNexthop, listDeviceNexthops, nexthopsById } from '../netlink/nexthop';
+import type { NexthopObject } from '../netlink/nexthop';
 import { addTc, describeTc, listClasses, listTc } from '../netlink/tc';
 import { readDeviceSysctl, readDeviceSysctls, sysctlName, writable, writeDeviceSysctl } from '../netns/sysctl';
 import type { DeviceSysctls } from '../netns/sysctl';
@@ -19,8 +21,8 @@ import { NetlinkError } from '../errors';
 import { sleepSync } from '../fsio/sleep';
 import type { DeviceState, RouteRecord, TcRecord } from '../state/journal-records';
 import {
-  ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord, neighbourEntry, neighbourRecord, routeEntry, routeRecord, tcObject,
-  tcRecord,
+  ethtoolRecord, ethtoolSettings, linkSettingsOf, linkSettingsRecord, neighbourEntry, neighbourRecord, nexthopObjectOf, nexthopObjectRecord,
+  routeEntry, routeRecord, tcObject, tcRecord,
 } from './convert-records';
 import type { Side } from './identity';
 
@@ -81,11 +83,13 @@ function captureDeviceState(host: Side, link: LinkInfo, defaults: DeviceSysctls)
     using sock = EthtoolSocket.open();
     return { ethtool: sock?.read(link.index, link.name), multicast: staticMulticast(link.index) };
   });
+  const nexthops = listDeviceNexthops(host.sock, link.index).map(nexthopObjectRecord);
   return {
     routes: listDeviceRoutes(host.sock, link.index).map(routeRecord),
-    neighbours: listPermanentNeighbours(host.sock, link.index).map(neighbourRecord),
+    neighbours: listConfiguredNeighbours(host.sock, link.index).map(neighbourRecord),
     sysctls: Object.fromEntries(own),
     tc: listTc(host.sock, link.index).map(tcRecord),
+    ...(nexthops.length ? { nexthops } : {}),
     link: linkSettingsRecord(link.settings),
     ...(ethtool ? { ethtool: ethtoolRecord(ethtool) } : {}),
     ...(unset.length ? { unsetSysctls: unset } : {}),
@@ -209,6 +213,44 @@ export function restoreSysctlsAfterUp(hostNs: Netns, state: DeviceState, key: st
 }
 
 /**
+ * Makes the device's nexthop objects again, then gives the groups that held them their members
+ * back: a group the kernel deleted (it had no other member) is made again as recorded, one that
+ * lived on gets the device's nexthops back in their places beside what it holds now.
+ */
+function restoreNexthops(sock: NetlinkSocket, recorded: NexthopObject[], recordedIndex: number, index: number, key: string, warn: Warn): void {
+  const ctx = { op: 'restore', device: key };
+  let present = new Map<number, NexthopObject>();
+  try {
+    present = nexthopsById(sock);
+  } catch (err) {
+    warn(`device ${key}: cannot read the nexthop objects before restoring them: ${reason(err)}`);
+  }
+  const own = new Set(recorded.filter((n) => !n.group).map((n) => n.id));
+  for (const n of recorded) {
+    const now = present.get(n.id);
+    let members: NexthopObject['group'];
+    if (now && (now.group === undefined) !== (n.group === undefined)) {
+      warn(`device ${key}: ${describeNexthop(n)} not restored: its id is taken by a ${now.group ? 'group' : 'nexthop'} on the host`);
+      continue;
+    }
+    if (n.group && now?.group) {
+      // In the recorded order: the members it holds now and the device's own, then what the host added.
+      const holds = (id: number) => now.group!.some((c) => c.id === id);
+      if (n.group.every((m) => holds(m.id) || !own.has(m.id))) continue;
+      members = [...n.group.filter((m) => holds(m.id) || own.has(m.id)), ...now.group.filter((c) => !n.group!.some((m) => m.id === c.id))];
+    } else if (now) {
+      if (now.oif !== index) warn(`device ${key}: ${describeNexthop(n)} not restored: its id is taken by a nexthop of another device on the host`);
+      continue;
+    }
+    try {
+      addNexthop(sock, n, recordedIndex, index, ctx, members);
+    } catch (err) {
+      warn(`device ${key}: ${describeNexthop(n)} not restored: ${reason(err)}`);
+    }
+  }
+}
+
+/**
  * Puts back routes, neighbours and traffic control on link `index` (the device home, up, with its
  * addresses: routes need their gateway reachable and their source address present).
  * `recordedIndex` is the ifindex the state was recorded under. What already exists is fine (a
@@ -224,13 +266,15 @@ export function restoreRoutesNeighboursTc(sock: NetlinkSocket, state: DeviceStat
       if (!alreadyThere(err) && !exists()) warn(`device ${key}: ${what} not restored: ${reason(err)}`);
     }
   };
+  // Nexthop objects before the routes through them; their gateways are reachable once the device has its addresses.
+  if (state.nexthops) restoreNexthops(sock, state.nexthops.map(nexthopObjectOf), recordedIndex, index, key, warn);
   // Routes through a gateway after the ones that may make the gateway reachable.
   const viaGateway = (r: RouteRecord) => (r.gateway !== undefined || r.multipath !== undefined ? 1 : 0);
   for (const r of [...state.routes].sort((a, b) => viaGateway(a) - viaGateway(b)).map(routeEntry)) {
     attempt(`route ${describeRoute(r)}`, () => addRoute(sock, r, recordedIndex, index, { ...ctx, op: 'restore route' }));
   }
   for (const n of state.neighbours.map(neighbourEntry)) {
-    attempt(`neighbour ${n.dst}`, () => addNeighbour(sock, n, index, { ...ctx, op: 'restore neighbour' }));
+    attempt(describeNeighbour(n), () => addNeighbour(sock, n, index, { ...ctx, op: 'restore neighbour' }));
   }
   // What is there already (a device that never left, a restore run before) is left alone: u32
   // keys, sent without a table, would otherwise be refused as taken, or added twice.

@@ -178,9 +178,14 @@ const EOPNOTSUPP = 95;
 const EAFNOSUPPORT = 97;
 
 function dumpNexthops(sock: NetlinkSocket): NexthopInfo[] {
+  return dumpNexthopMessages(sock).map(decodeNexthop);
+}
+
+/** Every nexthop object of the socket's namespace, as the kernel dumps them; none on a kernel without them. */
+export function dumpNexthopMessages(sock: NetlinkSocket): NlMessage[] {
   const req = new MessageBuilder(RTM_GETNEXTHOP, 0).raw(Buffer.alloc(NHMSG_LEN, AF_UNSPEC));
   try {
-    return sock.dump(req, { op: 'list nexthops' }).filter((m) => m.type === RTM_NEWNEXTHOP).map(decodeNexthop);
+    return sock.dump(req, { op: 'list nexthops' }).filter((m) => m.type === RTM_NEWNEXTHOP);
   } catch (err) {
     // A kernel without nexthop objects has no routes that use them either.
     // (By number: errno 95 is named ENOTSUP as well as EOPNOTSUPP.)

@@ -84,18 +84,41 @@ export interface RouteRecord {
   nhId?: number;
 }
 
-/** One permanent neighbour entry (ARP, NDP). */
+/**
+ * A nexthop object (`ip nexthop`, RTM_NEWNEXTHOP) that goes out of the device, or a group that holds
+ * one: not a nexthop of a multipath route (NexthopRecord).
+ */
+export interface NexthopObjectRecord {
+  id: number;
+  family: number;
+  protocol: number;
+  /** nh_flags as observed (only RTNH_F_ONLINK is sent back). */
+  flags: number;
+  /** NHA_OIF: the ifindex it went out of when recorded (the device's own is mapped to its index at restore). */
+  oif?: number;
+  /** A group's members: their ids and weights. */
+  group?: { id: number; weight: number }[];
+  /** Its other attributes (NHA_GATEWAY, NHA_ENCAP, NHA_GROUP_TYPE, ...), as they came. */
+  attrs: RawAttrRecord[];
+}
+
+/**
+ * One configured neighbour entry (ARP, NDP): permanent, noarp, externally learned, managed or
+ * proxy. Journals of releases before the others were recorded hold permanent ones only.
+ */
 export interface NeighbourRecord {
   family: RecordFamily;
   dst: string;
   /** Link-layer address as colon-separated hex; absent for an entry without one. */
   lladdr?: string;
-  /** NUD_* as observed (always permanent: re-added as permanent). */
+  /** NUD_* as observed, re-added as it was (a managed entry with none: the kernel resolves it). */
   state: number;
-  /** NTF_* as observed (only NTF_ROUTER is sent back). */
+  /** NTF_* as observed (NTF_ROUTER, NTF_EXT_LEARNED and NTF_PROXY are sent back). */
   flags: number;
   type: number;
   protocol?: number;
+  /** NDA_FLAGS_EXT as observed (NTF_EXT_MANAGED is sent back); absent where the kernel reported none. */
+  extFlags?: number;
 }
 
 /** One qdisc, class or filter of a device, as creation takes it. */
@@ -111,7 +134,7 @@ export interface TcRecord {
   attrs: RawAttrRecord[];
 }
 
-/** A device's writable conf sysctls, "ipv4/rp_filter" -> "0" (src/netns/sysctl.ts reads and writes them). */
+/** A device's writable conf and neigh sysctls, "ipv4/rp_filter" -> "0", "ipv4/neigh/ucast_solicit" -> "3" (src/netns/sysctl.ts reads and writes them). */
 export type DeviceSysctls = Record<string, string>;
 
 /**
@@ -164,10 +187,15 @@ export interface EthtoolRecord {
 export interface DeviceState {
   routes: RouteRecord[];
   neighbours: NeighbourRecord[];
-  /** The device's writable ipv4/ipv6 conf values ("ipv6/accept_ra" -> "0"). */
+  /** The device's writable ipv4/ipv6 conf and neigh values ("ipv6/accept_ra" -> "0", "ipv4/neigh/ucast_solicit" -> "3"). */
   sysctls: DeviceSysctls;
   /** Qdiscs and classes, parents first, then filters; without the kernel's default qdisc. */
   tc: TcRecord[];
+  /**
+   * The nexthop objects out of the device, then the groups that hold any of them; absent in
+   * journals of releases before they were recorded.
+   */
+  nexthops?: NexthopObjectRecord[];
   /** Absent in journals of releases before it was recorded: those restore none of it. */
   link?: LinkSettingsRecord;
   /** Absent in journals of releases before it was recorded, or where the kernel has no ethtool family. */

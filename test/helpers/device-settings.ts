@@ -52,6 +52,34 @@ export function queuedNic(ns: string): string {
   ip(ns, ['addr', 'add', `${NIC_V6}/64`, 'dev', nic]);
   shOk(...inSimHost(ns, ['sysctl', '-q', '-w', `net.ipv6.conf.${nic}.mtu=1400`, `net.ipv4.conf.${nic}.rp_filter=2`,
     `net.ipv4.neigh.${nic}.ucast_solicit=7`, `net.ipv4.neigh.${nic}.base_reachable_time_ms=12345`, `net.ipv6.neigh.${nic}.retrans_time_ms=2500`]));
+  // Neighbour entries an operator or a control plane configured, each kind the kernel keeps.
+  for (const entry of [
+    ['192.0.2.31', 'lladdr', '02:00:00:00:00:31', 'nud', 'permanent'],
+    ['192.0.2.32', 'lladdr', '02:00:00:00:00:32', 'nud', 'noarp'],
+    ['192.0.2.33', 'lladdr', '02:00:00:00:00:33', 'extern_learn'],
+    ['192.0.2.34', 'lladdr', '02:00:00:00:00:34', 'nud', 'stale', 'extern_learn'],
+    ['192.0.2.35', 'managed'],
+    ['2001:db8:20::31', 'lladdr', '02:00:00:00:00:31', 'nud', 'permanent', 'router'],
+    ['proxy', '192.0.2.36'],
+    ['proxy', '2001:db8:20::36'],
+  ]) ip(ns, ['neigh', 'add', ...entry, 'dev', nic]);
+  // Nexthop objects: one a route goes through, one nothing uses, a group of the NIC's only (the
+  // kernel deletes it with them) and a group with a member on another device (it lives on without
+  // the NIC's). Not on the peer: the kernel deletes a nexthop whose link loses its carrier.
+  const other = uniqueName('oth');
+  const otherPeer = uniqueName('othp');
+  ip(ns, ['link', 'add', other, 'type', 'veth', 'peer', 'name', otherPeer]);
+  ip(ns, ['link', 'set', otherPeer, 'up']);
+  ip(ns, ['link', 'set', other, 'up']);
+  ip(ns, ['nexthop', 'add', 'id', '101', 'via', '192.0.2.1', 'dev', nic]);
+  ip(ns, ['nexthop', 'add', 'id', '102', 'via', '192.0.2.2', 'dev', nic]);
+  ip(ns, ['nexthop', 'add', 'id', '103', 'via', '192.0.2.3', 'dev', nic]);
+  ip(ns, ['nexthop', 'add', 'id', '104', 'dev', other]);
+  ip(ns, ['nexthop', 'add', 'id', '110', 'group', '101/102,3']);
+  ip(ns, ['nexthop', 'add', 'id', '111', 'group', '102/104']);
+  ip(ns, ['route', 'add', '198.51.100.0/24', 'nhid', '101']);
+  ip(ns, ['route', 'add', '198.51.101.0/24', 'nhid', '110', 'table', '300']);
+  ip(ns, ['route', 'add', '198.51.102.0/24', 'nhid', '111']);
   shOk(...inSimHost(ns, ['ethtool', '-K', nic, 'gro', 'on']));
   shOk(...inSimHost(ns, ['ethtool', '-L', nic, 'rx', '4', 'tx', '2']));
   return nic;
@@ -164,6 +192,18 @@ export interface HostView {
    * what happened to it (up, addresses) rather than what was configured.
    */
   maddr: string[];
+  /**
+   * `ip -j neigh show nud all` and `ip -j neigh show proxy`, but for what the kernel makes and
+   * changes by itself: the entries of multicast and broadcast destinations, and a managed entry's
+   * state (it probes on its own).
+   */
+  neighbours: unknown[];
+  /**
+   * `ip -j nexthop show` (the namespace's: the test's only), and the routes of every
+   * table and both families out of the NIC or through a nexthop object, the kernel's own too.
+   */
+  nexthops: unknown[];
+  routes: unknown[];
 }
 
 function ipv4Sizes(ns: string, dev: string): (number | null)[] {
@@ -189,7 +229,20 @@ export function hostView(ns: string, dev: string): HostView {
     addresses: addr.addr_info,
     token: shOk('ip', ['-n', ns, '-6', 'token', 'get', 'dev', dev]).trim(),
     maddr: shOk('ip', ['-n', ns, 'maddr', 'show', 'dev', dev]).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('link ')).sort(),
+    neighbours: neighbours(ns, dev),
+    nexthops: JSON.parse(shOk('ip', ['-n', ns, '-j', 'nexthop', 'show'])) as unknown[],
+    routes: ['-4', '-6'].flatMap((f) => JSON.parse(shOk('ip', ['-n', ns, f, '-j', 'route', 'show', 'table', 'all'])) as { dev?: string; nhid?: number }[])
+      .filter((r) => r.dev === dev || r.nhid !== undefined).map((r) => JSON.stringify(r)).sort(),
   };
+}
+
+function neighbours(ns: string, dev: string): unknown[] {
+  type Entry = { dst: string; lladdr?: string; managed?: null; state?: string[] };
+  const show = (args: string[]) => JSON.parse(shOk('ip', ['-n', ns, '-j', 'neigh', 'show', ...args, 'dev', dev])) as Entry[];
+  const group = (e: Entry) => e.lladdr !== undefined && (parseInt(e.lladdr.slice(0, 2), 16) & 1) === 1;
+  return [...show(['nud', 'all']).filter((e) => !group(e)), ...show(['proxy'])]
+    .map((e) => ('managed' in e ? { ...e, state: undefined } : e))
+    .sort((a, b) => a.dst.localeCompare(b.dst));
 }
 
 /** hostView, read again for up to 5 s until it equals `expected`: carrier, operstate and link-local DAD lag. */

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { addAddress, listAddresses } from '../../src/netlink/address';
 import type { NetlinkSocket } from '../../src/netlink/client';
 import { getLink } from '../../src/netlink/link';
-import { listPermanentNeighbours } from '../../src/netlink/neighbour';
+import { listConfiguredNeighbours } from '../../src/netlink/neighbour';
 import { addRoute, listDeviceRoutes } from '../../src/netlink/route';
 import { listTc } from '../../src/netlink/tc';
 import { Netns } from '../../src/netns/netns';
@@ -103,7 +103,7 @@ t.test('the moved NICs of a version-2 journal: addresses, routes, neighbours and
     }
     t.same(sortedJson(listDeviceRoutes(sock, home.index).map(routeRecord)), sortedJson(state.routes.map((r) => movedTo(r, orig.index, home.index))),
       `${orig.name}: its ${state.routes.length} routes, on the new ifindex`);
-    t.same(listPermanentNeighbours(sock, home.index).map(neighbourRecord), state.neighbours, `${orig.name}: its ${state.neighbours.length} neighbours`);
+    t.same(listConfiguredNeighbours(sock, home.index).map(neighbourRecord), state.neighbours, `${orig.name}: its ${state.neighbours.length} neighbours`);
     t.same(listTc(sock, home.index).map(tcRecord), state.tc, `${orig.name}: its ${state.tc.length} qdiscs, classes and filters`);
   }
 });

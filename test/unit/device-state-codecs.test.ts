@@ -8,6 +8,7 @@ import {
   isKernelRoute, routeMessage,
 } from '../../src/netlink/route';
 import { NeighbourEntry, NUD_PERMANENT, decodeNeighbour, neighbourMessage } from '../../src/netlink/neighbour';
+import { decodeNexthopObject, describeNexthop, NexthopObject, nexthopMessage } from '../../src/netlink/nexthop';
 import { TC_H_INGRESS, TC_H_ROOT, TcObject, decodeTcObject, describeTc, inCreationOrder, tcMessage, u32ForReplay } from '../../src/netlink/tc';
 import { NLM_F_CREATE, NLM_F_EXCL } from '../../src/netlink/constants';
 
@@ -68,11 +69,15 @@ t.test('routes the kernel makes itself are recognised', async (t) => {
   t.notOk(isKernelRoute({ ...base, protocol: 3 }), 'proto boot (ip route add) too');
 });
 
-t.test('a permanent neighbour survives encode then decode', async (t) => {
+t.test('a configured neighbour survives encode then decode', async (t) => {
   const n: NeighbourEntry = { family: 10, dst: '2001:db8:a::50', lladdr: '02:00:5e:00:53:51', state: NUD_PERMANENT, flags: 0x80, type: 1, protocol: 4 };
   t.same(decodeNeighbour(roundTrip(neighbourMessage(n, 5))), { ...n, index: 5 });
-  const proxy = decodeNeighbour(roundTrip(neighbourMessage({ ...n, flags: 0x08 | 0x80 }, 5)));
-  t.equal(proxy.flags, 0x80, 'only the router flag is sent');
+  const learned = { ...n, state: 0x04, flags: 0x10 };
+  t.same(decodeNeighbour(roundTrip(neighbourMessage(learned, 5))), { ...learned, index: 5 }, 'externally learned, stale: as it was');
+  const proxy = decodeNeighbour(roundTrip(neighbourMessage({ ...n, flags: 0x08 | 0x80 | 0x40 | 0x02 }, 5)));
+  t.equal(proxy.flags, 0x08 | 0x80, 'proxy and router flags are sent, the kernel\'s own (offloaded, in use) are not');
+  const managed = decodeNeighbour(roundTrip(neighbourMessage({ ...n, state: 0x20, extFlags: 0x01 }, 5)));
+  t.same([managed.state, managed.lladdr, managed.extFlags], [0, undefined, 0x01], 'managed: no state nor link-layer address, the kernel finds them');
 });
 
 const q = (o: Partial<TcObject>): TcObject => ({ object: 'qdisc', kind: 'htb', handle: 0x10000, parent: TC_H_ROOT, info: 0, attrs: [], ...o });
@@ -132,4 +137,15 @@ t.test('a route through a nexthop object names only the object', async (t) => {
   t.equal(back.nhId, 5);
   t.equal(back.oif, 0, 'no output link');
   t.equal(back.gateway, undefined, 'no gateway');
+});
+
+t.test('a nexthop object survives encode then decode, on the device\'s new ifindex; a group with the members given', async (t) => {
+  const nh: NexthopObject = { id: 101, family: 2, protocol: 4, flags: 0x4, oif: 7, attrs: [{ type: 6, hex: 'c0000201' }] };
+  t.same(decodeNexthopObject(roundTrip(nexthopMessage(nh, 7, 9))), { ...nh, oif: 9 }, 'the output link mapped, onlink kept');
+  t.equal(decodeNexthopObject(roundTrip(nexthopMessage({ ...nh, flags: 0x1 | 0x10 }, 7, 7))).flags, 0, 'dead and linkdown are the kernel\'s');
+  const group: NexthopObject = { id: 110, family: 0, protocol: 0, flags: 0, group: [{ id: 101, weight: 0 }, { id: 102, weight: 2 }], attrs: [{ type: 3, hex: '0000' }] };
+  t.same(decodeNexthopObject(roundTrip(nexthopMessage(group, 7, 9))), group, 'a group as recorded');
+  const members = [{ id: 104, weight: 0 }, ...group.group!];
+  t.same(decodeNexthopObject(roundTrip(nexthopMessage(group, 7, 9, members))).group, members, 'or with the members it is given');
+  t.equal(describeNexthop(group), 'nexthop group 110');
 });
