@@ -303,7 +303,9 @@ function planAndRecord(
     hostNetns: hostRecord(host.ns, opts),
     ...(req.networks.length ? { networks: req.networks } : {}),
   };
-  return { journal, makeDurable: store.createJournal(journal) };
+  const makeDurable = store.createJournal(journal);
+  store.recordHost(journal.hostNetns!);
+  return { journal, makeDurable };
 }
 
 /**

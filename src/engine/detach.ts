@@ -14,7 +14,7 @@ import { StateDir } from '../state/statedir';
 import type { Journal, Lock } from '../state/statedir';
 import { delNetworks, DEFAULT_CNI_SETTINGS, gcCache, networksHeld } from './networks';
 import type { EngineOptions } from './options';
-import { containerAlive, contextFor, openContainerNs, openHost, requireHostNamespace, sideIn } from './sides';
+import { containerAlive, contextFor, hostNsMismatch, openContainerNs, openHost, requireHostNamespace, sideIn } from './sides';
 import { NamesHeldElsewhere, waitingNames } from './claims';
 
 /** What a restore ended with: the devices found lost (each reported once, its record closed), and
@@ -224,7 +224,8 @@ export function gc(opts: EngineOptions): GcResult[] {
     }
   }
   // After a reboot the state dir is gone but IPAM leases and libcni's cache are not.
-  results.push(...hostNs.within(() => gcCache(opts.stateDir, opts.cni ?? DEFAULT_CNI_SETTINGS)));
+  const wrongHost = hostNsMismatch(store.recordedHost(), hostNs);
+  results.push(...hostNs.within(() => gcCache(opts.stateDir, opts.cni ?? DEFAULT_CNI_SETTINGS, wrongHost)));
   return results;
 }
 
@@ -239,11 +240,17 @@ export function forget(id: string, opts: EngineOptions): GcResult {
   if (!lock) throw new StateError(`container ${id}: a hook is working on it; try again once it is done`);
   try {
     let held: string;
+    let j: Journal | null = null;
     try {
-      const j = store.readJournal(id);
+      j = store.readJournal(id);
       held = j ? [...j.plan.devices.map((d) => `device ${d.key}`), ...(j.networks ?? []).map((n) => `network ${n.network}`)].join(', ') || 'nothing' : 'no journal';
     } catch (err) {
       held = `a journal that cannot be read: ${(err as Error).message}`;
+    }
+    // Its poststop (or DEL) restores a container that lives: dropping the record would strand its devices.
+    if (j?.phase === 'attached' && containerAlive(j)) {
+      const alive = j.origin ? `its namespace ${j.netnsPath} is still there` : `its process ${j.containerPid} is running`;
+      throw new StateError(`container ${id}: not forgotten: ${alive}; stop it (its poststop restores the devices), then run oci-netdev gc`);
     }
     unpin(store.pinPath(id));
     store.remove(id);

@@ -300,9 +300,10 @@ export interface CacheGcResult {
  * cached config, which frees its IPAM lease and cache entry; then each such network of a 1.1.0
  * list gets GC, with every attachment left valid. The attachments of other runtimes and other
  * state dirs (one cache serves them all) are valid and never DELed; so is one whose namespace is
- * still there (its container may still run).
+ * still there (its container may still run). `wrongHost`: why this is not the host's namespace the
+ * state dir recorded; then each network of ours is refused, and nothing is deleted.
  */
-export function gcCache(stateDir: string, cni: CniSettings): CacheGcResult[] {
+export function gcCache(stateDir: string, cni: CniSettings, wrongHost?: string): CacheGcResult[] {
   const cached = cachedAttachments(cni.cacheDir);
   const held = journalHolds(stateDir);
   const root = path.resolve(stateDir);
@@ -311,6 +312,11 @@ export function gcCache(stateDir: string, cni: CniSettings): CacheGcResult[] {
   const ours = (a: CachedAttachment) => (a.netns !== '' && path.resolve(a.netns).startsWith(root + path.sep)) || (a.config?.plugins.some(doorOf) ?? false);
   const results: CacheGcResult[] = [];
   for (const network of new Set(cached.filter(ours).map((a) => a.network))) {
+    // From another namespace than the host's, a DEL or GC would act on the wrong one.
+    if (wrongHost !== undefined) {
+      results.push({ containerId: network, action: 'failed', reason: `network ${network}: ${wrongHost}` });
+      continue;
+    }
     const all = cached.filter((a) => a.network === network);
     const stale = all.filter((a) => ours(a) && !held.holds(a) && !isPinned(a.netns));
     for (const a of all.filter((x) => ours(x) && !held.holds(x) && isPinned(x.netns))) {

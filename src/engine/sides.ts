@@ -93,6 +93,17 @@ export function requireHostNamespace(j: Journal, hostNs: Netns): void {
   throw new HostNamespaceError(`container ${id}: its devices belong to the host's network namespace net:[${want.ino}], not to this one (net:[${hostNs.ino}]); nothing changed: run oci-netdev gc in the host's network namespace (${how})`);
 }
 
+/**
+ * Why `hostNs` is not the host's namespace the state dir recorded (for libcni's cache, whose
+ * attachments no journal holds), or undefined when it is, or when nothing recorded it in this boot.
+ */
+export function hostNsMismatch(want: HostNamespace | undefined, hostNs: Netns): string | undefined {
+  if (!want || want.bootId !== bootId()) return undefined;
+  if (want.dev === hostNs.dev && want.ino === hostNs.ino && (want.cookie === undefined || want.cookie === hostNs.cookie())) return undefined;
+  const path = pathInto(want.dev, want.ino, want.path !== undefined ? [want.path] : []);
+  return `its attachments belong to the host's network namespace net:[${want.ino}], not to this one (net:[${hostNs.ino}]); nothing deleted: run oci-netdev gc in the host's network namespace${path !== undefined ? ` (e.g. nsenter --net=${path} oci-netdev gc)` : ''}`;
+}
+
 /** Start time of a process (field 22 of /proc/pid/stat), to tell a reused pid apart; undefined if gone. */
 export function processStartTime(pid: number): string | undefined {
   return procStat(pid)?.[19];

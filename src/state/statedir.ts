@@ -24,6 +24,9 @@ export const DEFAULT_STATE_DIR = '/run/oci-netdev';
 const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 /** In the root: a token rewritten in place whenever a container's folder is removed (releaseMark). */
 const RELEASED = 'released';
+/** The host's network namespace the hooks attached in (JSON HostNamespace), for what no journal holds. */
+const HOST_NETNS = 'host-netns';
+const MAX_HOST_NETNS_BYTES = 4096;
 const MARK_BYTES = 64;
 
 export class StateDir {
@@ -44,6 +47,31 @@ export class StateDir {
    */
   releaseMark(): string | null {
     return this.ownFile(this.root, RELEASED, MARK_BYTES)?.toString('latin1') || null;
+  }
+
+  /** The host's namespace the last attach recorded (recordHost); undefined when none or unreadable. */
+  recordedHost(): HostNamespace | undefined {
+    const raw = this.ownFile(this.root, HOST_NETNS, MAX_HOST_NETNS_BYTES)?.toString('utf8');
+    try {
+      const v = JSON.parse(raw ?? 'null') as Partial<HostNamespace> | null;
+      return v && typeof v.dev === 'number' && typeof v.ino === 'number' && typeof v.bootId === 'string' ? v as HostNamespace : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records the host's namespace for the state dir (written only when it changed, through a rename). */
+  recordHost(ns: HostNamespace): void {
+    const text = JSON.stringify(ns);
+    if (this.ownFile(this.root, HOST_NETNS, MAX_HOST_NETNS_BYTES)?.toString('utf8') === text) return;
+    const tmp = path.join(this.root, `${HOST_NETNS}.${process.pid}.tmp`);
+    try {
+      fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'w' });
+      fs.renameSync(tmp, path.join(this.root, HOST_NETNS));
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw new StateError(`cannot record the host's network namespace in ${this.root}: ${oneLine((err as Error).message)}`);
+    }
   }
 
   /**

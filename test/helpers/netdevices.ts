@@ -141,9 +141,9 @@ export function groupedDevices(ns: string): string[] {
     .map((l) => `${l.ifname} (group ${l.group})`);
 }
 
-/** What a state dir holds besides its locks and its release mark, [] when it does not exist: the containers' folders. */
+/** What a state dir holds besides its locks, its release mark and its host namespace record, [] when it does not exist: the containers' folders. */
 export function stateEntries(stateDir: string): string[] {
-  return existsSync(stateDir) ? readdirSync(stateDir).filter((n) => !n.endsWith('.lock') && n !== 'released') : [];
+  return existsSync(stateDir) ? readdirSync(stateDir).filter((n) => !n.endsWith('.lock') && n !== 'released' && n !== 'host-netns') : [];
 }
 
 export interface SeenDevice {

@@ -159,3 +159,34 @@ t.test('the plugin door passes GC on to an IPAM plugin that speaks 1.1.0, with t
   const debian = execPlugin(cniRun, 'GC', 'oci-netdev', conf({ type: 'host-local', dataDir: dirs.ipamDir, ranges: [[{ subnet: '10.81.0.0/29' }]] }), nodeEnv);
   t.equal(debian.status, 0, "and with Debian's host-local (CNI up to 1.0.0)", { stderr: debian.stderr });
 });
+
+t.test("gc from a namespace that is not the host's DELs nothing of libcni's cache; gc --forget refuses a live attachment; gc in the host's then DELs", async (t) => {
+  const { rig, dirs, doorNet: door } = gcRig(t, '10.79.0.0/29', '10.80.0.0/29');
+  const doorNet = door(rig.stateDir);
+  const doorId = uniqueId('pod');
+  const doorNs = rig.sb.createNetns('pod');
+  t.equal(run(rig, dirs, ['cni', 'add', doorNet, netnsPath(doorNs), '--container-id', doorId]).status, 0, 'ADD through the plugin door');
+  const id = `cni:${doorNet}:${doorId}:eth0`;
+  const forget = run(rig, dirs, ['gc', '--forget', id]);
+  t.equal(forget.status, 1, 'gc --forget of an attachment whose namespace lives fails', { stdout: forget.stdout });
+  t.equal(forget.stderr.trim(), `oci-netdev: container ${id}: not forgotten: its namespace ${netnsPath(doorNs)} is still there; stop it (its poststop restores the devices), then run oci-netdev gc`, 'in one line saying why and what to do');
+  t.equal(stateEntries(rig.stateDir).length, 1, 'the record stays');
+  // The pod goes without its DEL, and its record is dropped: the cache entry is stale.
+  shOk('ip', ['netns', 'del', doorNs]);
+  t.equal(run(rig, dirs, ['gc', '--forget', id]).status, 0, 'gc --forget once it is gone');
+  t.same(cacheEntries(dirs), [`${doorNet}-${doorId}-eth0`], 'the cache entry stays');
+
+  const wrong = rig.sb.createNetns('wrong');
+  const wrongGc = sh(...inSimHost(wrong, [OCI_NETDEV, 'gc', '--state-dir', rig.stateDir]), { env: { ...dirs.env, OCI_NETDEV_STATE_DIR: rig.stateDir } });
+  t.equal(wrongGc.status, 1, 'gc from the wrong namespace exits 1', { stdout: wrongGc.stdout, stderr: wrongGc.stderr });
+  t.match(wrongGc.stdout, `${doorNet}: failed (network ${doorNet}: its attachments belong to the host's network namespace net:[`, 'naming the network');
+  t.match(wrongGc.stdout, `nothing deleted: run oci-netdev gc in the host's network namespace (e.g. nsenter --net=${netnsPath(rig.simhost)} oci-netdev gc)`, 'and where to run gc');
+  t.equal(leases(dirs, doorNet).length, 1, 'the lease is kept');
+  t.same(cacheEntries(dirs), [`${doorNet}-${doorId}-eth0`], 'and the cache entry');
+
+  const gc = run(rig, dirs, ['gc']);
+  t.equal(gc.status, 0, 'gc in the host\'s namespace exits 0', { stdout: gc.stdout, stderr: gc.stderr });
+  t.match(gc.stdout, `${doorId}: removed (network ${doorNet} eth0: cached without a journal, DEL ran)`, 'and DELs the stale attachment');
+  t.same([leases(dirs, doorNet), cacheEntries(dirs)], [[], []], 'its lease and cache entry are gone');
+  shOk('ip', ['netns', 'add', doorNs]); // for the sandbox's teardown
+});
