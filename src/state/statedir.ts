@@ -9,7 +9,7 @@ import { StateError, oneLine } from '../errors';
 import { checkRegular, readRegularFile, replaceFile, writeAll } from '../fsio/files';
 import { CLAIMS, MAX_CLAIMS_BYTES, claimRecordOf, claimsData, decodeClaims, writeClaims, type ClaimRecord } from './claims';
 import { ID_FILE, MAX_ID_BYTES, checkDir, checkOwner, decodeId, folderName, isHashedFolder } from './folders';
-import { JOURNAL, MAX_JOURNAL_BYTES, createJournalFile, journalData, journalOwner, readJournalFile, swapJournalFile, type BadJournal, type Journal } from './journal';
+import { JOURNAL, MAX_JOURNAL_BYTES, createJournalFile, journalData, journalOwner, readJournalFile, swapJournalFile, type BadJournal, type HostNamespace, type Journal } from './journal';
 import { Lock, lockFile } from './locks';
 
 export type { ClaimRecord } from './claims';
