@@ -98,12 +98,13 @@ t.test('the state dir full at every level from empty to full: createRuntime fail
 
 t.test('the state dir full at poststop: poststop restores everything and exits 0', async (t) => {
   const w = makeRig(t, { inProcess: true });
-  const { mnt, stateDir } = smallFs(w, 256 * 1024);
+  // Room for a journal of ten devices with their neighbours, nexthops and sysctls, and its spare.
+  const { mnt, stateDir } = smallFs(w, 512 * 1024);
   const { bundle, before, ctBefore } = await tenDevices(w);
   const id = uniqueId('ctr');
   const r = hook(w, 'create-runtime', creating(id, bundle), stateDir);
   t.equal(r.status, 0, 'create-runtime exits 0', { stderr: r.stderr });
-  t.notOk(fill(join(mnt, 'filler'), 256 * 1024), 'the file system is now full');
+  t.notOk(fill(join(mnt, 'filler'), 512 * 1024), 'the file system is now full');
 
   const stop = hook(w, 'poststop', stopped(id, bundle), stateDir);
   t.equal(stop.status, 0, 'poststop exits 0', { stderr: stop.stderr });
