@@ -5,7 +5,8 @@
 // traffic control) are its own types, not the netlink layer's, so a change to the codec cannot
 // change what a journal says or fail to read one written before. src/apply/convert-records.ts converts
 // both ways. Numbers are the kernel's own values (rtnetlink), as observed, so a record replays
-// exactly what was there.
+// exactly what was there. They mirror the netlink layer's types field for field on purpose (a
+// deliberate copy, which `duplicates` lists); convert-records.ts's field-by-field copies are its twin.
 
 import type { MacvlanMode } from '../model/devices';
 
