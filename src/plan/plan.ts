@@ -1,5 +1,7 @@
 // Pure planning: requested devices + what the host and container hold now ->
 // device records and ordered steps with their undos. No I/O here.
+// About 400 lines on purpose: the planner is one pure function and the refusals it applies are
+// already in refusals.ts; what remains is read top to bottom as the order of the steps.
 
 import { PICKED_INDEX_BASE } from '../model/devices';
 import type { DeviceSpec } from '../config/types';
