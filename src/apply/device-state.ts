@@ -1,8 +1,9 @@
 // What a move to another namespace destroys and the kernel does not give back: the device's routes
 // (every table, both families) and nexthop objects, its configured neighbour entries, its
 // per-device sysctls and its traffic control. Recorded before the move; put back once the device is home.
-// Over 400 lines on purpose: each kind of state has its capture and its restore side by side, and
-// the restore's order (sysctls, links, addresses, nexthops, routes, neighbours, tc) is one function.
+// Over 400 lines on purpose: what one capture records is restored here too, kind by kind (sysctls,
+// IPv6 token and multicast, nexthops, routes, neighbours and tc, link settings, ethtool), so a field
+// recorded and not put back shows in one file; operations.ts calls the restores in their order.
 
 import type { NetlinkSocket } from '../netlink/client';
 import type { Netns } from '../netns/netns';
