@@ -124,8 +124,7 @@ export function restoreSysctls(hostNs: Netns, state: DeviceState, key: string, d
 }
 
 function writeChangedSysctls(state: DeviceState, key: string, device: string, warn: Warn): void {
-  const notRestored = (name: string, value: string, why: string) =>
-    warn(`device ${key}: sysctl ${sysctlName(device, name)}=${value} not restored: ${why}`);
+  const notRestored = (name: string, value: string, why: string) => warn(`device ${key}: sysctl ${nameOf(device, name)}=${value} not restored: ${why}`);
   const write = (name: string, value: string) => {
     try {
       writeDeviceSysctl(device, name, value);
@@ -147,7 +146,7 @@ function writeChangedSysctls(state: DeviceState, key: string, device: string, wa
   for (const name of state.unsetSysctls ?? []) {
     const now = readDeviceSysctl(device, name);
     if (typeof now === 'string') {
-      warn(`device ${key}: sysctl net.${name.replace('/', '.conf.' + device + '.')} was not set before and is ${now} now (the namespace's default): the kernel cannot unset it`);
+      warn(`device ${key}: sysctl ${nameOf(device, name)} was not set before and is ${now} now (the namespace's default): the kernel cannot unset it`);
     }
   }
   // The ones not recorded had the namespace's default value. The kernel derives some from the
@@ -158,6 +157,15 @@ function writeChangedSysctls(state: DeviceState, key: string, device: string, wa
     const value = defaults[name];
     if (name in state.sysctls || value === undefined || now === value || !writable(device, name)) continue;
     write(name, value);
+  }
+}
+
+/** A recorded key as sysctl(8) names it; as recorded when it names no per-device sysctl (the warning then says why). */
+function nameOf(device: string, key: string): string {
+  try {
+    return sysctlName(device, key);
+  } catch {
+    return key;
   }
 }
 

@@ -78,10 +78,10 @@ t.test('a recorded sysctl that cannot be read back is named in one warning with 
   rig.sb.createVethPair(rig.simhost, dev, uniqueName('peer'));
   using host = Netns.open(`/run/netns/${rig.simhost}`);
   const warnings: string[] = [];
-  // "ipv4/.." names the device's conf folder itself: reading it fails with EISDIR.
+  // "ipv4/.." would name the device's conf folder itself: the reader refuses such a key.
   const state = { routes: [], neighbours: [], tc: [], sysctls: { 'ipv4/..': '1', 'ipv6/accept_ra': '0' } };
   restoreSysctls(host, state, 'k', dev, (m) => warnings.push(m));
   t.equal(warnings.length, 1, 'one warning', { warnings });
-  t.match(warnings[0], new RegExp(`^device k: sysctl net\\.ipv4\\.conf\\.${dev}\\.\\.\\.=1 not restored: device ${dev}: cannot read /proc/sys/net/ipv4/conf/${dev}/\\.\\.: EISDIR$`), 'naming the sysctl and why');
+  t.equal(warnings[0], `device k: sysctl ipv4/..=1 not restored: device ${dev}: ipv4/.. is not a per-device sysctl`, 'naming the sysctl and why');
   t.equal(shOk(...inSimHost(rig.simhost, ['cat', `/proc/sys/net/ipv6/conf/${dev}/accept_ra`])).trim(), '0', 'the other one is restored, in the host given');
 });

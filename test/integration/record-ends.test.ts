@@ -6,6 +6,7 @@
 // stays on the host: deleting the peer deletes the NIC wherever it is, as a VF vanishes with its PF.
 import t, { Test } from 'tap';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { attach } from '../../src/engine/attach';
 import { detachAttachment } from '../../src/engine/detach';
 import { StateDir } from '../../src/state/statedir';
@@ -130,12 +131,22 @@ t.test('a NIC deleted on the host between createRuntime\'s plan and its move: th
   await claimableAgain(t, { ...rig, inProcess: false }, gone.dev);
 });
 
-t.test('gc --forget ID drops a record without restoring, logged; an unknown id is one error line', async (t) => {
+t.test('gc --forget ID drops a record without restoring, logged; a live container and an unknown id are one error line each', async (t) => {
   const rig = makeRig(t);
   const held = nic(rig);
+  const live = uniqueId('ctr');
+  const liveBundle = configBundle(rig.sb, rig.ctr, { netDevices: { [held.dev]: { name: 'eth1' } } });
+  ok(t, hook(rig, 'create-runtime', live, liveBundle, { pid: process.pid }), 'create-runtime of a running container');
+  const refused = cli(rig, ['gc', '--forget', live]);
+  t.equal(refused.status, 1, 'gc --forget of a running container exits 1');
+  t.equal(refused.stderr, `oci-netdev: container ${live}: not forgotten: its process ${process.pid} is running; stop it (its poststop restores the devices), then run oci-netdev gc\n`, 'with one line saying what to do');
+  t.same(stateEntries(rig.stateDir), [live], 'its record stays');
+  ok(t, hook(rig, 'poststop', live, liveBundle), 'its poststop');
+
+  // A container whose process is gone (a pid that has exited) without its poststop.
   const id = uniqueId('ctr');
   const bundle = configBundle(rig.sb, rig.ctr, { netDevices: { [held.dev]: { name: 'eth1' } } });
-  ok(t, hook(rig, 'create-runtime', id, bundle, { pid: process.pid }), 'create-runtime');
+  ok(t, hook(rig, 'create-runtime', id, bundle, { pid: spawnSync('true').pid }), 'create-runtime');
   const r = cli(rig, ['gc', '--forget', id]);
   ok(t, r, 'gc --forget');
   const reason = `record dropped without restoring anything (it held device ${held.dev})`;
