@@ -54,17 +54,24 @@ export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 /**
  * Runs the shell `script` in a private mount namespace where every node on this machine is
  * /dev/null and /tmp is an empty noexec tmpfs (none of it reaches the machine's own mounts), and
- * prints what /tmp holds at the end after a line `/tmp:`.
+ * prints what /tmp holds at the end after a line `/tmp:`. A checkout under /tmp (CI clones into
+ * /tmp/fresh-PID) is bound back in place, through a descriptor opened before the tmpfs hid it (mount
+ * must not canonicalize that /proc path, which would name the hidden folder), and left out of that listing.
  */
 export function withoutNode(script: string, opts: ShOptions = {}): ShResult {
   const nodes = [...new Set(shOk('which', ['-a', 'node', 'nodejs']).split('\n').filter(Boolean).map((p) => realpathSync(p)))];
+  const repo = realpathSync(REPO_ROOT);
+  const inTmp = repo.startsWith('/tmp/') ? repo : undefined;
   const setup = [
     'set -e',
+    ...(inTmp ? [`exec 9< ${shQuote(inTmp)}`] : []),
     'mount -t tmpfs -o noexec,nosuid,nodev,size=1m oci-netdev-test-tmp /tmp',
+    ...(inTmp ? [`mkdir -p ${shQuote(inTmp)}`, `mount --no-canonicalize --bind /proc/self/fd/9 ${shQuote(inTmp)}`, 'exec 9<&-'] : []),
     ...nodes.map((n) => `mount --bind /dev/null ${shQuote(n)}`),
     'set +e',
   ];
-  return sh('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', [...setup, script, 'echo /tmp:; ls -A /tmp'].join('\n')], opts);
+  const listing = inTmp ? `{ ls -A /tmp | grep -v -x -F ${shQuote(inTmp.split('/')[2])}; true; }` : 'ls -A /tmp';
+  return sh('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', [...setup, script, `echo /tmp:; ${listing}`].join('\n')], opts);
 }
 
 export const netnsPath = (ns: string): string => `/run/netns/${ns}`;
